@@ -1,0 +1,45 @@
+# Two set-up commands on a fresh Debian machine: `make demo` and `make test` (see README.md).
+# Both are idempotent: a second run installs nothing and only re-runs.
+
+PYTHON      ?= python3
+VENV        ?= .venv
+BIN         := $(VENV)/bin
+PYTEST_ARGS ?= -n auto -q
+
+# Debian packages the tests use as real peers and real servers.
+APT_TEST    := docker-registry skopeo umoci oci-image-tool buildah runc busybox-static \
+               mmdebstrap pigz zstd openssl iproute2 nftables iptables ca-certificates
+# What the demo needs: a static busybox to make a base image from.
+APT_DEMO    := busybox-static
+
+.PHONY: demo test bench apt-test apt-demo clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@ $(VENV)/.runtime
+
+apt-test:
+	@./.ci/apt-install $(APT_TEST)
+
+apt-demo:
+	@./.ci/apt-install $(APT_DEMO)
+
+demo: apt-demo $(VENV)/.runtime
+	@PATH="$(abspath $(BIN)):$$PATH" bash examples/demo.sh
+
+test: apt-test $(VENV)/.test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: apt-test $(VENV)/.test
+	@PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

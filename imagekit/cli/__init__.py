@@ -1,0 +1,75 @@
+"""The `imagekit` command: a thin click layer over the library.
+
+This is the edge where failures become messages: an ImagekitError prints as one line on stderr with
+exit status 1, a usage error exits 2 (click's convention), Ctrl-C exits 130. Tracebacks are for bugs
+only. Command groups live in sibling modules, one per area, and register themselves on `cli` below.
+The CLI is also the only place where registry and store are wired together.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from imagekit import __version__
+from imagekit.errors import ImagekitError
+
+
+class Context:
+    """What every command needs: where the store lives and how chatty to be."""
+
+    def __init__(self, root: Path, debug: bool) -> None:
+        self.root = root
+        self.debug = debug
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="imagekit")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="IMAGEKIT_ROOT",
+    default=None,
+    help="Store root (an OCI image layout). Default: /var/lib/imagekit as root, else $XDG_DATA_HOME/imagekit.",
+)
+@click.option("--debug", is_flag=True, help="Log requests and decisions to stderr (never secrets).")
+@click.pass_context
+def cli(ctx: click.Context, root: Path | None, debug: bool) -> None:
+    """imagekit: build, move and run OCI images without a daemon."""
+    ctx.obj = Context(root or default_root(), debug)
+
+
+def default_root() -> Path:
+    """Root's store is system-wide, like podman's; other users get one under their XDG data home."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/imagekit")
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(data_home) / "imagekit"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: runs the CLI and turns every expected failure into one line."""
+    try:
+        cli.main(args=argv, prog_name="imagekit", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("imagekit: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except ImagekitError as err:
+        click.echo(f"imagekit: {err}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("imagekit: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(141)
+    except OSError as err:
+        # A safety net, not the design: modules translate the OS errors they expect into ImagekitErrors.
+        where = f": {err.filename}" if err.filename else ""
+        click.echo(f"imagekit: {err.strerror or err}{where}", err=True)
+        sys.exit(1)

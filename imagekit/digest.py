@@ -1,0 +1,142 @@
+"""Content addresses: the Digest value, a streaming hasher, and a reader that verifies at EOF.
+
+Everything imagekit stores or moves is named by its digest, and everything it receives is checked
+against the digest it was promised while it streams, so a corrupt or hostile byte is caught before
+the content is ever used. See the OCI image-spec, "Digests" (descriptor.md#digests).
+
+Imports: stdlib and imagekit.errors only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from imagekit.errors import BadDigest, DigestMismatch
+
+#: Registered algorithms and the exact hex length of their encoded part (image-spec descriptor.md).
+ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
+_HEX = re.compile(r"[a-f0-9]+")
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Digest:
+    """`algorithm:hex`, validated on construction so an invalid digest cannot exist in memory."""
+
+    algorithm: str
+    hex: str
+
+    def __post_init__(self) -> None:
+        length = ALGORITHMS.get(self.algorithm)
+        if length is None:
+            raise BadDigest(f"unsupported digest algorithm {self.algorithm!r} (expected sha256 or sha512)")
+        if len(self.hex) != length or not _HEX.fullmatch(self.hex):
+            raise BadDigest(
+                f"invalid {self.algorithm} digest {self.hex[:80]!r}: expected {length} lowercase hex characters"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> Digest:
+        """Parses `sha256:<64 hex>`; raises BadDigest naming what is wrong."""
+        if not isinstance(text, str) or ":" not in text:
+            raise BadDigest(f"invalid digest {str(text)[:80]!r}: expected algorithm:hex")
+        algorithm, _, encoded = text.partition(":")
+        return cls(algorithm, encoded)
+
+    @classmethod
+    def of_bytes(cls, data: bytes, algorithm: str = "sha256") -> Digest:
+        return cls(algorithm, hashlib.new(algorithm, data).hexdigest())
+
+    @classmethod
+    def of_stream(cls, stream: BinaryIO, algorithm: str = "sha256") -> tuple[Digest, int]:
+        """Hashes a stream to its end; returns (digest, size). Does not close the stream."""
+        hasher = Hasher(algorithm)
+        while chunk := stream.read(CHUNK):
+            hasher.update(chunk)
+        return hasher.digest(), hasher.size
+
+    @property
+    def encoded(self) -> str:
+        """The hex part, as the OCI layout names blob files (`blobs/<algorithm>/<encoded>`)."""
+        return self.hex
+
+    @property
+    def short(self) -> str:
+        """The 12-character image ID docker shows."""
+        return self.hex[:12]
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.hex}"
+
+
+class Hasher:
+    """Incremental digest plus byte count, for content that is produced or received in chunks."""
+
+    def __init__(self, algorithm: str = "sha256") -> None:
+        if algorithm not in ALGORITHMS:
+            raise BadDigest(f"unsupported digest algorithm {algorithm!r}")
+        self.algorithm = algorithm
+        self._hash = hashlib.new(algorithm)
+        self.size = 0
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        self._hash.update(data)
+        self.size += len(data)
+
+    def digest(self) -> Digest:
+        return Digest(self.algorithm, self._hash.hexdigest())
+
+
+class VerifyingReader:
+    """Wraps a binary stream; hashes what passes through and raises DigestMismatch at EOF.
+
+    The mismatch is raised by the `read` call that reaches the end, so a consumer that reads to the end
+    (copying into a temp file, decompressing a layer) can never finish with unverified content.
+    Reading more than `expected_size` bytes fails at once: a hostile server cannot stream forever.
+    The caller owns and closes the underlying stream.
+    """
+
+    def __init__(self, stream: BinaryIO, expected: Digest, expected_size: int | None = None, what: str = "") -> None:
+        self._stream = stream
+        self._expected = expected
+        self._expected_size = expected_size
+        self._hasher = Hasher(expected.algorithm)
+        self._what = what or f"blob {expected}"
+        self.verified = False
+
+    @property
+    def bytes_read(self) -> int:
+        return self._hasher.size
+
+    def read(self, size: int = -1) -> bytes:
+        if self.verified:
+            return b""
+        chunk = self._stream.read(size if size is not None and size >= 0 else -1)
+        if chunk:
+            self._hasher.update(chunk)
+            if self._expected_size is not None and self._hasher.size > self._expected_size:
+                raise DigestMismatch(f"{self._what} size", str(self._expected_size), f"more than {self._expected_size} bytes")
+            if size is None or size < 0:
+                self._finish()
+            return chunk
+        self._finish()
+        return b""
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def _finish(self) -> None:
+        if self._expected_size is not None and self._hasher.size != self._expected_size:
+            raise DigestMismatch(f"{self._what} size", str(self._expected_size), str(self._hasher.size))
+        actual = self._hasher.digest()
+        if actual != self._expected:
+            raise DigestMismatch(self._what, str(self._expected), str(actual))
+        self.verified = True

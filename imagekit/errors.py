@@ -1,0 +1,102 @@
+"""The one exception hierarchy of imagekit.
+
+Every failure a user can cause or meet (bad input, a hostile registry, a broken store) is an
+`ImagekitError` whose `str()` is a single human-readable line: the CLI prints exactly that and exits 1.
+Anything else escaping to the CLI is a bug. Context travels in attributes, never in a traceback.
+Messages must never contain credentials.
+
+Imports: stdlib only.
+"""
+
+from __future__ import annotations
+
+
+class ImagekitError(Exception):
+    """Root of all expected failures; `str(err)` is the one-line message shown to the user."""
+
+
+class BadReference(ImagekitError):
+    """An image reference that does not follow the distribution reference grammar."""
+
+    def __init__(self, reference: str, problem: str) -> None:
+        super().__init__(f"invalid reference {reference!r}: {problem}")
+        self.reference = reference
+        self.problem = problem
+
+
+class BadDigest(ImagekitError):
+    """A digest string that is not `algorithm:hex` with a known algorithm and the right length."""
+
+
+class DigestMismatch(ImagekitError):
+    """Content whose digest (or size) differs from what its descriptor promised."""
+
+    def __init__(self, what: str, expected: str, actual: str) -> None:
+        super().__init__(f"{what}: expected {expected}, got {actual}")
+        self.what = what
+        self.expected = expected
+        self.actual = actual
+
+
+class InvalidManifest(ImagekitError):
+    """A manifest, index, config or descriptor that is not valid OCI/Docker JSON."""
+
+
+class StoreError(ImagekitError):
+    """The store (OCI image layout) is unreadable, corrupt or not writable."""
+
+
+class BlobNotFound(StoreError):
+    """A blob that a manifest or ref points at is missing from the store."""
+
+
+class ImageNotFound(StoreError):
+    """No image in the store carries the given reference or digest."""
+
+
+class LayerError(ImagekitError):
+    """A layer tarball that cannot be written or applied: corrupt, unsafe or too large."""
+
+
+class RegistryError(ImagekitError):
+    """A registry answered with an error or could not be reached.
+
+    `temporary` marks what a retry may cure (connection errors, 5xx, 429); nothing else is retried.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        codes: tuple[str, ...] = (),
+        url: str | None = None,
+        temporary: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.codes = codes
+        self.url = url
+        self.temporary = temporary
+
+
+class AuthError(RegistryError):
+    """The registry refused our credentials, or demanded ones we do not have."""
+
+
+class CredentialsError(ImagekitError):
+    """The credential store (config.json or a credential helper) is broken or refused."""
+
+
+class BuildError(ImagekitError):
+    """A Builderfile step failed; carries the file and line so the message can point at it."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None) -> None:
+        where = f"{file}:{line}: " if file and line else ""
+        super().__init__(f"{where}{message}")
+        self.file = file
+        self.line = line
+
+
+class SandboxError(ImagekitError):
+    """The isolation layer (namespaces, mounts, cgroups, network) could not be set up."""

@@ -1,0 +1,78 @@
+"""Digest parsing and streaming verification."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import pytest
+
+from imagekit.digest import Digest, Hasher, VerifyingReader
+from imagekit.errors import BadDigest, DigestMismatch
+
+EMPTY = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def test_parse_round_trips() -> None:
+    assert str(Digest.parse(EMPTY)) == EMPTY
+    assert Digest.of_bytes(b"") == Digest.parse(EMPTY)
+    assert Digest.parse(EMPTY).short == "e3b0c44298fc"
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("sha256", "algorithm:hex"),
+        ("md5:d41d8cd98f00b204e9800998ecf8427e", "unsupported digest algorithm 'md5'"),
+        ("sha256:" + "A" * 64, "lowercase hex"),
+        ("sha256:" + "a" * 63, "64 lowercase hex"),
+        ("sha512:" + "a" * 64, "128 lowercase hex"),
+        ("sha256:" + "g" * 64, "lowercase hex"),
+    ],
+)
+def test_bad_digests_name_the_problem(text: str, problem: str) -> None:
+    with pytest.raises(BadDigest, match=problem):
+        Digest.parse(text)
+
+
+def test_hasher_counts_and_hashes() -> None:
+    hasher = Hasher()
+    for part in (b"abc", b"", b"def"):
+        hasher.update(part)
+    assert hasher.size == 6
+    assert hasher.digest().hex == hashlib.sha256(b"abcdef").hexdigest()
+
+
+def test_of_stream_returns_digest_and_size() -> None:
+    data = b"x" * (3 << 20)
+    assert Digest.of_stream(io.BytesIO(data)) == (Digest.of_bytes(data), len(data))
+
+
+def test_verifying_reader_accepts_matching_content() -> None:
+    data = b"layer bytes" * 1000
+    reader = VerifyingReader(io.BytesIO(data), Digest.of_bytes(data), len(data))
+    out = b"".join(iter(lambda: reader.read(4096), b""))
+    assert out == data and reader.verified
+
+
+def test_verifying_reader_raises_at_eof_on_corruption() -> None:
+    data = b"layer bytes" * 1000
+    corrupt = bytearray(data)
+    corrupt[500] ^= 1
+    reader = VerifyingReader(io.BytesIO(bytes(corrupt)), Digest.of_bytes(data))
+    with pytest.raises(DigestMismatch, match="expected sha256:"):
+        while reader.read(4096):
+            pass
+    assert not reader.verified
+
+
+def test_verifying_reader_stops_an_endless_stream() -> None:
+    reader = VerifyingReader(io.BytesIO(b"y" * 100), Digest.of_bytes(b"y" * 10), expected_size=10)
+    with pytest.raises(DigestMismatch, match="size"):
+        reader.read(100)
+
+
+def test_verifying_reader_checks_truncation() -> None:
+    reader = VerifyingReader(io.BytesIO(b"y" * 5), Digest.of_bytes(b"y" * 10), expected_size=10)
+    with pytest.raises(DigestMismatch, match="expected 10, got 5"):
+        reader.read()

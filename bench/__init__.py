@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks: imagekit against a peer or the native pipeline, in one run, as ratios."""

@@ -62,6 +62,7 @@ class RegistryError(ImagekitError):
     """A registry answered with an error or could not be reached.
 
     `temporary` marks what a retry may cure (connection errors, 5xx, 429); nothing else is retried.
+    `retry_after` is the registry's Retry-After in seconds, when it sent one.
     """
 
     def __init__(
@@ -72,12 +73,14 @@ class RegistryError(ImagekitError):
         codes: tuple[str, ...] = (),
         url: str | None = None,
         temporary: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.codes = codes
         self.url = url
         self.temporary = temporary
+        self.retry_after = retry_after
 
 
 class AuthError(RegistryError):

@@ -26,6 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "layout": {"errors", "digest", "oci", "image", "reference"},
     "store": {"errors", "digest", "oci", "image", "reference", "layout", "layers"},
     "progress": {"errors"},
+    "origins": {"errors", "digest"},
     "registry": {"errors", "digest", "oci", "image", "reference", "progress"},
     "sandbox": {"errors"},
     "build": {"errors", "digest", "oci", "image", "reference", "layers", "layout", "store", "sandbox", "progress"},

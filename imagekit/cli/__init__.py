@@ -73,3 +73,4 @@ def main(argv: list[str] | None = None) -> None:
         where = f": {err.filename}" if err.filename else ""
         click.echo(f"imagekit: {err.strerror or err}{where}", err=True)
         sys.exit(1)
+from imagekit.cli import registry as _registry  # noqa: E402,F401

@@ -16,6 +16,8 @@ CONTRACT (stable for client.py / transfer.py):
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -115,4 +117,27 @@ def error_from_response(response: requests.Response, method: str) -> RegistryErr
     path = requests.utils.urlparse(url).path if url else ""
     message = f"{method} {path}: HTTP {status}" + (f" {', '.join(codes)}" if codes else "") + (f": {detail}" if detail else "")
     kind = AuthError if status in (401, 403) else RegistryError
-    return kind(message, status=status, codes=codes, url=url, temporary=status in (429, 502, 503, 504) or status >= 500)
+    return kind(
+        message,
+        status=status,
+        codes=codes,
+        url=url,
+        temporary=status in (429, 502, 503, 504) or status >= 500,
+        retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+    )
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds from now: delay-seconds or an HTTP-date (RFC 9110 10.2.3); None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds())

@@ -1,0 +1,112 @@
+"""`imagekit pull`, `push`, `tags` and `manifest inspect`: where the registry meets the store.
+
+Progress goes to stderr; stdout carries what scripts read (the digest, the tag list, the manifest JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from imagekit.cli import Context, cli
+from imagekit.layout import Layout
+from imagekit.origins import BlobOrigins
+from imagekit.progress import reporter
+from imagekit.reference import Reference, parse_reference
+from imagekit.registry.client import Repository
+from imagekit.registry.platforms import parse_platform
+from imagekit.registry.transfer import download, pull, push
+from imagekit.registry.transport import Transport
+
+
+def repository(ctx: Context, ref: Reference) -> Repository:
+    """The one place a Transport is made for a reference (API host, debug, and later credentials)."""
+    return Repository(Transport(ref.api_host, debug=ctx.debug), ref.path)
+
+
+def _manifest_reference(ref: Reference) -> str:
+    return ref.digest or ref.tag or "latest"
+
+
+@cli.command("pull")
+@click.option("--platform", "platform_text", metavar="OS/ARCH[/VARIANT]", help="Platform to choose from an index (default: this host's).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the digest.")
+@click.argument("reference")
+@click.pass_obj
+def pull_command(ctx: Context, platform_text: str | None, quiet: bool, reference: str) -> None:
+    """Download an image from a registry into the store."""
+    ref = parse_reference(reference)
+    wanted = parse_platform(platform_text) if platform_text else None
+    progress = reporter(sys.stderr, quiet=quiet)
+    if not quiet:
+        click.echo(f"{_manifest_reference(ref)}: Pulling from {ref.path}", err=True)
+    pulled = pull(repository(ctx, ref), _manifest_reference(ref), wanted)
+    layout = Layout(ctx.root)
+    with layout.writing():
+        download(pulled.image, layout, progress=progress)
+        layout.write_image(pulled.image, str(ref))
+    progress.close()
+    BlobOrigins(ctx.root).record((d.digest for d in pulled.image.blobs()), ref.name)
+    if quiet:
+        click.echo(str(pulled.digest))
+    else:
+        click.echo(f"Digest: {pulled.digest}", err=True)
+        click.echo(str(ref))
+
+
+@cli.command("push")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the digest.")
+@click.argument("source")
+@click.argument("destination", required=False)
+@click.pass_obj
+def push_command(ctx: Context, quiet: bool, source: str, destination: str | None) -> None:
+    """Upload an image from the store to a registry; prints the pushed manifest digest."""
+    src = parse_reference(source)
+    dest = parse_reference(destination) if destination else src
+    if dest.digest and not dest.tag:
+        raise click.UsageError("push to a tag (the digest of what is pushed is printed)")
+    image = Layout(ctx.root).image(str(src))
+    origins = BlobOrigins(ctx.root)
+    digests = [d.digest for d in image.blobs()]
+    progress = reporter(sys.stderr, quiet=quiet)
+    digest = push(
+        image,
+        repository(ctx, dest),
+        dest.tag,
+        origins=origins.on_registry(digests, dest.domain),
+        progress=progress,
+    )
+    progress.close()
+    origins.record(digests, dest.name)
+    if not quiet:
+        click.echo(f"{dest.tag}: digest: {digest} size: {len(image.manifest_bytes)}", err=True)
+    click.echo(str(digest))
+
+
+@cli.command("tags")
+@click.argument("repo")
+@click.pass_obj
+def tags_command(ctx: Context, repo: str) -> None:
+    """List the tags of a repository, one per line."""
+    ref = parse_reference(repo, default_tag=False)
+    if ref.tag or ref.digest:
+        raise click.UsageError("tags takes a repository name without a tag or digest")
+    for tag in repository(ctx, ref).tags():
+        click.echo(tag)
+
+
+@cli.group("manifest")
+def manifest_group() -> None:
+    """Inspect manifests in a registry."""
+
+
+@manifest_group.command("inspect")
+@click.argument("reference")
+@click.pass_obj
+def manifest_inspect(ctx: Context, reference: str) -> None:
+    """Print a remote manifest or index as JSON (verified against its digest)."""
+    ref = parse_reference(reference)
+    fetched = repository(ctx, ref).get_manifest(_manifest_reference(ref))
+    click.echo(json.dumps(json.loads(fetched.data), indent=2))

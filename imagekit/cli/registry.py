@@ -40,9 +40,9 @@ def pull_command(ctx: Context, platform_text: str | None, quiet: bool, reference
     ref = parse_reference(reference)
     wanted = parse_platform(platform_text) if platform_text else None
     progress = reporter(sys.stderr, quiet=quiet)
+    pulled = pull(repository(ctx, ref), _manifest_reference(ref), wanted)
     if not quiet:
         click.echo(f"{_manifest_reference(ref)}: Pulling from {ref.path}", err=True)
-    pulled = pull(repository(ctx, ref), _manifest_reference(ref), wanted)
     layout = Layout(ctx.root)
     with layout.writing():
         download(pulled.image, layout, progress=progress)

@@ -10,6 +10,7 @@ import tarfile
 from imagekit.digest import Digest
 from imagekit.image import Image
 from imagekit.layout import Layout
+from imagekit.reference import parse_reference
 from imagekit.oci import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, Manifest, canonical_json
 
 
@@ -31,7 +32,9 @@ def random_layer(size: int) -> bytes:
 
 
 def build_image(layout: Layout, ref: str, layers: list[bytes], *, architecture: str = "amd64", variant: str = "") -> Image:
-    """Stores `layers` as an OCI image for linux/`architecture` under `ref`; returns the stored Image."""
+    """Stores `layers` as an OCI image for linux/`architecture` under `ref` (normalised, as the CLI names
+    refs); returns the stored Image."""
+    ref = str(parse_reference(ref))
     descriptors = []
     diff_ids = []
     for blob in layers:

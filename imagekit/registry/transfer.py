@@ -53,6 +53,7 @@ class RetryPolicy:
     base: float = 0.5
     cap: float = 20.0
     max_retry_after: float = 60.0
+    sleep: Callable[[float], None] = time.sleep
 
     def delay(self, attempt: int, err: BaseException) -> float:
         after = getattr(err, "retry_after", None)
@@ -65,7 +66,7 @@ class RetryPolicy:
         """Sleeps before retry number `attempt` (1-based), or re-raises `err` when attempts are spent."""
         if attempt >= self.attempts:
             raise err
-        time.sleep(self.delay(attempt, err))
+        self.sleep(self.delay(attempt, err))
 
     def call(self, action: Callable[[], T], retry_on_mismatch: bool = True) -> T:
         """Runs `action`, retrying temporary RegistryErrors (and digest mismatches: a corrupted transfer)."""
@@ -165,7 +166,7 @@ class BlobReader:
                     if isinstance(err, RegistryError):
                         raise
                     raise RegistryError(f"download of blob {self._descriptor.digest} failed: {_one_line(err)}") from err
-                time.sleep(self._retry.delay(attempt, err))
+                self._retry.sleep(self._retry.delay(attempt, err))
                 if self._on_resume is not None:
                     self._on_resume(self._offset, _one_line(err))
                 continue

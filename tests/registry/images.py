@@ -6,8 +6,9 @@ import gzip
 import io
 import os
 import tarfile
+import zlib
 
-from imagekit.digest import Digest
+from imagekit.digest import CHUNK, Digest, Hasher
 from imagekit.image import Image
 from imagekit.layout import Layout
 from imagekit.reference import parse_reference
@@ -27,8 +28,21 @@ def layer_tar(files: dict[str, bytes]) -> bytes:
 
 
 def random_layer(size: int) -> bytes:
-    """An incompressible 'layer' blob of `size` bytes (registries do not look inside layers)."""
-    return os.urandom(size)
+    """A gzip layer blob holding `size` random bytes, stored uncompressed (level 0) so it is quick to make.
+
+    Peers sniff layer content (skopeo recompresses what does not look like gzip), so it must be real gzip.
+    """
+    return gzip.compress(os.urandom(size), compresslevel=0, mtime=0)
+
+
+def diff_id(blob: bytes) -> Digest:
+    """The digest of the uncompressed layer, as the config's rootfs.diff_ids lists it."""
+    hasher = Hasher()
+    inflate = zlib.decompressobj(wbits=31)
+    for start in range(0, len(blob), CHUNK):
+        hasher.update(inflate.decompress(blob[start : start + CHUNK]))
+    hasher.update(inflate.flush())
+    return hasher.digest()
 
 
 def build_image(layout: Layout, ref: str, layers: list[bytes], *, architecture: str = "amd64", variant: str = "") -> Image:
@@ -40,7 +54,7 @@ def build_image(layout: Layout, ref: str, layers: list[bytes], *, architecture: 
     for blob in layers:
         digest = layout.write_bytes(blob)
         descriptors.append(Descriptor(OCI_LAYER_GZIP, digest, len(blob)))
-        diff_ids.append(str(Digest.of_bytes(blob)))
+        diff_ids.append(str(diff_id(blob)))
     config = {
         "architecture": architecture,
         "os": "linux",

@@ -75,8 +75,8 @@ class RetryPolicy:
             try:
                 return action()
             except (RegistryError, DigestMismatch) as err:
-                retryable = isinstance(err, DigestMismatch) and retry_on_mismatch or getattr(err, "temporary", False)
-                if not retryable or isinstance(err, Cancelled):
+                again = (isinstance(err, DigestMismatch) and retry_on_mismatch) or retryable(err)
+                if not again:
                     raise
                 attempt += 1
                 self.pause(attempt, err)
@@ -202,6 +202,10 @@ class RegistrySource:
             return io.BytesIO(data)
         return BlobReader(self.repo, descriptor, self.retry)  # type: ignore[return-value]
 
+    def cached(self, digest: Digest) -> bytes | None:
+        """A small blob already fetched whole (the config), or None."""
+        return self._cached.get(digest)
+
     def read_small(self, descriptor: Descriptor, what: str) -> bytes:
         """Fetches a small blob (a config) whole, verified, capped at the manifest limit, and keeps it."""
         if descriptor.size > MAX_MANIFEST_BYTES:
@@ -276,9 +280,12 @@ def _run_parallel(jobs: Sequence[Callable[[threading.Event], None]], workers: in
     cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs))), thread_name_prefix="imagekit-xfer") as pool:
         futures = [pool.submit(job, cancel) for job in jobs]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = [f for f in futures if f.done() and f.exception() is not None]
-        if failed:
+        try:
+            wait(futures, return_when=FIRST_EXCEPTION)
+        except BaseException:  # Ctrl-C: stop the workers at their next chunk, then let it propagate
+            cancel.set()
+            raise
+        if any(f.done() and f.exception() is not None for f in futures):
             cancel.set()
             for f in futures:
                 f.cancel()
@@ -318,7 +325,7 @@ def download(
         key = descriptor.digest.short
 
         def fetch_once(cancel: threading.Event) -> None:
-            cached = source._cached.get(descriptor.digest)
+            cached = source.cached(descriptor.digest)
             if cached is not None:
                 sink.write_blob(io.BytesIO(cached), descriptor.digest, descriptor.size)
                 progress.advance(key, len(cached))

@@ -54,12 +54,16 @@ class Reference:
         return DOCKER_HUB_API if self.domain == DOCKER_HUB else self.domain
 
     @property
+    def familiar_name(self) -> str:
+        """The repository as docker prints it (`ubuntu`, `user/app`, `localhost:5000/a`)."""
+        if self.domain == DOCKER_HUB:
+            return self.path.removeprefix(f"{OFFICIAL_NAMESPACE}/") if self.path.count("/") == 1 else self.path
+        return self.name
+
+    @property
     def familiar(self) -> str:
         """The short form docker prints (`ubuntu:22.04`, `user/app:v1`, `localhost:5000/a:b`)."""
-        name = self.name
-        if self.domain == DOCKER_HUB:
-            name = self.path.removeprefix(f"{OFFICIAL_NAMESPACE}/") if self.path.count("/") == 1 else self.path
-        return name + self._suffix()
+        return self.familiar_name + self._suffix()
 
     def with_tag(self, tag: str) -> Reference:
         if not _TAG.fullmatch(tag):

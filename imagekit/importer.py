@@ -92,6 +92,8 @@ def _created() -> str:
 
 def _write_layer(layout: Layout, stream: BinaryIO, source: str) -> tuple[Descriptor, str]:
     reader = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[arg-type]
+    if not reader.peek(1):
+        raise LayerError(f"{source}: the tarball is empty")
     compression = _sniff(reader)
     diff = Hasher()
     what = f"{source}: not a valid {compression + '-compressed ' if compression else ''}tar archive"
@@ -106,8 +108,6 @@ def _write_layer(layout: Layout, stream: BinaryIO, source: str) -> tuple[Descrip
             raise LayerError(f"{what} ({err})") from err
         while tee.read(CHUNK):
             pass
-        if diff.size == 0:
-            raise LayerError(f"{source}: the tarball is empty")
         writer.write(compressor.flush())
     assert writer.digest is not None
     return Descriptor(OCI_LAYER_GZIP, writer.digest, writer.size), str(diff.digest())

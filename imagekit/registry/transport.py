@@ -377,7 +377,7 @@ class Transport:
     def _token_refused(self, response: requests.Response, realm_host: str) -> AuthError:
         who = "anonymous access" if self.credentials is None else "the credentials"
         detail = _body_detail(response)
-        message = f"authentication to {self.registry} failed: token server {realm_host} refused {who} (HTTP {response.status_code})"
+        message = f"token server {realm_host} refused {who} for {self.registry} (HTTP {response.status_code})"
         return AuthError(self._redact(message + (f": {detail}" if detail else "")), status=response.status_code)
 
     def _challenges_of(self, response: requests.Response) -> tuple[Challenge, ...]:

@@ -41,6 +41,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
+import urllib3
 
 from imagekit.errors import AuthError, RegistryError, TLSError
 from imagekit.registry import tls
@@ -136,6 +137,10 @@ class Transport:
         self.rate_limit: RateLimit | None = None
         self.session = requests.Session()
         self._verify: str | bool = tls.ca_bundle() if self.tls_verify else False
+        if not self.tls_verify:
+            # Asked for explicitly: say it once here instead of a urllib3 warning per request.
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            log.warning("TLS certificates of %s are not verified", registry)
         context = tls.host_context(registry, tls.certs_dirs(certs_dir), self._verify) if self.tls_verify else None
         if context is not None:
             self.session.mount(f"https://{registry}/", tls.ContextAdapter(context))

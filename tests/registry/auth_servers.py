@@ -155,6 +155,7 @@ class TokenRequestRecord:
     account: str | None
     scopes: list[str]
     status: int
+    token: str = field(default="", repr=False)  # what was issued, so leak tests can look for it
 
 
 @dataclass
@@ -265,13 +266,14 @@ class TokenServer:
                 return user, server.users.get(user) == password
 
             def _answer(self, method: str, account: str | None, ok: bool, scopes: list[str]) -> None:
-                status = 200 if ok else 401
-                with server._lock:
-                    server.requests.append(TokenRequestRecord(method, account if ok else None, list(scopes), status))
                 if not ok:
+                    with server._lock:
+                        server.requests.append(TokenRequestRecord(method, None, list(scopes), 401))
                     self._json(401, {"details": "incorrect username or password"}, {"WWW-Authenticate": 'Basic realm="token"'})
                     return
                 token, lifetime = server.jwt(account, scopes)
+                with server._lock:
+                    server.requests.append(TokenRequestRecord(method, account, list(scopes), 200, token))
                 issued = datetime.datetime.now(datetime.timezone.utc).isoformat()
                 self._json(200, {"token": token, "access_token": token, "expires_in": lifetime, "issued_at": issued})
 

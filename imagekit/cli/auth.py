@@ -66,6 +66,8 @@ def login(ctx: click.Context, username: str | None, password: str | None, passwo
         if not username:
             raise click.UsageError("--password-stdin requires --username")
         password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise click.UsageError("no password on standard input")
     elif password:
         click.echo("WARNING! Using --password via the CLI is insecure. Use --password-stdin.", err=True)
     if not username:

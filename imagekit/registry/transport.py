@@ -236,6 +236,9 @@ class Transport:
         response = self._send(method, url, headers, params, data, stream, allow_redirects, authorization)
         if response.status_code == 401 and replayable and self._carries_auth(url):
             challenges = self._challenges_of(response)
+            if challenges:
+                with self._lock:  # a registry whose /v2/ was open may guard repositories: ask up front next time
+                    self._challenges = challenges
             wanted = merge_scopes([*scopes, *_challenge_scopes(challenges)])
             renewed = self._authorization(challenges, wanted, force=True)
             if renewed is not None:

@@ -58,11 +58,14 @@ class LayerError(ImagekitError):
     """A layer tarball that cannot be written or applied: corrupt, unsafe or too large."""
 
 
+class InvalidChange(ImagekitError):
+    """A Dockerfile-style `--change` instruction (as `docker import -c` takes) that is unsupported or malformed."""
+
+
 class RegistryError(ImagekitError):
     """A registry answered with an error or could not be reached.
 
     `temporary` marks what a retry may cure (connection errors, 5xx, 429); nothing else is retried.
-    `retry_after` is the registry's Retry-After in seconds, when it sent one.
     """
 
     def __init__(
@@ -80,11 +83,15 @@ class RegistryError(ImagekitError):
         self.codes = codes
         self.url = url
         self.temporary = temporary
-        self.retry_after = retry_after
+        self.retry_after = retry_after  # seconds the registry asked us to wait (Retry-After), if it said
 
 
 class AuthError(RegistryError):
     """The registry refused our credentials, or demanded ones we do not have."""
+
+
+class TLSError(RegistryError):
+    """TLS to a registry failed (unknown CA, wrong name, handshake): never answered by falling back to HTTP."""
 
 
 class CredentialsError(ImagekitError):

@@ -11,19 +11,20 @@ import sys
 import click
 
 from imagekit.cli import Context, cli
+from imagekit.cli.auth import transport_for
 from imagekit.layout import Layout
+from imagekit.store import Store
 from imagekit.origins import BlobOrigins
 from imagekit.progress import reporter
 from imagekit.reference import Reference, parse_reference
 from imagekit.registry.client import Repository
 from imagekit.registry.platforms import parse_platform
 from imagekit.registry.transfer import download, pull, push
-from imagekit.registry.transport import Transport
 
 
-def repository(ctx: Context, ref: Reference) -> Repository:
-    """The one place a Transport is made for a reference (API host, debug, and later credentials)."""
-    return Repository(Transport(ref.api_host, debug=ctx.debug), ref.path)
+def repository(ref: Reference) -> Repository:
+    """The repository a reference names, reached with the CLI's trust options and stored credentials."""
+    return Repository(transport_for(ref), ref.path)
 
 
 def _manifest_reference(ref: Reference) -> str:
@@ -40,7 +41,7 @@ def pull_command(ctx: Context, platform_text: str | None, quiet: bool, reference
     ref = parse_reference(reference)
     wanted = parse_platform(platform_text) if platform_text else None
     progress = reporter(sys.stderr, quiet=quiet)
-    pulled = pull(repository(ctx, ref), _manifest_reference(ref), wanted)
+    pulled = pull(repository(ref), _manifest_reference(ref), wanted)
     if not quiet:
         click.echo(f"{_manifest_reference(ref)}: Pulling from {ref.path}", err=True)
     layout = Layout(ctx.root)
@@ -63,17 +64,16 @@ def pull_command(ctx: Context, platform_text: str | None, quiet: bool, reference
 @click.pass_obj
 def push_command(ctx: Context, quiet: bool, source: str, destination: str | None) -> None:
     """Upload an image from the store to a registry; prints the pushed manifest digest."""
-    src = parse_reference(source)
-    dest = parse_reference(destination) if destination else src
+    dest = parse_reference(destination or source)
     if dest.digest and not dest.tag:
         raise click.UsageError("push to a tag (the digest of what is pushed is printed)")
-    image = Layout(ctx.root).image(str(src))
+    image = Store(ctx.root).find(source).image
     origins = BlobOrigins(ctx.root)
     digests = [d.digest for d in image.blobs()]
     progress = reporter(sys.stderr, quiet=quiet)
     digest = push(
         image,
-        repository(ctx, dest),
+        repository(dest),
         dest.tag,
         origins=origins.on_registry(digests, dest.domain),
         progress=progress,
@@ -87,13 +87,12 @@ def push_command(ctx: Context, quiet: bool, source: str, destination: str | None
 
 @cli.command("tags")
 @click.argument("repo")
-@click.pass_obj
-def tags_command(ctx: Context, repo: str) -> None:
+def tags_command(repo: str) -> None:
     """List the tags of a repository, one per line."""
     ref = parse_reference(repo, default_tag=False)
     if ref.tag or ref.digest:
         raise click.UsageError("tags takes a repository name without a tag or digest")
-    for tag in repository(ctx, ref).tags():
+    for tag in repository(ref).tags():
         click.echo(tag)
 
 
@@ -104,9 +103,8 @@ def manifest_group() -> None:
 
 @manifest_group.command("inspect")
 @click.argument("reference")
-@click.pass_obj
-def manifest_inspect(ctx: Context, reference: str) -> None:
+def manifest_inspect(reference: str) -> None:
     """Print a remote manifest or index as JSON (verified against its digest)."""
     ref = parse_reference(reference)
-    fetched = repository(ctx, ref).get_manifest(_manifest_reference(ref))
+    fetched = repository(ref).get_manifest(_manifest_reference(ref))
     click.echo(json.dumps(json.loads(fetched.data), indent=2))

@@ -235,7 +235,7 @@ class Repository:
         )
         if response.status_code == 206 and not response.headers.get("Content-Range", "").startswith(f"bytes {offset}-"):
             response.close()
-            raise RegistryError(f"registry answered a range request for blob {digest} with the wrong range", temporary=True)
+            raise RegistryError(f"registry answered a range request for blob {digest} with the wrong range")
         return response
 
     # --- uploads -------------------------------------------------------------------------------------

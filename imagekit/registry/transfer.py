@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import http.client
 import io
-import random
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from imagekit.oci import INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES, Descri
 from imagekit.progress import Progress
 from imagekit.registry.client import DEFAULT_CHUNK, FetchedManifest, Repository
 from imagekit.registry.platforms import host, select
+from imagekit.registry.retry import RetryPolicy
 
 T = TypeVar("T")
 DEFAULT_WORKERS = 4
@@ -45,48 +44,29 @@ class Cancelled(RegistryError):
     """Another transfer of the same operation failed, so this one stopped."""
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter for what is temporary; honours Retry-After (capped)."""
-
-    attempts: int = 5
-    base: float = 0.5
-    cap: float = 20.0
-    max_retry_after: float = 60.0
-    sleep: Callable[[float], None] = time.sleep
-
-    def delay(self, attempt: int, err: BaseException) -> float:
-        after = getattr(err, "retry_after", None)
-        if after is not None:
-            return min(float(after), self.max_retry_after)
-        backoff = min(self.cap, self.base * 2 ** (attempt - 1))
-        return backoff / 2 + random.uniform(0, backoff / 2)
-
-    def pause(self, attempt: int, err: BaseException) -> None:
-        """Sleeps before retry number `attempt` (1-based), or re-raises `err` when attempts are spent."""
-        if attempt >= self.attempts:
-            raise err
-        self.sleep(self.delay(attempt, err))
-
-    def call(self, action: Callable[[], T], retry_on_mismatch: bool = True) -> T:
-        """Runs `action`, retrying temporary RegistryErrors (and digest mismatches: a corrupted transfer)."""
-        attempt = 0
-        while True:
-            try:
-                return action()
-            except (RegistryError, DigestMismatch) as err:
-                again = (isinstance(err, DigestMismatch) and retry_on_mismatch) or retryable(err)
-                if not again:
-                    raise
-                attempt += 1
-                self.pause(attempt, err)
+class _BodyBroken(Exception):
+    """A blob body that ended before its size: the connection closed early."""
 
 
-def retryable(err: BaseException) -> bool:
-    """Whether a failure while streaming may be cured by trying again: broken connections, 5xx, 429."""
-    if isinstance(err, RegistryError):
-        return err.temporary and not isinstance(err, Cancelled)
-    return isinstance(err, _STREAM_ERRORS)
+def _pause(policy: RetryPolicy, attempt: int, err: BaseException) -> None:
+    """Sleeps before retry number `attempt` (1-based) per the transport's policy; re-raises `err` when spent."""
+    if attempt >= policy.attempts:
+        raise err
+    policy.sleep(policy.wait(attempt, getattr(err, "retry_after", None)))
+
+
+def _refetching(fetch: Callable[[], T], policy: RetryPolicy) -> T:
+    """Runs `fetch` again when what arrived does not match its digest (corrupted in transit).
+
+    Temporary HTTP failures are already retried by the Transport; this covers the content itself.
+    """
+    attempt = 0
+    while True:
+        try:
+            return fetch()
+        except DigestMismatch as err:
+            attempt += 1
+            _pause(policy, attempt, err)
 
 
 def _one_line(err: BaseException) -> str:
@@ -106,7 +86,6 @@ class BlobReader:
         self,
         repo: Repository,
         descriptor: Descriptor,
-        retry: RetryPolicy,
         *,
         on_bytes: Callable[[int], None] | None = None,
         on_resume: Callable[[int, str], None] | None = None,
@@ -114,7 +93,7 @@ class BlobReader:
     ) -> None:
         self._repo = repo
         self._descriptor = descriptor
-        self._retry = retry
+        self._retry = repo.transport.retry
         self._on_bytes = on_bytes
         self._on_resume = on_resume
         self._cancel = cancel
@@ -130,7 +109,7 @@ class BlobReader:
                 data = response.raw.read(min(skip, CHUNK))
                 if not data:
                     response.close()
-                    raise RegistryError(f"blob {self._descriptor.digest} ended while skipping to the resume offset", temporary=True)
+                    raise _BodyBroken(f"blob {self._descriptor.digest} ended while skipping to the resume offset")
                 skip -= len(data)
         self._response = response
 
@@ -147,26 +126,20 @@ class BlobReader:
             if self._cancel is not None and self._cancel.is_set():
                 self._drop()
                 raise Cancelled(f"download of blob {self._descriptor.digest} cancelled")
+            if self._response is None:
+                self._open()  # the Transport retries a failed request; here we retry broken bodies
+            assert self._response is not None
             try:
-                if self._response is None:
-                    self._open()
-                assert self._response is not None
                 chunk = self._response.raw.read(size)
                 if not chunk and self._offset < self._descriptor.size:
-                    raise RegistryError(
-                        f"blob {self._descriptor.digest} ended at {self._offset} of {self._descriptor.size} bytes", temporary=True
-                    )
-            except Exception as err:
+                    raise _BodyBroken(f"blob {self._descriptor.digest} ended at {self._offset} of {self._descriptor.size} bytes")
+            except (_BodyBroken, *_STREAM_ERRORS) as err:
                 self._drop()
-                if not retryable(err):
-                    raise
                 attempt += 1
                 self._resumes += 1
                 if attempt >= self._retry.attempts or self._resumes > _MAX_RESUMES:
-                    if isinstance(err, RegistryError):
-                        raise
                     raise RegistryError(f"download of blob {self._descriptor.digest} failed: {_one_line(err)}") from err
-                self._retry.sleep(self._retry.delay(attempt, err))
+                self._retry.sleep(self._retry.wait(attempt))
                 if self._on_resume is not None:
                     self._on_resume(self._offset, _one_line(err))
                 continue
@@ -191,16 +164,15 @@ class BlobReader:
 class RegistrySource:
     """A repository as the BlobSource of an Image; small blobs already fetched (the config) come from memory."""
 
-    def __init__(self, repo: Repository, retry: RetryPolicy, cached: Mapping[Digest, bytes] | None = None) -> None:
+    def __init__(self, repo: Repository, cached: Mapping[Digest, bytes] | None = None) -> None:
         self.repo = repo
-        self.retry = retry
         self._cached = dict(cached or {})
 
     def open_blob(self, descriptor: Descriptor) -> BinaryIO:
         data = self._cached.get(descriptor.digest)
         if data is not None:
             return io.BytesIO(data)
-        return BlobReader(self.repo, descriptor, self.retry)  # type: ignore[return-value]
+        return BlobReader(self.repo, descriptor)  # type: ignore[return-value]
 
     def cached(self, digest: Digest) -> bytes | None:
         """A small blob already fetched whole (the config), or None."""
@@ -212,10 +184,10 @@ class RegistrySource:
             raise InvalidManifest(f"{what} is {descriptor.size} bytes, over the {MAX_MANIFEST_BYTES}-byte limit")
 
         def fetch() -> bytes:
-            with VerifyingReader(BlobReader(self.repo, descriptor, self.retry), descriptor.digest, descriptor.size, what) as r:  # type: ignore[arg-type]
+            with VerifyingReader(BlobReader(self.repo, descriptor), descriptor.digest, descriptor.size, what) as r:  # type: ignore[arg-type]
                 return r.read()
 
-        data = self.retry.call(fetch)
+        data = _refetching(fetch, self.repo.transport.retry)
         self._cached[descriptor.digest] = data
         return data
 
@@ -229,15 +201,15 @@ class Pulled:
     index: FetchedManifest | None = None
 
 
-def pull(repo: Repository, reference: str, platform: Platform | None = None, *, retry: RetryPolicy | None = None) -> Pulled:
+def pull(repo: Repository, reference: str, platform: Platform | None = None) -> Pulled:
     """Resolves a tag or digest in `repo` to one image (platform chosen from an index; default: this host's).
 
     Only manifests and the config are fetched here; layers stream later from the Image's source. A
     digest reference pins content: the fetched bytes must hash to it, and an index's child is fetched by
     its digest too.
     """
-    retry = retry or RetryPolicy()
-    top = retry.call(lambda: repo.get_manifest(reference))
+    retry = repo.transport.retry
+    top = _refetching(lambda: repo.get_manifest(reference), retry)
     fetched, index = top, None
     if top.is_index:
         index = top
@@ -245,13 +217,13 @@ def pull(repo: Repository, reference: str, platform: Platform | None = None, *, 
         entry = select(entries, platform or host())
         if entry.media_type in INDEX_TYPES:
             raise InvalidManifest(f"index {repo.name}:{reference} nests another index for {entry.platform}; not supported")
-        fetched = retry.call(lambda: repo.get_manifest(str(entry.digest)))
+        fetched = _refetching(lambda: repo.get_manifest(str(entry.digest)), retry)
         if fetched.is_index:
             raise InvalidManifest(f"index {repo.name}:{reference} entry {entry.digest} is itself an index; not supported")
     if fetched.media_type not in MANIFEST_TYPES:
         raise InvalidManifest(f"{repo.name}:{reference} is a {fetched.media_type}, not an image manifest")
     manifest = Manifest.from_bytes(fetched.data, fetched.media_type)
-    source = RegistrySource(repo, retry)
+    source = RegistrySource(repo)
     config = source.read_small(manifest.config, f"config of {repo.name}:{reference}")
     return Pulled(Image(fetched.data, config, source, fetched.media_type), top.digest, index)
 
@@ -301,7 +273,6 @@ def download(
     *,
     workers: int = DEFAULT_WORKERS,
     progress: Progress | None = None,
-    retry: RetryPolicy | None = None,
 ) -> list[Digest]:
     """Copies into `sink` every blob of `image` it lacks, `workers` at a time; returns the digests fetched.
 
@@ -313,7 +284,7 @@ def download(
     source = image.source
     if not isinstance(source, RegistrySource):
         raise TypeError("download() needs an Image pulled from a registry")
-    policy = retry or source.retry
+    policy = source.repo.transport.retry
     missing = []
     for descriptor in _unique(image.blobs()):
         if sink.has_blob(descriptor.digest):
@@ -333,7 +304,6 @@ def download(
             reader = BlobReader(
                 source.repo,
                 descriptor,
-                policy,
                 on_bytes=lambda n: progress.advance(key, n),
                 on_resume=lambda at, why: progress.restart(key, at, why),
                 cancel=cancel,
@@ -351,7 +321,7 @@ def download(
                 except DigestMismatch as err:
                     attempt += 1
                     progress.restart(key, 0, str(err))
-                    policy.pause(attempt, err)
+                    _pause(policy, attempt, err)
             progress.finish(key, "Pull complete")
 
         return run
@@ -381,7 +351,6 @@ def push(
     origins: Mapping[Digest, Sequence[str]] | None = None,
     workers: int = DEFAULT_WORKERS,
     progress: Progress | None = None,
-    retry: RetryPolicy | None = None,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> Digest:
     """Pushes the image's blobs (skipping those present, mounting those `origins` places in another
@@ -390,7 +359,7 @@ def push(
     Returns the manifest digest. Blobs go first so the registry never sees a manifest with missing blobs.
     """
     progress = progress or Progress()
-    policy = retry or RetryPolicy()
+    policy = repo.transport.retry
     known = origins or {}
 
     def job(descriptor: Descriptor) -> Callable[[threading.Event], None]:
@@ -402,13 +371,13 @@ def push(
                 repo.upload_blob(counted, descriptor.digest, descriptor.size, location=location, chunk_size=chunk_size)  # type: ignore[arg-type]
 
         def run(cancel: threading.Event) -> None:
-            if policy.call(lambda: repo.blob_size(descriptor.digest), retry_on_mismatch=False) is not None:
+            if repo.blob_size(descriptor.digest) is not None:
                 progress.skip(key, "Layer already exists")
                 return
             location = None
             for source in known.get(descriptor.digest, ()):
                 if source != repo.name:
-                    location = policy.call(lambda: repo.mount_blob(descriptor.digest, source), retry_on_mismatch=False)
+                    location = repo.mount_blob(descriptor.digest, source)
                     if location is None:
                         progress.skip(key, f"Mounted from {source}")
                         return
@@ -425,7 +394,7 @@ def push(
                     if not err.temporary:
                         raise
                     attempt += 1
-                    policy.pause(attempt, err)
+                    _pause(policy, attempt, err)  # a streamed body is sent once by the Transport: resend it all
                     location = None
                     progress.restart(key, 0, str(err))
             progress.finish(key, "Pushed")
@@ -434,5 +403,5 @@ def push(
 
     _run_parallel([job(d) for d in _unique(image.blobs())], workers)
     media_type = image.manifest.media_type
-    return policy.call(lambda: repo.put_manifest(reference or str(image.digest), image.manifest_bytes, media_type), retry_on_mismatch=False)
+    return repo.put_manifest(reference or str(image.digest), image.manifest_bytes, media_type)
 

@@ -13,7 +13,8 @@ from imagekit.errors import DigestMismatch, RegistryError
 from imagekit.image import Image
 from imagekit.layout import Layout
 from imagekit.registry.client import Repository
-from imagekit.registry.transfer import RetryPolicy, download, pull, push
+from imagekit.registry.retry import RetryPolicy
+from imagekit.registry.transfer import download, pull, push
 from imagekit.registry.transport import Transport
 from tests.registry.cli import assert_one_line_error, run_cli
 from tests.registry.fault_proxy import Fault, FaultProxy
@@ -56,10 +57,9 @@ def assert_store_sound(root: Path) -> None:
 
 
 def pull_through(proxy: FaultProxy, name: str, root: Path, sleeps: Sleeps) -> Image:
-    retry = RetryPolicy(attempts=4, sleep=sleeps)
-    pulled = pull(Repository(Transport(proxy.host), name), "v1", retry=retry)
+    pulled = pull(Repository(Transport(proxy.host, retry=RetryPolicy(attempts=4, sleep=sleeps)), name), "v1")
     layout = Layout(root)
-    download(pulled.image, layout, retry=retry)
+    download(pulled.image, layout)
     layout.write_image(pulled.image, "ref")
     return pulled.image
 
@@ -153,7 +153,7 @@ def test_cli_reports_a_corrupt_pull_in_one_line(
 ) -> None:
     name, image = pushed
     fault_proxy.inject(Fault("corrupt", layer_path(image), times=100))
-    monkeypatch.setattr(RetryPolicy, "delay", lambda self, attempt, err: 0.0)
+    monkeypatch.setattr(RetryPolicy, "wait", lambda self, retry, retry_after=None: 0.0)
     root = tmp_path / "store"
     code, out, err = run_cli(capsys, "--root", str(root), "pull", f"{fault_proxy.host}/{name}:v1")
     assert "Traceback" not in err

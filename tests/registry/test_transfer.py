@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import uuid
@@ -231,3 +232,36 @@ def test_progress_reporters() -> None:
     assert "abc: Downloading [" in out and "500B/1kB" in out and "def: Pull complete" in out
     assert isinstance(reporter(io.StringIO()), LineProgress)
     assert type(reporter(screen, quiet=True)).__name__ == "Progress"
+
+
+@pytest.mark.parametrize("kind", ["open_registry", "basic_registry", "token_registry", "tls_registry"])
+def test_push_pull_mount_and_tags_on_every_registry_kind(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The whole flow with Basic auth, Docker-Hub-style tokens (push and a mount need two scopes) and TLS."""
+    registry = request.getfixturevalue(kind)
+    user, password = getattr(registry, "user", None), getattr(registry, "password", None)
+    config = tmp_path / "docker"
+    config.mkdir()
+    auths = {registry.host: {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}} if user else {}
+    (config / "config.json").write_text(json.dumps({"auths": auths}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
+    certs = getattr(registry, "certs_dir", None)
+    options = ["--root", str(tmp_path / "src"), *(["--certs-dir", str(certs)] if certs else [])]
+    namespace = getattr(registry, "namespace", "test") if user else "test"
+    first = f"{registry.host}/{namespace}/{uuid.uuid4().hex[:12]}:v1"
+    image = build_image(Layout(tmp_path / "src"), "app", [random_layer(40_000), random_layer(300)])
+
+    code, out, err = run_cli(capsys, *options, "push", "app", first)
+    assert code == 0, err
+    assert out.strip() == str(image.digest)
+    options[1] = str(tmp_path / "dst")
+    code, out, err = run_cli(capsys, *options, "pull", "-q", first)
+    assert code == 0 and out.strip() == str(image.digest), err
+    second = f"{registry.host}/{namespace}/{uuid.uuid4().hex[:12]}:v2"
+    code, out, err = run_cli(capsys, *options, "push", first, second)
+    assert code == 0, err
+    assert err.count("Mounted from") == 3 and out.strip() == str(image.digest)
+    code, out, err = run_cli(capsys, *options, "tags", second.rsplit(":", 1)[0])
+    assert (code, out) == (0, "v2\n"), err

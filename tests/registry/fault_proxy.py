@@ -8,7 +8,10 @@ Faults are armed with `proxy.inject(Fault(...))`: each matches a method and a pa
   status    answer `status` (500, 429 ...) with `headers` (e.g. Retry-After) and a registry error body
   digest    forward, but with a wrong Docker-Content-Digest header
   replace   answer `status` with `headers` and `body` instead of the registry's answer
-Every request is logged in `proxy.requests` as (method, path, headers) for assertions.
+  norange   forward without the Range header (the registry then sends the whole blob, 200)
+  slow      forward after `delay` seconds (to observe how many requests run at once)
+Every request is logged in `proxy.requests` as (method, path, headers) for assertions, and
+`proxy.peak` is the most requests that were in flight at once.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import http.server
 import re
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
@@ -33,6 +37,7 @@ class Fault:
     status: int = 500
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    delay: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
         return self.times > 0 and method == self.method and re.search(self.path, path) is not None
@@ -46,6 +51,8 @@ class FaultProxy:
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.fired: list[tuple[str, str, str]] = []
+        self.inflight = 0
+        self.peak = 0
         self._lock = threading.Lock()
         proxy = self
 
@@ -67,6 +74,7 @@ class FaultProxy:
             self.faults.clear()
             self.requests.clear()
             self.fired.clear()
+            self.peak = 0
 
     def take(self, method: str, path: str, headers: dict[str, str]) -> Fault | None:
         with self._lock:
@@ -77,6 +85,11 @@ class FaultProxy:
                     self.fired.append((fault.kind, method, path))
                     return fault
         return None
+
+    def entered(self, delta: int) -> None:
+        with self._lock:
+            self.inflight += delta
+            self.peak = max(self.peak, self.inflight)
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -95,6 +108,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _handle(self) -> None:
+        self.owner.entered(1)
+        try:
+            self._serve()
+        finally:
+            self.owner.entered(-1)
+
+    def _serve(self) -> None:
         body = self._body()
         headers = {k: v for k, v in self.headers.items()}
         fault = self.owner.take(self.command, self.path, headers)
@@ -114,9 +134,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if self.command != "HEAD":
                 self.wfile.write(payload)
             return
+        if fault is not None and fault.kind == "slow":
+            time.sleep(fault.delay)
         upstream = http.client.HTTPConnection(self.owner.upstream, timeout=60)
         try:
             forward = {k: v for k, v in headers.items() if k.lower() not in _HOP_BY_HOP}
+            if fault is not None and fault.kind == "norange":
+                forward = {k: v for k, v in forward.items() if k.lower() != "range"}
             upstream.request(self.command, self.path, body=body or None, headers=forward)
             response = upstream.getresponse()
             self._relay(response, fault)

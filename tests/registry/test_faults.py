@@ -79,6 +79,27 @@ def test_truncated_body_resumes_with_range(tmp_path: Path, fault_proxy: FaultPro
     assert Layout(tmp_path / "store").has_blob(image.manifest.layers[0].digest)
 
 
+def test_resume_when_the_registry_ignores_range(tmp_path: Path, fault_proxy: FaultProxy, pushed: tuple[str, Image], sleeps: Sleeps) -> None:
+    """A 200 instead of 206 sends the whole blob again: the bytes already stored are skipped, not doubled."""
+    name, image = pushed
+    fault_proxy.inject(Fault("truncate", layer_path(image)), Fault("norange", layer_path(image)))
+    assert pull_through(fault_proxy, name, tmp_path / "store", sleeps).digest == image.digest
+    assert [kind for kind, _, _ in fault_proxy.fired] == ["truncate", "norange"]
+    assert Layout(tmp_path / "store").has_blob(image.manifest.layers[0].digest)
+    assert_store_sound(tmp_path / "store")
+
+
+def test_downloads_run_in_parallel_within_the_bound(tmp_path: Path, open_registry: RegistryServer, fault_proxy: FaultProxy, sleeps: Sleeps) -> None:
+    image = build_image(Layout(tmp_path / "src"), "many", [random_layer(1000 + i) for i in range(6)])
+    name = f"test/{uuid.uuid4().hex[:12]}"
+    push(image, Repository(Transport(open_registry.host), name), "v1")
+    pulled = pull(Repository(Transport(fault_proxy.host), name), "v1")
+    fault_proxy.clear()
+    fault_proxy.inject(Fault("slow", "/blobs/", times=100, delay=0.3))
+    assert len(download(pulled.image, Layout(tmp_path / "dst"), workers=3)) == 7
+    assert fault_proxy.peak == 3
+
+
 def test_dropped_connection_is_retried(tmp_path: Path, fault_proxy: FaultProxy, pushed: tuple[str, Image], sleeps: Sleeps) -> None:
     name, image = pushed
     fault_proxy.inject(Fault("drop", layer_path(image)), Fault("drop", "/manifests/v1"))

@@ -12,6 +12,7 @@ import click
 
 from imagekit.cli import Context, cli
 from imagekit.cli.auth import transport_for
+from imagekit.errors import ImagekitError
 from imagekit.layout import Layout
 from imagekit.store import Store
 from imagekit.origins import BlobOrigins
@@ -63,11 +64,14 @@ def pull_command(ctx: Context, platform_text: str | None, quiet: bool, reference
 @click.argument("destination", required=False)
 @click.pass_obj
 def push_command(ctx: Context, quiet: bool, source: str, destination: str | None) -> None:
-    """Upload an image from the store to a registry; prints the pushed manifest digest."""
+    """Upload an image from the store to a registry; prints the pushed manifest digest.
+
+    DEST names a tag, or `name@digest` to push by digest only (the digest must be the image's).
+    """
     dest = parse_reference(destination or source)
-    if dest.digest and not dest.tag:
-        raise click.UsageError("push to a tag (the digest of what is pushed is printed)")
     image = Store(ctx.root).find(source).image
+    if dest.digest and dest.digest != str(image.digest):
+        raise ImagekitError(f"cannot push {source} as {dest}: the image's digest is {image.digest}")
     origins = BlobOrigins(ctx.root)
     digests = [d.digest for d in image.blobs()]
     progress = reporter(sys.stderr, quiet=quiet)
@@ -81,7 +85,7 @@ def push_command(ctx: Context, quiet: bool, source: str, destination: str | None
     progress.close()
     origins.record(digests, dest.name)
     if not quiet:
-        click.echo(f"{dest.tag}: digest: {digest} size: {len(image.manifest_bytes)}", err=True)
+        click.echo(f"{dest.tag or dest.path}: digest: {digest} size: {len(image.manifest_bytes)}", err=True)
     click.echo(str(digest))
 
 

@@ -81,6 +81,19 @@ def test_pull_by_digest_pins_content(tmp_path: Path, open_registry: RegistryServ
     assert out.strip() == str(second.digest)
 
 
+def test_push_by_digest_without_a_tag(tmp_path: Path, open_registry: RegistryServer, capsys: pytest.CaptureFixture[str]) -> None:
+    image = build_image(Layout(tmp_path), "app", [random_layer(100)])
+    name = new_name(open_registry.host)
+    code, out, err = run_cli(capsys, "--root", str(tmp_path), "push", "-q", "app", f"{name}@{image.digest}")
+    assert code == 0 and out.strip() == str(image.digest), err
+    repo = Repository(Transport(open_registry.host), name.split("/", 1)[1])
+    assert repo.get_manifest(str(image.digest)).data == image.manifest_bytes
+    assert repo.head_manifest("latest") is None
+    code, _, err = run_cli(capsys, "--root", str(tmp_path), "push", "app", f"{name}@sha256:{'1' * 64}")
+    assert_one_line_error(code, err)
+    assert "digest" in err
+
+
 def _push_multi_arch(layout: Layout, repo: Repository) -> dict[str, Digest]:
     """Pushes amd64, arm64/v8, arm/v7 images by digest plus an attestation entry, and an index as `multi`."""
     platforms = {"amd64": Platform("linux", "amd64"), "arm64": Platform("linux", "arm64", "v8"), "arm": Platform("linux", "arm", "v7")}

@@ -87,6 +87,14 @@ def _media_type(response: requests.Response) -> str:
     return response.headers.get("Content-Type", "").split(";")[0].strip()
 
 
+def _content_length(response: requests.Response) -> int:
+    """Content-Length as an int; a missing or malformed one (a hostile registry) is an error, not a crash."""
+    value = response.headers.get("Content-Length", "").strip()
+    if not value.isdigit():
+        raise RegistryError(f"registry answered {response.request.method} {urllib.parse.urlsplit(response.url).path} without a valid Content-Length")
+    return int(value)
+
+
 def _header_digest(response: requests.Response) -> Digest | None:
     value = response.headers.get("Docker-Content-Digest")
     if not value:
@@ -189,7 +197,7 @@ class Repository:
         digest = _header_digest(response) or _as_digest(reference)
         if digest is None:
             raise RegistryError(f"registry answered HEAD of {self.name}:{reference} without Docker-Content-Digest")
-        return Descriptor(_media_type(response), digest, int(response.headers.get("Content-Length", "0") or 0))
+        return Descriptor(_media_type(response), digest, _content_length(response))
 
     def put_manifest(self, reference: str, data: bytes, media_type: str) -> Digest:
         """Stores manifest bytes exactly as given under a tag or their digest; returns their digest.
@@ -221,7 +229,7 @@ class Repository:
         response = self.transport.request("HEAD", self._path("blobs", str(digest)), scopes=[self.pull_scope], expected=(200, 404))
         if response.status_code == 404:
             return None
-        return int(response.headers.get("Content-Length", "0") or 0)
+        return _content_length(response)
 
     def get_blob(self, digest: Digest, offset: int = 0) -> requests.Response:
         """Starts streaming a blob, from `offset` with a Range request when resuming; the caller closes it.

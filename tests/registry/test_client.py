@@ -240,3 +240,11 @@ def test_manifest_fetched_by_digest_must_hash_to_it(fault_proxy: FaultProxy) -> 
     fault_proxy.inject(Fault("replace", r"/manifests/sha256:", status=200, headers={"Content-Type": OCI_MANIFEST}, body=other))
     with pytest.raises(DigestMismatch):
         repo.get_manifest(str(digest))
+
+
+@pytest.mark.parametrize("length", ["", "lots"])
+def test_head_with_a_malformed_content_length_is_an_error(fault_proxy: FaultProxy, length: str) -> None:
+    headers = {"Docker-Content-Digest": str(Digest.of_bytes(b"x")), "Content-Length": length}
+    fault_proxy.inject(Fault("replace", "/blobs/", method="HEAD", status=200, headers=headers))
+    with pytest.raises(RegistryError, match="Content-Length"):
+        repo_on(fault_proxy.host).blob_size(Digest.of_bytes(b"x"))

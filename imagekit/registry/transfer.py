@@ -126,10 +126,10 @@ class BlobReader:
             if self._cancel is not None and self._cancel.is_set():
                 self._drop()
                 raise Cancelled(f"download of blob {self._descriptor.digest} cancelled")
-            if self._response is None:
-                self._open()  # the Transport retries a failed request; here we retry broken bodies
-            assert self._response is not None
             try:
+                if self._response is None:
+                    self._open()  # the Transport retries a failed request; here we retry broken bodies
+                assert self._response is not None
                 chunk = self._response.raw.read(size)
                 if not chunk and self._offset < self._descriptor.size:
                     raise _BodyBroken(f"blob {self._descriptor.digest} ended at {self._offset} of {self._descriptor.size} bytes")
@@ -164,9 +164,9 @@ class BlobReader:
 class RegistrySource:
     """A repository as the BlobSource of an Image; small blobs already fetched (the config) come from memory."""
 
-    def __init__(self, repo: Repository, cached: Mapping[Digest, bytes] | None = None) -> None:
+    def __init__(self, repo: Repository) -> None:
         self.repo = repo
-        self._cached = dict(cached or {})
+        self._cached: dict[Digest, bytes] = {}
 
     def open_blob(self, descriptor: Descriptor) -> BinaryIO:
         data = self._cached.get(descriptor.digest)

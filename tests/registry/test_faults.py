@@ -95,7 +95,7 @@ def test_downloads_run_in_parallel_within_the_bound(tmp_path: Path, open_registr
     push(image, Repository(Transport(open_registry.host), name), "v1")
     pulled = pull(Repository(Transport(fault_proxy.host), name), "v1")
     fault_proxy.clear()
-    fault_proxy.inject(Fault("slow", "/blobs/", times=100, delay=0.3))
+    fault_proxy.inject(Fault("slow", "/blobs/", times=100, delay=0.5))
     assert len(download(pulled.image, Layout(tmp_path / "dst"), workers=3)) == 7
     assert fault_proxy.peak == 3
 

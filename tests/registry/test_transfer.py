@@ -12,7 +12,7 @@ import pytest
 
 from imagekit.digest import Digest
 from imagekit.layout import Layout
-from imagekit.oci import OCI_INDEX, OCI_MANIFEST, Descriptor, Index, Platform
+from imagekit.oci import DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, Descriptor, Index, Platform
 from imagekit.origins import BlobOrigins
 from imagekit.progress import LineProgress, TtyProgress, reporter
 from imagekit.registry.client import Repository
@@ -94,7 +94,7 @@ def test_push_by_digest_without_a_tag(tmp_path: Path, open_registry: RegistrySer
     assert "digest" in err
 
 
-def _push_multi_arch(layout: Layout, repo: Repository) -> dict[str, Digest]:
+def _push_multi_arch(layout: Layout, repo: Repository, index_type: str = OCI_INDEX) -> dict[str, Digest]:
     """Pushes amd64, arm64/v8, arm/v7 images by digest plus an attestation entry, and an index as `multi`."""
     platforms = {"amd64": Platform("linux", "amd64"), "arm64": Platform("linux", "arm64", "v8"), "arm": Platform("linux", "arm", "v7")}
     entries, digests = [], {}
@@ -107,7 +107,7 @@ def _push_multi_arch(layout: Layout, repo: Repository) -> dict[str, Digest]:
             attestation = build_image(layout, "att", [random_layer(100)], architecture="unknown")
             push(attestation, repo)
             entries.insert(0, Descriptor(OCI_MANIFEST, attestation.digest, len(attestation.manifest_bytes), platform=Platform("unknown", "unknown")))
-    digests["index"] = repo.put_manifest("multi", Index(tuple(entries)).to_bytes(), OCI_INDEX)
+    digests["index"] = repo.put_manifest("multi", Index(tuple(entries), media_type=index_type).to_bytes(), index_type)
     return digests
 
 
@@ -125,11 +125,12 @@ def test_platform_selection_from_an_index(tmp_path: Path, open_registry: Registr
     assert Layout(root).image(f"{name}:multi").digest == digests[expected]
 
 
+@pytest.mark.parametrize("index_type", [OCI_INDEX, DOCKER_MANIFEST_LIST])
 def test_default_platform_is_the_host_and_missing_platform_is_an_error(
-    tmp_path: Path, open_registry: RegistryServer, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, open_registry: RegistryServer, capsys: pytest.CaptureFixture[str], index_type: str
 ) -> None:
     name = new_name(open_registry.host)
-    digests = _push_multi_arch(Layout(tmp_path / "src"), Repository(Transport(open_registry.host), name.split("/", 1)[1]))
+    digests = _push_multi_arch(Layout(tmp_path / "src"), Repository(Transport(open_registry.host), name.split("/", 1)[1]), index_type)
     pulled = pull(Repository(Transport(open_registry.host), name.split("/", 1)[1]), f"{digests['index']}")
     assert pulled.image.config["architecture"] == normalize("linux", __import__("platform").machine())[1]
     code, _, err = run_cli(capsys, "--root", str(tmp_path / "dst"), "pull", "--platform", "linux/s390x", f"{name}:multi")

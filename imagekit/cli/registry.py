@@ -14,13 +14,13 @@ from imagekit.cli import Context, cli
 from imagekit.cli.auth import transport_for
 from imagekit.errors import ImagekitError
 from imagekit.layout import Layout
-from imagekit.store import Store
 from imagekit.origins import BlobOrigins
 from imagekit.progress import reporter
 from imagekit.reference import Reference, parse_reference
 from imagekit.registry.client import Repository
 from imagekit.registry.platforms import parse_platform
 from imagekit.registry.transfer import download, pull, push
+from imagekit.store import Store
 
 
 def repository(ref: Reference) -> Repository:
@@ -29,6 +29,7 @@ def repository(ref: Reference) -> Repository:
 
 
 def _manifest_reference(ref: Reference) -> str:
+    """What to ask the registry for: the digest when there is one (it pins the content), else the tag."""
     return ref.digest or ref.tag or "latest"
 
 

@@ -55,6 +55,7 @@ log = logging.getLogger("imagekit.registry")
 _LOOPBACK_NAMES = {"localhost"}
 _REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 10
+_PROBE_TIMEOUT = (3.0, 5.0)  # https probe of a loopback/insecure host: a TLS server answers in milliseconds
 
 
 def is_loopback(host: str) -> bool:
@@ -173,16 +174,25 @@ class Transport:
             return self._challenges
 
     def _ping_once(self) -> requests.Response:
+        """One ping; for a host allowed plain HTTP, settles the scheme: https unless the server lacks TLS.
+
+        A certificate the server presents but we cannot verify is an error, never a reason to use http.
+        Any other failure of the https attempt (no TLS on the port, a server that hangs or hangs up on a
+        ClientHello) leads to plain http; the probe uses a short timeout since the host is loopback or
+        explicitly insecure.
+        """
         if self._scheme is not None:
             return self._send_raw("GET", f"{self._scheme}://{self.registry}/v2/", {}, None, None, False)
         try:
-            response = self._send_raw("GET", f"https://{self.registry}/v2/", {}, None, None, False)
-        except TLSError as err:
-            if err.__cause__ is None or not tls.speaks_plain_http(err.__cause__):
+            response = self._send_raw("GET", f"https://{self.registry}/v2/", {}, None, None, False, timeout=_PROBE_TIMEOUT)
+        except RegistryError as err:
+            if isinstance(err, TLSError) and err.__cause__ is not None and tls.certificate_problem(err.__cause__):
                 raise
-            log.debug("%s does not speak TLS; using plain http (allowed for this host)", self.registry)
+            if self.debug:
+                log.debug("%s: no TLS (%s); using plain http, allowed for this host", self.registry, err)
+            response = self._send_raw("GET", f"http://{self.registry}/v2/", {}, None, None, False)
             self._scheme = "http"
-            return self._send_raw("GET", f"http://{self.registry}/v2/", {}, None, None, False)
+            return response
         self._scheme = "https"
         return response
 
@@ -286,6 +296,7 @@ class Transport:
         stream: bool,
         *,
         auth: requests.auth.AuthBase = _NO_AUTH,
+        timeout: tuple[float, float] | None = None,
     ) -> requests.Response:
         """One HTTP exchange, no redirects; transport failures become RegistryError/TLSError one-liners."""
         started = time.monotonic()
@@ -299,7 +310,7 @@ class Transport:
                 stream=stream,
                 allow_redirects=False,
                 verify=self._verify,
-                timeout=self.timeout,
+                timeout=timeout or self.timeout,
                 auth=auth,
             )
         except requests.exceptions.SSLError as err:

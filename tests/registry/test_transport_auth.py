@@ -235,3 +235,32 @@ def test_identity_token_uses_the_oauth_refresh_grant(token_registry: AuthRegistr
     push_blob(transport, repository, b"oauth blob")
     (record,) = tokens.requests[before:]
     assert (record.method, record.account, record.scopes) == ("POST", token_registry.user, [push_scope(repository)])
+
+
+def test_plain_python_http_server_on_loopback_is_reached_over_http() -> None:
+    """A ClientHello sent to a stdlib http.server (like a test proxy) must not wedge the scheme probe."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        transport = Transport(f"127.0.0.1:{httpd.server_address[1]}")
+        assert transport.base_url.startswith("http://")
+        assert transport.request("GET", "/v2/").content == b"{}"
+        assert time.monotonic() - started < 3
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

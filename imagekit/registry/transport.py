@@ -34,7 +34,7 @@ import ipaddress
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -471,7 +471,9 @@ def _body_detail(response: requests.Response) -> str:
     return ""
 
 
-def error_from_response(response: requests.Response, method: str, *, redact: Any = None) -> RegistryError:
+def error_from_response(
+    response: requests.Response, method: str, *, redact: Callable[[str], str] | None = None
+) -> RegistryError:
     """A RegistryError (or AuthError) from a registry's error body: `{"errors": [{"code", "message"}]}`."""
     codes: tuple[str, ...] = ()
     try:

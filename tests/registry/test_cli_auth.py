@@ -168,3 +168,23 @@ def test_entry_point_subprocess_one_line_error(token_registry: AuthRegistry, tmp
     assert last.startswith(f"imagekit: login to {token_registry.host} failed: token server 127.0.0.1:")
     assert "incorrect username or password" in last
     assert "Traceback" not in done.stderr and "nope-" + PASSWORD not in done.stderr
+
+
+def test_transport_for_applies_global_options_and_stored_credentials(docker_config: Path, tmp_path: Path) -> None:
+    import click
+
+    from imagekit.cli import Context, cli
+    from imagekit.reference import parse_reference
+    from imagekit.registry.credentials import CredentialStore
+    from imagekit.cli.auth import transport_for
+
+    CredentialStore().store("docker.io", Credentials("hubuser", "hub-secret"))
+    obj = Context(tmp_path / "root", True, insecure_registries=("reg.example:5000",), tls_verify=True, certs_dir=tmp_path)
+    ctx = click.Context(cli, obj=obj)
+    hub = transport_for(parse_reference("ubuntu:22.04"), ctx=ctx)
+    assert hub.registry == "registry-1.docker.io" and hub.credentials == Credentials("hubuser", "hub-secret")
+    assert hub.tls_verify and not hub.insecure and hub.debug
+    insecure = transport_for(parse_reference("reg.example:5000/app:1"), ctx=ctx)
+    assert insecure.insecure and not insecure.tls_verify and insecure.credentials is None
+    with ctx:
+        assert transport_for("https://index.docker.io/v1/").credentials == Credentials("hubuser", "hub-secret")

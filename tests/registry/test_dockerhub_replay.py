@@ -185,3 +185,20 @@ def test_registry_warnings_are_shown_once(hub: responses.RequestsMock, tmp_path:
         t.request("GET", MANIFEST_URL, scopes=[pull_scope("library/ubuntu")])
     warned = [r for r in caplog.records if r.levelno == logging.WARNING and "deprecated" in r.getMessage()]
     assert len(warned) == 1
+
+
+def test_challenge_learned_from_a_repository_401_is_answered_up_front(tmp_path: Path) -> None:
+    """Some registries leave /v2/ open and guard repositories: after one 401, later requests carry a token."""
+    with responses.RequestsMock() as mock:
+        mock.get(f"{HUB}/v2/", json={})
+        token_answer(mock)
+        guarded = 'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/ubuntu:pull"'
+        mock.get(MANIFEST_URL, status=401, headers={"WWW-Authenticate": guarded})
+        mock.get(MANIFEST_URL, body=b"{}")
+        mock.get(MANIFEST_URL, body=b"{}")
+        t = transport(tmp_path)
+        for _ in range(2):
+            assert t.request("GET", MANIFEST_URL, scopes=[pull_scope("library/ubuntu")]).content == b"{}"
+        statuses = [c.response.status_code for c in calls_to(mock, MANIFEST_URL)]
+        assert statuses == [401, 200, 200]
+        assert len(calls_to(mock, AUTH)) == 1

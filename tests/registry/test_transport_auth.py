@@ -264,3 +264,41 @@ def test_plain_python_http_server_on_loopback_is_reached_over_http() -> None:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_proxy_environment_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP(S)_PROXY work as in requests: the request for an insecure registry goes to the proxy."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str] = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_CONNECT(self) -> None:
+            seen.append(f"CONNECT {self.path}")
+            self.send_error(405)
+
+        def do_GET(self) -> None:
+            seen.append(f"GET {self.path}")
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    proxy = f"http://127.0.0.1:{httpd.server_address[1]}"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(name, proxy)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        transport = Transport("registry.test:5000", insecure=True, retry=FAST)
+        assert transport.request("GET", "/v2/").content == b"{}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert "GET http://registry.test:5000/v2/" in seen

@@ -30,6 +30,7 @@ and status; never headers, tokens or passwords.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import threading
@@ -101,6 +102,24 @@ class RateLimit:
     def __str__(self) -> str:
         per = f" per {self.window} s" if self.window else ""
         return f"{self.remaining} of {self.limit} pulls left{per}"
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One request as the caller asked for it; redirects derive new calls from it."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    params: Mapping[str, str] | None
+    data: Any
+    stream: bool
+    allow_redirects: bool
+
+    @property
+    def replayable(self) -> bool:
+        """No body or an in-memory one: safe to send again (retries, re-authentication)."""
+        return self.data is None or isinstance(self.data, (bytes, bytearray, memoryview, str))
 
 
 class _NoAuth(requests.auth.AuthBase):
@@ -218,33 +237,14 @@ class Transport:
         allow_redirects: bool = True,
         retry: RetryPolicy | None = None,
     ) -> requests.Response:
-        replayable = data is None or isinstance(data, (bytes, bytearray, memoryview, str))
-        policy = retry or (self.retry if replayable else NO_RETRY)
-        url = self.url(path_or_url)
+        call = _Call(method, self.url(path_or_url), dict(headers or {}), params, data, stream, allow_redirects)
+        policy = retry or (self.retry if call.replayable else NO_RETRY)
+        return retrying(lambda: self._request_once(call, tuple(scopes), expected), policy, what=f"{method} {redact_url(call.url)}")
 
-        def once() -> requests.Response:
-            return self._request_once(
-                method, url, tuple(scopes), expected, dict(headers or {}), params, data, stream, allow_redirects, replayable
-            )
-
-        return retrying(once, policy, what=f"{method} {redact_url(url)}")
-
-    def _request_once(
-        self,
-        method: str,
-        url: str,
-        scopes: tuple[str, ...],
-        expected: Sequence[int],
-        headers: dict[str, str],
-        params: Mapping[str, str] | None,
-        data: Any,
-        stream: bool,
-        allow_redirects: bool,
-        replayable: bool,
-    ) -> requests.Response:
-        authorization = self._authorization(self.ping(), scopes, force=False)
-        response = self._send(method, url, headers, params, data, stream, allow_redirects, authorization)
-        if response.status_code == 401 and replayable and self._carries_auth(url):
+    def _request_once(self, call: _Call, scopes: tuple[str, ...], expected: Sequence[int]) -> requests.Response:
+        """One attempt: authorize up front from the ping's challenges; on 401 re-authenticate once."""
+        response = self._send(call, self._authorization(self.ping(), scopes, force=False))
+        if response.status_code == 401 and call.replayable and self._carries_auth(call.url):
             challenges = self._challenges_of(response)
             if challenges:
                 with self._lock:  # a registry whose /v2/ was open may guard repositories: ask up front next time
@@ -255,36 +255,26 @@ class Transport:
                 response.close()
                 if self.debug:
                     log.debug("re-authenticating for %s", ", ".join(wanted) or "no scope")
-                response = self._send(method, url, headers, params, data, stream, allow_redirects, renewed)
+                response = self._send(call, renewed)
         if response.status_code not in expected:
-            raise self._error(response, method)
+            raise self._error(response, call.method)
         return response
 
-    def _send(
-        self,
-        method: str,
-        url: str,
-        headers: dict[str, str],
-        params: Mapping[str, str] | None,
-        data: Any,
-        stream: bool,
-        allow_redirects: bool,
-        authorization: str | None,
-    ) -> requests.Response:
+    def _send(self, call: _Call, authorization: str | None) -> requests.Response:
         """Sends one request and follows redirects itself, giving Authorization only to the registry's host."""
         for _ in range(MAX_REDIRECTS + 1):
-            hop_headers = dict(headers)
-            if authorization and self._carries_auth(url):
-                hop_headers["Authorization"] = authorization
-            response = self._send_raw(method, url, hop_headers, params, data, stream)
+            headers = dict(call.headers)
+            if authorization and self._carries_auth(call.url):
+                headers["Authorization"] = authorization
+            response = self._send_raw(call.method, call.url, headers, call.params, call.data, call.stream)
             location = response.headers.get("Location")
-            if not allow_redirects or response.status_code not in _REDIRECTS or not location:
+            if not call.allow_redirects or response.status_code not in _REDIRECTS or not location:
                 return response
             response.close()
-            if response.status_code == 303 or (response.status_code in (301, 302) and method not in ("GET", "HEAD")):
-                method, data = "GET", None
-            url, params = urljoin(response.url, location), None
-        raise RegistryError(f"{method} {redact_url(url)}: more than {MAX_REDIRECTS} redirects", url=redact_url(url))
+            if response.status_code == 303 or (response.status_code in (301, 302) and call.method not in ("GET", "HEAD")):
+                call = dataclasses.replace(call, method="GET", data=None)
+            call = dataclasses.replace(call, url=urljoin(response.url, location), params=None)
+        raise RegistryError(f"{call.method} {redact_url(call.url)}: more than {MAX_REDIRECTS} redirects", url=redact_url(call.url))
 
     def _send_raw(
         self,
@@ -336,7 +326,7 @@ class Transport:
             if self.debug:
                 log.debug("rate limit: %s", limit)
         raw_headers = getattr(response.raw, "headers", None)
-        for warning in raw_headers.getlist("Warning") if hasattr(raw_headers, "getlist") else ():
+        for warning in raw_headers.getlist("Warning") if isinstance(raw_headers, urllib3.HTTPHeaderDict) else ():
             if warning.startswith("299") and warning not in self._warned:
                 self._warned.add(warning)
                 log.warning("registry %s warns: %s", self.registry, warning[3:].strip(' -"')[:300])

@@ -104,8 +104,10 @@ def test_login_to_tls_registry_needs_its_ca(tls_registry: AuthRegistry, docker_c
     assert code == 1 and err.count("\n") == 1 and f"imagekit: TLS verification of {tls_registry.host} failed" in err
     code, out, err = run(["--certs-dir", str(tls_registry.certs_dir), *argv], capsys, "pw")
     assert (code, out) == (0, "Login Succeeded\n"), err
-    code, out, err = run(["--tls-verify=false", "--certs-dir", str(tmp_path / "empty"), *argv], capsys, "pw")
-    assert (code, out) == (0, "Login Succeeded\n"), err
+    for flag in ("--tls-verify=false", "--no-tls-verify"):
+        code, out, err = run([flag, "--certs-dir", str(tmp_path / "empty"), *argv], capsys, "pw")
+        assert (code, out) == (0, "Login Succeeded\n"), err
+        assert f"TLS certificates of {tls_registry.host} are not verified" in err
 
 
 def test_insecure_registry_matching_and_api_hosts() -> None:

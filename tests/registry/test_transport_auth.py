@@ -302,3 +302,24 @@ def test_proxy_environment_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
         httpd.shutdown()
         httpd.server_close()
     assert "GET http://registry.test:5000/v2/" in seen
+
+
+def test_one_transport_shared_by_threads_fetches_one_token(token_registry: AuthRegistry) -> None:
+    """Parallel blob downloads share a Transport: one ping, one token, every request authorized."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tokens = token_registry.token_server
+    assert tokens is not None
+    setup = token_registry.transport()
+    repository = f"{token_registry.namespace}/{unique('threads')}"
+    digests = [push_blob(setup, repository, f"blob {i}".encode()) for i in range(4)]
+    transport = token_registry.transport()
+    before = len(tokens.requests)
+
+    def fetch(digest: str) -> bytes:
+        return transport.request("GET", f"/v2/{repository}/blobs/{digest}", scopes=[pull_scope(repository)]).content
+
+    with ThreadPoolExecutor(4) as pool:
+        bodies = list(pool.map(fetch, digests * 3))
+    assert bodies == [f"blob {i}".encode() for i in range(4)] * 3
+    assert len(tokens.requests) - before == 1

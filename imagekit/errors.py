@@ -58,6 +58,10 @@ class LayerError(ImagekitError):
     """A layer tarball that cannot be written or applied: corrupt, unsafe or too large."""
 
 
+class InvalidChange(ImagekitError):
+    """A Dockerfile-style `--change` instruction (as `docker import -c` takes) that is unsupported or malformed."""
+
+
 class RegistryError(ImagekitError):
     """A registry answered with an error or could not be reached.
 

@@ -24,7 +24,8 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import replace
+import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import BinaryIO
@@ -34,6 +35,7 @@ from imagekit.errors import BlobNotFound, DigestMismatch, ImageNotFound, Imageki
 from imagekit.image import Image
 from imagekit.oci import (
     INDEX_TYPES,
+    MANIFEST_TYPES,
     MAX_MANIFEST_BYTES,
     OCI_INDEX,
     REF_NAME,
@@ -44,6 +46,8 @@ from imagekit.oci import (
 )
 
 LAYOUT_FILE = "oci-layout"
+GC_LOCK = "gc.lock"
+INDEX_LOCK = "index.lock"
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
 
 
@@ -109,25 +113,35 @@ class Layout:
             if not self.exists():
                 self._replace_file(LAYOUT_FILE, canonical_json(LAYOUT_VERSION))
 
+    @contextlib.contextmanager
+    def _temp_file(self, prefix: str) -> Iterator[tuple[BinaryIO, str]]:
+        """A temp file in `tmp/`, removed unless the caller renamed it away; gc waits while it exists.
+
+        Holding the shared gc lock for the temp file's life is what lets gc treat every file it finds
+        in `tmp/` while it holds the lock exclusively as debris of a killed writer.
+        """
+        with _flock(self.root / GC_LOCK, fcntl.LOCK_SH):
+            fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix=prefix)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    yield out, tmp
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+
     def _replace_file(self, name: str, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix=f"{name}.")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
+        with self._temp_file(f"{name}.") as (out, tmp):
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
             os.replace(tmp, self.root / name)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
         _fsync_dir(self.root)
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
         """Holds off garbage collection while a writer adds blobs and then refers to them."""
         self._ensure()
-        with _store_errors(self.root, "lock the store"), _flock(self.root / "gc.lock", fcntl.LOCK_SH):
+        with _store_errors(self.root, "lock the store"), _flock(self.root / GC_LOCK, fcntl.LOCK_SH):
             yield
 
     # --- blobs -----------------------------------------------------------------------------------------
@@ -152,40 +166,44 @@ class Layout:
             raise StoreError(f"blob {digest} in the store at {self.root} is corrupt (its content hashes to {actual})")
         return data
 
+    @contextlib.contextmanager
+    def blob_writer(self, algorithm: str = "sha256") -> Iterator[BlobWriter]:
+        """Yields a writer whose bytes become a blob when the block ends without error; idempotent.
+
+        The content is hashed as it is written, fsynced, and renamed to its digest's path; on error
+        the temp file is removed and nothing becomes visible. `writer.digest`/`writer.size` are set
+        after the block. The caller may check the digest inside the block (`writer.hasher`) and
+        raise to discard. Call inside `writing()` if a ref will follow.
+        """
+        self._ensure()
+        with _store_errors(self.root, "write a blob"), self._temp_file("blob.") as (out, tmp):
+            writer = BlobWriter(out, Hasher(algorithm))
+            yield writer
+            out.flush()
+            os.fsync(out.fileno())
+            writer.digest, writer.size = writer.hasher.digest(), writer.hasher.size
+            target = self.blob_path(writer.digest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+            _fsync_dir(target.parent)
+
     def write_blob(self, stream: BinaryIO, expected: Digest | None = None, size: int | None = None) -> tuple[Digest, int]:
         """Copies a stream into the store and returns (digest, size); idempotent.
 
         With `expected`, the content is verified before it becomes visible: a mismatch raises
         DigestMismatch and leaves nothing behind. Call inside `writing()` if a ref will follow.
         """
-        self._ensure()
-        algorithm = expected.algorithm if expected else "sha256"
-        with _store_errors(self.root, "write a blob"):
-            fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix="blob.")
-            try:
-                hasher = Hasher(algorithm)
-                with os.fdopen(fd, "wb") as out:
-                    while chunk := stream.read(CHUNK):
-                        hasher.update(chunk)
-                        if size is not None and hasher.size > size:
-                            raise DigestMismatch(f"blob {expected or ''} size".strip(), str(size), f"more than {size} bytes")
-                        out.write(chunk)
-                    out.flush()
-                    os.fsync(out.fileno())
-                digest = hasher.digest()
-                if size is not None and hasher.size != size:
-                    raise DigestMismatch(f"blob {expected or digest} size", str(size), str(hasher.size))
-                if expected is not None and digest != expected:
-                    raise DigestMismatch(f"blob {expected}", str(expected), str(digest))
-                target = self.blob_path(digest)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, target)
-                _fsync_dir(target.parent)
-                return digest, hasher.size
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
+        with self.blob_writer(expected.algorithm if expected else "sha256") as writer:
+            while chunk := stream.read(CHUNK):
+                writer.write(chunk)
+                if size is not None and writer.hasher.size > size:
+                    raise DigestMismatch(f"blob {expected or ''} size".strip(), str(size), f"more than {size} bytes")
+            digest = writer.hasher.digest()
+            if size is not None and writer.hasher.size != size:
+                raise DigestMismatch(f"blob {expected or digest} size", str(size), str(writer.hasher.size))
+            if expected is not None and digest != expected:
+                raise DigestMismatch(f"blob {expected}", str(expected), str(digest))
+        return writer.digest, writer.size
 
     def write_bytes(self, data: bytes) -> Digest:
         """Stores a small blob (manifest, config) given as bytes; idempotent."""
@@ -213,7 +231,7 @@ class Layout:
     def _updating_index(self) -> Iterator[list[Descriptor]]:
         """Yields the index entries as a mutable list; writes them back atomically on success."""
         self._ensure()
-        with _store_errors(self.root, "update index.json"), _flock(self.root / "index.lock", fcntl.LOCK_EX):
+        with _store_errors(self.root, "update index.json"), _flock(self.root / INDEX_LOCK, fcntl.LOCK_EX):
             current = self.index()
             entries = list(current.manifests)
             yield entries
@@ -277,6 +295,102 @@ class Layout:
             if ref is not None:
                 self.set_ref(ref, descriptor)
         return descriptor
+
+
+    # --- garbage collection ------------------------------------------------------------------------------
+    def reachable(self) -> set[Digest]:
+        """Every blob reachable from index.json: its entries, and below them nested indexes, manifests,
+        configs, layers and subjects. A missing or corrupt manifest on the way is an error, because
+        what it would have kept alive cannot be known."""
+        seen: set[Digest] = set()
+        pending = list(self.index().manifests)
+        while pending:
+            descriptor = pending.pop()
+            if descriptor.digest in seen:
+                continue
+            seen.add(descriptor.digest)
+            if descriptor.media_type in INDEX_TYPES:
+                pending.extend(Index.from_bytes(self.read_blob(descriptor.digest), descriptor.media_type, what=f"index {descriptor.digest}").manifests)
+            elif descriptor.media_type in MANIFEST_TYPES:
+                manifest = Manifest.from_bytes(self.read_blob(descriptor.digest), descriptor.media_type)
+                pending.extend((manifest.config, *manifest.layers))
+                if manifest.subject is not None:
+                    pending.append(manifest.subject)
+        return seen
+
+    def collect_garbage(self) -> GarbageReport:
+        """Deletes blobs unreachable from index.json and every file left in `tmp/`; returns what went.
+
+        Runs under the exclusive gc lock, so it waits for writers inside `writing()` (or with a temp
+        file open) to finish, and they wait for it: a blob a writer is about to reference is never
+        deleted, and every temp file gc sees belongs to a writer that died. Interrupting gc at any
+        point leaves a valid store (blobs go one by one, each unreachable).
+        """
+        if not self.exists():
+            return GarbageReport()
+        removed: list[tuple[Digest, int]] = []
+        temp_files = 0
+        with _store_errors(self.root, "collect garbage"), _flock(self.root / GC_LOCK, fcntl.LOCK_EX):
+            keep = self.reachable()
+            for algorithm_dir in sorted((self.root / "blobs").iterdir()):
+                if not algorithm_dir.is_dir():
+                    continue
+                for path in sorted(algorithm_dir.iterdir()):
+                    digest = _digest_of_blob_path(algorithm_dir.name, path.name)
+                    if (digest is not None and digest in keep) or path.is_dir():
+                        continue
+                    size = path.lstat().st_size
+                    path.unlink()
+                    if digest is not None:
+                        removed.append((digest, size))
+            if self.tmp_dir.is_dir():
+                for path in self.tmp_dir.iterdir():
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
+                    temp_files += 1
+        return GarbageReport(tuple(removed), temp_files)
+
+
+def _digest_of_blob_path(algorithm: str, name: str) -> Digest | None:
+    """The digest a blob file's path names, or None for a file that is not a blob (debris)."""
+    try:
+        return Digest(algorithm, name)
+    except ImagekitError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class GarbageReport:
+    """What a garbage collection removed: blobs (digest, bytes) and temp files of dead writers."""
+
+    blobs: tuple[tuple[Digest, int], ...] = ()
+    temp_files: int = 0
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(size for _, size in self.blobs)
+
+
+class BlobWriter:
+    """The write end of a blob being added (see Layout.blob_writer): bytes in, hashed on the way."""
+
+    def __init__(self, out: BinaryIO, hasher: Hasher) -> None:
+        self._out = out
+        self.hasher = hasher
+        self.digest: Digest | None = None
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self.hasher.update(data)
+        return self._out.write(data)
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        self._out.flush()
 
 
 class _LayoutSource:

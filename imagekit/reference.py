@@ -25,10 +25,11 @@ _ALNUM = r"[a-z0-9]+"
 _SEPARATOR = r"(?:[_.]|__|[-]+)"
 _PATH_COMPONENT = re.compile(rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*")
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN = re.compile(
-    rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+(?:%[A-Za-z0-9.]+)?\])(?::[0-9]+)?"
-)
-_TAG = re.compile(r"[\w][\w.-]{0,127}")
+# IPv6 hosts in brackets, without zone identifiers or embedded IPv4 (as distribution/reference).
+_DOMAIN = re.compile(rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?")
+# Go's \w is ASCII-only; Python's is Unicode unless told otherwise.
+_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
+_IDENTIFIER = re.compile(r"[a-f0-9]{64}")
 _DIGEST = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}")
 _DIGEST_HEX_LENGTH = {"sha256": 64, "sha384": 96, "sha512": 128}
 
@@ -53,12 +54,16 @@ class Reference:
         return DOCKER_HUB_API if self.domain == DOCKER_HUB else self.domain
 
     @property
+    def familiar_name(self) -> str:
+        """The repository as docker prints it (`ubuntu`, `user/app`, `localhost:5000/a`)."""
+        if self.domain == DOCKER_HUB:
+            return self.path.removeprefix(f"{OFFICIAL_NAMESPACE}/") if self.path.count("/") == 1 else self.path
+        return self.name
+
+    @property
     def familiar(self) -> str:
         """The short form docker prints (`ubuntu:22.04`, `user/app:v1`, `localhost:5000/a:b`)."""
-        name = self.name
-        if self.domain == DOCKER_HUB:
-            name = self.path.removeprefix(f"{OFFICIAL_NAMESPACE}/") if self.path.count("/") == 1 else self.path
-        return name + self._suffix()
+        return self.familiar_name + self._suffix()
 
     def with_tag(self, tag: str) -> Reference:
         if not _TAG.fullmatch(tag):
@@ -89,7 +94,7 @@ def parse_reference(text: str, *, default_tag: bool = True) -> Reference:
         raise BadReference(str(text), "reference is empty")
     if text != text.strip() or any(c.isspace() for c in text):
         raise BadReference(text, "reference contains whitespace")
-    if re.fullmatch(r"[a-f0-9]{64}", text):
+    if _IDENTIFIER.fullmatch(text):
         raise BadReference(text, "a 64-character hexadecimal string is an image ID, not a repository name")
     remainder, at, digest = text.partition("@")
     if at:
@@ -119,8 +124,9 @@ def parse_reference(text: str, *, default_tag: bool = True) -> Reference:
             )
     if domain == DOCKER_HUB and "/" not in path:
         path = f"{OFFICIAL_NAMESPACE}/{path}"
-    if len(name) > NAME_MAX:
-        raise BadReference(text, f"repository name is longer than {NAME_MAX} characters")
+    if len(path) > NAME_MAX:
+        # distribution/reference limits the normalised path (without the registry host), not the whole name.
+        raise BadReference(text, f"repository path {path[:40]!r}... is {len(path)} characters, over {NAME_MAX}")
     if tag is None and not at and default_tag:
         tag = DEFAULT_TAG
     return Reference(domain, path, tag, digest or None)
@@ -128,10 +134,10 @@ def parse_reference(text: str, *, default_tag: bool = True) -> Reference:
 
 def _check_digest(text: str, digest: str) -> None:
     if not _DIGEST.fullmatch(digest):
-        raise BadReference(text, f"invalid digest {digest!r}: expected algorithm:hex")
+        raise BadReference(text, f"invalid digest {digest!r}: expected algorithm:hex with at least 32 hex digits")
     algorithm, _, hex_part = digest.partition(":")
     expected = _DIGEST_HEX_LENGTH.get(algorithm)
     if expected is None:
-        raise BadReference(text, f"unsupported digest algorithm {algorithm!r}")
+        raise BadReference(text, f"unsupported digest algorithm {algorithm!r} (sha256, sha384 or sha512)")
     if len(hex_part) != expected or hex_part != hex_part.lower():
-        raise BadReference(text, f"invalid {algorithm} digest: expected {expected} lowercase hex characters")
+        raise BadReference(text, f"invalid {algorithm} digest {hex_part!r}: expected {expected} lowercase hex characters")

@@ -149,4 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         where = f": {err.filename}" if err.filename else ""
         click.echo(f"imagekit: {err.strerror or err}{where}", err=True)
         sys.exit(1)
+
+
 from imagekit.cli import auth as _auth  # noqa: E402,F401
+from imagekit.cli import store as _store  # noqa: E402,F401

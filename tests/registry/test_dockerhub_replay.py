@@ -202,3 +202,27 @@ def test_challenge_learned_from_a_repository_401_is_answered_up_front(tmp_path: 
         statuses = [c.response.status_code for c in calls_to(mock, MANIFEST_URL)]
         assert statuses == [401, 200, 200]
         assert len(calls_to(mock, AUTH)) == 1
+
+
+def test_login_to_docker_hub_stores_the_v1_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+    import json
+    import sys
+
+    from imagekit.cli import main
+
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    monkeypatch.setenv("IMAGEKIT_CERTS_D", str(tmp_path))
+    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hub-PAT-secret\n"))
+    with responses.RequestsMock() as mock:
+        mock.get(f"{HUB}/v2/", status=401, headers={"WWW-Authenticate": CHALLENGE})
+        token_answer(mock)
+        mock.get(f"{HUB}/v2/", json={})
+        main(["login", "-u", "hubuser", "--password-stdin"])
+        (token_call,) = calls_to(mock, AUTH)
+        assert parse_qs(urlsplit(token_call.request.url).query) == {"service": ["registry.docker.io"], "account": ["hubuser"]}
+        assert calls_to(mock, f"{HUB}/v2/")[-1].request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert capsys.readouterr().out == "Login Succeeded\n"
+    auths = json.loads((tmp_path / "docker" / "config.json").read_text())["auths"]
+    assert list(auths) == ["https://index.docker.io/v1/"]

@@ -323,3 +323,12 @@ def test_one_transport_shared_by_threads_fetches_one_token(token_registry: AuthR
         bodies = list(pool.map(fetch, digests * 3))
     assert bodies == [f"blob {i}".encode() for i in range(4)] * 3
     assert len(tokens.requests) - before == 1
+
+
+def test_push_and_pull_a_blob_on_every_registry_flavour(any_registry: AuthRegistry) -> None:
+    transport = any_registry.transport()
+    repository = f"{any_registry.namespace}/{unique('any')}"
+    digest = push_blob(transport, repository, b"same everywhere")
+    assert transport.request("GET", f"/v2/{repository}/blobs/{digest}", scopes=[pull_scope(repository)]).content == b"same everywhere"
+    head = transport.request("HEAD", f"/v2/{repository}/blobs/{digest}", scopes=[pull_scope(repository)])
+    assert head.headers["Docker-Content-Digest"] == digest

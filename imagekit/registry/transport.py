@@ -14,15 +14,17 @@ CONTRACT (stable for client.py / transfer.py):
         A response whose status is not in `expected` raises RegistryError (AuthError for 401/403)
         carrying the registry's error codes; connection errors raise RegistryError(temporary=True).
         Requests without a body or with a bytes body are retried per `retry` (default: the
-        transport's policy); streaming bodies are sent once. Use retry.retrying(fn, transport.retry)
-        to retry a larger unit (re-opening a blob stream at an offset).
+        transport's policy); streaming bodies are sent once. Use
+        imagekit.registry.retry.retrying(fn, transport.retry) to retry a larger unit (re-opening a
+        blob stream at an offset); it retries RegistryErrors marked temporary, honouring retry_after.
     .authenticate()                   -> checks the credentials against the registry (for login)
     .rate_limit                       -> the last RateLimit seen (Docker Hub's ratelimit-* headers) or None
 
 Scheme: https, verified against the system CAs (or REQUESTS_CA_BUNDLE/SSL_CERT_FILE) plus the
 registry's certs directory (see tls.py). Loopback hosts (as Docker allows) try https first and use
-plain http only when the server does not speak TLS; a certificate failure is a TLSError, never a
-downgrade. Hosts passed as `insecure` (--insecure-registry) skip verification and may use http.
+plain http when that fails for any reason but a certificate the server presented and we could not
+verify: that is a TLSError, never a downgrade. Hosts passed as `insecure` (--insecure-registry) skip
+verification and may use http.
 Authorization goes only to the registry's own host: redirects are followed here, and a hop to another
 host (Docker Hub's 307 to its CDN) is sent without it. Debug logs carry method, URL without query,
 and status; never headers, tokens or passwords.
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import logging
 import threading
 import time
@@ -56,6 +59,7 @@ log = logging.getLogger("imagekit.registry")
 _LOOPBACK_NAMES = {"localhost"}
 _REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 10
+_ERROR_BODY_LIMIT = 64 * 1024
 _PROBE_TIMEOUT = (3.0, 5.0)  # https probe of a loopback/insecure host: a TLS server answers in milliseconds
 
 
@@ -385,7 +389,7 @@ class Transport:
 
     def _token_refused(self, response: requests.Response, realm_host: str) -> AuthError:
         who = "anonymous access" if self.credentials is None else "the credentials"
-        detail = _body_detail(response)
+        detail = _body_detail(_error_body(response))
         message = f"token server {realm_host} refused {who} for {self.registry} (HTTP {response.status_code})"
         return AuthError(self._redact(message + (f": {detail}" if detail else "")), status=response.status_code)
 
@@ -445,35 +449,39 @@ def _describe(err: Exception) -> str:
     return type(err).__name__
 
 
-def _body_detail(response: requests.Response) -> str:
-    """The registry's own words from an error body (`errors[].message` or `details`), shortened to one line."""
+def _error_body(response: requests.Response) -> Any:
+    """The JSON of an error body, reading at most 64 KiB of it (a hostile registry may stream forever)."""
+    buffer = bytearray()
     try:
-        body = response.json()
-    except ValueError:
-        return ""
+        for chunk in response.iter_content(8192):
+            buffer += chunk
+            if len(buffer) >= _ERROR_BODY_LIMIT:
+                return None
+        return json.loads(buffer.decode("utf-8"))
+    except (requests.RequestException, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _body_detail(body: Any) -> str:
+    """The registry's own words from an error body (`errors[].message` or `details`), on one line."""
+    text = ""
     if isinstance(body, dict):
         errors = body.get("errors")
         if isinstance(errors, list):
-            return "; ".join(str(e.get("message") or e.get("code", "")) for e in errors if isinstance(e, dict))[:300]
-        for key in ("details", "detail", "message", "error_description", "error"):
-            if isinstance(body.get(key), str):
-                return " ".join(body[key].split())[:300]
-    return ""
+            text = "; ".join(str(e.get("message") or e.get("code", "")) for e in errors if isinstance(e, dict))
+        else:
+            text = next((body[k] for k in ("details", "detail", "message", "error_description", "error") if isinstance(body.get(k), str)), "")
+    return " ".join(text.split())[:300]
 
 
 def error_from_response(
     response: requests.Response, method: str, *, redact: Callable[[str], str] | None = None
 ) -> RegistryError:
     """A RegistryError (or AuthError) from a registry's error body: `{"errors": [{"code", "message"}]}`."""
-    codes: tuple[str, ...] = ()
-    try:
-        body = response.json()
-        errors = body.get("errors") if isinstance(body, dict) else None
-        if isinstance(errors, list):
-            codes = tuple(str(e.get("code", "")) for e in errors if isinstance(e, dict))
-    except ValueError:
-        pass
-    detail = " ".join(_body_detail(response).split())
+    body = _error_body(response)
+    errors = body.get("errors") if isinstance(body, dict) else None
+    codes = tuple(str(e.get("code", "")) for e in errors if isinstance(e, dict)) if isinstance(errors, list) else ()
+    detail = _body_detail(body)
     status = response.status_code
     url = response.request.url if response.request is not None else response.url
     path = urlsplit(url).path if url else ""

@@ -226,3 +226,16 @@ def test_login_to_docker_hub_stores_the_v1_key(tmp_path: Path, monkeypatch: pyte
     assert capsys.readouterr().out == "Login Succeeded\n"
     auths = json.loads((tmp_path / "docker" / "config.json").read_text())["auths"]
     assert list(auths) == ["https://index.docker.io/v1/"]
+
+
+def test_oversized_or_garbage_error_bodies_give_a_short_message(hub: responses.RequestsMock, tmp_path: Path) -> None:
+    token_answer(hub)
+    hub.get(MANIFEST_URL, status=400, body=b'{"errors": [' + b" " * (1 << 20) + b"]}")
+    hub.get(f"{HUB}/v2/library/ubuntu/tags/list", status=404, body=b"\xff\xfe<html>not json")
+    t = transport(tmp_path)
+    with pytest.raises(RegistryError) as caught:
+        t.request("GET", MANIFEST_URL, scopes=[pull_scope("library/ubuntu")], stream=True)
+    assert str(caught.value) == "GET /v2/library/ubuntu/manifests/22.04: HTTP 400"
+    with pytest.raises(RegistryError) as caught:
+        t.request("GET", "/v2/library/ubuntu/tags/list", scopes=[pull_scope("library/ubuntu")])
+    assert str(caught.value) == "GET /v2/library/ubuntu/tags/list: HTTP 404" and not caught.value.temporary

@@ -19,6 +19,7 @@ CONTRACT (stable for client.py / transfer.py):
         blob stream at an offset); it retries RegistryErrors marked temporary, honouring retry_after.
     .authenticate()                   -> checks the credentials against the registry (for login)
     .rate_limit                       -> the last RateLimit seen (Docker Hub's ratelimit-* headers) or None
+    .close() / with Transport(...) as t:  releases the connection pool
 
 Scheme: https, verified against the system CAs (or REQUESTS_CA_BUNDLE/SSL_CERT_FILE) plus the
 registry's certs directory (see tls.py). Loopback hosts (as Docker allows) try https first and use
@@ -174,6 +175,16 @@ class Transport:
         self._issued: set[str] = set()
         self._warned: set[str] = set()
         self._lock = threading.RLock()
+
+    def close(self) -> None:
+        """Releases the connection pool; the transport must not be used afterwards."""
+        self.session.close()
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     # -- scheme and ping -------------------------------------------------------------------------
 

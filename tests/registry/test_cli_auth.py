@@ -190,3 +190,15 @@ def test_transport_for_applies_global_options_and_stored_credentials(docker_conf
     assert insecure.insecure and not insecure.tls_verify and insecure.credentials is None
     with ctx:
         assert transport_for("https://index.docker.io/v1/").credentials == Credentials("hubuser", "hub-secret")
+
+
+def test_global_registry_options_parse_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from imagekit.cli import cli
+
+    ctx = cli.make_context("imagekit", ["--insecure-registry", "a.example:5000", "--insecure-registry", "b.example", "--tls-verify=false", "logout"])
+    assert ctx.params["insecure_registries"] == ("a.example:5000", "b.example") and ctx.params["tls_verify"] is False
+    monkeypatch.setenv("IMAGEKIT_INSECURE_REGISTRIES", "c.example d.example:1")
+    monkeypatch.setenv("IMAGEKIT_CERTS_D", "/somewhere/certs.d")
+    ctx = cli.make_context("imagekit", ["logout"])
+    assert ctx.params["insecure_registries"] == ("c.example", "d.example:1") and ctx.params["tls_verify"] is True
+    assert str(ctx.params["certs_dir"]) == "/somewhere/certs.d"

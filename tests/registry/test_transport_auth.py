@@ -326,9 +326,10 @@ def test_one_transport_shared_by_threads_fetches_one_token(token_registry: AuthR
 
 
 def test_push_and_pull_a_blob_on_every_registry_flavour(any_registry: AuthRegistry) -> None:
-    transport = any_registry.transport()
     repository = f"{any_registry.namespace}/{unique('any')}"
-    digest = push_blob(transport, repository, b"same everywhere")
-    assert transport.request("GET", f"/v2/{repository}/blobs/{digest}", scopes=[pull_scope(repository)]).content == b"same everywhere"
-    head = transport.request("HEAD", f"/v2/{repository}/blobs/{digest}", scopes=[pull_scope(repository)])
-    assert head.headers["Docker-Content-Digest"] == digest
+    with any_registry.transport() as transport:
+        digest = push_blob(transport, repository, b"same everywhere")
+        got = transport.request("GET", f"/v2/{repository}/blobs/{digest}", scopes=[pull_scope(repository)])
+        assert got.content == b"same everywhere"
+        head = transport.request("HEAD", f"/v2/{repository}/blobs/{digest}", scopes=[pull_scope(repository)])
+        assert head.headers["Docker-Content-Digest"] == digest

@@ -202,3 +202,17 @@ def test_global_registry_options_parse_from_flags_and_environment(monkeypatch: p
     ctx = cli.make_context("imagekit", ["logout"])
     assert ctx.params["insecure_registries"] == ("c.example", "d.example:1") and ctx.params["tls_verify"] is True
     assert str(ctx.params["certs_dir"]) == "/somewhere/certs.d"
+
+
+@pytest.mark.filterwarnings("ignore::getpass.GetPassWarning")  # the prompt reads a pipe, not a terminal
+def test_login_without_username_reuses_working_stored_credentials(token_registry: AuthRegistry, docker_config: Path, capsys) -> None:
+    from imagekit.registry.credentials import CredentialStore
+
+    assert run(["login", "-u", token_registry.user, "--password-stdin", token_registry.host], capsys, PASSWORD)[0] == 0
+    code, out, err = run(["login", token_registry.host], capsys)
+    assert (code, out) == (0, "Login Succeeded (with the stored credentials)\n"), err
+    CredentialStore().store(token_registry.host, Credentials(token_registry.user or "", "stale-" + PASSWORD))
+    code, out, err = run(["login", token_registry.host], capsys, f"{token_registry.user}\n{PASSWORD}\n")
+    assert code == 0 and out.endswith("Login Succeeded\n")
+    assert f"The stored credentials for {token_registry.host} do not work" in err and "stale-" not in err + out
+    assert CredentialStore().get(token_registry.host) == Credentials(token_registry.user or "", PASSWORD)

@@ -19,6 +19,7 @@ from imagekit.registry.client import Repository
 from imagekit.registry.platforms import PlatformNotFound, normalize, parse_platform, select
 from imagekit.registry.transfer import download, pull, push
 from imagekit.registry.transport import Transport
+from tests.registry.auth_servers import AuthRegistry
 from tests.registry.cli import assert_one_line_error, run_cli
 from tests.registry.fault_proxy import FaultProxy
 from tests.registry.images import build_image, random_layer
@@ -248,23 +249,20 @@ def test_progress_reporters() -> None:
     assert type(reporter(screen, quiet=True)).__name__ == "Progress"
 
 
-@pytest.mark.parametrize("kind", ["open_registry", "basic_registry", "token_registry", "tls_registry"])
 def test_push_pull_mount_and_tags_on_every_registry_kind(
-    kind: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    any_registry: AuthRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The whole flow with Basic auth, Docker-Hub-style tokens (push and a mount need two scopes) and TLS."""
-    registry = request.getfixturevalue(kind)
-    user, password = getattr(registry, "user", None), getattr(registry, "password", None)
+    registry = any_registry
     config = tmp_path / "docker"
     config.mkdir()
-    auths = {registry.host: {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}} if user else {}
+    credentials = f"{registry.user}:{registry.password}".encode()
+    auths = {registry.host: {"auth": base64.b64encode(credentials).decode()}} if registry.user else {}
     (config / "config.json").write_text(json.dumps({"auths": auths}))
     monkeypatch.setenv("DOCKER_CONFIG", str(config))
     monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
-    certs = getattr(registry, "certs_dir", None)
-    options = ["--root", str(tmp_path / "src"), *(["--certs-dir", str(certs)] if certs else [])]
-    namespace = getattr(registry, "namespace", "test") if user else "test"
-    first = f"{registry.host}/{namespace}/{uuid.uuid4().hex[:12]}:v1"
+    options = ["--root", str(tmp_path / "src"), *(["--certs-dir", str(registry.certs_dir)] if registry.certs_dir else [])]
+    first = f"{registry.host}/{registry.namespace}/{uuid.uuid4().hex[:12]}:v1"
     image = build_image(Layout(tmp_path / "src"), "app", [random_layer(40_000), random_layer(300)])
 
     code, out, err = run_cli(capsys, *options, "push", "app", first)
@@ -273,7 +271,7 @@ def test_push_pull_mount_and_tags_on_every_registry_kind(
     options[1] = str(tmp_path / "dst")
     code, out, err = run_cli(capsys, *options, "pull", "-q", first)
     assert code == 0 and out.strip() == str(image.digest), err
-    second = f"{registry.host}/{namespace}/{uuid.uuid4().hex[:12]}:v2"
+    second = f"{registry.host}/{registry.namespace}/{uuid.uuid4().hex[:12]}:v2"
     code, out, err = run_cli(capsys, *options, "push", first, second)
     assert code == 0, err
     assert err.count("Mounted from") == 3 and out.strip() == str(image.digest)

@@ -8,14 +8,20 @@ import time
 from collections.abc import Callable
 
 
-def time_interleaved(runs: dict[str, Callable[[], object]], rounds: int = 3) -> dict[str, float]:
+def time_interleaved(
+    runs: dict[str, Callable[[], object]], rounds: int = 3, *, before: Callable[[], object] | None = None
+) -> dict[str, float]:
     """Runs each contender once per round, interleaved (A B A B ...), and returns the median seconds.
 
     Interleaving matters on these shared, noisy 2-core machines: a slow minute hurts both sides.
+    `before`, if given, runs untimed before every run (e.g. `os.sync`, so one contender's unwritten
+    data is not flushed during the next one's fsync).
     """
     samples: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(rounds):
         for name, run in runs.items():
+            if before is not None:
+                before()
             start = time.perf_counter()
             run()
             samples[name].append(time.perf_counter() - start)

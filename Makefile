@@ -8,7 +8,7 @@ PYTEST_ARGS ?= -n auto -q
 
 # Debian packages the tests use as real peers and real servers.
 APT_TEST    := docker-registry skopeo umoci oci-image-tool buildah runc busybox-static \
-               mmdebstrap pigz zstd openssl iproute2 nftables iptables ca-certificates
+               mmdebstrap pigz zstd openssl iproute2 nftables iptables ca-certificates curl
 # What the demo needs: a static busybox to make a base image from.
 APT_DEMO    := busybox-static
 

@@ -11,12 +11,14 @@ Must not import imagekit.layout or imagekit.store.
 
 from __future__ import annotations
 
+import http.client
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import requests
+import urllib3
 
 from imagekit.digest import CHUNK, Digest
 from imagekit.errors import BadDigest, DigestMismatch, InvalidManifest, RegistryError
@@ -40,6 +42,15 @@ OCTET_STREAM = "application/octet-stream"
 #: Upload chunk for PATCH: large enough that per-request overhead vanishes, small enough to resume cheaply.
 DEFAULT_CHUNK = 64 << 20
 _MAX_TAG_PAGES = 10_000
+#: What a broken connection surfaces as while a body streams (requests wraps some, urllib3 raises others).
+STREAM_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
+
+
+class BrokenBody(RegistryError):
+    """A response body that broke off (connection dropped, fewer bytes than announced): worth another try."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, temporary=True)
 
 
 @dataclass(frozen=True)
@@ -147,7 +158,10 @@ class Repository:
             length = response.headers.get("Content-Length", "")
             if length.isdigit() and int(length) > MAX_MANIFEST_BYTES:
                 raise InvalidManifest(f"manifest {where} is {length} bytes, over the {MAX_MANIFEST_BYTES}-byte limit")
-            data = response.raw.read(MAX_MANIFEST_BYTES + 1, decode_content=True)
+            try:
+                data = response.raw.read(MAX_MANIFEST_BYTES + 1, decode_content=True)
+            except STREAM_ERRORS as err:
+                raise BrokenBody(f"manifest {where}: the connection broke while reading it ({type(err).__name__})") from err
             content_type = _media_type(response)
             header = _header_digest(response)
         if len(data) > MAX_MANIFEST_BYTES:

@@ -12,7 +12,6 @@ package must not import imagekit.layout or imagekit.store.
 
 from __future__ import annotations
 
-import http.client
 import io
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -21,31 +20,24 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol, TypeVar
 
 import requests
-import urllib3
 
 from imagekit.digest import CHUNK, Digest, VerifyingReader
 from imagekit.errors import DigestMismatch, InvalidManifest, RegistryError
 from imagekit.image import Image
 from imagekit.oci import INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, Platform
 from imagekit.progress import Progress
-from imagekit.registry.client import DEFAULT_CHUNK, FetchedManifest, Repository
+from imagekit.registry.client import DEFAULT_CHUNK, STREAM_ERRORS, BrokenBody, FetchedManifest, Repository
 from imagekit.registry.platforms import host, select
 from imagekit.registry.retry import RetryPolicy
 
 T = TypeVar("T")
 DEFAULT_WORKERS = 4
-#: What a broken connection surfaces as while a body streams (requests wraps some, urllib3 raises others).
-_STREAM_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
 #: Resumes allowed per blob in total, so a server that drops every chunk cannot keep us forever.
 _MAX_RESUMES = 50
 
 
 class Cancelled(RegistryError):
     """Another transfer of the same operation failed, so this one stopped."""
-
-
-class _BodyBroken(Exception):
-    """A blob body that ended before its size: the connection closed early."""
 
 
 def _pause(policy: RetryPolicy, attempt: int, err: BaseException) -> None:
@@ -56,15 +48,15 @@ def _pause(policy: RetryPolicy, attempt: int, err: BaseException) -> None:
 
 
 def _refetching(fetch: Callable[[], T], policy: RetryPolicy) -> T:
-    """Runs `fetch` again when what arrived does not match its digest (corrupted in transit).
+    """Runs `fetch` again when what arrived was corrupted or cut off in transit.
 
-    Temporary HTTP failures are already retried by the Transport; this covers the content itself.
+    Failed requests are already retried by the Transport; this covers the bodies themselves.
     """
     attempt = 0
     while True:
         try:
             return fetch()
-        except DigestMismatch as err:
+        except (DigestMismatch, BrokenBody) as err:
             attempt += 1
             _pause(policy, attempt, err)
 
@@ -109,7 +101,7 @@ class BlobReader:
                 data = response.raw.read(min(skip, CHUNK))
                 if not data:
                     response.close()
-                    raise _BodyBroken(f"blob {self._descriptor.digest} ended while skipping to the resume offset")
+                    raise BrokenBody(f"blob {self._descriptor.digest} ended while skipping to the resume offset")
                 skip -= len(data)
         self._response = response
 
@@ -132,8 +124,8 @@ class BlobReader:
                 assert self._response is not None
                 chunk = self._response.raw.read(size)
                 if not chunk and self._offset < self._descriptor.size:
-                    raise _BodyBroken(f"blob {self._descriptor.digest} ended at {self._offset} of {self._descriptor.size} bytes")
-            except (_BodyBroken, *_STREAM_ERRORS) as err:
+                    raise BrokenBody(f"blob {self._descriptor.digest} ended at {self._offset} of {self._descriptor.size} bytes")
+            except (BrokenBody, *STREAM_ERRORS) as err:
                 self._drop()
                 attempt += 1
                 self._resumes += 1

@@ -100,6 +100,17 @@ def test_downloads_run_in_parallel_within_the_bound(tmp_path: Path, open_registr
     assert fault_proxy.peak == 3
 
 
+def test_truncated_manifest_is_fetched_again_or_fails_clearly(
+    tmp_path: Path, fault_proxy: FaultProxy, pushed: tuple[str, Image], sleeps: Sleeps
+) -> None:
+    name, image = pushed
+    fault_proxy.inject(Fault("truncate", "/manifests/v1"))
+    assert pull_through(fault_proxy, name, tmp_path / "a", sleeps).digest == image.digest
+    fault_proxy.inject(Fault("truncate", "/manifests/v1", times=100))
+    with pytest.raises(RegistryError, match="connection broke"):
+        pull_through(fault_proxy, name, tmp_path / "b", sleeps)
+
+
 def test_dropped_connection_is_retried(tmp_path: Path, fault_proxy: FaultProxy, pushed: tuple[str, Image], sleeps: Sleeps) -> None:
     name, image = pushed
     fault_proxy.inject(Fault("drop", layer_path(image)), Fault("drop", "/manifests/v1"))

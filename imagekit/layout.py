@@ -5,8 +5,10 @@ The layout is shared by concurrent imagekit processes and must survive SIGKILL a
   `blobs/<alg>/<hex>`, so a blob file, once visible, is complete and correct;
 - index.json is rewritten to a temp file and renamed under an exclusive lock (`index.lock`), so
   readers see the old or the new index, and two writers never lose each other's refs;
-- writers hold a shared lock on `gc.lock` from their first blob to their index update, and garbage
-  collection takes it exclusively, so gc never deletes a blob a writer is about to reference.
+- writers hold a shared lock on `gc.lock` from their first blob to their index update (`writing()`),
+  and so does every temp file while it exists; garbage collection (`collect_garbage`) takes it
+  exclusively, so gc never deletes a blob a writer is about to reference, and any file it finds in
+  `tmp/` is debris of a killed writer. Only index.json is a gc root.
 imagekit's other state (extracted layers, caches, containers) lives in other directories beside
 `blobs/`; OCI tools ignore them. Refs are `org.opencontainers.image.ref.name` annotations holding
 whatever name the caller gives (the CLI gives fully normalised references).

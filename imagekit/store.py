@@ -25,10 +25,11 @@ from imagekit.digest import Digest
 from imagekit.errors import BadReference, ImageNotFound, StoreError
 from imagekit.image import Image
 from imagekit.layout import GarbageReport, Layout
-from imagekit.oci import INDEX_TYPES, REF_NAME, Descriptor, Index, Platform
+from imagekit.oci import INDEX_TYPES, MANIFEST_TYPES, REF_NAME, Descriptor, Index, Platform
 from imagekit.reference import Reference, parse_reference
 
 STATE_DIRS = ("layers", "cache", "containers", "volumes")
+IMAGE_TYPES = MANIFEST_TYPES | INDEX_TYPES
 _ID_PREFIX = re.compile(r"(?:sha256:)?([a-f0-9]{1,64})")
 
 #: Python's machine names -> OCI (GOARCH) architecture and variant.
@@ -109,8 +110,10 @@ class Store:
 
     # --- finding images ------------------------------------------------------------------------------------
     def images(self) -> list[StoredImage]:
-        """Every image index.json roots, once per entry, in index order (the listing of `imagekit images`)."""
-        return [self._load(entry, names) for entry, names in self._entries()]
+        """Every image index.json roots, once per entry, in index order (the listing of `imagekit images`).
+
+        Entries that are not images (artifacts other tools put in the layout) are left out."""
+        return [self._load(entry, names) for entry, names in self._entries() if entry.media_type in IMAGE_TYPES]
 
     def find(self, text: str) -> StoredImage:
         """The image `text` names: a reference, `name@digest`, an image ID or a unique prefix of one.

@@ -180,3 +180,11 @@ def test_blob_writer_discards_on_error(store: Store) -> None:
             raise RuntimeError("producer failed")
     assert list(store.layout.tmp_dir.iterdir()) == []
     assert not store.layout.has_blob(Digest.of_bytes(b"partial"))
+
+
+def test_listing_skips_entries_that_are_not_images(store: Store) -> None:
+    _import(store, "a:1")
+    artifact = store.layout.write_bytes(b'{"an": "artifact"}')
+    store.layout.set_ref("docker.io/library/artifact:1", Descriptor("application/vnd.example.artifact+json", artifact, 18))
+    assert [i.names for i in store.images()] == [("docker.io/library/a:1",)]
+    assert store.layout.has_blob(artifact) and artifact in store.layout.reachable()

@@ -22,7 +22,6 @@ import contextlib
 import errno
 import fcntl
 import io
-import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -39,7 +38,6 @@ from imagekit.oci import (
     INDEX_TYPES,
     MANIFEST_TYPES,
     MAX_MANIFEST_BYTES,
-    OCI_INDEX,
     REF_NAME,
     Descriptor,
     Index,

@@ -75,7 +75,7 @@ def human_since(created: str, now: dt.datetime | None = None) -> str:
 def _table(rows: list[list[str]]) -> str:
     """Columns as docker's tabwriter lays them out (min width 10, padding 3)."""
     widths = [max(10, max(len(row[i]) for row in rows) + 3) for i in range(len(rows[0]) - 1)]
-    return "\n".join("".join(cell.ljust(w) for cell, w in zip(row, widths)) + row[-1] for row in rows)
+    return "\n".join("".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + row[-1] for row in rows)
 
 
 def _repository_and_tag(name: str | None) -> tuple[str, str, str]:

@@ -203,14 +203,19 @@ class Store:
         return ref
 
     def untag(self, text: str) -> tuple[StoredImage, list[str]]:
-        """Removes a name, or with an image ID every name of that image; returns the image and the
-        names removed. Blobs stay until `prune`."""
+        """Removes the name `text`; for `name@digest` the image's names in that repository; for an
+        image ID every name of the image. Returns the image and the names removed; blobs stay until `prune`."""
         stored = self.find(text)
         try:
-            ref = str(parse_reference(text))
+            ref: Reference | None = parse_reference(text)
         except BadReference:
-            ref = ""
-        names = [ref] if ref in stored.names else list(stored.names)
+            ref = None
+        if ref is not None and str(ref) in stored.names:
+            names = [str(ref)]
+        elif ref is not None and ref.digest is not None:
+            names = [name for name in stored.names if _repository(name) == ref.name]
+        else:
+            names = list(stored.names)
         if not names:
             raise ImageNotFound(f"image {text!r} has no name to remove in the store at {self.root}")
         for name in names:

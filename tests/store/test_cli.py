@@ -111,3 +111,12 @@ def test_human_since_is_dockers(delta: dt.timedelta, text: str) -> None:
 
 def test_human_since_without_a_time() -> None:
     assert human_since("") == "N/A" and human_since("yesterday") == "N/A"
+
+
+def test_images_newest_first(tmp_path: Path, busybox_tar: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "store"
+    for epoch, name in (("1600000000", "old:1"), ("1700000000", "new:1"), ("1650000000", "mid:1")):
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch)
+        run(capsys, root, "import", str(busybox_tar), name)
+    rows = [line.split()[0] for line in run(capsys, root, "images").splitlines()[1:]]
+    assert rows == ["new", "mid", "old"]

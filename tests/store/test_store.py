@@ -188,3 +188,20 @@ def test_listing_skips_entries_that_are_not_images(store: Store) -> None:
     store.layout.set_ref("docker.io/library/artifact:1", Descriptor("application/vnd.example.artifact+json", artifact, 18))
     assert [i.names for i in store.images()] == [("docker.io/library/a:1",)]
     assert store.layout.has_blob(artifact) and artifact in store.layout.reachable()
+
+
+def test_untag_name_at_digest_removes_only_that_repository(store: Store) -> None:
+    digest = _import(store, "demo/app:1")
+    store.tag("demo/app:1", "demo/app:2")
+    store.tag("demo/app:1", "other/app:1")
+    _, removed = store.untag(f"demo/app@{digest}")
+    assert sorted(removed) == ["docker.io/demo/app:1", "docker.io/demo/app:2"]
+    assert [i.names for i in store.images()] == [("docker.io/other/app:1",)]
+
+
+def test_untag_by_an_id_prefix_that_is_also_a_valid_name(store: Store) -> None:
+    _import(store, "a:1")
+    store.tag("a:1", "b:1")
+    prefix = store.find("a:1").id.hex[:12]
+    _, removed = store.untag(prefix)  # parses as docker.io/library/<prefix>:latest, found by ID
+    assert sorted(removed) == ["docker.io/library/a:1", "docker.io/library/b:1"]

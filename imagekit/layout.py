@@ -108,8 +108,11 @@ class Layout:
         with _store_errors(self.root, "create the store"):
             for sub in ("blobs/sha256", "tmp"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
-            if not (self.root / "index.json").exists():
-                self._replace_file("index.json", Index(manifests=()).to_bytes())
+            # Under the index lock: otherwise a second process creating the store at the same moment
+            # could replace an index.json the first has already added a ref to.
+            with _flock(self.root / INDEX_LOCK, fcntl.LOCK_EX):
+                if not (self.root / "index.json").exists():
+                    self._replace_file("index.json", Index(manifests=()).to_bytes())
             if not self.exists():
                 self._replace_file(LAYOUT_FILE, canonical_json(LAYOUT_VERSION))
 

@@ -144,8 +144,10 @@ class Layout:
     def writing(self) -> Iterator[None]:
         """Holds off garbage collection while a writer adds blobs and then refers to them."""
         self._ensure()
-        with _store_errors(self.root, "lock the store"), _flock(self.root / GC_LOCK, fcntl.LOCK_SH):
-            yield
+        with contextlib.ExitStack() as stack:
+            with _store_errors(self.root, "lock the store"):
+                stack.enter_context(_flock(self.root / GC_LOCK, fcntl.LOCK_SH))
+            yield  # the caller's own errors pass through untranslated
 
     # --- blobs -----------------------------------------------------------------------------------------
     def has_blob(self, digest: Digest) -> bool:
@@ -179,16 +181,19 @@ class Layout:
         raise to discard. Call inside `writing()` if a ref will follow.
         """
         self._ensure()
-        with _store_errors(self.root, "write a blob"), self._temp_file("blob.") as (out, tmp):
-            writer = BlobWriter(out, Hasher(algorithm))
-            yield writer
-            out.flush()
-            os.fsync(out.fileno())
-            writer.digest, writer.size = writer.hasher.digest(), writer.hasher.size
-            target = self.blob_path(writer.digest)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, target)
-            _fsync_dir(target.parent)
+        with contextlib.ExitStack() as stack:
+            with _store_errors(self.root, "write a blob"):
+                out, tmp = stack.enter_context(self._temp_file("blob."))
+            writer = BlobWriter(out, Hasher(algorithm), self.root)
+            yield writer  # errors of the caller's source pass through untranslated; the temp file goes
+            with _store_errors(self.root, "write a blob"):
+                out.flush()
+                os.fsync(out.fileno())
+                writer.digest, writer.size = writer.hasher.digest(), writer.hasher.size
+                target = self.blob_path(writer.digest)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, target)
+                _fsync_dir(target.parent)
 
     def write_blob(self, stream: BinaryIO, expected: Digest | None = None, size: int | None = None) -> tuple[Digest, int]:
         """Copies a stream into the store and returns (digest, size); idempotent.
@@ -379,21 +384,24 @@ class GarbageReport:
 class BlobWriter:
     """The write end of a blob being added (see Layout.blob_writer): bytes in, hashed on the way."""
 
-    def __init__(self, out: BinaryIO, hasher: Hasher) -> None:
+    def __init__(self, out: BinaryIO, hasher: Hasher, root: Path) -> None:
         self._out = out
+        self._root = root
         self.hasher = hasher
         self.digest: Digest | None = None
         self.size = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         self.hasher.update(data)
-        return self._out.write(data)
+        with _store_errors(self._root, "write a blob"):
+            return self._out.write(data)
 
     def writable(self) -> bool:
         return True
 
     def flush(self) -> None:
-        self._out.flush()
+        with _store_errors(self._root, "write a blob"):
+            self._out.flush()
 
 
 class _LayoutSource:

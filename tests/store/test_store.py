@@ -205,3 +205,15 @@ def test_untag_by_an_id_prefix_that_is_also_a_valid_name(store: Store) -> None:
     prefix = store.find("a:1").id.hex[:12]
     _, removed = store.untag(prefix)  # parses as docker.io/library/<prefix>:latest, found by ID
     assert sorted(removed) == ["docker.io/library/a:1", "docker.io/library/b:1"]
+
+
+def test_callers_errors_inside_writing_and_blob_writer_are_not_blamed_on_the_store(store: Store) -> None:
+    """A failing source (network, stdin) inside these blocks is the caller's error, not "cannot write"."""
+    with pytest.raises(ConnectionResetError):
+        with store.layout.writing():
+            raise ConnectionResetError("peer went away")
+    with pytest.raises(ConnectionResetError):
+        with store.layout.blob_writer() as writer:
+            writer.write(b"some")
+            raise ConnectionResetError("peer went away")
+    assert list(store.layout.tmp_dir.iterdir()) == []

@@ -150,3 +150,26 @@ def test_import_missing_file_and_bad_change(root: Path, imagekit: Run, busybox_t
     line = one_line_error(imagekit("import", "-c", "RUN rm -rf /", str(busybox_tar), "x"))
     assert "unsupported instruction 'RUN'" in line
     assert not (root / "index.json").exists() or json.loads((root / "index.json").read_text())["manifests"] == []
+
+
+@pytest.fixture
+def tiny_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs, too small for a busybox layer; unmounted afterwards."""
+    mountpoint = tmp_path / "tiny"
+    mountpoint.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mountpoint)], check=True)
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=True)
+
+
+def test_full_disk(tiny_fs: Path, busybox_tar: Path) -> None:
+    from tests.store.conftest import run_imagekit
+
+    root = tiny_fs / "store"
+    line = one_line_error(run_imagekit(root, "import", str(busybox_tar), "big:1"))
+    assert f"no space left on the device of the store at {root}" in line
+    assert list((root / "tmp").iterdir()) == []
+    assert json.loads((root / "index.json").read_text())["manifests"] == []
+    assert ok(run_imagekit(root, "images")).splitlines()[1:] == []

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagekit.digest import Digest
-from imagekit.errors import BadReference, ImageNotFound, StoreError
+from imagekit.errors import BadReference, ImageConflict, ImageNotFound, StoreError
 from imagekit.image import Image
 from imagekit.layout import GarbageReport, Layout
 from imagekit.oci import INDEX_TYPES, MANIFEST_TYPES, REF_NAME, Descriptor, Index, Platform
@@ -199,12 +199,15 @@ class Store:
         """Gives the image `source` names the additional name `target` (normalised); returns it."""
         stored = self.find(source)
         ref = parse_reference(target)
+        if ref.digest is not None:
+            raise BadReference(target, "a tag cannot carry a digest (the digest is the content's, not a name)")
         self.layout.set_ref(str(ref), stored.entry)
         return ref
 
-    def untag(self, text: str) -> tuple[StoredImage, list[str]]:
+    def untag(self, text: str, *, force: bool = False) -> tuple[StoredImage, list[str]]:
         """Removes the name `text`; for `name@digest` the image's names in that repository; for an
-        image ID every name of the image. Returns the image and the names removed; blobs stay until `prune`."""
+        image ID every name of the image, which (as docker) needs `force` when they span several
+        repositories. Returns the image and the names removed; blobs stay until `prune`."""
         stored = self.find(text)
         try:
             ref: Reference | None = parse_reference(text)
@@ -216,6 +219,12 @@ class Store:
             names = [name for name in stored.names if _repository(name) == ref.name]
         else:
             names = list(stored.names)
+            repositories = {_repository(name) or name for name in names}
+            if len(repositories) > 1 and not force:
+                raise ImageConflict(
+                    f"image {text!r} is named in {len(repositories)} repositories ({', '.join(sorted(repositories))}): "
+                    "remove the names one by one, or force"
+                )
         if not names:
             raise ImageNotFound(f"image {text!r} has no name to remove in the store at {self.root}")
         for name in names:

@@ -163,12 +163,13 @@ def tag(ctx: click.Context, source: str, target: str) -> None:
 @cli.command()
 @click.argument("refs", nargs=-1, required=True)
 @click.option("--no-prune", is_flag=True, help="Only remove the names; leave unreferenced blobs for `imagekit prune`.")
+@click.option("-f", "--force", is_flag=True, help="By image ID, remove its names even in several repositories.")
 @click.pass_context
-def rmi(ctx: click.Context, refs: tuple[str, ...], no_prune: bool) -> None:
+def rmi(ctx: click.Context, refs: tuple[str, ...], no_prune: bool, force: bool) -> None:
     """Remove image names (an ID removes all its names), then delete blobs nothing references."""
     store = _store(ctx)
     for text in refs:
-        _, names = store.untag(text)
+        _, names = store.untag(text, force=force)
         for name in names:
             click.echo(f"Untagged: {_familiar(name)}")
     if not no_prune:

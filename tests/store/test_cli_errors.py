@@ -173,3 +173,12 @@ def test_full_disk(tiny_fs: Path, busybox_tar: Path) -> None:
     assert list((root / "tmp").iterdir()) == []
     assert json.loads((root / "index.json").read_text())["manifests"] == []
     assert ok(run_imagekit(root, "images")).splitlines()[1:] == []
+
+
+def test_rmi_by_id_across_repositories_needs_force(store_with_image: Path, imagekit: Run) -> None:
+    ok(imagekit("tag", "demo/busybox", "other/busybox:2"))
+    image_id = ok(imagekit("images", "-q")).strip()
+    line = one_line_error(imagekit("rmi", image_id))
+    assert f"image '{image_id}' is named in 2 repositories" in line
+    out = ok(imagekit("rmi", "-f", image_id))
+    assert "Untagged: demo/busybox:latest" in out and "Untagged: other/busybox:2" in out and "Deleted: sha256:" in out

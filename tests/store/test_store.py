@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from imagekit.digest import Digest
-from imagekit.errors import BadReference, ImageNotFound, StoreError
+from imagekit.errors import BadReference, ImageConflict, ImageNotFound, StoreError
 from imagekit.importer import import_tarball
 from imagekit.layout import Layout
 from imagekit.oci import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Descriptor, Index, Manifest, Platform, canonical_json
@@ -91,13 +91,30 @@ def test_listing_tag_and_untag(store: Store) -> None:
     assert [i.names for i in store.images()] == [("localhost:5000/x/y:v2",)]
 
 
-def test_untag_by_id_removes_every_name(store: Store) -> None:
+def test_untag_by_id_removes_every_name_forced_across_repositories(store: Store) -> None:
     _import(store, "a:1")
+    store.tag("a:1", "a:2")
     store.tag("a:1", "b:2")
     image_id = store.find("a:1").id
-    _, removed = store.untag(image_id.hex[:12])
-    assert sorted(removed) == ["docker.io/library/a:1", "docker.io/library/b:2"]
+    with pytest.raises(ImageConflict, match=r"named in 2 repositories \(docker.io/library/a, docker.io/library/b\)"):
+        store.untag(image_id.hex[:12])
+    assert len(store.images()) == 3
+    _, removed = store.untag(image_id.hex[:12], force=True)
+    assert sorted(removed) == ["docker.io/library/a:1", "docker.io/library/a:2", "docker.io/library/b:2"]
     assert store.images() == []
+
+
+def test_untag_by_id_within_one_repository_needs_no_force(store: Store) -> None:
+    _import(store, "a:1")
+    store.tag("a:1", "a:2")
+    _, removed = store.untag(store.find("a:1").id.hex)
+    assert sorted(removed) == ["docker.io/library/a:1", "docker.io/library/a:2"]
+
+
+def test_tag_refuses_a_digest(store: Store) -> None:
+    digest = _import(store, "a:1")
+    with pytest.raises(BadReference, match="a tag cannot carry a digest"):
+        store.tag("a:1", f"b@{digest}")
 
 
 def test_state_dirs_are_created_lazily(store: Store) -> None:
@@ -203,7 +220,7 @@ def test_untag_by_an_id_prefix_that_is_also_a_valid_name(store: Store) -> None:
     _import(store, "a:1")
     store.tag("a:1", "b:1")
     prefix = store.find("a:1").id.hex[:12]
-    _, removed = store.untag(prefix)  # parses as docker.io/library/<prefix>:latest, found by ID
+    _, removed = store.untag(prefix, force=True)  # parses as docker.io/library/<prefix>:latest, found by ID
     assert sorted(removed) == ["docker.io/library/a:1", "docker.io/library/b:1"]
 
 

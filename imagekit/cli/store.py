@@ -118,7 +118,7 @@ def images(ctx: click.Context, repository: str | None, quiet: bool, digests: boo
             {
                 "Repository": repo,
                 "Tag": tag,
-                "Digest": str(stored.descriptor.digest),
+                "Digest": str(stored.entry.digest),
                 "ID": image_id,
                 "CreatedAt": stored.created,
                 "CreatedSince": human_since(stored.created),
@@ -213,7 +213,7 @@ def _inspect(stored: StoredImage) -> dict[str, Any]:
     return {
         "Id": str(stored.id),
         "RepoTags": [f"{r.familiar_name}:{r.tag}" for r in refs if r.tag],
-        "RepoDigests": sorted({f"{r.familiar_name}@{stored.descriptor.digest}" for r in refs}),
+        "RepoDigests": sorted({f"{r.familiar_name}@{stored.entry.digest}" for r in refs}),
         "Created": stored.created,
         "Author": config.get("author", ""),
         "Architecture": config.get("architecture", ""),

@@ -120,3 +120,21 @@ def test_images_newest_first(tmp_path: Path, busybox_tar: Path, capsys: pytest.C
         run(capsys, root, "import", str(busybox_tar), name)
     rows = [line.split()[0] for line in run(capsys, root, "images").splitlines()[1:]]
     assert rows == ["new", "mid", "old"]
+
+
+def test_inspect_and_images_of_a_multi_platform_ref(populated: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A name on an image index: the listing and inspect show the host's image, the repo digest is the index's."""
+    from imagekit.layout import Layout
+    from imagekit.oci import OCI_INDEX, Descriptor, Index
+    from imagekit.store import host_platform
+
+    layout = Layout(populated)
+    manifest = layout.resolve("docker.io/demo/busybox:latest")
+    index = Index((Descriptor(manifest.media_type, manifest.digest, manifest.size, platform=host_platform()),)).to_bytes()
+    index_digest = layout.write_bytes(index)
+    layout.set_ref("docker.io/demo/multi:1", Descriptor(OCI_INDEX, index_digest, len(index)))
+    [info] = json.loads(run(capsys, populated, "inspect", "demo/multi:1"))
+    assert info["RepoDigests"] == [f"demo/multi@{index_digest}"]
+    assert info["Digest"] == str(manifest.digest) and info["RootFS"]["Layers"]
+    row = next(json.loads(line) for line in run(capsys, populated, "images", "--format", "json").splitlines() if "multi" in line)
+    assert row["Digest"] == str(index_digest) and row["Tag"] == "1"

@@ -1,0 +1,652 @@
+"""Builderfile text -> syntax nodes, exactly as BuildKit's `dockerfile:1` parser builds its AST.
+
+Owns the syntactic layer: parser directives (`# syntax=`, `# escape=`, `# check=`), comments,
+line continuations (comments and blank lines inside them), CRLF and a UTF-8 BOM, JSON (exec) form
+versus shell form, leading `--flags`, ONBUILD's sub-instruction, heredocs and line spans. It keeps
+BuildKit's byte-level quirks on purpose (see the comments), because users bring Dockerfiles that
+BuildKit accepts and expect the same meaning here. It accepts what is only wrong semantically (an
+unknown instruction, a flag an instruction does not take): `builderfile.instructions` judges that.
+Stdlib only; must not import imagekit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from builderfile.errors import ExpansionError, ParseError, Warning
+from builderfile.shell import GO_SPACES, Lex, go_quote
+
+DEFAULT_ESCAPE = "\\"
+#: BuildKit's bufio.Scanner limit: a longer physical line is an error.
+MAX_LINE = 64 * 1024
+
+_WHITESPACE = re.compile(r"[\t\v\f\r ]+")
+# Go's RE2 `\s` is ASCII [\t\n\f\r ] (no \v), and `.` does not match a newline.
+_DIRECTIVE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*([^\n]+?)[\t\n\f\r ]*\Z")
+_HEREDOC = re.compile(r"([0-9]*)<<(-?)[\t\n\f\r ]*([^<]*)\Z")
+_KNOWN_DIRECTIVES = frozenset({"syntax", "escape", "check"})
+_HEREDOC_COMMANDS = frozenset({"add", "copy", "run"})
+# Unicode spaces of one UTF-8 byte when Go reads a string byte by byte (unicode.IsSpace(rune(b))).
+_BYTE_SPACES = frozenset(b"\t\n\v\f\r \x85\xa0")
+_JSON_SPACE = " \t\n\r"
+
+
+@dataclass(frozen=True, slots=True)
+class Heredoc:
+    """One here-document: `content` is the raw body (tabs kept even for `<<-`, which only `chomp` records)."""
+
+    name: str
+    file_descriptor: int
+    expand: bool
+    chomp: bool
+    content: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One instruction: BuildKit's Node with its `Next` chain flattened into `args`.
+
+    `cmd` is the keyword as written; `keyword` is its lowercase form. For ONBUILD, `sub` holds the
+    triggered instruction and `args` is empty. `json` is true for the exec (JSON array) form.
+    """
+
+    cmd: str
+    flags: tuple[str, ...]
+    args: tuple[str, ...]
+    json: bool
+    original: str
+    start_line: int
+    end_line: int
+    sub: Node | None = None
+    heredocs: tuple[Heredoc, ...] = ()
+    comments: tuple[str, ...] = ()
+
+    @property
+    def keyword(self) -> str:
+        return go_lower(self.cmd)
+
+    def dump(self) -> str:
+        """BuildKit's `Node.Dump()` for this instruction, without the surrounding parentheses."""
+        out = self.keyword
+        if self.flags:
+            out += " [" + " ".join(go_quote(f) for f in self.flags) + "]"
+        if self.sub is not None:
+            out += " (" + self.sub.dump() + ")"
+        for arg in self.args:
+            out += " " + go_quote(arg)
+        return out.strip(GO_SPACES)
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A parsed Builderfile: its instructions in order, the escape token and the directives."""
+
+    nodes: tuple[Node, ...]
+    escape: str = DEFAULT_ESCAPE
+    directives: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[Warning, ...] = ()
+
+    def dump(self) -> str:
+        """BuildKit's `AST.Dump() + "\\n"`: one `(instruction ...)` line each, as in the testfiles' `result`."""
+        return "".join(f"({node.dump()})\n" for node in self.nodes)
+
+
+_UPPER_I_DOT = "\u0130"
+
+
+def go_lower(text: str) -> str:
+    """Go's strings.ToLower: simple per-character case mapping (Python's lower() is full mapping)."""
+    if text.isascii():
+        return text.lower()
+    return "".join("i" if ch == _UPPER_I_DOT else ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
+
+
+def parse(text: str | bytes) -> Document:
+    """Parses Builderfile text (str, or bytes read as UTF-8) into a Document; raises ParseError with a line."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "surrogateescape")
+    return _Parser(text).run()
+
+
+def _lstrip(text: str) -> str:
+    return text.lstrip(GO_SPACES)
+
+
+def _trim_newline(line: str) -> str:
+    return line.rstrip("\r\n")
+
+
+def _is_comment(line: str) -> bool:
+    return _lstrip(line)[:1] == "#"
+
+
+def _split_lines(text: str) -> list[str]:
+    # bufio.Scanner with BuildKit's scanLines: split after each \n, keep the newline.
+    lines = text.split("\n")
+    last = lines.pop()
+    lines = [line + "\n" for line in lines]
+    if last:
+        lines.append(last)
+    return lines
+
+
+class _Parser:
+    """The state of one parse: BuildKit's Parse loop over physical lines."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = _split_lines(text)
+        self.escape = DEFAULT_ESCAPE
+        self.directives: dict[str, str] = {}
+        self.directives_done = False
+        self.too_long = False
+        for index, line in enumerate(self.lines):
+            # A longer line stops the scanner; BuildKit reports it after what came before.
+            if len(line) > MAX_LINE // 4 and _utf8_len(line) > (MAX_LINE if line.endswith("\n") else MAX_LINE - 1):
+                del self.lines[index:]
+                self.too_long = True
+                break
+
+    def directive(self, token: str) -> bool:
+        """BuildKit's DirectiveParser.ParseLine: only leading `# key=value` comments count."""
+        if self.directives_done:
+            return False
+        if not token.startswith("#"):
+            self.directives_done = True
+            return False
+        match = _DIRECTIVE.match(_lstrip(token[1:]))
+        if match is None or go_lower(match.group(1)) not in _KNOWN_DIRECTIVES:
+            self.directives_done = True
+            return False
+        key = go_lower(match.group(1))
+        if key in self.directives:
+            raise ParseError(f"only one {key} parser directive can be used")
+        self.directives[key] = match.group(2)
+        if key == "escape":
+            value = match.group(2)
+            if value not in ("`", "\\"):
+                raise ParseError(f"invalid escape token '{value}' does not match ` or \\")
+            self.escape = value
+        return True
+
+    def continuation(self, line: str) -> tuple[str, bool]:
+        """Strips a trailing escape token (and spaces after it); True when the line continues."""
+        stripped = line.rstrip(" \t")
+        if stripped[-1:] != self.escape:
+            return line, False
+        if len(stripped) == 1:
+            return "", True
+        if stripped[-2] == self.escape:
+            return line, False
+        return stripped[:-1], True
+
+    def run(self) -> Document:
+        lines = self.lines
+        total = len(lines)
+        nodes: list[Node] = []
+        warnings: list[Warning] = []
+        comments: list[str] = []
+        index = 0
+        while index < total:
+            raw = lines[index]
+            if index == 0 and raw.startswith("\ufeff"):
+                raw = raw[1:]
+            lead = _lstrip(raw)
+            token = lead.rstrip("\r\n") if lead[-1:] in "\r\n" else lead
+            if lead[:1] == "#":
+                comment = raw[1:].strip(GO_SPACES)
+                comments = comments + [comment] if comment else []
+            if not self.directives_done:
+                try:
+                    if self.directive(_lstrip(_trim_newline(raw))):
+                        comments = comments[:-1]
+                except ParseError as err:
+                    raise ParseError(err.message, index + 1) from None
+            index += 1
+            start = index
+            if token[:1] == "#":
+                continue
+            body, more = self.continuation(token)
+            if not more and not body:
+                continue
+            parts = [body]
+            empty_continuation = False
+            while more and index < total:
+                raw = lines[index]
+                index += 1
+                if _is_comment(raw):
+                    continue
+                token = _trim_newline(raw)
+                if not _lstrip(token):
+                    empty_continuation = True
+                    continue
+                body, more = self.continuation(token)
+                parts.append(body)
+            line = "".join(parts)
+            if empty_continuation:
+                warnings.append(Warning(f"Empty continuation line found in: {line}", index, "https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/"))
+            try:
+                node = self.node(line, tuple(comments))
+                heredocs: tuple[Heredoc, ...] = ()
+                if "<<" in line and _can_contain_heredoc(node):
+                    heredocs, index = self.heredocs(line, index)
+            except (ParseError, ExpansionError) as err:
+                raise ParseError(err.message, start) from None
+            nodes.append(Node(node.cmd, node.flags, node.args, node.json, line, start, index, node.sub, heredocs, node.comments))
+            comments = []
+        if not nodes:
+            raise ParseError("file with no instructions", index)
+        if self.too_long:
+            raise ParseError(f"dockerfile line greater than max allowed size of {MAX_LINE - 1}", index + 1)
+        return Document(tuple(nodes), self.escape, dict(self.directives), tuple(warnings))
+
+    def heredocs(self, line: str, index: int) -> tuple[tuple[Heredoc, ...], int]:
+        """Reads each heredoc body after the instruction, in the order the words name them."""
+        found = []
+        for heredoc in heredocs_from_line(line):
+            body: list[str] = []
+            while True:
+                if index >= len(self.lines):
+                    raise ParseError("unterminated heredoc")
+                raw = self.lines[index]
+                index += 1
+                candidate = _trim_newline(raw)
+                if heredoc.chomp:
+                    candidate = candidate.lstrip("\t")
+                if candidate == heredoc.name:
+                    break
+                body.append(raw)
+            found.append(Heredoc(heredoc.name, heredoc.file_descriptor, heredoc.expand, heredoc.chomp, "".join(body)))
+        return tuple(found), index
+
+    def node(self, line: str, comments: tuple[str, ...]) -> Node:
+        """BuildKit's newNodeFromLine: split off the keyword and flags, then the per-keyword argument parser."""
+        cmd, flags, rest = self.split_command(line)
+        keyword = go_lower(cmd)
+        sub = None
+        is_json = False
+        parser = _DISPATCH.get(keyword)
+        if parser is None:
+            args: tuple[str, ...] = ("",)
+        elif parser is _parse_sub_command:
+            args = ()
+            if rest:
+                sub = self.node(rest, ())
+        else:
+            result = parser(self, rest)
+            if result is None:
+                args = ()
+            else:
+                args, is_json = result
+        return Node(cmd, flags, args, is_json, line, 0, 0, sub, (), comments)
+
+    def split_command(self, line: str) -> tuple[str, tuple[str, ...], str]:
+        parts = _WHITESPACE.split(line.strip(GO_SPACES), maxsplit=1)
+        if len(parts) < 2:
+            return parts[0], (), ""
+        rest, flags = self.extract_flags(parts[1])
+        return parts[0], flags, rest.strip(GO_SPACES)
+
+    def extract_flags(self, line: str) -> tuple[str, tuple[str, ...]]:
+        """Leading `--name[=value]` words (quotes and escapes processed) up to the first other word or `--`.
+
+        BuildKit scans this byte by byte, so a UTF-8 byte 0x85 or 0xA0 counts as a space and each
+        byte of a multi-byte character becomes its own Latin-1 character in the flag; kept as is.
+        """
+        if not line.startswith("--") and line[:1] not in "\t\n\v\f\r ":
+            return line, ()
+        data = line.encode("utf-8", "surrogateescape")
+        escape = ord(self.escape)
+        words: list[str] = []
+        word: list[str] = []
+        in_word = in_quote = blank_ok = False
+        quote = 0
+        pos, end = 0, len(data)
+        while pos <= end:
+            ch = data[pos] if pos < end else -1
+            if not in_word and not in_quote:
+                if pos == end:
+                    break
+                if ch in _BYTE_SPACES:
+                    pos += 1
+                    continue
+                if ch != 0x2D or pos + 1 == end or data[pos + 1] != 0x2D:
+                    return data[pos:].decode("utf-8", "surrogateescape"), tuple(words)
+                in_word = True
+            if pos == end:
+                text = "".join(word)
+                if text != "--" and (blank_ok or text):
+                    words.append(text)
+                break
+            if in_word:
+                if ch in _BYTE_SPACES:
+                    in_word = False
+                    text = "".join(word)
+                    if text == "--":
+                        return data[pos:].decode("utf-8", "surrogateescape"), tuple(words)
+                    if blank_ok or text:
+                        words.append(text)
+                    word = []
+                    blank_ok = False
+                    pos += 1
+                    continue
+                if ch in (0x22, 0x27):
+                    quote, blank_ok, in_word, in_quote = ch, True, False, True
+                    pos += 1
+                    continue
+                if ch == escape:
+                    if pos + 1 == end:
+                        pos += 1
+                        continue
+                    pos += 1
+                    ch = data[pos]
+                word.append(chr(ch))
+                pos += 1
+                continue
+            if ch == quote:
+                in_quote, in_word = False, True
+                pos += 1
+                continue
+            if ch == escape:
+                if pos + 1 == end:
+                    in_quote, in_word = False, True
+                    pos += 1
+                    continue
+                pos += 1
+                ch = data[pos]
+            word.append(chr(ch))
+            pos += 1
+        return "", tuple(words)
+
+
+def _utf8_len(line: str) -> int:
+    return len(line.encode("utf-8", "surrogateescape"))
+
+
+def _can_contain_heredoc(node: Node) -> bool:
+    target = node.sub if node.keyword == "onbuild" and node.sub is not None else node
+    return target.keyword in _HEREDOC_COMMANDS and not target.json
+
+
+_HEREDOC_WORDS = Lex(raw_quotes=True, raw_escapes=True, skip_unset_env=True)
+_HEREDOC_NAME = Lex(skip_unset_env=True)
+_HEREDOC_NAME_RAW = Lex(raw_quotes=True, skip_unset_env=True)
+
+
+def parse_heredoc(word: str) -> Heredoc | None:
+    """The heredoc a word like `<<EOF`, `3<<-'EOF'` or `<< EOF` opens, or None when it is not one."""
+    match = _HEREDOC.match(word)
+    if match is None or not match.group(3):
+        return None
+    rest = match.group(3)
+    words = _HEREDOC_NAME.process_words(rest, {})
+    if len(words) != 1:
+        return None
+    raw = _HEREDOC_NAME_RAW.process_words(rest, {})
+    if len(raw) != 1:
+        raise ParseError(f"internal lexing of heredoc produced inconsistent results: {rest}")
+    name = words[0]
+    # Quoting any part of the word (but not escaping a quote) turns expansion off, as in sh.
+    expand = name.count("'") + name.count('"') == raw[0].count("'") + raw[0].count('"')
+    return Heredoc(name, int(match.group(1) or 0), expand, match.group(2) == "-")
+
+
+def heredocs_from_line(line: str) -> list[Heredoc]:
+    """Every heredoc a logical line opens, in order; a line that does not lex opens none."""
+    try:
+        words = _HEREDOC_WORDS.process_words(line, {})
+    except ExpansionError:
+        return []
+    return [doc for doc in map(parse_heredoc, words) if doc is not None]
+
+
+# --- argument parsers, one per keyword (BuildKit's line_parsers.go) -----------------------------
+
+Args = tuple[tuple[str, ...], bool] | None
+
+
+def _parse_sub_command(parser: _Parser, rest: str) -> Args:  # pragma: no cover - dispatched inline
+    raise AssertionError("ONBUILD is handled by _Parser.node")
+
+
+def _parse_string(parser: _Parser, rest: str) -> Args:
+    return ((rest,), False) if rest else None
+
+
+def _split_whitespace(rest: str) -> Args:
+    return (tuple(_WHITESPACE.split(rest)), False) if rest else None
+
+
+def _parse_whitespace_delimited(parser: _Parser, rest: str) -> Args:
+    return _split_whitespace(rest)
+
+
+_NOT_STRINGS = "when using JSON array syntax, arrays must be comprised of strings only"
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(name)
+
+
+def _go_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError("number out of range")
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _parse_json(rest: str) -> tuple[str, ...] | None:
+    """The strings of a JSON array, None when `rest` is not valid JSON; raises when an element is not a string."""
+    rest = _lstrip(rest)
+    if not rest.startswith("["):
+        return None
+    try:
+        value = json.loads(rest, parse_constant=_reject_constant, parse_float=_go_float, parse_int=_go_float)
+    except ValueError:
+        return None
+    except RecursionError:  # Go nests up to 10000 levels; deeper than Python's stack is surely not strings
+        raise ParseError(_NOT_STRINGS) from None
+    if not isinstance(value, list):
+        return None
+    for item in value:
+        if not isinstance(item, str):
+            raise ParseError(_NOT_STRINGS)
+    if not rest.isascii():
+        # Go decodes invalid UTF-8 and lone surrogate escapes in JSON strings to U+FFFD.
+        return tuple(_SURROGATE.sub("\ufffd", item) for item in value)
+    return tuple(value)
+
+
+def _parse_maybe_json(parser: _Parser, rest: str) -> Args:
+    if not rest:
+        return None
+    values = _parse_json(rest)
+    if values is not None:
+        return values, True
+    return (rest,), False
+
+
+def _parse_maybe_json_to_list(parser: _Parser, rest: str) -> Args:
+    values = _parse_json(rest)
+    if values is not None:
+        return values, True
+    return _split_whitespace(rest)
+
+
+def _parse_health(parser: _Parser, rest: str) -> Args:
+    # BuildKit finds the first word byte by byte (unicode.IsSpace(rune(byte))).
+    if rest.isascii():
+        kind, tail = _split_first_word(rest)
+    else:
+        data = rest.encode("utf-8", "surrogateescape")
+        sep = 0
+        while sep < len(data) and data[sep] not in _BYTE_SPACES:
+            sep += 1
+        nxt = sep
+        while nxt < len(data) and data[nxt] in _BYTE_SPACES:
+            nxt += 1
+        kind = data[:sep].decode("utf-8", "surrogateescape")
+        tail = data[nxt:].decode("utf-8", "surrogateescape")
+    if not kind:
+        return None
+    command = _parse_maybe_json(parser, tail)
+    if command is None:
+        return (kind,), False
+    return (kind, *command[0]), command[1]
+
+
+def _split_first_word(rest: str) -> tuple[str, str]:
+    sep = 0
+    end = len(rest)
+    while sep < end and rest[sep] not in "\t\n\v\f\r ":
+        sep += 1
+    nxt = sep
+    while nxt < end and rest[nxt] in "\t\n\v\f\r ":
+        nxt += 1
+    return rest[:sep], rest[nxt:]
+
+
+def parse_words(rest: str, escape: str) -> list[str]:
+    """BuildKit's parseWords: split on spaces outside quotes, keeping quotes and escapes in the words."""
+    if _SURROGATE.search(rest):
+        rest = _SURROGATE.sub("\ufffd", rest)
+    words: list[str] = []
+    word: list[str] = []
+    in_word = in_quote = blank_ok = False
+    quote = ""
+    pos, end = 0, len(rest)
+    spaces = GO_SPACES
+    while pos <= end:
+        ch = rest[pos] if pos < end else ""
+        if not in_word and not in_quote:
+            if pos == end:
+                break
+            if ch in spaces:
+                pos += 1
+                continue
+            in_word = True
+        if pos == end:
+            if blank_ok or word:
+                words.append("".join(word))
+            break
+        if in_word:
+            if ch in spaces:
+                in_word = False
+                if blank_ok or word:
+                    words.append("".join(word))
+                word = []
+                blank_ok = False
+                pos += 1
+                continue
+            if ch == "'" or ch == '"':
+                quote, blank_ok, in_word, in_quote = ch, True, False, True
+            if ch == escape:
+                if pos + 1 == end:
+                    pos += 1
+                    continue
+                word.append(ch)
+                pos += 1
+                ch = rest[pos]
+            word.append(ch)
+            pos += 1
+            continue
+        if ch == quote:
+            in_quote, in_word = False, True
+        if ch == escape and quote != "'":
+            if pos + 1 == end:
+                in_quote, in_word = False, True
+                pos += 1
+                continue
+            pos += 1
+            word.append(ch)
+            ch = rest[pos]
+        word.append(ch)
+        pos += 1
+    return words
+
+
+def _parse_name_val(parser: _Parser, rest: str, key: str) -> Args:
+    words = parse_words(rest, parser.escape)
+    if not words:
+        return None
+    if "=" not in words[0]:
+        parts = _WHITESPACE.split(rest, maxsplit=1)
+        if len(parts) < 2:
+            raise ParseError(f"{key} must have two arguments")
+        return (parts[0], parts[1], ""), False
+    args: list[str] = []
+    for word in words:
+        name, sep, value = word.partition("=")
+        if not sep:
+            raise ParseError(f"Syntax error - can't find = in {go_quote(word)}. Must be of the form: name=value")
+        args += (name, value, "=")
+    return tuple(args), False
+
+
+def _parse_env(parser: _Parser, rest: str) -> Args:
+    return _parse_name_val(parser, rest, "ENV")
+
+
+def _parse_label(parser: _Parser, rest: str) -> Args:
+    return _parse_name_val(parser, rest, "LABEL")
+
+
+def _parse_name_or_name_val(parser: _Parser, rest: str) -> Args:
+    words = parse_words(rest, parser.escape)
+    return (tuple(words), False) if words else None
+
+
+_DISPATCH = {
+    "add": _parse_maybe_json_to_list,
+    "arg": _parse_name_or_name_val,
+    "cmd": _parse_maybe_json,
+    "copy": _parse_maybe_json_to_list,
+    "entrypoint": _parse_maybe_json,
+    "env": _parse_env,
+    "expose": _parse_whitespace_delimited,
+    "from": _parse_whitespace_delimited,
+    "healthcheck": _parse_health,
+    "label": _parse_label,
+    "maintainer": _parse_string,
+    "onbuild": _parse_sub_command,
+    "run": _parse_maybe_json,
+    "shell": _parse_maybe_json,
+    "stopsignal": _parse_string,
+    "user": _parse_string,
+    "volume": _parse_maybe_json_to_list,
+    "workdir": _parse_string,
+}
+
+
+def contract(document: Document) -> dict[str, list[dict[str, object]]]:
+    """The JSON contract of `python -m builderfile parse`, field for field the `dockerfile` package's Command.
+
+    As there, ONBUILD reports its own flags with the triggered instruction's `sub_cmd`, `json` and
+    `value`; `sub_flags` adds the triggered instruction's flags. `original` is BuildKit's logical
+    line (continuations joined, heredoc bodies not included: they are in `heredocs`).
+    """
+    out = []
+    for node in document.nodes:
+        target = node.sub if node.sub is not None else node
+        out.append(
+            {
+                "cmd": node.cmd,
+                "sub_cmd": node.sub.cmd if node.sub is not None else None,
+                "json": target.json,
+                "flags": list(node.flags),
+                "sub_flags": list(node.sub.flags) if node.sub is not None else [],
+                "value": list(target.args),
+                "start_line": node.start_line,
+                "end_line": node.end_line,
+                "original": node.original,
+                "heredocs": [
+                    {"name": doc.name, "file_descriptor": doc.file_descriptor, "content": doc.content}
+                    for doc in node.heredocs
+                ],
+            }
+        )
+    return {"instructions": out}

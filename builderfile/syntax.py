@@ -30,7 +30,10 @@ _KNOWN_DIRECTIVES = frozenset({"syntax", "escape", "check"})
 _HEREDOC_COMMANDS = frozenset({"add", "copy", "run"})
 # Unicode spaces of one UTF-8 byte when Go reads a string byte by byte (unicode.IsSpace(rune(b))).
 _BYTE_SPACES = frozenset(b"\t\n\v\f\r \x85\xa0")
-_JSON_SPACE = " \t\n\r"
+_ASCII_SPACES = "\t\n\v\f\r "
+_ASCII_SPACE_RUN = re.compile(r"[\t\n\v\f\r ]*")
+_PLAIN_FLAG = re.compile(r"[^\t\n\v\f\r \"'\x80-\U0010ffff]*")
+_EMPTY_CONTINUATION_URL = "https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +121,6 @@ def _trim_newline(line: str) -> str:
     return line.rstrip("\r\n")
 
 
-def _is_comment(line: str) -> bool:
-    return _lstrip(line)[:1] == "#"
-
-
 def _split_lines(text: str) -> list[str]:
     # bufio.Scanner with BuildKit's scanLines: split after each \n, keep the newline.
     lines = text.split("\n")
@@ -184,56 +183,60 @@ class _Parser:
     def run(self) -> Document:
         lines = self.lines
         total = len(lines)
+        spaces = GO_SPACES
         nodes: list[Node] = []
         warnings: list[Warning] = []
         comments: list[str] = []
         index = 0
         while index < total:
             raw = lines[index]
-            if index == 0 and raw.startswith("\ufeff"):
+            if index == 0 and raw[:1] == "\ufeff":
                 raw = raw[1:]
-            lead = _lstrip(raw)
-            token = lead.rstrip("\r\n") if lead[-1:] in "\r\n" else lead
-            if lead[:1] == "#":
-                comment = raw[1:].strip(GO_SPACES)
-                comments = comments + [comment] if comment else []
-            if not self.directives_done:
-                try:
-                    if self.directive(_lstrip(_trim_newline(raw))):
-                        comments = comments[:-1]
-                except ParseError as err:
-                    raise ParseError(err.message, index + 1) from None
+            lead = raw.lstrip(spaces)
             index += 1
+            if not lead or lead[0] == "#":
+                token = lead.rstrip("\r\n")
+                if lead:
+                    comment = raw[1:].strip(spaces)
+                    comments = comments + [comment] if comment else []
+                if not self.directives_done:
+                    try:
+                        if self.directive(token):
+                            comments = comments[:-1]
+                    except ParseError as err:
+                        raise ParseError(err.message, index) from None
+                continue
+            self.directives_done = True
             start = index
-            if token[:1] == "#":
-                continue
-            body, more = self.continuation(token)
-            if not more and not body:
-                continue
-            parts = [body]
-            empty_continuation = False
-            while more and index < total:
-                raw = lines[index]
-                index += 1
-                if _is_comment(raw):
-                    continue
-                token = _trim_newline(raw)
-                if not _lstrip(token):
-                    empty_continuation = True
-                    continue
-                body, more = self.continuation(token)
-                parts.append(body)
-            line = "".join(parts)
-            if empty_continuation:
-                warnings.append(Warning(f"Empty continuation line found in: {line}", index, "https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/"))
+            escape = self.escape
+            token = lead.rstrip("\r\n")
+            last = token[-1]
+            body, more = self.continuation(token) if last == escape or last == " " or last == "\t" else (token, False)
+            if more:
+                parts = [body]
+                empty_continuation = False
+                while more and index < total:
+                    raw = lines[index]
+                    index += 1
+                    lead = raw.lstrip(spaces)
+                    if not lead:
+                        empty_continuation = True
+                        continue
+                    if lead[0] == "#":
+                        continue
+                    body, more = self.continuation(raw.rstrip("\r\n"))
+                    parts.append(body)
+                body = "".join(parts)
+                if empty_continuation:
+                    warnings.append(Warning(f"Empty continuation line found in: {body}", index, _EMPTY_CONTINUATION_URL))
             try:
-                node = self.node(line, tuple(comments))
+                cmd, flags, args, is_json, sub = self.node(body)
                 heredocs: tuple[Heredoc, ...] = ()
-                if "<<" in line and _can_contain_heredoc(node):
-                    heredocs, index = self.heredocs(line, index)
+                if "<<" in body and _can_contain_heredoc(cmd, is_json, sub):
+                    heredocs, index = self.heredocs(body, index)
             except (ParseError, ExpansionError) as err:
                 raise ParseError(err.message, start) from None
-            nodes.append(Node(node.cmd, node.flags, node.args, node.json, line, start, index, node.sub, heredocs, node.comments))
+            nodes.append(Node(cmd, flags, args, is_json, body, start, index, sub, heredocs, tuple(comments)))
             comments = []
         if not nodes:
             raise ParseError("file with no instructions", index)
@@ -260,26 +263,22 @@ class _Parser:
             found.append(Heredoc(heredoc.name, heredoc.file_descriptor, heredoc.expand, heredoc.chomp, "".join(body)))
         return tuple(found), index
 
-    def node(self, line: str, comments: tuple[str, ...]) -> Node:
+    def node(self, line: str) -> tuple[str, tuple[str, ...], tuple[str, ...], bool, Node | None]:
         """BuildKit's newNodeFromLine: split off the keyword and flags, then the per-keyword argument parser."""
         cmd, flags, rest = self.split_command(line)
-        keyword = go_lower(cmd)
-        sub = None
-        is_json = False
-        parser = _DISPATCH.get(keyword)
+        parser = _DISPATCH.get(cmd.lower() if cmd.isascii() else go_lower(cmd))
         if parser is None:
-            args: tuple[str, ...] = ("",)
-        elif parser is _parse_sub_command:
-            args = ()
+            return cmd, flags, ("",), False, None
+        if parser is _parse_sub_command:
+            sub = None
             if rest:
-                sub = self.node(rest, ())
-        else:
-            result = parser(self, rest)
-            if result is None:
-                args = ()
-            else:
-                args, is_json = result
-        return Node(cmd, flags, args, is_json, line, 0, 0, sub, (), comments)
+                sub_cmd, sub_flags, sub_args, sub_json, nested = self.node(rest)
+                sub = Node(sub_cmd, sub_flags, sub_args, sub_json, rest, 0, 0, nested)
+            return cmd, flags, (), False, sub
+        result = parser(self, rest)
+        if result is None:
+            return cmd, flags, (), False, None
+        return cmd, flags, result[0], result[1], None
 
     def split_command(self, line: str) -> tuple[str, tuple[str, ...], str]:
         parts = _WHITESPACE.split(line.strip(GO_SPACES), maxsplit=1)
@@ -296,6 +295,11 @@ class _Parser:
         """
         if not line.startswith("--") and line[:1] not in "\t\n\v\f\r ":
             return line, ()
+        simple = self._simple_flags(line)
+        return simple if simple is not None else self._byte_flags(line)
+
+    def _byte_flags(self, line: str) -> tuple[str, tuple[str, ...]]:
+        """extract_flags exactly as BuildKit's byte loop runs it."""
         data = line.encode("utf-8", "surrogateescape")
         escape = ord(self.escape)
         words: list[str] = []
@@ -360,13 +364,35 @@ class _Parser:
         return "", tuple(words)
 
 
+    def _simple_flags(self, line: str) -> tuple[str, tuple[str, ...]] | None:
+        """extract_flags for the common case (ASCII, no quotes, no escape token); None otherwise."""
+        words: list[str] = []
+        pos, end = 0, len(line)
+        escape = self.escape
+        while True:
+            pos = _ASCII_SPACE_RUN.match(line, pos).end()  # type: ignore[union-attr]
+            if not line.startswith("--", pos):
+                return line[pos:], tuple(words)
+            stop = _PLAIN_FLAG.match(line, pos).end()  # type: ignore[union-attr]
+            if stop < end and line[stop] not in _ASCII_SPACES:
+                return None  # a quote, escape or non-ASCII character: the byte-exact path handles it
+            word = line[pos:stop]
+            if escape in word:
+                return None
+            if word == "--":
+                return line[stop:], tuple(words)
+            words.append(word)
+            pos = stop
+
+
 def _utf8_len(line: str) -> int:
     return len(line.encode("utf-8", "surrogateescape"))
 
 
-def _can_contain_heredoc(node: Node) -> bool:
-    target = node.sub if node.keyword == "onbuild" and node.sub is not None else node
-    return target.keyword in _HEREDOC_COMMANDS and not target.json
+def _can_contain_heredoc(cmd: str, is_json: bool, sub: Node | None) -> bool:
+    if sub is not None:
+        cmd, is_json = sub.cmd, sub.json
+    return go_lower(cmd) in _HEREDOC_COMMANDS and not is_json
 
 
 _HEREDOC_WORDS = Lex(raw_quotes=True, raw_escapes=True, skip_unset_env=True)
@@ -437,6 +463,8 @@ def _go_float(text: str) -> float:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Go's encoding/json: no NaN/Infinity, and a number must fit a float64.
+_JSON_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_go_float, parse_int=_go_float)
 
 
 def _parse_json(rest: str) -> tuple[str, ...] | None:
@@ -445,7 +473,7 @@ def _parse_json(rest: str) -> tuple[str, ...] | None:
     if not rest.startswith("["):
         return None
     try:
-        value = json.loads(rest, parse_constant=_reject_constant, parse_float=_go_float, parse_int=_go_float)
+        value = _JSON_DECODER.decode(rest)
     except ValueError:
         return None
     except RecursionError:  # Go nests up to 10000 levels; deeper than Python's stack is surely not strings
@@ -512,6 +540,17 @@ def _split_first_word(rest: str) -> tuple[str, str]:
 
 def parse_words(rest: str, escape: str) -> list[str]:
     """BuildKit's parseWords: split on spaces outside quotes, keeping quotes and escapes in the words."""
+    if escape not in rest and rest.isascii():
+        # Without escapes a word is a run of non-spaces and quoted strings (an open quote runs to the end).
+        return _WORD.findall(rest)
+    return _parse_words_slow(rest, escape)
+
+
+_WORD = re.compile(r"""(?:[^\t\n\v\f\r "']+|"[^"]*"?|'[^']*'?)+""")
+
+
+def _parse_words_slow(rest: str, escape: str) -> list[str]:
+    """parse_words character by character, for escapes and non-ASCII text."""
     if _SURROGATE.search(rest):
         rest = _SURROGATE.sub("\ufffd", rest)
     words: list[str] = []

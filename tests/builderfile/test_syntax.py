@@ -194,3 +194,19 @@ def test_fuzz_only_parse_errors_and_the_cli_never_tracebacks(lines: list[str], e
     assert status in (0, 1) and "Traceback" not in captured.err
     if status:
         assert captured.err.startswith(f"{path}:") and captured.err.count("\n") == 1
+
+
+_FLAGGY = st.text(st.sampled_from(list("-- ab=\t\"'\\`,/\x85é") + ["\u00a0"]), max_size=25)
+
+
+@settings(max_examples=400, deadline=None)
+@given(line=_FLAGGY, escape=st.sampled_from(["\\", "`"]))
+def test_fast_paths_agree_with_the_byte_exact_paths(line: str, escape: str) -> None:
+    from builderfile.syntax import _parse_words_slow, _Parser, parse_words
+
+    parser = _Parser("")
+    parser.escape = escape
+    simple = parser._simple_flags("--" + line)
+    if simple is not None:
+        assert simple == parser._byte_flags("--" + line)
+    assert parse_words(line, escape) == _parse_words_slow(line, escape)

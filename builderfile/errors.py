@@ -34,6 +34,10 @@ class ExpansionError(BuilderfileError):
     """Variable expansion failed: bad substitution, unterminated quote, `${VAR?message}`."""
 
 
+class IgnoreFileError(BuilderfileError):
+    """A .dockerignore pattern is malformed (Go's filepath.Match would reject it)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Warning:  # noqa: A001 - the domain word; shadowing the builtin inside this package is intended
     """Something BuildKit accepts but flags (e.g. an empty continuation line), with its line."""

@@ -96,7 +96,7 @@ class VerifyingReader:
     The mismatch is raised by the `read` call that reaches the end, so a consumer that reads to the end
     (copying into a temp file, decompressing a layer) can never finish with unverified content.
     Reading more than `expected_size` bytes fails at once: a hostile server cannot stream forever.
-    The caller owns and closes the underlying stream.
+    Closing the reader (or leaving its `with` block) closes the wrapped stream.
     """
 
     def __init__(self, stream: BinaryIO, expected: Digest, expected_size: int | None = None, what: str = "") -> None:
@@ -132,6 +132,15 @@ class VerifyingReader:
 
     def readable(self) -> bool:
         return True
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self) -> VerifyingReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _finish(self) -> None:
         if self._expected_size is not None and self._hasher.size != self._expected_size:

@@ -58,6 +58,10 @@ class LayerError(ImagekitError):
     """A layer tarball that cannot be written or applied: corrupt, unsafe or too large."""
 
 
+class InvalidChange(ImagekitError):
+    """A Dockerfile-style `--change` instruction (as `docker import -c` takes) that is unsupported or malformed."""
+
+
 class RegistryError(ImagekitError):
     """A registry answered with an error or could not be reached.
 
@@ -72,16 +76,22 @@ class RegistryError(ImagekitError):
         codes: tuple[str, ...] = (),
         url: str | None = None,
         temporary: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.codes = codes
         self.url = url
         self.temporary = temporary
+        self.retry_after = retry_after  # seconds the registry asked us to wait (Retry-After), if it said
 
 
 class AuthError(RegistryError):
     """The registry refused our credentials, or demanded ones we do not have."""
+
+
+class TLSError(RegistryError):
+    """TLS to a registry failed (unknown CA, wrong name, handshake): never answered by falling back to HTTP."""
 
 
 class CredentialsError(ImagekitError):

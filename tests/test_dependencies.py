@@ -25,6 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "layers": {"errors", "digest", "oci"},
     "layout": {"errors", "digest", "oci", "image", "reference"},
     "store": {"errors", "digest", "oci", "image", "reference", "layout", "layers"},
+    "importer": {"errors", "digest", "oci", "image", "reference", "layout", "layers"},
     "progress": {"errors"},
     "registry": {"errors", "digest", "oci", "image", "reference", "progress"},
     "sandbox": {"errors"},

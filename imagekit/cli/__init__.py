@@ -8,6 +8,7 @@ The CLI is also the only place where registry and store are wired together.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -19,11 +20,22 @@ from imagekit.errors import ImagekitError
 
 
 class Context:
-    """What every command needs: where the store lives and how chatty to be."""
+    """What every command needs: where the store lives, how chatty to be, and how to trust registries."""
 
-    def __init__(self, root: Path, debug: bool) -> None:
+    def __init__(
+        self,
+        root: Path,
+        debug: bool,
+        *,
+        insecure_registries: tuple[str, ...] = (),
+        tls_verify: bool = True,
+        certs_dir: Path | None = None,
+    ) -> None:
         self.root = root
         self.debug = debug
+        self.insecure_registries = insecure_registries
+        self.tls_verify = tls_verify
+        self.certs_dir = certs_dir
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,10 +48,68 @@ class Context:
     help="Store root (an OCI image layout). Default: /var/lib/imagekit as root, else $XDG_DATA_HOME/imagekit.",
 )
 @click.option("--debug", is_flag=True, help="Log requests and decisions to stderr (never secrets).")
+@click.option(
+    "--insecure-registry",
+    "insecure_registries",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    envvar="IMAGEKIT_INSECURE_REGISTRIES",
+    help="Allow plain HTTP and unverified TLS for this registry (repeatable; loopback needs no flag).",
+)
+@click.option(
+    "--tls-verify",
+    type=click.BOOL,
+    default=True,
+    is_flag=False,
+    flag_value=True,
+    metavar="BOOL",
+    help="Verify registries' TLS certificates (default true; --tls-verify=false only if you must).",
+)
+@click.option(
+    "--certs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="IMAGEKIT_CERTS_D",
+    default=None,
+    help="Per-registry CAs as DIR/HOST[:PORT]/ca.crt (default /etc/docker/certs.d, /etc/containers/certs.d).",
+)
 @click.pass_context
-def cli(ctx: click.Context, root: Path | None, debug: bool) -> None:
+def cli(
+    ctx: click.Context,
+    root: Path | None,
+    debug: bool,
+    insecure_registries: tuple[str, ...],
+    tls_verify: bool,
+    certs_dir: Path | None,
+) -> None:
     """imagekit: build, move and run OCI images without a daemon."""
-    ctx.obj = Context(root or default_root(), debug)
+    configure_logging(debug)
+    ctx.obj = Context(
+        root or default_root(), debug, insecure_registries=insecure_registries, tls_verify=tls_verify, certs_dir=certs_dir
+    )
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time (tests swap it between invocations)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # type: ignore[no-untyped-def]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
+def configure_logging(debug: bool) -> None:
+    """`--debug` sends imagekit's loggers to stderr; modules log only what is safe to show."""
+    logger = logging.getLogger("imagekit")
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("imagekit: %(levelname).1s %(name)s: %(message)s"))
+    handler.setLevel(logging.DEBUG if debug else logging.WARNING)
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 def default_root() -> Path:
@@ -73,3 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         where = f": {err.filename}" if err.filename else ""
         click.echo(f"imagekit: {err.strerror or err}{where}", err=True)
         sys.exit(1)
+
+
+from imagekit.cli import auth as _auth  # noqa: E402,F401
+from imagekit.cli import store as _store  # noqa: E402,F401

@@ -1,0 +1,96 @@
+"""`imagekit login` and `imagekit logout`, and `transport_for()`: the one way commands reach a registry.
+
+`transport_for(host)` builds a Transport from the global options (`--insecure-registry`,
+`--tls-verify`, `--certs-dir`, `--debug`) and the user's stored credentials, so pull, push, tags and
+manifest all trust and authenticate the same way. Login verifies the credentials against the registry
+(GET /v2/ with Basic, or a token from the realm, as `docker login` does) before storing anything.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from imagekit.cli import Context, cli
+from imagekit.errors import AuthError
+from imagekit.reference import DOCKER_HUB, DOCKER_HUB_API, Reference
+from imagekit.registry.credentials import Credentials, CredentialStore, registry_hostname
+from imagekit.registry.transport import Transport
+
+
+def api_host(registry: str) -> str:
+    """Where the API of a registry named as the user spells it (`docker.io`, `https://host:5000/`) answers."""
+    host = registry_hostname(registry)
+    return DOCKER_HUB_API if host == DOCKER_HUB else host
+
+
+def is_insecure(host: str, insecure_registries: tuple[str, ...]) -> bool:
+    """True when `host` (host[:port]) was listed with --insecure-registry, with or without its port."""
+    listed = {registry_hostname(entry) for entry in insecure_registries}
+    return host in listed or host.rsplit(":", 1)[0] in listed
+
+
+def transport_for(
+    target: str | Reference, *, credentials: Credentials | None = None, ctx: click.Context | None = None
+) -> Transport:
+    """A Transport to the registry of `target` (a Reference or a registry name) with the CLI's options.
+
+    Credentials default to what the user stored for that registry (login, config.json, helpers).
+    """
+    obj: Context = (ctx or click.get_current_context()).obj
+    host = target.api_host if isinstance(target, Reference) else api_host(target)
+    if credentials is None:
+        credentials = CredentialStore().get(host)
+    return Transport(
+        host,
+        insecure=is_insecure(host, obj.insecure_registries),
+        tls_verify=obj.tls_verify,
+        credentials=credentials,
+        debug=obj.debug,
+        certs_dir=obj.certs_dir,
+    )
+
+
+@cli.command()
+@click.option("-u", "--username", help="Username (prompted for when missing).")
+@click.option("-p", "--password", help="Password or token (insecure: prefer --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the password or token from standard input.")
+@click.argument("registry", default=DOCKER_HUB)
+@click.pass_context
+def login(ctx: click.Context, username: str | None, password: str | None, password_stdin: bool, registry: str) -> None:
+    """Log in to REGISTRY (default Docker Hub): verify the credentials, then store them."""
+    if password and password_stdin:
+        raise click.UsageError("--password and --password-stdin are mutually exclusive")
+    if password_stdin:
+        if not username:
+            raise click.UsageError("--password-stdin requires --username")
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise click.UsageError("no password on standard input")
+    elif password:
+        click.echo("WARNING! Using --password via the CLI is insecure. Use --password-stdin.", err=True)
+    if not username:
+        username = click.prompt("Username")
+    if not password:
+        password = click.prompt("Password", hide_input=True)
+    if not username or not password:
+        raise click.UsageError("a username and a password are required")
+    credentials = Credentials(username, password)
+    try:
+        transport_for(registry, credentials=credentials, ctx=ctx).authenticate()
+    except AuthError as err:
+        raise AuthError(f"login to {registry_hostname(registry)} failed: {err}", status=err.status) from None
+    where = CredentialStore().store(registry, credentials)
+    if not where.startswith("credential helper"):
+        click.echo(f"Credentials stored unencrypted in {where}", err=True)
+    click.echo("Login Succeeded")
+
+
+@cli.command()
+@click.argument("registry", default=DOCKER_HUB)
+def logout(registry: str) -> None:
+    """Forget the stored credentials for REGISTRY (default Docker Hub)."""
+    host = registry_hostname(registry)
+    removed = CredentialStore().erase(registry)
+    click.echo(f"Removing login credentials for {host}" if removed else f"Not logged in to {host}")

@@ -1,0 +1,249 @@
+"""`imagekit import`: a rootfs tarball becomes a one-layer image, as `docker import` makes one.
+
+The tarball (plain, gzip, zstd, xz or bzip2, told apart by magic bytes; a file or stdin) is kept
+byte for byte as the layer: it streams once through a tar reader (so anything that is not a tar
+archive is refused), the diff_id hasher, a gzip compressor and the store's blob writer, so a layer of
+any size never sits in memory. The image config gets docker's `--change` instructions (CMD,
+ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL).
+
+Imports: stdlib, zstandard, imagekit.errors, digest, oci, image, reference, layout.
+"""
+
+from __future__ import annotations
+
+import bz2
+import datetime as dt
+import gzip
+import io
+import json
+import lzma
+import os
+import shlex
+import tarfile
+import zlib
+from collections.abc import Callable, Iterable
+from typing import Any, BinaryIO
+
+import zstandard
+
+from imagekit.digest import CHUNK, Digest, Hasher
+from imagekit.errors import InvalidChange, LayerError
+from imagekit.image import Image
+from imagekit.layout import Layout
+from imagekit.oci import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, Manifest, Platform, canonical_json
+from imagekit.reference import Reference
+
+GZIP_LEVEL = 6  # docker's (Go's gzip.DefaultCompression)
+_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"BZh", "bzip2"),
+)
+
+
+def import_tarball(
+    layout: Layout,
+    stream: BinaryIO,
+    ref: Reference | None,
+    *,
+    source: str = "-",
+    changes: Iterable[str] = (),
+    message: str = "",
+    platform: Platform,
+) -> Image:
+    """Writes `stream` (a rootfs tar, maybe compressed) to the store as a one-layer image named `ref`.
+
+    Blobs first, then config and manifest, then the ref, all inside `layout.writing()`, so a crash
+    at any point leaves no name pointing at anything partial. Raises LayerError for input that is
+    not a (compressed) tar archive, InvalidChange for a bad `changes` line (before writing anything).
+    """
+    container_config = apply_changes({}, changes)
+    created = _created()
+    with layout.writing():
+        layer, diff_id = _write_layer(layout, stream, source)
+        config: dict[str, Any] = {
+            "created": created,
+            "architecture": platform.architecture,
+            "os": platform.os,
+            "config": container_config,
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "history": [{"created": created, "comment": message or f"Imported from {source}"}],
+        }
+        if platform.variant:
+            config["variant"] = platform.variant
+        config_bytes = canonical_json(config)
+        config_digest = layout.write_bytes(config_bytes)
+        manifest = Manifest(OCI_MANIFEST, Descriptor(OCI_CONFIG, config_digest, len(config_bytes)), (layer,))
+        manifest_bytes = manifest.to_bytes()
+        layout.write_bytes(manifest_bytes)
+        descriptor = Descriptor(OCI_MANIFEST, Digest.of_bytes(manifest_bytes), len(manifest_bytes))
+        if ref is not None:
+            layout.set_ref(str(ref), descriptor)
+    return layout.image_at(descriptor)
+
+
+def _created() -> str:
+    """Now, or SOURCE_DATE_EPOCH for reproducible imports, in RFC 3339 UTC."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    when = dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc) if epoch.isdigit() else dt.datetime.now(dt.timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if when.microsecond else "%Y-%m-%dT%H:%M:%SZ")
+
+
+def _write_layer(layout: Layout, stream: BinaryIO, source: str) -> tuple[Descriptor, str]:
+    reader = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[arg-type]
+    if not reader.peek(1):
+        raise LayerError(f"{source}: the tarball is empty")
+    compression = _sniff(reader)
+    diff = Hasher()
+    what = f"{source}: not a valid {compression + '-compressed ' if compression else ''}tar archive"
+    with layout.blob_writer() as writer:
+        compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: gzip framing, mtime 0
+        tee = _Tee(_decompressed(reader, compression), diff, lambda data: writer.write(compressor.compress(data)), what)
+        try:
+            with tarfile.open(fileobj=tee, mode="r|", bufsize=CHUNK) as archive:  # type: ignore[call-overload]
+                for _ in archive:
+                    pass
+        except (tarfile.TarError, EOFError) as err:
+            raise LayerError(f"{what} ({err})") from err
+        while tee.read(CHUNK):
+            pass
+        writer.write(compressor.flush())
+    assert writer.digest is not None
+    return Descriptor(OCI_LAYER_GZIP, writer.digest, writer.size), str(diff.digest())
+
+
+def _sniff(reader: io.BufferedReader) -> str:
+    head = reader.peek(6)[:6]
+    return next((name for magic, name in _MAGIC if head.startswith(magic)), "")
+
+
+def _decompressed(reader: BinaryIO, compression: str) -> BinaryIO:
+    if compression == "gzip":
+        return gzip.GzipFile(fileobj=reader, mode="rb")
+    if compression == "zstd":
+        return zstandard.ZstdDecompressor().stream_reader(reader, read_across_frames=True)  # type: ignore[return-value]
+    if compression == "xz":
+        return lzma.LZMAFile(reader)  # type: ignore[return-value]
+    if compression == "bzip2":
+        return bz2.BZ2File(reader)  # type: ignore[return-value]
+    return reader
+
+
+class _Tee:
+    """A read-only stream that hands every byte read to a hasher and a sink on the way through.
+
+    Read errors (corrupt compressed data, a failing stdin) become LayerError here; errors of the
+    sink (the store's disk) pass through untouched, so the caller can tell the two apart.
+    """
+
+    def __init__(self, source: BinaryIO, hasher: Hasher, sink: Callable[[bytes], object], what: str) -> None:
+        self._source = source
+        self._hasher = hasher
+        self._sink = sink
+        self._what = what
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data = self._source.read(size)
+        except (EOFError, OSError, lzma.LZMAError, zstandard.ZstdError, zlib.error) as err:
+            raise LayerError(f"{self._what} ({err})") from err
+        if data:
+            self._hasher.update(data)
+            self._sink(data)
+        return data
+
+
+# --- docker import --change ------------------------------------------------------------------------------
+_CHANGEABLE = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR")
+
+
+def apply_changes(config: dict[str, Any], changes: Iterable[str]) -> dict[str, Any]:
+    """Returns a copy of a container config with Dockerfile-style `--change` lines applied in order."""
+    out = json.loads(json.dumps(config))
+    for change in changes:
+        keyword, _, rest = change.strip().partition(" ")
+        keyword, rest = keyword.upper(), rest.strip()
+        if keyword not in _CHANGEABLE:
+            raise InvalidChange(f"--change {change!r}: unsupported instruction {keyword or '(empty)'!r} (use one of {', '.join(_CHANGEABLE)})")
+        if not rest:
+            raise InvalidChange(f"--change {change!r}: {keyword} needs an argument")
+        _APPLY[keyword](out, rest, change)
+    return out
+
+
+def _json_strings(rest: str) -> list[str] | None:
+    """`rest` as a JSON array of strings, or None if it is not one (then it is shell form / words)."""
+    try:
+        value = json.loads(rest) if rest.startswith("[") else None
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
+
+
+def _pairs(rest: str, change: str) -> list[tuple[str, str]]:
+    """`k=v k2="v 2"` pairs, or the legacy `k v` form."""
+    try:
+        words = shlex.split(rest)
+    except ValueError as err:
+        raise InvalidChange(f"--change {change!r}: {err}") from err
+    if "=" not in words[0]:
+        key, _, value = rest.partition(" ")
+        return [(key, value.strip())]
+    pairs = []
+    for word in words:
+        key, eq, value = word.partition("=")
+        if not eq or not key:
+            raise InvalidChange(f"--change {change!r}: expected KEY=VALUE, got {word!r}")
+        pairs.append((key, value))
+    return pairs
+
+
+def _set_env(config: dict[str, Any], rest: str, change: str) -> None:
+    env = list(config.get("Env", []))
+    for key, value in _pairs(rest, change):
+        env = [e for e in env if e.partition("=")[0] != key] + [f"{key}={value}"]
+    config["Env"] = env
+
+
+def _set_labels(config: dict[str, Any], rest: str, change: str) -> None:
+    config.setdefault("Labels", {}).update(dict(_pairs(rest, change)))
+
+
+def _set_keys(field: str) -> Any:
+    """EXPOSE and VOLUME: words (or a JSON array) become keys of an object of empty objects."""
+
+    def apply(config: dict[str, Any], rest: str, change: str) -> None:
+        for item in _json_strings(rest) or rest.split():
+            if field == "ExposedPorts" and "/" not in item:
+                item += "/tcp"
+            config.setdefault(field, {})[item] = {}
+
+    return apply
+
+
+def _set_string(field: str) -> Any:
+    def apply(config: dict[str, Any], rest: str, change: str) -> None:
+        config[field] = rest
+
+    return apply
+
+
+def _set_command(field: str) -> Any:
+    def apply(config: dict[str, Any], rest: str, change: str) -> None:
+        config[field] = _json_strings(rest) or ["/bin/sh", "-c", rest]
+
+    return apply
+
+
+_APPLY = {
+    "CMD": _set_command("Cmd"),
+    "ENTRYPOINT": _set_command("Entrypoint"),
+    "ENV": _set_env,
+    "EXPOSE": _set_keys("ExposedPorts"),
+    "LABEL": _set_labels,
+    "STOPSIGNAL": _set_string("StopSignal"),
+    "USER": _set_string("User"),
+    "VOLUME": _set_keys("Volumes"),
+    "WORKDIR": _set_string("WorkingDir"),
+}

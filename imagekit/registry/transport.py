@@ -1,0 +1,488 @@
+"""HTTP to one registry: scheme and TLS choice, authentication, retries, and error translation.
+
+Everything above this module speaks in paths (`/v2/<name>/blobs/<digest>`) and scopes
+(`repository:<name>:pull`); this module decides https or http, attaches credentials, answers auth
+challenges, retries what is temporary, and turns every failure into a RegistryError one-liner.
+
+CONTRACT (stable for client.py / transfer.py):
+    Transport(registry_host, *, insecure=False, tls_verify=True, credentials=None, debug=False,
+              certs_dir=None, retry=RetryPolicy(), timeout=(10, 60))
+    .base_url                         -> "https://host" or "http://host"
+    .request(method, path_or_url, *, scopes, expected=(200,), headers=None, params=None,
+             data=None, stream=False, allow_redirects=True, retry=None) -> requests.Response
+        `path_or_url` is a path below base_url or an absolute URL (a Location header).
+        A response whose status is not in `expected` raises RegistryError (AuthError for 401/403)
+        carrying the registry's error codes; connection errors raise RegistryError(temporary=True).
+        Requests without a body or with a bytes body are retried per `retry` (default: the
+        transport's policy); streaming bodies are sent once. Use retry.retrying(fn, transport.retry)
+        to retry a larger unit (re-opening a blob stream at an offset).
+    .authenticate()                   -> checks the credentials against the registry (for login)
+    .rate_limit                       -> the last RateLimit seen (Docker Hub's ratelimit-* headers) or None
+
+Scheme: https, verified against the system CAs (or REQUESTS_CA_BUNDLE/SSL_CERT_FILE) plus the
+registry's certs directory (see tls.py). Loopback hosts (as Docker allows) try https first and use
+plain http only when the server does not speak TLS; a certificate failure is a TLSError, never a
+downgrade. Hosts passed as `insecure` (--insecure-registry) skip verification and may use http.
+Authorization goes only to the registry's own host: redirects are followed here, and a hop to another
+host (Docker Hub's 307 to its CDN) is sent without it. Debug logs carry method, URL without query,
+and status; never headers, tokens or passwords.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import requests
+import urllib3
+
+from imagekit.errors import AuthError, RegistryError, TLSError
+from imagekit.registry import tls
+from imagekit.registry.auth import TokenCache, basic_authorization, read_token, token_request
+from imagekit.registry.challenges import Challenge, ChallengeSyntaxError, merge_scopes, parse_challenges
+from imagekit.registry.credentials import Credentials
+from imagekit.registry.retry import NO_RETRY, RetryPolicy, parse_retry_after, retrying
+
+log = logging.getLogger("imagekit.registry")
+
+_LOOPBACK_NAMES = {"localhost"}
+_REDIRECTS = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 10
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1 (with or without a port): where Docker allows plain HTTP."""
+    name = host
+    if name.startswith("["):
+        name = name[1 : name.index("]")]
+    elif name.count(":") == 1:
+        name = name.split(":")[0]
+    if name.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def redact_url(url: str) -> str:
+    """The URL without query or fragment: queries may carry tokens or signed CDN parameters."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Docker Hub's pull allowance from `ratelimit-limit`/`ratelimit-remaining` (`100;w=21600`)."""
+
+    limit: int
+    remaining: int
+    window: int | None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> RateLimit | None:
+        limit, remaining = headers.get("ratelimit-limit"), headers.get("ratelimit-remaining")
+        if not limit or not remaining:
+            return None
+        try:
+            window = next((int(p[2:]) for p in limit.split(";")[1:] if p.strip().startswith("w=")), None)
+            return cls(int(limit.split(";")[0]), int(remaining.split(";")[0]), window)
+        except ValueError:
+            return None
+
+    def __str__(self) -> str:
+        per = f" per {self.window} s" if self.window else ""
+        return f"{self.remaining} of {self.limit} pulls left{per}"
+
+
+class _NoAuth(requests.auth.AuthBase):
+    """Stops requests from filling Authorization from ~/.netrc: this module alone decides who gets it."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
+_NO_AUTH = _NoAuth()
+
+
+class Transport:
+    """One registry's HTTP session (connection pool, scheme, TLS trust, auth state); safe to share across threads."""
+
+    def __init__(
+        self,
+        registry: str,
+        *,
+        insecure: bool = False,
+        tls_verify: bool = True,
+        credentials: Credentials | None = None,
+        debug: bool = False,
+        certs_dir: Path | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        timeout: tuple[float, float] = (10, 60),
+    ) -> None:
+        self.registry = registry
+        self.insecure = insecure or is_loopback(registry)
+        self.tls_verify = tls_verify and not insecure
+        self.credentials = credentials
+        self.debug = debug
+        self.retry = retry
+        self.timeout = timeout
+        self.rate_limit: RateLimit | None = None
+        self.session = requests.Session()
+        self._verify: str | bool = tls.ca_bundle() if self.tls_verify else False
+        if not self.tls_verify:
+            # Asked for explicitly: say it once here instead of a urllib3 warning per request.
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            log.warning("TLS certificates of %s are not verified", registry)
+        context = tls.host_context(registry, tls.certs_dirs(certs_dir), self._verify) if self.tls_verify else None
+        if context is not None:
+            self.session.mount(f"https://{registry}/", tls.ContextAdapter(context))
+        self._scheme: str | None = None if self.insecure else "https"
+        self._challenges: tuple[Challenge, ...] | None = None
+        self._tokens = TokenCache()
+        self._issued: set[str] = set()
+        self._warned: set[str] = set()
+        self._lock = threading.RLock()
+
+    # -- scheme and ping -------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """`https://host`, or `http://host` for a loopback/insecure host whose server does not speak TLS."""
+        if self._scheme is None:
+            self.ping()
+        return f"{self._scheme}://{self.registry}"
+
+    def url(self, path_or_url: str) -> str:
+        return path_or_url if "://" in path_or_url else self.base_url + path_or_url
+
+    def ping(self) -> tuple[Challenge, ...]:
+        """`GET /v2/` once: settles the scheme and returns the auth challenges (empty when open)."""
+        with self._lock:
+            if self._challenges is None:
+                response = retrying(self._ping_once, self.retry, what=f"ping {self.registry}")
+                response.close()
+                self._challenges = self._challenges_of(response) if response.status_code == 401 else ()
+            return self._challenges
+
+    def _ping_once(self) -> requests.Response:
+        if self._scheme is not None:
+            return self._send_raw("GET", f"{self._scheme}://{self.registry}/v2/", {}, None, None, False)
+        try:
+            response = self._send_raw("GET", f"https://{self.registry}/v2/", {}, None, None, False)
+        except TLSError as err:
+            if err.__cause__ is None or not tls.speaks_plain_http(err.__cause__):
+                raise
+            log.debug("%s does not speak TLS; using plain http (allowed for this host)", self.registry)
+            self._scheme = "http"
+            return self._send_raw("GET", f"http://{self.registry}/v2/", {}, None, None, False)
+        self._scheme = "https"
+        return response
+
+    def authenticate(self) -> None:
+        """Proves the credentials to the registry, as `docker login` does; raises AuthError if refused."""
+        with self._lock:
+            self._challenges = None
+        self.request("GET", "/v2/", scopes=())
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        scopes: Sequence[str] = (),
+        expected: Sequence[int] = (200,),
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        data: Any = None,
+        stream: bool = False,
+        allow_redirects: bool = True,
+        retry: RetryPolicy | None = None,
+    ) -> requests.Response:
+        replayable = data is None or isinstance(data, (bytes, bytearray, memoryview, str))
+        policy = retry or (self.retry if replayable else NO_RETRY)
+        url = self.url(path_or_url)
+
+        def once() -> requests.Response:
+            return self._request_once(
+                method, url, tuple(scopes), expected, dict(headers or {}), params, data, stream, allow_redirects, replayable
+            )
+
+        return retrying(once, policy, what=f"{method} {redact_url(url)}")
+
+    def _request_once(
+        self,
+        method: str,
+        url: str,
+        scopes: tuple[str, ...],
+        expected: Sequence[int],
+        headers: dict[str, str],
+        params: Mapping[str, str] | None,
+        data: Any,
+        stream: bool,
+        allow_redirects: bool,
+        replayable: bool,
+    ) -> requests.Response:
+        authorization = self._authorization(self.ping(), scopes, force=False)
+        response = self._send(method, url, headers, params, data, stream, allow_redirects, authorization)
+        if response.status_code == 401 and replayable and self._carries_auth(url):
+            challenges = self._challenges_of(response)
+            if challenges:
+                with self._lock:  # a registry whose /v2/ was open may guard repositories: ask up front next time
+                    self._challenges = challenges
+            wanted = merge_scopes([*scopes, *_challenge_scopes(challenges)])
+            renewed = self._authorization(challenges, wanted, force=True)
+            if renewed is not None:
+                response.close()
+                if self.debug:
+                    log.debug("re-authenticating for %s", ", ".join(wanted) or "no scope")
+                response = self._send(method, url, headers, params, data, stream, allow_redirects, renewed)
+        if response.status_code not in expected:
+            raise self._error(response, method)
+        return response
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        params: Mapping[str, str] | None,
+        data: Any,
+        stream: bool,
+        allow_redirects: bool,
+        authorization: str | None,
+    ) -> requests.Response:
+        """Sends one request and follows redirects itself, giving Authorization only to the registry's host."""
+        for _ in range(MAX_REDIRECTS + 1):
+            hop_headers = dict(headers)
+            if authorization and self._carries_auth(url):
+                hop_headers["Authorization"] = authorization
+            response = self._send_raw(method, url, hop_headers, params, data, stream)
+            location = response.headers.get("Location")
+            if not allow_redirects or response.status_code not in _REDIRECTS or not location:
+                return response
+            response.close()
+            if response.status_code == 303 or (response.status_code in (301, 302) and method not in ("GET", "HEAD")):
+                method, data = "GET", None
+            url, params = urljoin(response.url, location), None
+        raise RegistryError(f"{method} {redact_url(url)}: more than {MAX_REDIRECTS} redirects", url=redact_url(url))
+
+    def _send_raw(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        params: Any,
+        data: Any,
+        stream: bool,
+        *,
+        auth: requests.auth.AuthBase = _NO_AUTH,
+    ) -> requests.Response:
+        """One HTTP exchange, no redirects; transport failures become RegistryError/TLSError one-liners."""
+        started = time.monotonic()
+        try:
+            response = self.session.request(
+                method,
+                url,
+                headers=dict(headers),
+                params=params,
+                data=data,
+                stream=stream,
+                allow_redirects=False,
+                verify=self._verify,
+                timeout=self.timeout,
+                auth=auth,
+            )
+        except requests.exceptions.SSLError as err:
+            raise self._tls_error(url, err) from err
+        except (requests.ConnectionError, requests.Timeout) as err:
+            if self.debug:
+                log.debug("%s %s -> %s", method, redact_url(url), type(err).__name__)
+            raise RegistryError(
+                f"cannot reach {urlsplit(url).netloc}: {_describe(err)}", url=redact_url(url), temporary=True
+            ) from err
+        except requests.RequestException as err:
+            raise RegistryError(f"{method} {redact_url(url)}: {type(err).__name__}", url=redact_url(url)) from err
+        if self.debug:
+            log.debug("%s %s -> %d (%.0f ms)", method, redact_url(url), response.status_code, (time.monotonic() - started) * 1000)
+        self._observe(response)
+        return response
+
+    def _observe(self, response: requests.Response) -> None:
+        """Notes rate-limit headers and shows each distinct `Warning: 299` once (distribution-spec "Warnings")."""
+        limit = RateLimit.from_headers(response.headers)
+        if limit is not None:
+            self.rate_limit = limit
+            if self.debug:
+                log.debug("rate limit: %s", limit)
+        raw_headers = getattr(response.raw, "headers", None)
+        for warning in raw_headers.getlist("Warning") if hasattr(raw_headers, "getlist") else ():
+            if warning.startswith("299") and warning not in self._warned:
+                self._warned.add(warning)
+                log.warning("registry %s warns: %s", self.registry, warning[3:].strip(' -"')[:300])
+
+    def _carries_auth(self, url: str) -> bool:
+        parts = urlsplit(url)
+        return parts.netloc.lower() == self.registry.lower() and (parts.scheme == "https" or self.insecure)
+
+    # -- authorization ---------------------------------------------------------------------------
+
+    def _authorization(self, challenges: Sequence[Challenge], scopes: Sequence[str], *, force: bool) -> str | None:
+        """The Authorization value answering `challenges` for `scopes`; None when we have nothing to offer."""
+        for challenge in challenges:
+            if challenge.scheme == "bearer":
+                return "Bearer " + self._token(challenge, merge_scopes(scopes), force=force)
+        for challenge in challenges:
+            if challenge.scheme == "basic" and self.credentials is not None and self.credentials.username:
+                return basic_authorization(self.credentials)
+        return None
+
+    def _token(self, challenge: Challenge, scopes: tuple[str, ...], *, force: bool) -> str:
+        realm = challenge.get("realm")
+        if not realm or urlsplit(realm).scheme not in ("http", "https"):
+            raise AuthError(f"{self.registry} sent a Bearer challenge without a usable realm")
+        key = (realm, challenge.get("service"))
+        with self._lock:
+            cached = None if force else self._tokens.get(key, scopes)
+            if cached is not None:
+                return cached.value
+            ask = token_request(challenge, scopes, self.credentials)
+            realm_parts = urlsplit(realm)
+            if (ask.basic or ask.form) and realm_parts.scheme != "https" and not (
+                is_loopback(realm_parts.netloc) or (self.insecure and realm_parts.netloc == self.registry)
+            ):
+                raise AuthError(f"refusing to send credentials for {self.registry} to a plain-HTTP token realm ({realm_parts.netloc})")
+            started = self._tokens.clock()
+            auth: requests.auth.AuthBase = _NO_AUTH
+            if ask.basic is not None:
+                auth = requests.auth.HTTPBasicAuth(ask.basic.username, ask.basic.password)
+
+            def fetch() -> requests.Response:
+                response = self._send_raw(ask.method, ask.url, {}, list(ask.params) or None, list(ask.form) or None, False, auth=auth)
+                if response.status_code >= 500 or response.status_code == 429:
+                    raise self._error(response, ask.method)
+                return response
+
+            response = retrying(fetch, self.retry, what=f"token from {realm_parts.netloc}")
+            if response.status_code != 200:
+                raise self._token_refused(response, realm_parts.netloc)
+            token = read_token(response, scopes, started)
+            self._issued.add(token.value)
+            self._tokens.put(key, token)
+            if self.debug:
+                log.debug("token for %s from %s", ", ".join(scopes) or "no scope", redact_url(realm))
+            return token.value
+
+    def _token_refused(self, response: requests.Response, realm_host: str) -> AuthError:
+        who = "anonymous access" if self.credentials is None else "the credentials"
+        detail = _body_detail(response)
+        message = f"token server {realm_host} refused {who} for {self.registry} (HTTP {response.status_code})"
+        return AuthError(self._redact(message + (f": {detail}" if detail else "")), status=response.status_code)
+
+    def _challenges_of(self, response: requests.Response) -> tuple[Challenge, ...]:
+        header = response.headers.get("WWW-Authenticate", "")
+        try:
+            return parse_challenges(header)
+        except ChallengeSyntaxError as err:
+            raise AuthError(f"{self.registry} sent a malformed WWW-Authenticate header: {err}", status=response.status_code) from None
+
+    # -- errors ----------------------------------------------------------------------------------
+
+    def _error(self, response: requests.Response, method: str) -> RegistryError:
+        err = error_from_response(response, method, redact=self._redact)
+        if response.status_code == 401 and self.credentials is None:
+            err.args = (f"{err.args[0]} (log in with `imagekit login {self.registry}`)",)
+        if response.status_code == 429 and self.rate_limit is not None:
+            err.args = (f"{err.args[0]} ({self.rate_limit})",)
+        response.close()
+        return err
+
+    def _tls_error(self, url: str, err: requests.exceptions.SSLError) -> TLSError:
+        host = urlsplit(url).netloc
+        problem = tls.certificate_problem(err)
+        if problem is not None:
+            hint = f"supply the CA (REQUESTS_CA_BUNDLE, or {tls.CERTS_DIR_ENV}/{host}/ca.crt) or pass --tls-verify=false"
+            return TLSError(f"TLS verification of {host} failed: {problem}; {hint}", url=redact_url(url))
+        return TLSError(f"TLS handshake with {host} failed: {tls.tls_problem(err) or 'protocol error'}", url=redact_url(url))
+
+    def _redact(self, text: str) -> str:
+        secrets = set(self._issued) | set(self.credentials.secrets if self.credentials else ())
+        for secret in sorted(secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+
+def _challenge_scopes(challenges: Sequence[Challenge]) -> list[str]:
+    scopes: list[str] = []
+    for challenge in challenges:
+        if challenge.scheme == "bearer" and challenge.get("scope"):
+            scopes.extend(challenge.get("scope").split(" "))
+    return scopes
+
+
+def _describe(err: Exception) -> str:
+    """A short cause for a connection failure (refused, timed out, reset) without URLs or queries."""
+    text = str(err)
+    for needle, words in (
+        ("Connection refused", "connection refused"),
+        ("timed out", "timed out"),
+        ("Name or service not known", "unknown host"),
+        ("Connection reset", "connection reset"),
+        ("RemoteDisconnected", "connection closed by the server"),
+    ):
+        if needle in text:
+            return words
+    return type(err).__name__
+
+
+def _body_detail(response: requests.Response) -> str:
+    """The registry's own words from an error body (`errors[].message` or `details`), shortened to one line."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list):
+            return "; ".join(str(e.get("message") or e.get("code", "")) for e in errors if isinstance(e, dict))[:300]
+        for key in ("details", "detail", "message", "error_description", "error"):
+            if isinstance(body.get(key), str):
+                return " ".join(body[key].split())[:300]
+    return ""
+
+
+def error_from_response(response: requests.Response, method: str, *, redact: Any = None) -> RegistryError:
+    """A RegistryError (or AuthError) from a registry's error body: `{"errors": [{"code", "message"}]}`."""
+    codes: tuple[str, ...] = ()
+    try:
+        body = response.json()
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if isinstance(errors, list):
+            codes = tuple(str(e.get("code", "")) for e in errors if isinstance(e, dict))
+    except ValueError:
+        pass
+    detail = " ".join(_body_detail(response).split())
+    status = response.status_code
+    url = response.request.url if response.request is not None else response.url
+    path = urlsplit(url).path if url else ""
+    message = f"{method} {path}: HTTP {status}" + (f" {', '.join(codes)}" if codes else "") + (f": {detail}" if detail else "")
+    if redact is not None:
+        message = redact(message)
+    kind = AuthError if status in (401, 403) else RegistryError
+    return kind(
+        message,
+        status=status,
+        codes=codes,
+        url=redact_url(url) if url else None,
+        temporary=status == 429 or status >= 500,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )

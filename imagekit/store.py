@@ -1,0 +1,226 @@
+"""The store root: the OCI image layout plus imagekit's own state, and finding images in it.
+
+ROOT *is* an OCI image layout (`oci-layout`, `index.json`, `blobs/`), so `skopeo`, `umoci` and
+`oci-image-tool` read it directly. imagekit's other state lives in directories beside `blobs/`
+(`layers/` extracted layers, `cache/` build cache, `containers/`, `volumes/`), created on first use;
+the OCI tools ignore them. Only index.json roots keep blobs alive: state that names digests elsewhere
+must cope with garbage collection removing them (treat a missing blob as a cache miss).
+
+Images are found as docker finds them: by reference (normalised, so `busybox` means
+`docker.io/library/busybox:latest`), by `name@digest`, or by a prefix of the image ID, which is the
+digest of the image's config (`docker images` shows its first 12 hex digits).
+
+Imports: stdlib, imagekit.errors, digest, oci, image, reference, layout.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagekit.digest import Digest
+from imagekit.errors import BadReference, ImageNotFound, StoreError
+from imagekit.image import Image
+from imagekit.layout import GarbageReport, Layout
+from imagekit.oci import INDEX_TYPES, REF_NAME, Descriptor, Index, Platform
+from imagekit.reference import Reference, parse_reference
+
+STATE_DIRS = ("layers", "cache", "containers", "volumes")
+_ID_PREFIX = re.compile(r"(?:sha256:)?([a-f0-9]{1,64})")
+
+#: Python's machine names -> OCI (GOARCH) architecture and variant.
+_ARCHITECTURES = {
+    "x86_64": ("amd64", ""),
+    "amd64": ("amd64", ""),
+    "aarch64": ("arm64", ""),
+    "arm64": ("arm64", ""),
+    "armv7l": ("arm", "v7"),
+    "armv6l": ("arm", "v6"),
+    "i386": ("386", ""),
+    "i686": ("386", ""),
+    "ppc64le": ("ppc64le", ""),
+    "s390x": ("s390x", ""),
+    "riscv64": ("riscv64", ""),
+}
+
+
+def host_platform() -> Platform:
+    """The platform images run on here (linux/<GOARCH>[/variant]), for picking from an index."""
+    architecture, variant = _ARCHITECTURES.get(platform.machine(), (platform.machine(), ""))
+    return Platform("linux", architecture, variant)
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """One image in the store: the entry of index.json that names it, its manifest descriptor
+    (for an index, the host platform's manifest), the Image, and every ref name it carries."""
+
+    entry: Descriptor
+    descriptor: Descriptor
+    image: Image
+    names: tuple[str, ...]
+
+    @property
+    def id(self) -> Digest:
+        """The image ID, as docker defines it: the digest of the config blob."""
+        return self.image.manifest.config.digest
+
+    @property
+    def size(self) -> int:
+        """Bytes this image's blobs take in the store (manifest, config and compressed layers)."""
+        return self.descriptor.size + sum(d.size for d in self.image.blobs())
+
+    @property
+    def created(self) -> str:
+        created = self.image.config.get("created")
+        return created if isinstance(created, str) else ""
+
+    def references(self) -> list[Reference]:
+        """The ref names that are valid references (others, written by other tools, are skipped)."""
+        found = []
+        for name in self.names:
+            try:
+                found.append(parse_reference(name, default_tag=False))
+            except BadReference:
+                continue
+        return found
+
+
+class Store:
+    """The store at `root`: its Layout (blobs and refs), state directories, lookup, listing and gc."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.layout = Layout(self.root)
+
+    def state_dir(self, name: str) -> Path:
+        """ROOT/<name> for imagekit's own state (`layers`, `cache`, `containers`, `volumes`), created on demand."""
+        if name not in STATE_DIRS:
+            raise ValueError(f"unknown state directory {name!r}")
+        path = self.root / name
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"cannot create {path}: {err.strerror}") from err
+        return path
+
+    # --- finding images ------------------------------------------------------------------------------------
+    def images(self) -> list[StoredImage]:
+        """Every image index.json roots, once per entry, in index order (the listing of `imagekit images`)."""
+        return [self._load(entry, names) for entry, names in self._entries()]
+
+    def find(self, text: str) -> StoredImage:
+        """The image `text` names: a reference, `name@digest`, an image ID or a unique prefix of one.
+
+        Raises BadReference for text that is neither a valid reference nor a hex ID prefix, and
+        ImageNotFound (naming the store) when nothing matches or an ID prefix is ambiguous.
+        """
+        try:
+            ref: Reference | None = parse_reference(text)
+        except BadReference:
+            if not _ID_PREFIX.fullmatch(text):
+                raise
+            ref = None
+        if ref is not None:
+            found = self._find_reference(ref)
+            if found is not None:
+                return found
+        match = _ID_PREFIX.fullmatch(text)
+        if match is not None:
+            return self._find_id(match.group(1), text)
+        raise ImageNotFound(f"no image {text!r} in the store at {self.root}")
+
+    def _find_reference(self, ref: Reference) -> StoredImage | None:
+        entries = list(self._entries())
+        for entry, names in entries:
+            if str(ref) in names:
+                return self._load(entry, names)
+        if ref.digest is None:
+            return None
+        # name@digest: any entry of that repository whose manifest (or a manifest in whose index) has the digest
+        for entry, names in entries:
+            if not any(_repository(name) == ref.name for name in names):
+                continue
+            if str(entry.digest) == ref.digest:
+                return self._load(entry, names)
+            if entry.media_type in INDEX_TYPES:
+                for child in self._index_children(entry):
+                    if str(child.digest) == ref.digest:
+                        return self._stored(entry, child, names)
+        return None
+
+    def _find_id(self, prefix: str, text: str) -> StoredImage:
+        candidates: dict[Digest, StoredImage] = {}
+        for entry, names in self._entries():
+            stored = self._load(entry, names)
+            if stored.id.hex.startswith(prefix) or stored.descriptor.digest.hex == prefix:
+                candidates.setdefault(stored.id, stored)
+        if len(candidates) > 1:
+            raise ImageNotFound(f"image ID prefix {text!r} is ambiguous in the store at {self.root}: matches {len(candidates)} images")
+        if not candidates:
+            raise ImageNotFound(f"no image {text!r} in the store at {self.root}")
+        return next(iter(candidates.values()))
+
+    def _entries(self) -> Iterator[tuple[Descriptor, tuple[str, ...]]]:
+        """index.json entries with all the ref names that share each entry's digest."""
+        entries = self.layout.index().manifests
+        names: dict[Digest, list[str]] = {}
+        for entry in entries:
+            if REF_NAME in entry.annotations:
+                names.setdefault(entry.digest, []).append(entry.annotations[REF_NAME])
+        for entry in entries:
+            yield entry, tuple(names.get(entry.digest, ()))
+
+    def _index_children(self, entry: Descriptor) -> tuple[Descriptor, ...]:
+        data = self.layout.read_blob(entry.digest)
+        return Index.from_bytes(data, entry.media_type, what=f"image index {entry.digest}").manifests
+
+    def _load(self, entry: Descriptor, names: tuple[str, ...]) -> StoredImage:
+        if entry.media_type not in INDEX_TYPES:
+            return self._stored(entry, entry, names)
+        children = [c for c in self._index_children(entry) if c.media_type not in INDEX_TYPES]
+        if not children:
+            raise StoreError(f"image index {entry.digest} in the store at {self.root} lists no image manifests")
+        host = host_platform()
+        chosen = next((c for c in children if c.platform and (c.platform.os, c.platform.architecture) == (host.os, host.architecture)), children[0])
+        return self._stored(entry, chosen, names)
+
+    def _stored(self, entry: Descriptor, descriptor: Descriptor, names: tuple[str, ...]) -> StoredImage:
+        return StoredImage(entry, descriptor, self.layout.image_at(descriptor), names)
+
+    # --- changing refs -------------------------------------------------------------------------------------
+    def tag(self, source: str, target: str) -> Reference:
+        """Gives the image `source` names the additional name `target` (normalised); returns it."""
+        stored = self.find(source)
+        ref = parse_reference(target)
+        self.layout.set_ref(str(ref), stored.entry)
+        return ref
+
+    def untag(self, text: str) -> tuple[StoredImage, list[str]]:
+        """Removes a name, or with an image ID every name of that image; returns the image and the
+        names removed. Blobs stay until `prune`."""
+        stored = self.find(text)
+        try:
+            ref = str(parse_reference(text))
+        except BadReference:
+            ref = ""
+        names = [ref] if ref in stored.names else list(stored.names)
+        if not names:
+            raise ImageNotFound(f"image {text!r} has no name to remove in the store at {self.root}")
+        for name in names:
+            self.layout.remove_ref(name)
+        return stored, names
+
+    def prune(self) -> GarbageReport:
+        """Removes every blob no ref reaches and the debris of killed writers (see Layout.collect_garbage)."""
+        return self.layout.collect_garbage()
+
+
+def _repository(name: str) -> str:
+    try:
+        return parse_reference(name, default_tag=False).name
+    except BadReference:
+        return ""

@@ -1,0 +1,43 @@
+"""Registry fixtures: real registries per test session (per xdist worker).
+
+- `open_registry`: no auth, plain HTTP (a RegistryServer).
+- `basic_registry`, `token_registry`, `tls_registry`: AuthRegistry handles (tests/registry/auth_servers.py)
+  with host, url, user, password, namespace, ca_path, certs_dir, credentials, token_server, transport().
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.registry.auth_servers import AuthRegistry, start_basic_registry, start_tls_registry, start_token_registry
+from tests.registry.registry_server import RegistryServer, start_registry
+
+
+@pytest.fixture(scope="session")
+def open_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    server = start_registry(tmp_path_factory.mktemp("registry-open"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthRegistry]:
+    registry = start_basic_registry(tmp_path_factory.mktemp("registry-basic"))
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthRegistry]:
+    registry = start_token_registry(tmp_path_factory.mktemp("registry-token"))
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthRegistry]:
+    registry = start_tls_registry(tmp_path_factory.mktemp("registry-tls"))
+    yield registry
+    registry.stop()

@@ -1,0 +1,82 @@
+"""A real CNCF distribution registry (Debian's docker-registry) on a free loopback port, for tests.
+
+`start_registry(tmp_path, extra_config)` writes a config, starts `docker-registry serve`, waits for
+`/v2/` to answer and returns a handle whose `stop()` ends it. Auth variants (htpasswd, token, TLS)
+pass their own `auth`/`http.tls` config sections through `extra`.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class RegistryServer:
+    host: str  # "127.0.0.1:PORT", usable in references
+    process: subprocess.Popen[bytes]
+    storage: Path
+    scheme: str = "http"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def start_registry(workdir: Path, extra: dict[str, Any] | None = None, scheme: str = "http") -> RegistryServer:
+    """Starts a registry storing under `workdir`; waits until it answers (any HTTP status counts)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config = _merge(
+        {
+            "version": 0.1,
+            "log": {"level": "error", "accesslog": {"disabled": True}},
+            "storage": {"filesystem": {"rootdirectory": str(workdir / "data")}, "delete": {"enabled": True}},
+            "http": {"addr": f"127.0.0.1:{port}", "secret": "imagekit-test-secret"},
+        },
+        extra or {},
+    )
+    config_path = workdir / "config.yml"
+    config_path.write_text(json.dumps(config))  # JSON is YAML
+    log = open(workdir / "registry.log", "wb")
+    process = subprocess.Popen(["docker-registry", "serve", str(config_path)], stdout=log, stderr=subprocess.STDOUT)
+    server = RegistryServer(f"127.0.0.1:{port}", process, workdir / "data", scheme)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"docker-registry exited: {(workdir / 'registry.log').read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return server
+        except OSError:
+            time.sleep(0.05)
+    server.stop()
+    raise RuntimeError("docker-registry did not start within 20 s")

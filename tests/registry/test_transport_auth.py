@@ -1,0 +1,237 @@
+"""The transport against real registries: token dance, Basic auth, TLS trust, scheme choice.
+
+The token registry is Debian's docker-registry verifying JWTs from tests/registry/auth_servers.py's
+token server, so scopes, expiry and refusals are the real registry's decisions, not ours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pytest
+
+from imagekit.errors import AuthError, RegistryError, TLSError
+from imagekit.registry.challenges import pull_scope, push_scope
+from imagekit.registry.credentials import Credentials
+from imagekit.registry.retry import RetryPolicy
+from imagekit.registry.transport import Transport, is_loopback
+from tests.registry.auth_servers import OTHER_USER, PASSWORD, PUBLIC_NAMESPACE, SHORT_PASSWORD, SHORT_USER, AuthRegistry
+from tests.registry.registry_server import RegistryServer
+
+FAST = RetryPolicy(attempts=2, base=0.01)
+
+
+def push_blob(transport: Transport, repository: str, blob: bytes, scopes: list[str] | None = None) -> str:
+    """Monolithic upload (POST + PUT ?digest=); returns the digest."""
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    scopes = scopes if scopes is not None else [push_scope(repository)]
+    started = transport.request("POST", f"/v2/{repository}/blobs/uploads/", scopes=scopes, expected=(202,))
+    transport.request("PUT", started.headers["Location"], scopes=scopes, params={"digest": digest}, data=blob, expected=(201,))
+    return digest
+
+
+def unique(name: str) -> str:
+    return f"{name}{time.monotonic_ns()}"
+
+
+# -- scheme and TLS ---------------------------------------------------------------------------------
+
+
+def test_loopback_without_tls_uses_plain_http(open_registry: RegistryServer) -> None:
+    transport = Transport(open_registry.host)
+    assert transport.base_url == f"http://{open_registry.host}"
+    assert transport.ping() == ()
+
+
+def test_remote_hosts_default_to_https_without_probing() -> None:
+    assert Transport("registry.example:5000").base_url == "https://registry.example:5000"
+    assert Transport("registry.example", insecure=True).tls_verify is False
+    assert is_loopback("localhost:5000") and is_loopback("127.1.2.3") and is_loopback("[::1]:5000")
+    assert not is_loopback("10.0.0.1:5000") and not is_loopback("localhost.example")
+
+
+def test_tls_registry_verified_with_certs_dir(tls_registry: AuthRegistry) -> None:
+    transport = tls_registry.transport()
+    assert transport.base_url == f"https://{tls_registry.host}"
+    assert transport.request("GET", "/v2/").status_code == 200
+
+
+def test_tls_registry_verified_with_requests_ca_bundle(tls_registry: AuthRegistry, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_registry.ca_path))
+    transport = Transport(tls_registry.host, certs_dir=tmp_path)
+    assert transport.request("GET", "/v2/").status_code == 200
+
+
+def test_tls_registry_verified_with_imagekit_certs_d(tls_registry: AuthRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGEKIT_CERTS_D", str(tls_registry.certs_dir))
+    assert Transport(tls_registry.host).request("GET", "/v2/").status_code == 200
+
+
+def test_unknown_ca_is_refused_in_one_line_never_downgraded(tls_registry: AuthRegistry, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "IMAGEKIT_CERTS_D"):
+        monkeypatch.delenv(name, raising=False)
+    transport = Transport(tls_registry.host, certs_dir=tmp_path, retry=FAST)
+    with pytest.raises(TLSError) as caught:
+        transport.request("GET", "/v2/")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"TLS verification of {tls_registry.host} failed" in message and "certificate" in message
+    assert not caught.value.temporary
+    # Had it fallen back to http, the TLS server would have answered 400 and base_url would be http.
+    assert transport._scheme is None
+
+
+def test_tls_verification_off_only_on_request(tls_registry: AuthRegistry, tmp_path) -> None:
+    assert Transport(tls_registry.host, certs_dir=tmp_path, tls_verify=False).request("GET", "/v2/").status_code == 200
+    assert Transport(tls_registry.host, certs_dir=tmp_path, insecure=True).request("GET", "/v2/").status_code == 200
+
+
+def test_connection_refused_is_temporary_and_retried(tmp_path) -> None:
+    from tests.registry.registry_server import free_port
+
+    waits: list[float] = []
+    transport = Transport(f"127.0.0.1:{free_port()}", retry=RetryPolicy(attempts=3, base=0.01, sleep=waits.append))
+    with pytest.raises(RegistryError, match="cannot reach 127.0.0.1:.*connection refused") as caught:
+        transport.request("GET", "/v2/")
+    assert caught.value.temporary and len(waits) == 2
+
+
+# -- Basic ------------------------------------------------------------------------------------------
+
+
+def test_basic_registry_with_credentials(basic_registry: AuthRegistry) -> None:
+    transport = basic_registry.transport()
+    assert [c.scheme for c in transport.ping()] == ["basic"]
+    transport.authenticate()
+    repository = f"{basic_registry.namespace}/{unique('basic')}"
+    digest = push_blob(transport, repository, b"basic blob")
+    got = transport.request("GET", f"/v2/{repository}/blobs/{digest}", scopes=[pull_scope(repository)])
+    assert got.content == b"basic blob"
+
+
+def test_basic_registry_anonymous_and_wrong_password(basic_registry: AuthRegistry) -> None:
+    with pytest.raises(AuthError, match=f"log in with `imagekit login {basic_registry.host}`") as caught:
+        basic_registry.transport(credentials=None).request("GET", "/v2/_catalog")
+    assert caught.value.status == 401
+    wrong = Credentials(basic_registry.user or "", "not-" + PASSWORD)
+    with pytest.raises(AuthError) as caught:
+        basic_registry.transport(credentials=wrong).authenticate()
+    assert "\n" not in str(caught.value) and "not-" + PASSWORD not in str(caught.value)
+
+
+# -- token auth -------------------------------------------------------------------------------------
+
+
+def test_anonymous_pull_token_for_public_repositories(token_registry: AuthRegistry) -> None:
+    tokens = token_registry.token_server
+    assert tokens is not None
+    transport = token_registry.transport(credentials=None)
+    before = len(tokens.requests)
+    public = f"{PUBLIC_NAMESPACE}/{unique('anon')}"
+    # Authorized but empty: the registry says NAME_UNKNOWN (404), not 401.
+    with pytest.raises(RegistryError, match="NAME_UNKNOWN") as caught:
+        transport.request("GET", f"/v2/{public}/tags/list", scopes=[pull_scope(public)])
+    assert caught.value.status == 404
+    record = tokens.requests[before]
+    assert record.account is None and record.method == "GET" and record.scopes == [pull_scope(public)]
+    # Private repositories stay closed to anonymous users: one re-authentication, then AuthError.
+    private = f"{token_registry.namespace}/{unique('priv')}"
+    with pytest.raises(AuthError, match="HTTP 401 UNAUTHORIZED") as caught:
+        transport.request("GET", f"/v2/{private}/tags/list", scopes=[pull_scope(private)])
+    assert "log in with" in str(caught.value)
+    assert [r.scopes for r in tokens.requests[before + 1 :]] == [[pull_scope(private)]] * 2
+
+
+def test_authenticated_push_and_pull_with_cached_token(token_registry: AuthRegistry) -> None:
+    tokens = token_registry.token_server
+    assert tokens is not None
+    transport = token_registry.transport()
+    repository = f"{token_registry.namespace}/{unique('push')}"
+    before = len(tokens.requests)
+    digest = push_blob(transport, repository, b"token blob")
+    # The push token (pull,push) covers the pull: no new token request.
+    assert transport.request("GET", f"/v2/{repository}/blobs/{digest}", scopes=[pull_scope(repository)]).content == b"token blob"
+    asked = tokens.requests[before:]
+    assert [(r.account, r.scopes) for r in asked] == [(token_registry.user, [push_scope(repository)])]
+
+
+def test_new_scope_from_challenge_reauthenticates_once(token_registry: AuthRegistry) -> None:
+    tokens = token_registry.token_server
+    assert tokens is not None
+    transport = token_registry.transport()
+    repository = f"{token_registry.namespace}/{unique('scope')}"
+    before = len(tokens.requests)
+    # The caller asks only for pull; the registry's insufficient_scope challenge names pull,push.
+    response = transport.request("POST", f"/v2/{repository}/blobs/uploads/", scopes=[pull_scope(repository)], expected=(202,))
+    assert response.status_code == 202
+    assert [r.scopes for r in tokens.requests[before:]] == [[pull_scope(repository)], [push_scope(repository)]]
+
+
+def test_insufficient_scope_is_an_auth_error(token_registry: AuthRegistry) -> None:
+    transport = token_registry.transport()
+    foreign = f"{OTHER_USER}/{unique('theirs')}"
+    with pytest.raises(AuthError) as caught:
+        transport.request("POST", f"/v2/{foreign}/blobs/uploads/", scopes=[push_scope(foreign)], expected=(202,))
+    assert caught.value.status == 401 and "\n" not in str(caught.value)
+
+
+def test_mount_asks_for_both_repositories_in_one_token(token_registry: AuthRegistry) -> None:
+    tokens = token_registry.token_server
+    assert tokens is not None
+    transport = token_registry.transport()
+    source = f"{token_registry.namespace}/{unique('src')}"
+    target = f"{token_registry.namespace}/{unique('dst')}"
+    digest = push_blob(transport, source, b"mounted blob")
+    before = len(tokens.requests)
+    mounted = transport.request(
+        "POST",
+        f"/v2/{target}/blobs/uploads/",
+        scopes=[push_scope(target), pull_scope(source)],
+        params={"mount": digest, "from": source},
+        expected=(201,),
+    )
+    assert mounted.headers["Docker-Content-Digest"] == digest
+    (record,) = tokens.requests[before:]
+    assert sorted(record.scopes) == sorted([pull_scope(source), push_scope(target)])
+
+
+def test_wrong_password_is_one_line_auth_error_without_secret(token_registry: AuthRegistry) -> None:
+    wrong = "wrong-" + PASSWORD
+    transport = token_registry.transport(credentials=Credentials(token_registry.user or "", wrong))
+    with pytest.raises(AuthError) as caught:
+        transport.request("GET", f"/v2/{token_registry.namespace}/x/tags/list", scopes=[pull_scope(f"{token_registry.namespace}/x")])
+    message = str(caught.value)
+    assert "refused the credentials" in message and "incorrect username or password" in message
+    assert "\n" not in message and wrong not in message and caught.value.status == 401
+
+
+def test_expired_token_is_refreshed(token_registry: AuthRegistry) -> None:
+    tokens = token_registry.token_server
+    assert tokens is not None
+    transport = token_registry.transport(credentials=Credentials(SHORT_USER, SHORT_PASSWORD))
+    public = f"{PUBLIC_NAMESPACE}/{unique('exp')}"
+
+    def tags() -> None:
+        with pytest.raises(RegistryError, match="NAME_UNKNOWN"):
+            transport.request("GET", f"/v2/{public}/tags/list", scopes=[pull_scope(public)])
+
+    before = len(tokens.requests)
+    tags()
+    tags()
+    assert len(tokens.requests) - before == 1  # cached while fresh
+    time.sleep(1.05)  # SHORT_USER's tokens live 1 s
+    tags()
+    assert len(tokens.requests) - before == 2
+
+
+def test_identity_token_uses_the_oauth_refresh_grant(token_registry: AuthRegistry) -> None:
+    tokens = token_registry.token_server
+    assert tokens is not None
+    refresh = tokens.issue_refresh_token(token_registry.user or "")
+    transport = token_registry.transport(credentials=Credentials(identity_token=refresh))
+    repository = f"{token_registry.namespace}/{unique('oauth')}"
+    before = len(tokens.requests)
+    push_blob(transport, repository, b"oauth blob")
+    (record,) = tokens.requests[before:]
+    assert (record.method, record.account, record.scopes) == ("POST", token_registry.user, [push_scope(repository)])

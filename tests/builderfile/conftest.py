@@ -6,14 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.oci_schema import _checkouts
+
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "fixtures" / "builderfile"
 
 
 def find_conformance() -> Path | None:
-    """`shared/conformance` beside the clone (CI) or beside one of its parents (a worktree)."""
-    for parent in ROOT.parents:
-        candidate = parent / "shared" / "conformance"
+    """`shared/conformance` beside the clone (CI), or beside the main checkout when run from a worktree."""
+    for checkout in _checkouts():
+        candidate = checkout.parent / "shared" / "conformance"
         if candidate.is_dir():
             return candidate
     return None

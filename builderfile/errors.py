@@ -9,6 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def _printable(text: str) -> str:
+    """Escapes what would break or garble one terminal line (CR, tabs, U+2028, invalid bytes)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 class BuilderfileError(Exception):
     """A Builderfile problem at a 1-based line (0 when no line applies); `str()` is the bare message."""
 
@@ -18,8 +25,8 @@ class BuilderfileError(Exception):
         self.line = line
 
     def located(self, filename: str) -> str:
-        """The one-line form used on stderr: `FILE:LINE: message`."""
-        return f"{filename}:{max(self.line, 1)}: {self.message}"
+        """The one-line form used on stderr: `FILE:LINE: message`, unprintable characters escaped."""
+        return _printable(f"{filename}:{max(self.line, 1)}: {self.message}")
 
 
 class ParseError(BuilderfileError):

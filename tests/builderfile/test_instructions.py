@@ -7,14 +7,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
-from builderfile.errors import ExpansionError, InstructionError, ParseError
+from builderfile.__main__ import main
+from builderfile.errors import BuilderfileError, ExpansionError, InstructionError, ParseError
 from builderfile.expand import expand, stage_base
 from builderfile.instructions import (
     Add, Arg, Cmd, Copy, Entrypoint, Env, Expose, From, Healthcheck, Label, Maintainer, Onbuild, Run, Shell,
     Stopsignal, User, Volume, Workdir, check, go_duration, load,
 )
 from tests.builderfile.conftest import ROOT
+from tests.builderfile.test_oracle import dockerfiles
 
 EVERYTHING = b"""\
 # syntax=docker/dockerfile:1
@@ -205,3 +208,20 @@ def test_cli_check(tmp_path: Path) -> None:
     good.write_text("FROM busybox\nCOPY a b\n")
     ok = subprocess.run([sys.executable, "-m", "builderfile", "check", str(good)], capture_output=True, text=True, cwd=str(ROOT))
     assert (ok.returncode, ok.stderr) == (0, "")
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(text=dockerfiles())
+def test_fuzz_semantic_layer_raises_only_located_builderfile_errors(text: str, capsys: pytest.CaptureFixture[str], tmp_path_factory: pytest.TempPathFactory) -> None:
+    problems = check(text)
+    assert all(isinstance(p, BuilderfileError) and "\n" not in p.message for p in problems)
+    try:
+        expand(load(text), build_args={"A": "1"})
+    except BuilderfileError as err:
+        assert problems or isinstance(err, ExpansionError)
+    path = tmp_path_factory.mktemp("fuzz") / "Builderfile"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    status = main(["check", str(path)])
+    err = capsys.readouterr().err
+    assert status == (1 if problems else 0) and "Traceback" not in err
+    assert all(line.startswith(f"{path}:") and line.isprintable() for line in err.split("\n") if line)

@@ -483,10 +483,8 @@ def _parse_json(rest: str) -> tuple[str, ...] | None:
     for item in value:
         if not isinstance(item, str):
             raise ParseError(_NOT_STRINGS)
-    if not rest.isascii():
-        # Go decodes invalid UTF-8 and lone surrogate escapes in JSON strings to U+FFFD.
-        return tuple(_SURROGATE.sub("\ufffd", item) for item in value)
-    return tuple(value)
+    # Go decodes invalid UTF-8 and lone surrogate escapes (\ud800) in JSON strings to U+FFFD.
+    return tuple(item if item.isascii() else _SURROGATE.sub("\ufffd", item) for item in value)
 
 
 def _parse_maybe_json(parser: _Parser, rest: str) -> Args:

@@ -30,6 +30,7 @@ _NOT_STRINGS = "when using JSON array syntax, arrays must be comprised of string
 _MAYBE_JSON = {"cmd", "entrypoint", "run", "shell", "add", "copy", "volume", "healthcheck"}
 _HEREDOC_SPACE = re.compile(r"<<-?[\t\r ]")
 _JSON_THEN_TEXT = re.compile(r"\][ \t]*[^ \t\r\n]")
+_BACKTICK_ESCAPE = re.compile(r"^\ufeff?[^\S\n]*#[^\S\n]*escape[^\S\n]*=[^\S\n]*`", re.IGNORECASE | re.MULTILINE)
 _CHECK_DIRECTIVE = re.compile(r"^\ufeff?[^\S\n]*#[^\S\n]*check[^\S\n]*=", re.IGNORECASE | re.MULTILINE)
 
 
@@ -123,13 +124,11 @@ def comparable(text: str) -> bool:
     """False for inputs that use what changed after v0.12.5 in a way no mapping can express."""
     if "\x00" in text or _HEREDOC_SPACE.search(text) or _CHECK_DIRECTIVE.search(text):
         return False
+    if _BACKTICK_ESCAPE.search(text) and "--" in text and ("\\" in text or "`" in text.split("\n", 1)[-1]):
+        return False  # flags honour the backtick at HEAD, v0.12.5 read them with a backslash
     # A JSON array with text after it is shell form at HEAD, so its `<<` words open heredocs that
     # v0.12.5 (exec form) never read: the line counts diverge from there on.
     return not ("<<" in text and _JSON_THEN_TEXT.search(text))
-
-
-def _escape_in_flags(node: Node) -> bool:
-    return bool(node.flags) and ("\\" in node.original or "`" in node.original)
 
 
 def _expected(text: str) -> object:
@@ -153,10 +152,6 @@ def _expected(text: str) -> object:
 def compare(text: str) -> None:
     """Asserts that both parsers agree on `text` (both fail with one message, or give the same rows)."""
     ours = _expected(text)
-    if not isinstance(ours, tuple) or ours[:1] != ("error",):
-        doc = parse(text)
-        if doc.escape != "\\" and any(_escape_in_flags(n) or (n.sub is not None and _escape_in_flags(n.sub)) for n in doc.nodes):
-            return
     try:
         theirs: object = oracle(text)
     except dockerfile.GoParseError as err:
@@ -299,3 +294,24 @@ def test_generated_dockerfiles_match_the_oracle(text: str) -> None:
     except UnicodeDecodeError:
         # The wrapper cannot return a string that BuildKit cut inside a UTF-8 character.
         assume(False)
+
+
+EDGE_CASES = [
+    *(f"FROM a\nRUN {'x' * (n - 4)}{end}" for n in (65535, 65536, 65537) for end in ("", "\n", "\nRUN b\n")),
+    "RUN " + "x" * 70000 + "\n",
+    "FROM a\nRUN <<E\n" + "y" * 70000 + "\nE\n",
+    "\ufeff# escape=`\r\nFROM a\r\nRUN a `\r\n  b\r\n",
+    "FROM a\nCMD [\"a\", \"\\ud800\", \"\\udc00x\"]\n",
+    "FROM a\nCMD " + "[" * 2000 + "]" * 2000 + "\n",
+    "FROM a\nLABEL \"a b\"=\"c d\" e='f g' h=i\\ j\n",
+    "FROM a\nARG a=\"b c\" d\nHEALTHCHECK --interval=1s CMD [\"a\"]\nHEALTHCHECK\tNONE\n",
+    "FROM a\nCOPY --chown=é --x=\"y z\" -- a b\nRUN --a=à\u0085b c\n",
+]
+
+
+@pytest.mark.parametrize("text", EDGE_CASES, ids=range(len(EDGE_CASES)))
+def test_edge_cases_match_the_oracle(text: str) -> None:
+    try:
+        compare(text)
+    except UnicodeDecodeError:
+        pytest.skip("the wrapper cannot return a string BuildKit cut inside a UTF-8 character")

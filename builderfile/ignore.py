@@ -13,32 +13,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from builderfile._go import GO_SPACES, go_clean
 from builderfile.errors import IgnoreFileError
 
-_SPACES = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 _SHOULD_ESCAPE = frozenset(".+()|{}$")
-
-
-def go_clean(path: str) -> str:
-    """Go's path/filepath.Clean on Unix: lexical `.`/`..` removal, single slashes, no trailing slash."""
-    if path == "":
-        return "."
-    rooted = path.startswith("/")
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts and parts[-1] != "..":
-                parts.pop()
-            elif not rooted:
-                parts.append(part)
-            continue
-        parts.append(part)
-    cleaned = "/".join(parts)
-    if rooted:
-        return "/" + cleaned
-    return cleaned or "."
 
 
 def read_patterns(data: bytes | str) -> list[tuple[int, str]]:
@@ -56,12 +34,12 @@ def read_patterns(data: bytes | str) -> list[tuple[int, str]]:
             line = line[:-1]
         if line.startswith("#"):
             continue
-        pattern = line.strip(_SPACES)
+        pattern = line.strip(GO_SPACES)
         if not pattern:
             continue
         invert = pattern[0] == "!"
         if invert:
-            pattern = pattern[1:].strip(_SPACES)
+            pattern = pattern[1:].strip(GO_SPACES)
         if pattern:
             pattern = go_clean(pattern)
             if len(pattern) > 1 and pattern[0] == "/":
@@ -132,7 +110,7 @@ def _class_char(pattern: str, i: int) -> tuple[str, int]:
 
 def compile_pattern(text: str) -> Pattern:
     """patternmatcher's compile: a cleaned pattern (maybe `!`-prefixed) -> Pattern; ValueError if malformed."""
-    text = go_clean(text.strip(_SPACES))
+    text = go_clean(text.strip(GO_SPACES))
     exclusion = text.startswith("!")
     if exclusion:
         if len(text) == 1:
@@ -201,7 +179,7 @@ class Matcher:
         self.patterns: list[Pattern] = []
         for index, item in enumerate(patterns, start=1):
             line, text = item if isinstance(item, tuple) else (index, item)
-            if not text.strip(_SPACES):
+            if not text.strip(GO_SPACES):
                 continue
             try:
                 self.patterns.append(compile_pattern(text))

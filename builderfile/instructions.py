@@ -14,12 +14,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from builderfile._go import go_duration, go_lower
 from builderfile.errors import BuilderfileError, ExpansionError, InstructionError, ParseError
-from builderfile.syntax import Document, Heredoc, Node, go_lower, parse, parse_heredoc
+from builderfile.flags import BOOL, STRING, STRINGS, Flag, Flags
+from builderfile.syntax import Document, Heredoc, Node, parse, parse_heredoc
 
 _VALID_STAGE_NAME = re.compile(r"[a-z][a-z0-9\-_.]*\Z")
-_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,77 +237,14 @@ class Builderfile:
         raise KeyError(f"no build stage named {ref!r}")
 
 
-# --- flags ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Flag:
-    kind: str  # "bool", "string" or "strings"
-
-
-_BOOL, _STRING, _STRINGS = _Flag("bool"), _Flag("string"), _Flag("strings")
-
-
-class _Flags:
-    """BuildKit's BFlags: the flags one instruction declares, parsed from the node's `--flag` words."""
-
-    def __init__(self, keyword: str, args: tuple[str, ...], declared: dict[str, _Flag]) -> None:
-        self.values: dict[str, object] = {}
-        for arg in args:
-            if arg == "--":
-                break
-            if not arg.startswith("--"):
-                raise InstructionError(f"{keyword} flag should start with --: {arg}")
-            name, has_value, value = arg[2:].partition("=")
-            flag = declared.get(name)
-            if flag is None:
-                raise InstructionError(_unknown_flag(keyword, name, declared))
-            if name in self.values and flag is not _STRINGS:
-                raise InstructionError(f"{keyword} has the flag --{name} twice; give it once")
-            if flag is _BOOL:
-                if has_value and value == "":
-                    raise InstructionError(f"{keyword} --{name}= needs a value: true or false")
-                if value.lower() not in ("true", "false", ""):
-                    raise InstructionError(f"{keyword} --{name} expects true or false, not {value!r}")
-                self.values[name] = value.lower() != "false"
-            elif not has_value:
-                raise InstructionError(f"{keyword} --{name} needs a value: --{name}=VALUE")
-            elif flag is _STRINGS:
-                self.values.setdefault(name, ())
-                self.values[name] += (value,)  # type: ignore[operator]
-            else:
-                self.values[name] = value
-
-    def string(self, name: str) -> str:
-        return self.values.get(name, "")  # type: ignore[return-value]
-
-    def strings(self, name: str) -> tuple[str, ...]:
-        return self.values.get(name, ())  # type: ignore[return-value]
-
-    def bool(self, name: str) -> bool:
-        return bool(self.values.get(name, False))
-
-    def optional_bool(self, name: str) -> bool | None:
-        return self.values.get(name)  # type: ignore[return-value]
-
-
-def _unknown_flag(keyword: str, name: str, declared: dict[str, _Flag]) -> str:
-    if not declared:
-        return f"{keyword} takes no flags, but got --{name}"
-    hint = difflib.get_close_matches(name, list(declared), n=1)
-    known = ", ".join(f"--{flag}" for flag in sorted(declared))
-    suggestion = f" (did you mean --{hint[0]}?)" if hint else ""
-    return f"{keyword} does not take --{name}{suggestion}; it takes {known}"
-
-
-_FLAGS: dict[str, dict[str, _Flag]] = {
-    "from": {"platform": _STRING},
-    "run": {"mount": _STRINGS, "network": _STRING, "security": _STRING, "device": _STRINGS},
-    "copy": {"chown": _STRING, "from": _STRING, "chmod": _STRING, "link": _BOOL, "exclude": _STRINGS, "parents": _BOOL},
-    "add": {"chown": _STRING, "chmod": _STRING, "link": _BOOL, "keep-git-dir": _BOOL, "checksum": _STRING,
-            "unpack": _BOOL, "exclude": _STRINGS},
-    "healthcheck": {"interval": _STRING, "timeout": _STRING, "start-period": _STRING, "start-interval": _STRING,
-                    "retries": _STRING},
+_FLAGS: dict[str, dict[str, Flag]] = {
+    "from": {"platform": STRING},
+    "run": {"mount": STRINGS, "network": STRING, "security": STRING, "device": STRINGS},
+    "copy": {"chown": STRING, "from": STRING, "chmod": STRING, "link": BOOL, "exclude": STRINGS, "parents": BOOL},
+    "add": {"chown": STRING, "chmod": STRING, "link": BOOL, "keep-git-dir": BOOL, "checksum": STRING,
+            "unpack": BOOL, "exclude": STRINGS},
+    "healthcheck": {"interval": STRING, "timeout": STRING, "start-period": STRING, "start-interval": STRING,
+                    "retries": STRING},
 }
 _NETWORKS = ("default", "none", "host")
 _SECURITIES = ("sandbox", "insecure")
@@ -324,7 +261,7 @@ def _command_line(node: Node) -> tuple[tuple[str, ...], bool, tuple[Heredoc, ...
     return node.args, not node.json, node.heredocs
 
 
-def _parse_from(node: Node, flags: _Flags) -> From:
+def _parse_from(node: Node, flags: Flags) -> From:
     args = node.args
     if len(args) == 3 and go_lower(args[1]) == "as":
         name = go_lower(args[2])
@@ -342,7 +279,7 @@ def _parse_from(node: Node, flags: _Flags) -> From:
     return From(node.start_line, node.end_line, node.original, args[0], name, flags.string("platform"))
 
 
-def _parse_run(node: Node, flags: _Flags) -> Run:
+def _parse_run(node: Node, flags: Flags) -> Run:
     network, security = flags.string("network"), flags.string("security")
     if network and network not in _NETWORKS:
         raise InstructionError(f"RUN --network={network} is not supported: use one of {', '.join(_NETWORKS)}")
@@ -413,38 +350,21 @@ def _sources_and_dest(node: Node, keyword: str) -> tuple[tuple[str, ...], str, t
     return tuple(paths), dest, tuple(contents)
 
 
-def _parse_copy(node: Node, flags: _Flags) -> Copy:
+def _parse_copy(node: Node, flags: Flags) -> Copy:
     sources, dest, contents = _sources_and_dest(node, "COPY")
     return Copy(node.start_line, node.end_line, node.original, sources, dest, contents, flags.string("from"),
                 flags.string("chown"), flags.string("chmod"), flags.bool("link"), flags.bool("parents"),
                 flags.strings("exclude"))
 
 
-def _parse_add(node: Node, flags: _Flags) -> Add:
+def _parse_add(node: Node, flags: Flags) -> Add:
     sources, dest, contents = _sources_and_dest(node, "ADD")
     return Add(node.start_line, node.end_line, node.original, sources, dest, contents, flags.string("chown"),
                flags.string("chmod"), flags.bool("link"), flags.optional_bool("keep-git-dir"), flags.string("checksum"),
                flags.optional_bool("unpack"), flags.strings("exclude"))
 
 
-def go_duration(text: str) -> float:
-    """Go's time.ParseDuration in seconds (`1m30s`, `500ms`, `1.5h`); ValueError when invalid."""
-    sign, rest = (-1.0, text[1:]) if text.startswith("-") else (1.0, text.removeprefix("+"))
-    if rest == "0":
-        return 0.0
-    total, pos = 0.0, 0
-    if not rest:
-        raise ValueError(text)
-    while pos < len(rest):
-        match = _DURATION_PART.match(rest, pos)
-        if match is None or match.group(1) in ("", "."):
-            raise ValueError(text)
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        pos = match.end()
-    return sign * total
-
-
-def _interval(flags: _Flags, name: str) -> float:
+def _interval(flags: Flags, name: str) -> float:
     value = flags.string(name)
     if not value:
         return 0.0
@@ -457,7 +377,7 @@ def _interval(flags: _Flags, name: str) -> float:
     return seconds
 
 
-def _parse_healthcheck(node: Node, flags: _Flags) -> Healthcheck:
+def _parse_healthcheck(node: Node, flags: Flags) -> Healthcheck:
     if not node.args:
         raise _needs("HEALTHCHECK", "NONE or CMD followed by a command")
     kind, args = node.args[0].upper(), node.args[1:]
@@ -559,17 +479,17 @@ def parse_instruction(node: Node, escape: str = "\\") -> Instruction:
             return Stopsignal(node.start_line, node.end_line, node.original, _exactly_one(node, "STOPSIGNAL", "the signal"))
         if keyword in _WITH_FLAGS:
             if keyword == "healthcheck" and node.args[:1] and node.args[0].upper() == "NONE":
-                declared: dict[str, _Flag] = {}
-                flags = _Flags("HEALTHCHECK", (), declared)  # BuildKit ignores flags on HEALTHCHECK NONE
+                declared: dict[str, Flag] = {}
+                flags = Flags("HEALTHCHECK", (), declared)  # BuildKit ignores flags on HEALTHCHECK NONE
             else:
-                flags = _Flags(keyword.upper(), node.flags, _FLAGS[keyword])
+                flags = Flags(keyword.upper(), node.flags, _FLAGS[keyword])
             return _WITH_FLAGS[keyword](node, flags)
         simple = _SIMPLE.get(keyword)
         if simple is None and keyword != "onbuild":
             hint = difflib.get_close_matches(keyword, KEYWORDS, n=1)
             suggestion = f" (did you mean {hint[0].upper()}?)" if hint else ""
             raise InstructionError(f"unknown instruction: {node.cmd}{suggestion}")
-        _Flags(keyword.upper(), node.flags, {})
+        Flags(keyword.upper(), node.flags, {})
         if simple is None:
             return _parse_onbuild(node, escape)
         return simple(node)

@@ -14,10 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from builderfile._go import GO_SPACES, go_quote
 from builderfile.errors import ExpansionError
 
-#: Go's unicode.IsSpace: what separates words after expansion.
-GO_SPACES = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 _SPACE_SET = frozenset(GO_SPACES)
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
 _EOF = ""
@@ -413,33 +412,3 @@ def _reverse_pattern(pattern: str) -> str:
 def _trim_suffix(pattern: str, value: str, greedy: bool) -> str:
     # Regexes find leftmost matches only, so reverse both sides to find the shortest suffix.
     return _trim_prefix(_reverse_pattern(pattern), value[::-1], greedy)[::-1]
-
-
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"'}
-
-
-def go_quote(text: str) -> str:
-    """Go's strconv.Quote: what BuildKit's AST dump and error messages show for a string."""
-    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
-        return f'"{text}"'
-    out = ['"']
-    for ch in text:
-        esc = _GO_ESCAPES.get(ch)
-        if esc is not None:
-            out.append(esc)
-            continue
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # a byte that was not valid UTF-8
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif 0xD800 <= code <= 0xDFFF:
-            out.append("\\ufffd")
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif ch.isprintable() or ch == " ":
-            out.append(ch)
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)

@@ -11,25 +11,23 @@ Stdlib only; must not import imagekit.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 
+from builderfile._go import GO_SPACES, go_lower, go_quote
+from builderfile.arguments import ARGUMENT_PARSERS, BYTE_SPACES, WHITESPACE
 from builderfile.errors import ExpansionError, ParseError, Warning
-from builderfile.shell import GO_SPACES, Lex, go_quote
+from builderfile.shell import Lex
 
 DEFAULT_ESCAPE = "\\"
 #: BuildKit's bufio.Scanner limit: a longer physical line is an error.
 MAX_LINE = 64 * 1024
 
-_WHITESPACE = re.compile(r"[\t\v\f\r ]+")
 # Go's RE2 `\s` is ASCII [\t\n\f\r ] (no \v), and `.` does not match a newline.
 _DIRECTIVE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*([^\n]+?)[\t\n\f\r ]*\Z")
 _HEREDOC = re.compile(r"([0-9]*)<<(-?)[\t\n\f\r ]*([^<]*)\Z")
 _KNOWN_DIRECTIVES = frozenset({"syntax", "escape", "check"})
 _HEREDOC_COMMANDS = frozenset({"add", "copy", "run"})
-# Unicode spaces of one UTF-8 byte when Go reads a string byte by byte (unicode.IsSpace(rune(b))).
-_BYTE_SPACES = frozenset(b"\t\n\v\f\r \x85\xa0")
 _ASCII_SPACES = "\t\n\v\f\r "
 _ASCII_SPACE_RUN = re.compile(r"[\t\n\v\f\r ]*")
 _PLAIN_FLAG = re.compile(r"[^\t\n\v\f\r \"'\x80-\U0010ffff]*")
@@ -96,29 +94,11 @@ class Document:
         return "".join(f"({node.dump()})\n" for node in self.nodes)
 
 
-_UPPER_I_DOT = "\u0130"
-
-
-def go_lower(text: str) -> str:
-    """Go's strings.ToLower: simple per-character case mapping (Python's lower() is full mapping)."""
-    if text.isascii():
-        return text.lower()
-    return "".join("i" if ch == _UPPER_I_DOT else ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
-
-
 def parse(text: str | bytes) -> Document:
     """Parses Builderfile text (str, or bytes read as UTF-8) into a Document; raises ParseError with a line."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "surrogateescape")
     return _Parser(text).run()
-
-
-def _lstrip(text: str) -> str:
-    return text.lstrip(GO_SPACES)
-
-
-def _trim_newline(line: str) -> str:
-    return line.rstrip("\r\n")
 
 
 def _split_lines(text: str) -> list[str]:
@@ -154,7 +134,7 @@ class _Parser:
         if not token.startswith("#"):
             self.directives_done = True
             return False
-        match = _DIRECTIVE.match(_lstrip(token[1:]))
+        match = _DIRECTIVE.match(token[1:].lstrip(GO_SPACES))
         if match is None or go_lower(match.group(1)) not in _KNOWN_DIRECTIVES:
             self.directives_done = True
             return False
@@ -254,7 +234,7 @@ class _Parser:
                     raise ParseError("unterminated heredoc")
                 raw = self.lines[index]
                 index += 1
-                candidate = _trim_newline(raw)
+                candidate = raw.rstrip("\r\n")
                 if heredoc.chomp:
                     candidate = candidate.lstrip("\t")
                 if candidate == heredoc.name:
@@ -266,22 +246,23 @@ class _Parser:
     def node(self, line: str) -> tuple[str, tuple[str, ...], tuple[str, ...], bool, Node | None]:
         """BuildKit's newNodeFromLine: split off the keyword and flags, then the per-keyword argument parser."""
         cmd, flags, rest = self.split_command(line)
-        parser = _DISPATCH.get(cmd.lower() if cmd.isascii() else go_lower(cmd))
-        if parser is None:
-            return cmd, flags, ("",), False, None
-        if parser is _parse_sub_command:
+        keyword = cmd.lower() if cmd.isascii() else go_lower(cmd)
+        if keyword == "onbuild":
             sub = None
             if rest:
                 sub_cmd, sub_flags, sub_args, sub_json, nested = self.node(rest)
                 sub = Node(sub_cmd, sub_flags, sub_args, sub_json, rest, 0, 0, nested)
             return cmd, flags, (), False, sub
-        result = parser(self, rest)
+        parser = ARGUMENT_PARSERS.get(keyword)
+        if parser is None:  # unknown instructions parse, with one empty argument node
+            return cmd, flags, ("",), False, None
+        result = parser(rest, self.escape)
         if result is None:
             return cmd, flags, (), False, None
         return cmd, flags, result[0], result[1], None
 
     def split_command(self, line: str) -> tuple[str, tuple[str, ...], str]:
-        parts = _WHITESPACE.split(line.strip(GO_SPACES), maxsplit=1)
+        parts = WHITESPACE.split(line.strip(GO_SPACES), maxsplit=1)
         if len(parts) < 2:
             return parts[0], (), ""
         rest, flags = self.extract_flags(parts[1])
@@ -312,7 +293,7 @@ class _Parser:
             if not in_word and not in_quote:
                 if pos == end:
                     break
-                if ch in _BYTE_SPACES:
+                if ch in BYTE_SPACES:
                     pos += 1
                     continue
                 if ch != 0x2D or pos + 1 == end or data[pos + 1] != 0x2D:
@@ -324,7 +305,7 @@ class _Parser:
                     words.append(text)
                 break
             if in_word:
-                if ch in _BYTE_SPACES:
+                if ch in BYTE_SPACES:
                     in_word = False
                     text = "".join(word)
                     if text == "--":
@@ -425,238 +406,6 @@ def heredocs_from_line(line: str) -> list[Heredoc]:
     except ExpansionError:
         return []
     return [doc for doc in map(parse_heredoc, words) if doc is not None]
-
-
-# --- argument parsers, one per keyword (BuildKit's line_parsers.go) -----------------------------
-
-Args = tuple[tuple[str, ...], bool] | None
-
-
-def _parse_sub_command(parser: _Parser, rest: str) -> Args:  # pragma: no cover - dispatched inline
-    raise AssertionError("ONBUILD is handled by _Parser.node")
-
-
-def _parse_string(parser: _Parser, rest: str) -> Args:
-    return ((rest,), False) if rest else None
-
-
-def _split_whitespace(rest: str) -> Args:
-    return (tuple(_WHITESPACE.split(rest)), False) if rest else None
-
-
-def _parse_whitespace_delimited(parser: _Parser, rest: str) -> Args:
-    return _split_whitespace(rest)
-
-
-_NOT_STRINGS = "when using JSON array syntax, arrays must be comprised of strings only"
-
-
-def _reject_constant(name: str) -> float:
-    raise ValueError(name)
-
-
-def _go_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError("number out of range")
-    return value
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-# Go's encoding/json: no NaN/Infinity, and a number must fit a float64.
-_JSON_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_go_float, parse_int=_go_float)
-
-
-def _parse_json(rest: str) -> tuple[str, ...] | None:
-    """The strings of a JSON array, None when `rest` is not valid JSON; raises when an element is not a string."""
-    rest = _lstrip(rest)
-    if not rest.startswith("["):
-        return None
-    try:
-        value = _JSON_DECODER.decode(rest)
-    except ValueError:
-        return None
-    except RecursionError:  # Go nests up to 10000 levels; deeper than Python's stack is surely not strings
-        raise ParseError(_NOT_STRINGS) from None
-    if not isinstance(value, list):
-        return None
-    for item in value:
-        if not isinstance(item, str):
-            raise ParseError(_NOT_STRINGS)
-    # Go decodes invalid UTF-8 and lone surrogate escapes (\ud800) in JSON strings to U+FFFD.
-    return tuple(item if item.isascii() else _SURROGATE.sub("\ufffd", item) for item in value)
-
-
-def _parse_maybe_json(parser: _Parser, rest: str) -> Args:
-    if not rest:
-        return None
-    values = _parse_json(rest)
-    if values is not None:
-        return values, True
-    return (rest,), False
-
-
-def _parse_maybe_json_to_list(parser: _Parser, rest: str) -> Args:
-    values = _parse_json(rest)
-    if values is not None:
-        return values, True
-    return _split_whitespace(rest)
-
-
-def _parse_health(parser: _Parser, rest: str) -> Args:
-    # BuildKit finds the first word byte by byte (unicode.IsSpace(rune(byte))).
-    if rest.isascii():
-        kind, tail = _split_first_word(rest)
-    else:
-        data = rest.encode("utf-8", "surrogateescape")
-        sep = 0
-        while sep < len(data) and data[sep] not in _BYTE_SPACES:
-            sep += 1
-        nxt = sep
-        while nxt < len(data) and data[nxt] in _BYTE_SPACES:
-            nxt += 1
-        kind = data[:sep].decode("utf-8", "surrogateescape")
-        tail = data[nxt:].decode("utf-8", "surrogateescape")
-    if not kind:
-        return None
-    command = _parse_maybe_json(parser, tail)
-    if command is None:
-        return (kind,), False
-    return (kind, *command[0]), command[1]
-
-
-def _split_first_word(rest: str) -> tuple[str, str]:
-    sep = 0
-    end = len(rest)
-    while sep < end and rest[sep] not in "\t\n\v\f\r ":
-        sep += 1
-    nxt = sep
-    while nxt < end and rest[nxt] in "\t\n\v\f\r ":
-        nxt += 1
-    return rest[:sep], rest[nxt:]
-
-
-def parse_words(rest: str, escape: str) -> list[str]:
-    """BuildKit's parseWords: split on spaces outside quotes, keeping quotes and escapes in the words."""
-    if escape not in rest and rest.isascii():
-        # Without escapes a word is a run of non-spaces and quoted strings (an open quote runs to the end).
-        return _WORD.findall(rest)
-    return _parse_words_slow(rest, escape)
-
-
-_WORD = re.compile(r"""(?:[^\t\n\v\f\r "']+|"[^"]*"?|'[^']*'?)+""")
-
-
-def _parse_words_slow(rest: str, escape: str) -> list[str]:
-    """parse_words character by character, for escapes and non-ASCII text."""
-    if _SURROGATE.search(rest):
-        rest = _SURROGATE.sub("\ufffd", rest)
-    words: list[str] = []
-    word: list[str] = []
-    in_word = in_quote = blank_ok = False
-    quote = ""
-    pos, end = 0, len(rest)
-    spaces = GO_SPACES
-    while pos <= end:
-        ch = rest[pos] if pos < end else ""
-        if not in_word and not in_quote:
-            if pos == end:
-                break
-            if ch in spaces:
-                pos += 1
-                continue
-            in_word = True
-        if pos == end:
-            if blank_ok or word:
-                words.append("".join(word))
-            break
-        if in_word:
-            if ch in spaces:
-                in_word = False
-                if blank_ok or word:
-                    words.append("".join(word))
-                word = []
-                blank_ok = False
-                pos += 1
-                continue
-            if ch == "'" or ch == '"':
-                quote, blank_ok, in_word, in_quote = ch, True, False, True
-            if ch == escape:
-                if pos + 1 == end:
-                    pos += 1
-                    continue
-                word.append(ch)
-                pos += 1
-                ch = rest[pos]
-            word.append(ch)
-            pos += 1
-            continue
-        if ch == quote:
-            in_quote, in_word = False, True
-        if ch == escape and quote != "'":
-            if pos + 1 == end:
-                in_quote, in_word = False, True
-                pos += 1
-                continue
-            pos += 1
-            word.append(ch)
-            ch = rest[pos]
-        word.append(ch)
-        pos += 1
-    return words
-
-
-def _parse_name_val(parser: _Parser, rest: str, key: str) -> Args:
-    words = parse_words(rest, parser.escape)
-    if not words:
-        return None
-    if "=" not in words[0]:
-        parts = _WHITESPACE.split(rest, maxsplit=1)
-        if len(parts) < 2:
-            raise ParseError(f"{key} must have two arguments")
-        return (parts[0], parts[1], ""), False
-    args: list[str] = []
-    for word in words:
-        name, sep, value = word.partition("=")
-        if not sep:
-            raise ParseError(f"Syntax error - can't find = in {go_quote(word)}. Must be of the form: name=value")
-        args += (name, value, "=")
-    return tuple(args), False
-
-
-def _parse_env(parser: _Parser, rest: str) -> Args:
-    return _parse_name_val(parser, rest, "ENV")
-
-
-def _parse_label(parser: _Parser, rest: str) -> Args:
-    return _parse_name_val(parser, rest, "LABEL")
-
-
-def _parse_name_or_name_val(parser: _Parser, rest: str) -> Args:
-    words = parse_words(rest, parser.escape)
-    return (tuple(words), False) if words else None
-
-
-_DISPATCH = {
-    "add": _parse_maybe_json_to_list,
-    "arg": _parse_name_or_name_val,
-    "cmd": _parse_maybe_json,
-    "copy": _parse_maybe_json_to_list,
-    "entrypoint": _parse_maybe_json,
-    "env": _parse_env,
-    "expose": _parse_whitespace_delimited,
-    "from": _parse_whitespace_delimited,
-    "healthcheck": _parse_health,
-    "label": _parse_label,
-    "maintainer": _parse_string,
-    "onbuild": _parse_sub_command,
-    "run": _parse_maybe_json,
-    "shell": _parse_maybe_json,
-    "stopsignal": _parse_string,
-    "user": _parse_string,
-    "volume": _parse_maybe_json_to_list,
-    "workdir": _parse_string,
-}
 
 
 def contract(document: Document) -> dict[str, list[dict[str, object]]]:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from builderfile.errors import IgnoreFileError
-from builderfile.ignore import Matcher, compile_pattern, go_clean, ignore_file, load_matcher, read_patterns
+from builderfile._go import go_clean
+from builderfile.ignore import Matcher, compile_pattern, ignore_file, load_matcher, read_patterns
 
 # (pattern, path, matches): the single-pattern cases of moby/patternmatcher's TestMatches.
 MATCHES = [

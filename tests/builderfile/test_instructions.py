@@ -11,10 +11,11 @@ from hypothesis import HealthCheck, given, settings
 
 from builderfile.__main__ import main
 from builderfile.errors import BuilderfileError, ExpansionError, InstructionError, ParseError
+from builderfile._go import go_duration
 from builderfile.expand import expand, stage_base
 from builderfile.instructions import (
     Add, Arg, Cmd, Copy, Entrypoint, Env, Expose, From, Healthcheck, Label, Maintainer, Onbuild, Run, Shell,
-    Stopsignal, User, Volume, Workdir, check, go_duration, load,
+    Stopsignal, User, Volume, Workdir, check, load,
 )
 from tests.builderfile.conftest import ROOT
 from tests.builderfile.test_oracle import dockerfiles

@@ -23,7 +23,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from builderfile.errors import ParseError
-from builderfile.syntax import Document, Node, _lstrip, _Parser, _split_lines, parse
+from builderfile._go import GO_SPACES
+from builderfile.syntax import Document, Node, _Parser, _split_lines, parse
 from tests.builderfile.conftest import CONFORMANCE, ROOT
 
 _NOT_STRINGS = "when using JSON array syntax, arrays must be comprised of strings only"
@@ -54,7 +55,7 @@ _DECODER = json.JSONDecoder(parse_constant=_reject, parse_float=_finite, parse_i
 
 def _v0125_json_prefix(rest: str) -> list[object] | None:
     """v0.12.5 decoded the first JSON value and ignored what followed it."""
-    rest = _lstrip(rest)
+    rest = rest.lstrip(GO_SPACES)
     if not rest.startswith("["):
         return None
     try:

@@ -202,7 +202,8 @@ _FLAGGY = st.text(st.sampled_from(list("-- ab=\t\"'\\`,/\x85é") + ["\u00a0"]), 
 @settings(max_examples=400, deadline=None)
 @given(line=_FLAGGY, escape=st.sampled_from(["\\", "`"]))
 def test_fast_paths_agree_with_the_byte_exact_paths(line: str, escape: str) -> None:
-    from builderfile.syntax import _parse_words_slow, _Parser, parse_words
+    from builderfile.arguments import _parse_words_slow, parse_words
+    from builderfile.syntax import _Parser
 
     parser = _Parser("")
     parser.escape = escape

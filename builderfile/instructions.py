@@ -446,7 +446,7 @@ _SIMPLE: dict[str, Callable[[Node], Instruction]] = {
     "maintainer": lambda n: Maintainer(n.start_line, n.end_line, n.original, _exactly_one(n, "MAINTAINER", "the name")),
     "shell": _parse_shell,
 }
-_WITH_FLAGS: dict[str, Callable[[Node, _Flags], Instruction]] = {
+_WITH_FLAGS: dict[str, Callable[[Node, Flags], Instruction]] = {
     "from": _parse_from,
     "run": _parse_run,
     "copy": _parse_copy,
@@ -489,7 +489,8 @@ def parse_instruction(node: Node, escape: str = "\\") -> Instruction:
             hint = difflib.get_close_matches(keyword, KEYWORDS, n=1)
             suggestion = f" (did you mean {hint[0].upper()}?)" if hint else ""
             raise InstructionError(f"unknown instruction: {node.cmd}{suggestion}")
-        Flags(keyword.upper(), node.flags, {})
+        if keyword != "arg":  # BuildKit never parses ARG's flags either
+            Flags(keyword.upper(), node.flags, {})
         if simple is None:
             return _parse_onbuild(node, escape)
         return simple(node)

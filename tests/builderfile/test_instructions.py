@@ -124,8 +124,9 @@ def test_check_reports_every_error_and_load_raises_the_first() -> None:
 
 
 def test_what_buildkit_accepts_is_accepted() -> None:
-    bf = load("FROM a\nHEALTHCHECK --interval=5s NONE\nSTOPSIGNAL --x 9\nRUN\nCOPY --from=img -- --a b\nUSER a b\nENTRYPOINT []\n")
-    health, stop, run, copy, user, entry = bf.stages[0].instructions
+    bf = load("FROM a\nHEALTHCHECK --interval=5s NONE\nSTOPSIGNAL --x 9\nARG --y z\nRUN\nCOPY --from=img -- --a b\nUSER a b\nENTRYPOINT []\n")
+    health, stop, arg, run, copy, user, entry = bf.stages[0].instructions
+    assert arg.pairs == (("z", None),)
     assert health.test == ("NONE",) and stop.signal == "9" and run.command == () and user.user == "a b"
     assert copy.sources == ("--a",) and entry.command == ()
 

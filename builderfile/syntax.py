@@ -101,8 +101,13 @@ def parse(text: str | bytes) -> Document:
     return _Parser(text).run()
 
 
+_OTHER_LINE_BREAKS = re.compile("[\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
 def _split_lines(text: str) -> list[str]:
     # bufio.Scanner with BuildKit's scanLines: split after each \n, keep the newline.
+    if _OTHER_LINE_BREAKS.search(text) is None:
+        return text.splitlines(keepends=True)  # the same split, done in C
     lines = text.split("\n")
     last = lines.pop()
     lines = [line + "\n" for line in lines]
@@ -120,6 +125,8 @@ class _Parser:
         self.directives: dict[str, str] = {}
         self.directives_done = False
         self.too_long = False
+        if self.lines and max(map(len, self.lines)) <= MAX_LINE // 4:
+            return  # even at 4 bytes a character, no line can reach the limit
         for index, line in enumerate(self.lines):
             # A longer line stops the scanner; BuildKit reports it after what came before.
             if len(line) > MAX_LINE // 4 and _utf8_len(line) > (MAX_LINE if line.endswith("\n") else MAX_LINE - 1):

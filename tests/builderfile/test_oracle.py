@@ -30,7 +30,7 @@ from tests.builderfile.conftest import CONFORMANCE, ROOT
 _NOT_STRINGS = "when using JSON array syntax, arrays must be comprised of strings only"
 _MAYBE_JSON = {"cmd", "entrypoint", "run", "shell", "add", "copy", "volume", "healthcheck"}
 _HEREDOC_SPACE = re.compile(r"<<-?[\t\r ]")
-_JSON_THEN_TEXT = re.compile(r"\][ \t]*[^ \t\r\n]")
+_JSON_THEN_TEXT = re.compile(r"\][^\S\n]*\S")
 _BACKTICK_ESCAPE = re.compile(r"^\ufeff?[^\S\n]*#[^\S\n]*escape[^\S\n]*=[^\S\n]*`", re.IGNORECASE | re.MULTILINE)
 _CHECK_DIRECTIVE = re.compile(r"^\ufeff?[^\S\n]*#[^\S\n]*check[^\S\n]*=", re.IGNORECASE | re.MULTILINE)
 

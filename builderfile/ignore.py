@@ -9,6 +9,7 @@ or one of its parent directories matches. Stdlib only; must not import imagekit.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,6 +207,30 @@ class Matcher:
             if hit:
                 matched = not pattern.exclusion
         return matched
+
+
+def included(context: Path, matcher: Matcher) -> list[str]:
+    """The context's paths (slash-separated, sorted, directories too) that the matcher does not ignore.
+
+    An ignored directory is still entered when a `!` pattern might take back something inside it,
+    as BuildKit's context walker does; otherwise its whole subtree is skipped unread.
+    """
+    exceptions = any(pattern.exclusion for pattern in matcher.patterns)
+    found: list[str] = []
+    for top, dirs, files in os.walk(context):
+        rel_top = Path(top).relative_to(context).as_posix()
+        prefix = "" if rel_top == "." else rel_top + "/"
+        keep = []
+        for name in sorted(dirs):
+            path = prefix + name
+            if not matcher.ignored(path):
+                found.append(path)
+                keep.append(name)
+            elif exceptions:
+                keep.append(name)
+        dirs[:] = keep
+        found.extend(prefix + name for name in files if not matcher.ignored(prefix + name))
+    return sorted(found)
 
 
 def ignore_file(context: Path, builderfile: Path | None = None) -> Path | None:

@@ -8,7 +8,7 @@ import pytest
 
 from builderfile.errors import IgnoreFileError
 from builderfile._go import go_clean
-from builderfile.ignore import Matcher, compile_pattern, ignore_file, load_matcher, read_patterns
+from builderfile.ignore import Matcher, compile_pattern, ignore_file, included, load_matcher, read_patterns
 
 # (pattern, path, matches): the single-pattern cases of moby/patternmatcher's TestMatches.
 MATCHES = [
@@ -93,3 +93,14 @@ def test_ignore_file_beside_the_builderfile_wins(tmp_path: Path) -> None:
     other = context / "Dockerfile"
     (context / "Dockerfile.dockerignore").write_text("secret\n")
     assert load_matcher(context, other).ignored("secret/key")
+
+
+def test_included_walks_the_context_and_enters_dirs_only_for_exceptions(tmp_path: Path) -> None:
+    for path in ["a.txt", "docs/x.md", "docs/keep/y.md", "node_modules/m/index.js", "src/main.py", ".git/HEAD"]:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("x")
+    (tmp_path / ".dockerignore").write_text(".git\nnode_modules\ndocs\n!docs/keep\n*.txt\n")
+    assert included(tmp_path, load_matcher(tmp_path)) == [
+        ".dockerignore", "docs/keep", "docs/keep/y.md", "src", "src/main.py",
+    ]
+    assert "node_modules" not in included(tmp_path, Matcher(["node_modules"]))

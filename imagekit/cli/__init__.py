@@ -65,6 +65,7 @@ class Context:
     metavar="BOOL",
     help="Verify registries' TLS certificates (default true; --tls-verify=false only if you must).",
 )
+@click.option("--no-tls-verify", is_flag=True, help="Same as --tls-verify=false.")
 @click.option(
     "--certs-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -79,12 +80,17 @@ def cli(
     debug: bool,
     insecure_registries: tuple[str, ...],
     tls_verify: bool,
+    no_tls_verify: bool,
     certs_dir: Path | None,
 ) -> None:
     """imagekit: build, move and run OCI images without a daemon."""
     configure_logging(debug)
     ctx.obj = Context(
-        root or default_root(), debug, insecure_registries=insecure_registries, tls_verify=tls_verify, certs_dir=certs_dir
+        root or default_root(),
+        debug,
+        insecure_registries=insecure_registries,
+        tls_verify=tls_verify and not no_tls_verify,
+        certs_dir=certs_dir,
     )
 
 

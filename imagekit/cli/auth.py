@@ -70,6 +70,9 @@ def login(ctx: click.Context, username: str | None, password: str | None, passwo
             raise click.UsageError("no password on standard input")
     elif password:
         click.echo("WARNING! Using --password via the CLI is insecure. Use --password-stdin.", err=True)
+    elif not username and _stored_credentials_work(ctx, registry):
+        click.echo("Login Succeeded (with the stored credentials)")
+        return
     if not username:
         username = click.prompt("Username")
     if not password:
@@ -85,6 +88,19 @@ def login(ctx: click.Context, username: str | None, password: str | None, passwo
     if not where.startswith("credential helper"):
         click.echo(f"Credentials stored unencrypted in {where}", err=True)
     click.echo("Login Succeeded")
+
+
+def _stored_credentials_work(ctx: click.Context, registry: str) -> bool:
+    """`docker login REGISTRY` without a username first tries what is stored, and prompts only if that fails."""
+    stored = CredentialStore().get(api_host(registry))
+    if stored is None:
+        return False
+    try:
+        transport_for(registry, credentials=stored, ctx=ctx).authenticate()
+    except AuthError as err:
+        click.echo(f"The stored credentials for {registry_hostname(registry)} do not work: {err}", err=True)
+        return False
+    return True
 
 
 @cli.command()

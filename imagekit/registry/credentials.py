@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -32,6 +33,7 @@ DOCKER_HUB_HOST = "docker.io"
 _DOCKER_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
 _TOKEN_USERNAME = "<token>"  # what helpers store as Username for an identity token
 _HELPER_TIMEOUT = 30
+log = logging.getLogger("imagekit.registry")
 
 
 @dataclass(frozen=True)
@@ -91,11 +93,15 @@ class CredentialStore:
             if found is not None:
                 return found
         config = _load(self.docker_config)
-        helper = _helper_for(config, host)
-        if helper:
-            found = CredentialHelper(helper).get(config_key(registry))
-            if found is not None:
-                return found
+        helper = CredentialHelper(_helper_for(config, host) or "")
+        if helper.name:
+            if helper.installed():
+                found = helper.get(config_key(registry))
+                if found is not None:
+                    return found
+            else:
+                # A config copied from a desktop (credsStore "desktop") must not break public pulls.
+                log.warning("%s names %s, which is not on PATH: using config.json only", self.docker_config, helper.program)
         return _from_auths(self.docker_config, config, host)
 
     def store(self, registry: str, credentials: Credentials) -> str:
@@ -138,6 +144,9 @@ class CredentialHelper:
     def __init__(self, name: str) -> None:
         self.name = name
         self.program = f"docker-credential-{name}"
+
+    def installed(self) -> bool:
+        return shutil.which(self.program) is not None
 
     def get(self, server_url: str) -> Credentials | None:
         ok, out = self._run("get", server_url)

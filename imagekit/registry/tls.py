@@ -5,7 +5,7 @@ set, plus per-registry CAs laid out as Docker does: `<certs dir>/<host[:port]>/*
 client certificate pair `*.cert` + `*.key` (docker docs "Verify repository client with certificates").
 The certs directory is `certs_dir` when given, else `$IMAGEKIT_CERTS_D`, else `/etc/docker/certs.d`
 and `/etc/containers/certs.d`. A handshake failure is classified so that the transport can refuse a
-bad certificate loudly and fall back to plain HTTP only when the server does not speak TLS at all.
+bad certificate loudly, while a host allowed plain HTTP may fall back to it for any other TLS failure.
 
 Imports: stdlib and requests only.
 """
@@ -22,8 +22,6 @@ from requests.adapters import HTTPAdapter
 
 DEFAULT_CERTS_DIRS = (Path("/etc/docker/certs.d"), Path("/etc/containers/certs.d"))
 CERTS_DIR_ENV = "IMAGEKIT_CERTS_D"
-# What OpenSSL says when the peer answered our ClientHello in plain HTTP.
-_PLAIN_HTTP_MARKERS = ("WRONG_VERSION_NUMBER", "wrong version number", "record layer failure", "http request")
 
 
 def ca_bundle(env: Mapping[str, str] | None = None) -> str | bool:
@@ -120,8 +118,3 @@ def tls_problem(err: BaseException) -> str | None:
             return current.reason or current.__class__.__name__
     return None
 
-
-def speaks_plain_http(err: BaseException) -> bool:
-    """True when a TLS handshake failed because the server answered in plain HTTP."""
-    text = " ".join(str(e) for e in _chain(err))
-    return certificate_problem(err) is None and any(marker in text for marker in _PLAIN_HTTP_MARKERS)

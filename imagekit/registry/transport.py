@@ -14,15 +14,18 @@ CONTRACT (stable for client.py / transfer.py):
         A response whose status is not in `expected` raises RegistryError (AuthError for 401/403)
         carrying the registry's error codes; connection errors raise RegistryError(temporary=True).
         Requests without a body or with a bytes body are retried per `retry` (default: the
-        transport's policy); streaming bodies are sent once. Use retry.retrying(fn, transport.retry)
-        to retry a larger unit (re-opening a blob stream at an offset).
+        transport's policy); streaming bodies are sent once. Use
+        imagekit.registry.retry.retrying(fn, transport.retry) to retry a larger unit (re-opening a
+        blob stream at an offset); it retries RegistryErrors marked temporary, honouring retry_after.
     .authenticate()                   -> checks the credentials against the registry (for login)
     .rate_limit                       -> the last RateLimit seen (Docker Hub's ratelimit-* headers) or None
+    .close() / with Transport(...) as t:  releases the connection pool
 
 Scheme: https, verified against the system CAs (or REQUESTS_CA_BUNDLE/SSL_CERT_FILE) plus the
 registry's certs directory (see tls.py). Loopback hosts (as Docker allows) try https first and use
-plain http only when the server does not speak TLS; a certificate failure is a TLSError, never a
-downgrade. Hosts passed as `insecure` (--insecure-registry) skip verification and may use http.
+plain http when that fails for any reason but a certificate the server presented and we could not
+verify: that is a TLSError, never a downgrade. Hosts passed as `insecure` (--insecure-registry) skip
+verification and may use http.
 Authorization goes only to the registry's own host: redirects are followed here, and a hop to another
 host (Docker Hub's 307 to its CDN) is sent without it. Debug logs carry method, URL without query,
 and status; never headers, tokens or passwords.
@@ -30,11 +33,13 @@ and status; never headers, tokens or passwords.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import json
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +60,8 @@ log = logging.getLogger("imagekit.registry")
 _LOOPBACK_NAMES = {"localhost"}
 _REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 10
+_ERROR_BODY_LIMIT = 64 * 1024
+_PROBE_TIMEOUT = (3.0, 5.0)  # https probe of a loopback/insecure host: a TLS server answers in milliseconds
 
 
 def is_loopback(host: str) -> bool:
@@ -100,6 +107,24 @@ class RateLimit:
     def __str__(self) -> str:
         per = f" per {self.window} s" if self.window else ""
         return f"{self.remaining} of {self.limit} pulls left{per}"
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One request as the caller asked for it; redirects derive new calls from it."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    params: Mapping[str, str] | None
+    data: Any
+    stream: bool
+    allow_redirects: bool
+
+    @property
+    def replayable(self) -> bool:
+        """No body or an in-memory one: safe to send again (retries, re-authentication)."""
+        return self.data is None or isinstance(self.data, (bytes, bytearray, memoryview, str))
 
 
 class _NoAuth(requests.auth.AuthBase):
@@ -151,6 +176,16 @@ class Transport:
         self._warned: set[str] = set()
         self._lock = threading.RLock()
 
+    def close(self) -> None:
+        """Releases the connection pool; the transport must not be used afterwards."""
+        self.session.close()
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     # -- scheme and ping -------------------------------------------------------------------------
 
     @property
@@ -173,16 +208,25 @@ class Transport:
             return self._challenges
 
     def _ping_once(self) -> requests.Response:
+        """One ping; for a host allowed plain HTTP, settles the scheme: https unless the server lacks TLS.
+
+        A certificate the server presents but we cannot verify is an error, never a reason to use http.
+        Any other failure of the https attempt (no TLS on the port, a server that hangs or hangs up on a
+        ClientHello) leads to plain http; the probe uses a short timeout since the host is loopback or
+        explicitly insecure.
+        """
         if self._scheme is not None:
             return self._send_raw("GET", f"{self._scheme}://{self.registry}/v2/", {}, None, None, False)
         try:
-            response = self._send_raw("GET", f"https://{self.registry}/v2/", {}, None, None, False)
-        except TLSError as err:
-            if err.__cause__ is None or not tls.speaks_plain_http(err.__cause__):
+            response = self._send_raw("GET", f"https://{self.registry}/v2/", {}, None, None, False, timeout=_PROBE_TIMEOUT)
+        except RegistryError as err:
+            if isinstance(err, TLSError) and err.__cause__ is not None and tls.certificate_problem(err.__cause__):
                 raise
-            log.debug("%s does not speak TLS; using plain http (allowed for this host)", self.registry)
+            if self.debug:
+                log.debug("%s: no TLS (%s); using plain http, allowed for this host", self.registry, err)
+            response = self._send_raw("GET", f"http://{self.registry}/v2/", {}, None, None, False)
             self._scheme = "http"
-            return self._send_raw("GET", f"http://{self.registry}/v2/", {}, None, None, False)
+            return response
         self._scheme = "https"
         return response
 
@@ -208,33 +252,14 @@ class Transport:
         allow_redirects: bool = True,
         retry: RetryPolicy | None = None,
     ) -> requests.Response:
-        replayable = data is None or isinstance(data, (bytes, bytearray, memoryview, str))
-        policy = retry or (self.retry if replayable else NO_RETRY)
-        url = self.url(path_or_url)
+        call = _Call(method, self.url(path_or_url), dict(headers or {}), params, data, stream, allow_redirects)
+        policy = retry or (self.retry if call.replayable else NO_RETRY)
+        return retrying(lambda: self._request_once(call, tuple(scopes), expected), policy, what=f"{method} {redact_url(call.url)}")
 
-        def once() -> requests.Response:
-            return self._request_once(
-                method, url, tuple(scopes), expected, dict(headers or {}), params, data, stream, allow_redirects, replayable
-            )
-
-        return retrying(once, policy, what=f"{method} {redact_url(url)}")
-
-    def _request_once(
-        self,
-        method: str,
-        url: str,
-        scopes: tuple[str, ...],
-        expected: Sequence[int],
-        headers: dict[str, str],
-        params: Mapping[str, str] | None,
-        data: Any,
-        stream: bool,
-        allow_redirects: bool,
-        replayable: bool,
-    ) -> requests.Response:
-        authorization = self._authorization(self.ping(), scopes, force=False)
-        response = self._send(method, url, headers, params, data, stream, allow_redirects, authorization)
-        if response.status_code == 401 and replayable and self._carries_auth(url):
+    def _request_once(self, call: _Call, scopes: tuple[str, ...], expected: Sequence[int]) -> requests.Response:
+        """One attempt: authorize up front from the ping's challenges; on 401 re-authenticate once."""
+        response = self._send(call, self._authorization(self.ping(), scopes, force=False))
+        if response.status_code == 401 and call.replayable and self._carries_auth(call.url):
             challenges = self._challenges_of(response)
             if challenges:
                 with self._lock:  # a registry whose /v2/ was open may guard repositories: ask up front next time
@@ -245,36 +270,26 @@ class Transport:
                 response.close()
                 if self.debug:
                     log.debug("re-authenticating for %s", ", ".join(wanted) or "no scope")
-                response = self._send(method, url, headers, params, data, stream, allow_redirects, renewed)
+                response = self._send(call, renewed)
         if response.status_code not in expected:
-            raise self._error(response, method)
+            raise self._error(response, call.method)
         return response
 
-    def _send(
-        self,
-        method: str,
-        url: str,
-        headers: dict[str, str],
-        params: Mapping[str, str] | None,
-        data: Any,
-        stream: bool,
-        allow_redirects: bool,
-        authorization: str | None,
-    ) -> requests.Response:
+    def _send(self, call: _Call, authorization: str | None) -> requests.Response:
         """Sends one request and follows redirects itself, giving Authorization only to the registry's host."""
         for _ in range(MAX_REDIRECTS + 1):
-            hop_headers = dict(headers)
-            if authorization and self._carries_auth(url):
-                hop_headers["Authorization"] = authorization
-            response = self._send_raw(method, url, hop_headers, params, data, stream)
+            headers = dict(call.headers)
+            if authorization and self._carries_auth(call.url):
+                headers["Authorization"] = authorization
+            response = self._send_raw(call.method, call.url, headers, call.params, call.data, call.stream)
             location = response.headers.get("Location")
-            if not allow_redirects or response.status_code not in _REDIRECTS or not location:
+            if not call.allow_redirects or response.status_code not in _REDIRECTS or not location:
                 return response
             response.close()
-            if response.status_code == 303 or (response.status_code in (301, 302) and method not in ("GET", "HEAD")):
-                method, data = "GET", None
-            url, params = urljoin(response.url, location), None
-        raise RegistryError(f"{method} {redact_url(url)}: more than {MAX_REDIRECTS} redirects", url=redact_url(url))
+            if response.status_code == 303 or (response.status_code in (301, 302) and call.method not in ("GET", "HEAD")):
+                call = dataclasses.replace(call, method="GET", data=None)
+            call = dataclasses.replace(call, url=urljoin(response.url, location), params=None)
+        raise RegistryError(f"{call.method} {redact_url(call.url)}: more than {MAX_REDIRECTS} redirects", url=redact_url(call.url))
 
     def _send_raw(
         self,
@@ -286,6 +301,7 @@ class Transport:
         stream: bool,
         *,
         auth: requests.auth.AuthBase = _NO_AUTH,
+        timeout: tuple[float, float] | None = None,
     ) -> requests.Response:
         """One HTTP exchange, no redirects; transport failures become RegistryError/TLSError one-liners."""
         started = time.monotonic()
@@ -299,7 +315,7 @@ class Transport:
                 stream=stream,
                 allow_redirects=False,
                 verify=self._verify,
-                timeout=self.timeout,
+                timeout=timeout or self.timeout,
                 auth=auth,
             )
         except requests.exceptions.SSLError as err:
@@ -325,7 +341,7 @@ class Transport:
             if self.debug:
                 log.debug("rate limit: %s", limit)
         raw_headers = getattr(response.raw, "headers", None)
-        for warning in raw_headers.getlist("Warning") if hasattr(raw_headers, "getlist") else ():
+        for warning in raw_headers.getlist("Warning") if isinstance(raw_headers, urllib3.HTTPHeaderDict) else ():
             if warning.startswith("299") and warning not in self._warned:
                 self._warned.add(warning)
                 log.warning("registry %s warns: %s", self.registry, warning[3:].strip(' -"')[:300])
@@ -384,7 +400,7 @@ class Transport:
 
     def _token_refused(self, response: requests.Response, realm_host: str) -> AuthError:
         who = "anonymous access" if self.credentials is None else "the credentials"
-        detail = _body_detail(response)
+        detail = _body_detail(_error_body(response))
         message = f"token server {realm_host} refused {who} for {self.registry} (HTTP {response.status_code})"
         return AuthError(self._redact(message + (f": {detail}" if detail else "")), status=response.status_code)
 
@@ -444,33 +460,39 @@ def _describe(err: Exception) -> str:
     return type(err).__name__
 
 
-def _body_detail(response: requests.Response) -> str:
-    """The registry's own words from an error body (`errors[].message` or `details`), shortened to one line."""
+def _error_body(response: requests.Response) -> Any:
+    """The JSON of an error body, reading at most 64 KiB of it (a hostile registry may stream forever)."""
+    buffer = bytearray()
     try:
-        body = response.json()
-    except ValueError:
-        return ""
+        for chunk in response.iter_content(8192):
+            buffer += chunk
+            if len(buffer) >= _ERROR_BODY_LIMIT:
+                return None
+        return json.loads(buffer.decode("utf-8"))
+    except (requests.RequestException, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _body_detail(body: Any) -> str:
+    """The registry's own words from an error body (`errors[].message` or `details`), on one line."""
+    text = ""
     if isinstance(body, dict):
         errors = body.get("errors")
         if isinstance(errors, list):
-            return "; ".join(str(e.get("message") or e.get("code", "")) for e in errors if isinstance(e, dict))[:300]
-        for key in ("details", "detail", "message", "error_description", "error"):
-            if isinstance(body.get(key), str):
-                return " ".join(body[key].split())[:300]
-    return ""
+            text = "; ".join(str(e.get("message") or e.get("code", "")) for e in errors if isinstance(e, dict))
+        else:
+            text = next((body[k] for k in ("details", "detail", "message", "error_description", "error") if isinstance(body.get(k), str)), "")
+    return " ".join(text.split())[:300]
 
 
-def error_from_response(response: requests.Response, method: str, *, redact: Any = None) -> RegistryError:
+def error_from_response(
+    response: requests.Response, method: str, *, redact: Callable[[str], str] | None = None
+) -> RegistryError:
     """A RegistryError (or AuthError) from a registry's error body: `{"errors": [{"code", "message"}]}`."""
-    codes: tuple[str, ...] = ()
-    try:
-        body = response.json()
-        errors = body.get("errors") if isinstance(body, dict) else None
-        if isinstance(errors, list):
-            codes = tuple(str(e.get("code", "")) for e in errors if isinstance(e, dict))
-    except ValueError:
-        pass
-    detail = " ".join(_body_detail(response).split())
+    body = _error_body(response)
+    errors = body.get("errors") if isinstance(body, dict) else None
+    codes = tuple(str(e.get("code", "")) for e in errors if isinstance(e, dict)) if isinstance(errors, list) else ()
+    detail = _body_detail(body)
     status = response.status_code
     url = response.request.url if response.request is not None else response.url
     path = urlsplit(url).path if url else ""

@@ -3,6 +3,7 @@
 - `open_registry`: no auth, plain HTTP (a RegistryServer).
 - `basic_registry`, `token_registry`, `tls_registry`: AuthRegistry handles (tests/registry/auth_servers.py)
   with host, url, user, password, namespace, ca_path, certs_dir, credentials, token_server, transport().
+- `any_registry`: parametrized over all four (open, basic, token, tls), each as an AuthRegistry.
 """
 
 from __future__ import annotations
@@ -41,3 +42,11 @@ def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthRegis
     registry = start_tls_registry(tmp_path_factory.mktemp("registry-tls"))
     yield registry
     registry.stop()
+
+
+@pytest.fixture(params=["open", "basic", "token", "tls"])
+def any_registry(request: pytest.FixtureRequest) -> AuthRegistry:
+    """Each registry flavour in turn, as an AuthRegistry (the open one without user or CA)."""
+    if request.param == "open":
+        return AuthRegistry(request.getfixturevalue("open_registry"))
+    return request.getfixturevalue(f"{request.param}_registry")

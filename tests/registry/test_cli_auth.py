@@ -104,8 +104,10 @@ def test_login_to_tls_registry_needs_its_ca(tls_registry: AuthRegistry, docker_c
     assert code == 1 and err.count("\n") == 1 and f"imagekit: TLS verification of {tls_registry.host} failed" in err
     code, out, err = run(["--certs-dir", str(tls_registry.certs_dir), *argv], capsys, "pw")
     assert (code, out) == (0, "Login Succeeded\n"), err
-    code, out, err = run(["--tls-verify=false", "--certs-dir", str(tmp_path / "empty"), *argv], capsys, "pw")
-    assert (code, out) == (0, "Login Succeeded\n"), err
+    for flag in ("--tls-verify=false", "--no-tls-verify"):
+        code, out, err = run([flag, "--certs-dir", str(tmp_path / "empty"), *argv], capsys, "pw")
+        assert (code, out) == (0, "Login Succeeded\n"), err
+        assert f"TLS certificates of {tls_registry.host} are not verified" in err
 
 
 def test_insecure_registry_matching_and_api_hosts() -> None:
@@ -168,3 +170,49 @@ def test_entry_point_subprocess_one_line_error(token_registry: AuthRegistry, tmp
     assert last.startswith(f"imagekit: login to {token_registry.host} failed: token server 127.0.0.1:")
     assert "incorrect username or password" in last
     assert "Traceback" not in done.stderr and "nope-" + PASSWORD not in done.stderr
+
+
+def test_transport_for_applies_global_options_and_stored_credentials(docker_config: Path, tmp_path: Path) -> None:
+    import click
+
+    from imagekit.cli import Context, cli
+    from imagekit.reference import parse_reference
+    from imagekit.registry.credentials import CredentialStore
+    from imagekit.cli.auth import transport_for
+
+    CredentialStore().store("docker.io", Credentials("hubuser", "hub-secret"))
+    obj = Context(tmp_path / "root", True, insecure_registries=("reg.example:5000",), tls_verify=True, certs_dir=tmp_path)
+    ctx = click.Context(cli, obj=obj)
+    hub = transport_for(parse_reference("ubuntu:22.04"), ctx=ctx)
+    assert hub.registry == "registry-1.docker.io" and hub.credentials == Credentials("hubuser", "hub-secret")
+    assert hub.tls_verify and not hub.insecure and hub.debug
+    insecure = transport_for(parse_reference("reg.example:5000/app:1"), ctx=ctx)
+    assert insecure.insecure and not insecure.tls_verify and insecure.credentials is None
+    with ctx:
+        assert transport_for("https://index.docker.io/v1/").credentials == Credentials("hubuser", "hub-secret")
+
+
+def test_global_registry_options_parse_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from imagekit.cli import cli
+
+    ctx = cli.make_context("imagekit", ["--insecure-registry", "a.example:5000", "--insecure-registry", "b.example", "--tls-verify=false", "logout"])
+    assert ctx.params["insecure_registries"] == ("a.example:5000", "b.example") and ctx.params["tls_verify"] is False
+    monkeypatch.setenv("IMAGEKIT_INSECURE_REGISTRIES", "c.example d.example:1")
+    monkeypatch.setenv("IMAGEKIT_CERTS_D", "/somewhere/certs.d")
+    ctx = cli.make_context("imagekit", ["logout"])
+    assert ctx.params["insecure_registries"] == ("c.example", "d.example:1") and ctx.params["tls_verify"] is True
+    assert str(ctx.params["certs_dir"]) == "/somewhere/certs.d"
+
+
+@pytest.mark.filterwarnings("ignore::getpass.GetPassWarning")  # the prompt reads a pipe, not a terminal
+def test_login_without_username_reuses_working_stored_credentials(token_registry: AuthRegistry, docker_config: Path, capsys) -> None:
+    from imagekit.registry.credentials import CredentialStore
+
+    assert run(["login", "-u", token_registry.user, "--password-stdin", token_registry.host], capsys, PASSWORD)[0] == 0
+    code, out, err = run(["login", token_registry.host], capsys)
+    assert (code, out) == (0, "Login Succeeded (with the stored credentials)\n"), err
+    CredentialStore().store(token_registry.host, Credentials(token_registry.user or "", "stale-" + PASSWORD))
+    code, out, err = run(["login", token_registry.host], capsys, f"{token_registry.user}\n{PASSWORD}\n")
+    assert code == 0 and out.endswith("Login Succeeded\n")
+    assert f"The stored credentials for {token_registry.host} do not work" in err and "stale-" not in err + out
+    assert CredentialStore().get(token_registry.host) == Credentials(token_registry.user or "", PASSWORD)

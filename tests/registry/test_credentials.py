@@ -202,9 +202,16 @@ def test_cred_helpers_take_precedence_per_host(tmp_path: Path, helper: FakeHelpe
     assert [c[0] for c in helper.calls()] == ["get"]
 
 
-def test_missing_or_failing_helper_is_a_credentials_error(tmp_path: Path, helper: FakeHelper) -> None:
+def test_missing_helper_falls_back_on_get_and_fails_on_store(tmp_path: Path, helper: FakeHelper, caplog: pytest.LogCaptureFixture) -> None:
+    store = _store(tmp_path, {"credsStore": "absent", "auths": {"h.example": {"auth": _auth("u", "p")}}})
+    assert store.get("h.example") == Credentials("u", "p")
+    assert store.get("o.example") is None
+    assert "docker-credential-absent, which is not on PATH" in caplog.text
     with pytest.raises(CredentialsError, match="docker-credential-absent is not on PATH"):
-        _store(tmp_path, {"credsStore": "absent"}).get("h.example")
+        store.store("h.example", Credentials("u", SECRET))
+
+
+def test_failing_helper_is_a_credentials_error(tmp_path: Path, helper: FakeHelper) -> None:
     (tmp_path / "bin" / "docker-credential-broken").write_text("#!/bin/sh\necho 'keychain locked' >&2\nexit 3\n")
     (tmp_path / "bin" / "docker-credential-broken").chmod(0o755)
     with pytest.raises(CredentialsError, match="docker-credential-broken get failed: keychain locked"):

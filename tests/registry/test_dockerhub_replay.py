@@ -185,3 +185,57 @@ def test_registry_warnings_are_shown_once(hub: responses.RequestsMock, tmp_path:
         t.request("GET", MANIFEST_URL, scopes=[pull_scope("library/ubuntu")])
     warned = [r for r in caplog.records if r.levelno == logging.WARNING and "deprecated" in r.getMessage()]
     assert len(warned) == 1
+
+
+def test_challenge_learned_from_a_repository_401_is_answered_up_front(tmp_path: Path) -> None:
+    """Some registries leave /v2/ open and guard repositories: after one 401, later requests carry a token."""
+    with responses.RequestsMock() as mock:
+        mock.get(f"{HUB}/v2/", json={})
+        token_answer(mock)
+        guarded = 'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/ubuntu:pull"'
+        mock.get(MANIFEST_URL, status=401, headers={"WWW-Authenticate": guarded})
+        mock.get(MANIFEST_URL, body=b"{}")
+        mock.get(MANIFEST_URL, body=b"{}")
+        t = transport(tmp_path)
+        for _ in range(2):
+            assert t.request("GET", MANIFEST_URL, scopes=[pull_scope("library/ubuntu")]).content == b"{}"
+        statuses = [c.response.status_code for c in calls_to(mock, MANIFEST_URL)]
+        assert statuses == [401, 200, 200]
+        assert len(calls_to(mock, AUTH)) == 1
+
+
+def test_login_to_docker_hub_stores_the_v1_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+    import json
+    import sys
+
+    from imagekit.cli import main
+
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    monkeypatch.setenv("IMAGEKIT_CERTS_D", str(tmp_path))
+    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hub-PAT-secret\n"))
+    with responses.RequestsMock() as mock:
+        mock.get(f"{HUB}/v2/", status=401, headers={"WWW-Authenticate": CHALLENGE})
+        token_answer(mock)
+        mock.get(f"{HUB}/v2/", json={})
+        main(["login", "-u", "hubuser", "--password-stdin"])
+        (token_call,) = calls_to(mock, AUTH)
+        assert parse_qs(urlsplit(token_call.request.url).query) == {"service": ["registry.docker.io"], "account": ["hubuser"]}
+        assert calls_to(mock, f"{HUB}/v2/")[-1].request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert capsys.readouterr().out == "Login Succeeded\n"
+    auths = json.loads((tmp_path / "docker" / "config.json").read_text())["auths"]
+    assert list(auths) == ["https://index.docker.io/v1/"]
+
+
+def test_oversized_or_garbage_error_bodies_give_a_short_message(hub: responses.RequestsMock, tmp_path: Path) -> None:
+    token_answer(hub)
+    hub.get(MANIFEST_URL, status=400, body=b'{"errors": [' + b" " * (1 << 20) + b"]}")
+    hub.get(f"{HUB}/v2/library/ubuntu/tags/list", status=404, body=b"\xff\xfe<html>not json")
+    t = transport(tmp_path)
+    with pytest.raises(RegistryError) as caught:
+        t.request("GET", MANIFEST_URL, scopes=[pull_scope("library/ubuntu")], stream=True)
+    assert str(caught.value) == "GET /v2/library/ubuntu/manifests/22.04: HTTP 400"
+    with pytest.raises(RegistryError) as caught:
+        t.request("GET", "/v2/library/ubuntu/tags/list", scopes=[pull_scope("library/ubuntu")])
+    assert str(caught.value) == "GET /v2/library/ubuntu/tags/list: HTTP 404" and not caught.value.temporary

@@ -235,3 +235,101 @@ def test_identity_token_uses_the_oauth_refresh_grant(token_registry: AuthRegistr
     push_blob(transport, repository, b"oauth blob")
     (record,) = tokens.requests[before:]
     assert (record.method, record.account, record.scopes) == ("POST", token_registry.user, [push_scope(repository)])
+
+
+def test_plain_python_http_server_on_loopback_is_reached_over_http() -> None:
+    """A ClientHello sent to a stdlib http.server (like a test proxy) must not wedge the scheme probe."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        transport = Transport(f"127.0.0.1:{httpd.server_address[1]}")
+        assert transport.base_url.startswith("http://")
+        assert transport.request("GET", "/v2/").content == b"{}"
+        assert time.monotonic() - started < 3
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_proxy_environment_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP(S)_PROXY work as in requests: the request for an insecure registry goes to the proxy."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str] = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_CONNECT(self) -> None:
+            seen.append(f"CONNECT {self.path}")
+            self.send_error(405)
+
+        def do_GET(self) -> None:
+            seen.append(f"GET {self.path}")
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    proxy = f"http://127.0.0.1:{httpd.server_address[1]}"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(name, proxy)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        transport = Transport("registry.test:5000", insecure=True, retry=FAST)
+        assert transport.request("GET", "/v2/").content == b"{}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert "GET http://registry.test:5000/v2/" in seen
+
+
+def test_one_transport_shared_by_threads_fetches_one_token(token_registry: AuthRegistry) -> None:
+    """Parallel blob downloads share a Transport: one ping, one token, every request authorized."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tokens = token_registry.token_server
+    assert tokens is not None
+    setup = token_registry.transport()
+    repository = f"{token_registry.namespace}/{unique('threads')}"
+    digests = [push_blob(setup, repository, f"blob {i}".encode()) for i in range(4)]
+    transport = token_registry.transport()
+    before = len(tokens.requests)
+
+    def fetch(digest: str) -> bytes:
+        return transport.request("GET", f"/v2/{repository}/blobs/{digest}", scopes=[pull_scope(repository)]).content
+
+    with ThreadPoolExecutor(4) as pool:
+        bodies = list(pool.map(fetch, digests * 3))
+    assert bodies == [f"blob {i}".encode() for i in range(4)] * 3
+    assert len(tokens.requests) - before == 1
+
+
+def test_push_and_pull_a_blob_on_every_registry_flavour(any_registry: AuthRegistry) -> None:
+    repository = f"{any_registry.namespace}/{unique('any')}"
+    with any_registry.transport() as transport:
+        digest = push_blob(transport, repository, b"same everywhere")
+        got = transport.request("GET", f"/v2/{repository}/blobs/{digest}", scopes=[pull_scope(repository)])
+        assert got.content == b"same everywhere"
+        head = transport.request("HEAD", f"/v2/{repository}/blobs/{digest}", scopes=[pull_scope(repository)])
+        assert head.headers["Docker-Content-Digest"] == digest

@@ -62,14 +62,19 @@ def _parse_json(rest: str) -> tuple[str, ...] | None:
     except ValueError:
         return None
     except RecursionError:  # Go nests up to 10000 levels; deeper than Python's stack is surely not strings
-        raise ParseError(_NOT_STRINGS) from None
+        raise ParseError(f"{_NOT_STRINGS}: {_clip(rest)} nests arrays too deeply") from None
     if not isinstance(value, list):
         return None
     for item in value:
         if not isinstance(item, str):
-            raise ParseError(_NOT_STRINGS)
+            shown = str(int(item)) if isinstance(item, float) and item.is_integer() else json.dumps(item, ensure_ascii=False)
+            raise ParseError(f"{_NOT_STRINGS}: {_clip(shown)} in {_clip(rest)} is not a string (quote it, or use the shell form)")
     # Go decodes invalid UTF-8 and lone surrogate escapes (\ud800) in JSON strings to U+FFFD.
     return tuple(item if item.isascii() else _SURROGATE.sub("\ufffd", item) for item in value)
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _parse_maybe_json(rest: str, escape: str) -> Args:
@@ -198,7 +203,7 @@ def _parse_name_val(rest: str, escape: str, key: str) -> Args:
     if "=" not in words[0]:
         parts = WHITESPACE.split(rest, maxsplit=1)
         if len(parts) < 2:
-            raise ParseError(f"{key} must have two arguments")
+            raise ParseError(f"{key} must have two arguments: {key} {rest} has a name but no value (write {key} {rest}=VALUE)")
         return (parts[0], parts[1], ""), False
     args: list[str] = []
     for word in words:

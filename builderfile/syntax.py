@@ -226,9 +226,9 @@ class _Parser:
             nodes.append(Node(cmd, flags, args, is_json, body, start, index, sub, heredocs, tuple(comments)))
             comments = []
         if not nodes:
-            raise ParseError("file with no instructions", index)
+            raise ParseError("file with no instructions: a Builderfile needs at least one instruction, such as FROM IMAGE", index)
         if self.too_long:
-            raise ParseError(f"dockerfile line greater than max allowed size of {MAX_LINE - 1}", index + 1)
+            raise ParseError(f"dockerfile line greater than max allowed size of {MAX_LINE - 1} bytes: split it with a trailing backslash", index + 1)
         return Document(tuple(nodes), self.escape, dict(self.directives), tuple(warnings))
 
     def heredocs(self, line: str, index: int) -> tuple[tuple[Heredoc, ...], int]:
@@ -238,7 +238,7 @@ class _Parser:
             body: list[str] = []
             while True:
                 if index >= len(self.lines):
-                    raise ParseError("unterminated heredoc")
+                    raise ParseError(f"unterminated heredoc: no line {heredoc.name!r} ends the heredoc <<{heredoc.name} started here")
                 raw = self.lines[index]
                 index += 1
                 candidate = raw.rstrip("\r\n")

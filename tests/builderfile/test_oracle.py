@@ -151,13 +151,16 @@ def _expected(text: str) -> object:
 
 
 def compare(text: str) -> None:
-    """Asserts that both parsers agree on `text` (both fail with one message, or give the same rows)."""
+    """Asserts that both parsers agree on `text`: the same rows, or failures whose messages start alike."""
     ours = _expected(text)
     try:
         theirs: object = oracle(text)
     except dockerfile.GoParseError as err:
         theirs = ("error", str(err))
-    assert ours == theirs
+    if ours[:1] == ("error",) and theirs[:1] == ("error",):  # type: ignore[index]
+        assert ours[1].startswith(theirs[1])  # type: ignore[index] # BuildKit's words, then ours
+    else:
+        assert ours == theirs
 
 
 def _corpus() -> list[Path]:

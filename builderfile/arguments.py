@@ -61,8 +61,12 @@ def _parse_json(rest: str) -> tuple[str, ...] | None:
         value = _JSON_DECODER.decode(rest)
     except ValueError:
         return None
-    except RecursionError:  # Go nests up to 10000 levels; deeper than Python's stack is surely not strings
-        raise ParseError(f"{_NOT_STRINGS}: {_clip(rest)} nests arrays too deeply") from None
+    except RecursionError:
+        # Deeper than Python's decoder goes: valid JSON (Go allows 10000 levels) holds a nested
+        # array, which is not a string; invalid JSON falls back to the shell form.
+        if _deep_json_is_valid(rest):
+            raise ParseError(f"{_NOT_STRINGS}: {_clip(rest)} nests arrays") from None
+        return None
     if not isinstance(value, list):
         return None
     for item in value:
@@ -71,6 +75,58 @@ def _parse_json(rest: str) -> tuple[str, ...] | None:
             raise ParseError(f"{_NOT_STRINGS}: {_clip(shown)} in {_clip(rest)} is not a string (quote it, or use the shell form)")
     # Go decodes invalid UTF-8 and lone surrogate escapes (\ud800) in JSON strings to U+FFFD.
     return tuple(item if item.isascii() else _SURROGATE.sub("\ufffd", item) for item in value)
+
+
+_JSON_TOKEN = re.compile(
+    r'[ \t\n\r]*(?:("(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*")'
+    r"|(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)|(true|false|null)|([\[\]{},:]))"
+)
+_JSON_MAX_DEPTH = 10000  # encoding/json's scanner limit
+
+
+def _deep_json_is_valid(text: str) -> bool:
+    """Go's json.Valid without recursion: one value, at most 10000 levels deep, numbers within float64."""
+    stack: list[str] = []
+    state = "value"  # what may come next: value, first-value, key, first-key, colon, after
+    pos, end = 0, len(text)
+    while True:
+        match = _JSON_TOKEN.match(text, pos)
+        if match is None:
+            return state == "after" and not stack and not text[pos:].strip(" \t\n\r")
+        pos = match.end()
+        string, number, literal, punct = match.groups()
+        if state in ("value", "first-value") and (string or number or literal):
+            if number and not _finite(number):
+                return False
+            state = "after"
+        elif state in ("value", "first-value") and punct in ("[", "{"):
+            stack.append(punct)
+            if len(stack) > _JSON_MAX_DEPTH:
+                return False
+            state = "first-value" if punct == "[" else "first-key"
+        elif (state == "first-value" and punct == "]") or (state == "first-key" and punct == "}"):
+            stack.pop()
+            state = "after"
+        elif state in ("key", "first-key") and string:
+            state = "colon"
+        elif state == "colon" and punct == ":":
+            state = "value"
+        elif state == "after" and stack and punct == ",":
+            state = "value" if stack[-1] == "[" else "key"
+        elif state == "after" and stack and punct == {"[": "]", "{": "}"}[stack[-1]]:
+            stack.pop()
+        else:
+            return False
+        if pos >= end and not (state == "after" and not stack):
+            return False
+
+
+def _finite(number: str) -> bool:
+    try:
+        _go_float(number)
+    except ValueError:
+        return False
+    return True
 
 
 def _clip(text: str, limit: int = 60) -> str:

@@ -113,6 +113,8 @@ class _Scan:
             return self.stop_on(_EOF, self.raw_escapes)
         except ExpansionError as err:
             raise ExpansionError(f"failed to process {go_quote(self.source)}: {err.message}") from None
+        except RecursionError:  # ${a:-${b:-...}} nested thousands deep
+            raise ExpansionError(f"failed to process {go_quote(self.source[:40])}...: substitutions nest too deeply") from None
 
     def peek(self) -> str:
         return self.text[self.pos] if self.pos < self.end else _EOF

@@ -70,14 +70,17 @@ class Node:
 
     def dump(self) -> str:
         """BuildKit's `Node.Dump()` for this instruction, without the surrounding parentheses."""
-        out = self.keyword
-        if self.flags:
-            out += " [" + " ".join(go_quote(f) for f in self.flags) + "]"
-        if self.sub is not None:
-            out += " (" + self.sub.dump() + ")"
-        for arg in self.args:
-            out += " " + go_quote(arg)
-        return out.strip(GO_SPACES)
+        heads: list[str] = []
+        node: Node | None = self
+        while node is not None:  # ONBUILD chains nest: (onbuild (onbuild (run "x")))
+            out = node.keyword
+            if node.flags:
+                out += " [" + " ".join(go_quote(f) for f in node.flags) + "]"
+            for arg in node.args:
+                out += " " + go_quote(arg)
+            heads.append(out.strip(GO_SPACES))
+            node = node.sub
+        return " (".join(heads) + ")" * (len(heads) - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,15 +254,27 @@ class _Parser:
         return tuple(found), index
 
     def node(self, line: str) -> tuple[str, tuple[str, ...], tuple[str, ...], bool, Node | None]:
-        """BuildKit's newNodeFromLine: split off the keyword and flags, then the per-keyword argument parser."""
+        """BuildKit's newNodeFromLine: split off the keyword and flags, then the per-keyword argument parser.
+
+        ONBUILD wraps the node its rest parses to; chains (`ONBUILD ONBUILD ...`) are unwound in a
+        loop, so no input can exhaust Python's stack.
+        """
+        chain: list[tuple[str, tuple[str, ...], str]] = []  # the ONBUILD levels: (cmd, flags, original)
         cmd, flags, rest = self.split_command(line)
+        while (cmd.lower() if cmd.isascii() else go_lower(cmd)) == "onbuild" and rest:
+            chain.append((cmd, flags, line))
+            line = rest
+            cmd, flags, rest = self.split_command(line)
+        parts = self._leaf(cmd, flags, rest)
+        for outer_cmd, outer_flags, outer_line in reversed(chain):
+            parts = (outer_cmd, outer_flags, (), False, Node(parts[0], parts[1], parts[2], parts[3], line, 0, 0, parts[4]))
+            line = outer_line
+        return parts
+
+    def _leaf(self, cmd: str, flags: tuple[str, ...], rest: str) -> tuple[str, tuple[str, ...], tuple[str, ...], bool, Node | None]:
         keyword = cmd.lower() if cmd.isascii() else go_lower(cmd)
-        if keyword == "onbuild":
-            sub = None
-            if rest:
-                sub_cmd, sub_flags, sub_args, sub_json, nested = self.node(rest)
-                sub = Node(sub_cmd, sub_flags, sub_args, sub_json, rest, 0, 0, nested)
-            return cmd, flags, (), False, sub
+        if keyword == "onbuild":  # with nothing after it
+            return cmd, flags, (), False, None
         parser = ARGUMENT_PARSERS.get(keyword)
         if parser is None:  # unknown instructions parse, with one empty argument node
             return cmd, flags, ("",), False, None

@@ -306,7 +306,7 @@ EDGE_CASES = [
     "FROM a\nRUN <<E\n" + "y" * 70000 + "\nE\n",
     "\ufeff# escape=`\r\nFROM a\r\nRUN a `\r\n  b\r\n",
     "FROM a\nCMD [\"a\", \"\\ud800\", \"\\udc00x\"]\n",
-    "FROM a\nCMD " + "[" * 2000 + "]" * 2000 + "\n",
+    *(f"FROM a\nCMD {'[' * n}{']' * m}\n" for n, m in ((2000, 2000), (9999, 9999), (10001, 10001), (50000, 0), (3000, 2999))),
     "FROM a\nLABEL \"a b\"=\"c d\" e='f g' h=i\\ j\n",
     "FROM a\nARG a=\"b c\" d\nHEALTHCHECK --interval=1s CMD [\"a\"]\nHEALTHCHECK\tNONE\n",
     "FROM a\nCOPY --chown=é --x=\"y z\" -- a b\nRUN --a=à\u0085b c\n",

@@ -215,3 +215,17 @@ def test_fast_paths_agree_with_the_byte_exact_paths(line: str, escape: str) -> N
     if simple is not None:
         assert simple == parser._byte_flags("--" + line)
     assert parse_words(line, escape) == _parse_words_slow(line, escape)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["ONBUILD " * 5000 + "RUN x\n", "FROM a\nRUN " + "${a:-" * 5000 + "<<EOF\n", "FROM a\nCMD " + "[" * 50000 + "\n",
+     "FROM a\nWORKDIR " + "${a:-" * 5000 + "x" + "}" * 5000 + "\n"],
+    ids=["onbuild-chain", "nested-substitution", "deep-json", "deep-expansion"],
+)
+def test_pathological_nesting_never_exhausts_the_stack(text: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "Builderfile"
+    path.write_text(text)
+    for command in ("parse", "check"):
+        assert main([command, str(path)]) in (0, 1)
+        assert "Traceback" not in capsys.readouterr().err

@@ -289,6 +289,7 @@ def dockerfiles(draw: st.DrawFn) -> str:
     return draw(st.sampled_from(["", "", "", "\ufeff", "  "])) + text
 
 
+@pytest.mark.slow
 @settings(max_examples=1200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(text=dockerfiles())
 def test_generated_dockerfiles_match_the_oracle(text: str) -> None:

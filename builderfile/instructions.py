@@ -417,7 +417,7 @@ def _exactly_one(node: Node, keyword: str, what: str) -> str:
     return node.args[0]
 
 
-def _parse_onbuild(node: Node, escape: str) -> Onbuild:
+def _parse_onbuild(node: Node) -> Onbuild:
     if node.sub is None:
         raise _needs("ONBUILD", "an instruction to trigger, e.g. ONBUILD RUN make")
     trigger_word = node.sub.cmd.upper()
@@ -430,7 +430,7 @@ def _parse_onbuild(node: Node, escape: str) -> Onbuild:
     expression = re.sub(r"(?i)^\s*ONBUILD\s*", "", node.original)
     for doc in node.heredocs:
         expression += "\n" + doc.content + doc.name
-    return Onbuild(node.start_line, node.end_line, node.original, expression, parse_instruction(sub, escape))
+    return Onbuild(node.start_line, node.end_line, node.original, expression, parse_instruction(sub))
 
 
 _SIMPLE: dict[str, Callable[[Node], Instruction]] = {
@@ -471,7 +471,7 @@ def _volumes(node: Node) -> tuple[str, ...]:
     return paths
 
 
-def parse_instruction(node: Node, escape: str = "\\") -> Instruction:
+def parse_instruction(node: Node) -> Instruction:
     """One syntax node -> its typed instruction; raises InstructionError carrying the node's line."""
     keyword = node.keyword
     try:
@@ -479,8 +479,7 @@ def parse_instruction(node: Node, escape: str = "\\") -> Instruction:
             return Stopsignal(node.start_line, node.end_line, node.original, _exactly_one(node, "STOPSIGNAL", "the signal"))
         if keyword in _WITH_FLAGS:
             if keyword == "healthcheck" and node.args[:1] and node.args[0].upper() == "NONE":
-                declared: dict[str, Flag] = {}
-                flags = Flags("HEALTHCHECK", (), declared)  # BuildKit ignores flags on HEALTHCHECK NONE
+                flags = Flags("HEALTHCHECK", (), {})  # BuildKit ignores flags on HEALTHCHECK NONE
             else:
                 flags = Flags(keyword.upper(), node.flags, _FLAGS[keyword])
             return _WITH_FLAGS[keyword](node, flags)
@@ -492,7 +491,7 @@ def parse_instruction(node: Node, escape: str = "\\") -> Instruction:
         if keyword != "arg":  # BuildKit never parses ARG's flags either
             Flags(keyword.upper(), node.flags, {})
         if simple is None:
-            return _parse_onbuild(node, escape)
+            return _parse_onbuild(node)
         return simple(node)
     except InstructionError as err:
         raise InstructionError(err.message, node.start_line) from None
@@ -508,7 +507,7 @@ def _assemble(document: Document, errors: list[BuilderfileError]) -> Builderfile
     names: dict[str, int] = {}
     for node in document.nodes:
         try:
-            instruction = parse_instruction(node, document.escape)
+            instruction = parse_instruction(node)
         except InstructionError as err:
             errors.append(err)
             continue

@@ -342,21 +342,12 @@ class _Parser:
                     quote, blank_ok, in_word, in_quote = ch, True, False, True
                     pos += 1
                     continue
-                if ch == escape:
-                    if pos + 1 == end:
-                        pos += 1
-                        continue
-                    pos += 1
-                    ch = data[pos]
-                word.append(chr(ch))
-                pos += 1
-                continue
-            if ch == quote:
+            elif ch == quote:
                 in_quote, in_word = False, True
                 pos += 1
                 continue
             if ch == escape:
-                if pos + 1 == end:
+                if pos + 1 == end:  # an escape token at the very end is dropped (and closes a quote)
                     in_quote, in_word = False, True
                     pos += 1
                     continue
@@ -365,7 +356,6 @@ class _Parser:
             word.append(chr(ch))
             pos += 1
         return "", tuple(words)
-
 
     def _simple_flags(self, line: str) -> tuple[str, tuple[str, ...]] | None:
         """extract_flags for the common case (ASCII, no quotes, no escape token); None otherwise."""

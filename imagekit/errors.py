@@ -54,6 +54,10 @@ class ImageNotFound(StoreError):
     """No image in the store carries the given reference or digest."""
 
 
+class ImageConflict(StoreError):
+    """A store change refused because it would affect more than the user named (docker's "must be forced")."""
+
+
 class LayerError(ImagekitError):
     """A layer tarball that cannot be written or applied: corrupt, unsafe or too large."""
 

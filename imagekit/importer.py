@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 import zstandard
 
-from imagekit.digest import CHUNK, Digest, Hasher
+from imagekit.digest import CHUNK, Hasher
 from imagekit.errors import InvalidChange, LayerError
 from imagekit.image import Image
 from imagekit.layout import Layout
@@ -76,8 +76,7 @@ def import_tarball(
         config_digest = layout.write_bytes(config_bytes)
         manifest = Manifest(OCI_MANIFEST, Descriptor(OCI_CONFIG, config_digest, len(config_bytes)), (layer,))
         manifest_bytes = manifest.to_bytes()
-        layout.write_bytes(manifest_bytes)
-        descriptor = Descriptor(OCI_MANIFEST, Digest.of_bytes(manifest_bytes), len(manifest_bytes))
+        descriptor = Descriptor(OCI_MANIFEST, layout.write_bytes(manifest_bytes), len(manifest_bytes))
         if ref is not None:
             layout.set_ref(str(ref), descriptor)
     return layout.image_at(descriptor)

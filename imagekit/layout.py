@@ -5,8 +5,10 @@ The layout is shared by concurrent imagekit processes and must survive SIGKILL a
   `blobs/<alg>/<hex>`, so a blob file, once visible, is complete and correct;
 - index.json is rewritten to a temp file and renamed under an exclusive lock (`index.lock`), so
   readers see the old or the new index, and two writers never lose each other's refs;
-- writers hold a shared lock on `gc.lock` from their first blob to their index update, and garbage
-  collection takes it exclusively, so gc never deletes a blob a writer is about to reference.
+- writers hold a shared lock on `gc.lock` from their first blob to their index update (`writing()`),
+  and so does every temp file while it exists; garbage collection (`collect_garbage`) takes it
+  exclusively, so gc never deletes a blob a writer is about to reference, and any file it finds in
+  `tmp/` is debris of a killed writer. Only index.json is a gc root.
 imagekit's other state (extracted layers, caches, containers) lives in other directories beside
 `blobs/`; OCI tools ignore them. Refs are `org.opencontainers.image.ref.name` annotations holding
 whatever name the caller gives (the CLI gives fully normalised references).
@@ -20,7 +22,6 @@ import contextlib
 import errno
 import fcntl
 import io
-import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -37,7 +38,6 @@ from imagekit.oci import (
     INDEX_TYPES,
     MANIFEST_TYPES,
     MAX_MANIFEST_BYTES,
-    OCI_INDEX,
     REF_NAME,
     Descriptor,
     Index,
@@ -108,8 +108,11 @@ class Layout:
         with _store_errors(self.root, "create the store"):
             for sub in ("blobs/sha256", "tmp"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
-            if not (self.root / "index.json").exists():
-                self._replace_file("index.json", Index(manifests=()).to_bytes())
+            # Under the index lock: otherwise a second process creating the store at the same moment
+            # could replace an index.json the first has already added a ref to.
+            with _flock(self.root / INDEX_LOCK, fcntl.LOCK_EX):
+                if not (self.root / "index.json").exists():
+                    self._replace_file("index.json", Index(manifests=()).to_bytes())
             if not self.exists():
                 self._replace_file(LAYOUT_FILE, canonical_json(LAYOUT_VERSION))
 
@@ -141,8 +144,10 @@ class Layout:
     def writing(self) -> Iterator[None]:
         """Holds off garbage collection while a writer adds blobs and then refers to them."""
         self._ensure()
-        with _store_errors(self.root, "lock the store"), _flock(self.root / GC_LOCK, fcntl.LOCK_SH):
-            yield
+        with contextlib.ExitStack() as stack:
+            with _store_errors(self.root, "lock the store"):
+                stack.enter_context(_flock(self.root / GC_LOCK, fcntl.LOCK_SH))
+            yield  # the caller's own errors pass through untranslated
 
     # --- blobs -----------------------------------------------------------------------------------------
     def has_blob(self, digest: Digest) -> bool:
@@ -176,16 +181,19 @@ class Layout:
         raise to discard. Call inside `writing()` if a ref will follow.
         """
         self._ensure()
-        with _store_errors(self.root, "write a blob"), self._temp_file("blob.") as (out, tmp):
-            writer = BlobWriter(out, Hasher(algorithm))
-            yield writer
-            out.flush()
-            os.fsync(out.fileno())
-            writer.digest, writer.size = writer.hasher.digest(), writer.hasher.size
-            target = self.blob_path(writer.digest)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, target)
-            _fsync_dir(target.parent)
+        with contextlib.ExitStack() as stack:
+            with _store_errors(self.root, "write a blob"):
+                out, tmp = stack.enter_context(self._temp_file("blob."))
+            writer = BlobWriter(out, Hasher(algorithm), self.root)
+            yield writer  # errors of the caller's source pass through untranslated; the temp file goes
+            with _store_errors(self.root, "write a blob"):
+                out.flush()
+                os.fsync(out.fileno())
+                writer.digest, writer.size = writer.hasher.digest(), writer.hasher.size
+                target = self.blob_path(writer.digest)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, target)
+                _fsync_dir(target.parent)
 
     def write_blob(self, stream: BinaryIO, expected: Digest | None = None, size: int | None = None) -> tuple[Digest, int]:
         """Copies a stream into the store and returns (digest, size); idempotent.
@@ -376,21 +384,24 @@ class GarbageReport:
 class BlobWriter:
     """The write end of a blob being added (see Layout.blob_writer): bytes in, hashed on the way."""
 
-    def __init__(self, out: BinaryIO, hasher: Hasher) -> None:
+    def __init__(self, out: BinaryIO, hasher: Hasher, root: Path) -> None:
         self._out = out
+        self._root = root
         self.hasher = hasher
         self.digest: Digest | None = None
         self.size = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         self.hasher.update(data)
-        return self._out.write(data)
+        with _store_errors(self._root, "write a blob"):
+            return self._out.write(data)
 
     def writable(self) -> bool:
         return True
 
     def flush(self) -> None:
-        self._out.flush()
+        with _store_errors(self._root, "write a blob"):
+            self._out.flush()
 
 
 class _LayoutSource:

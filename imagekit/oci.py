@@ -91,6 +91,13 @@ def _field(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what
     return value
 
 
+def _strings(obj: Mapping[str, Any], key: str, what: str) -> tuple[str, ...]:
+    value = _field(obj, key, list, what, required=False) or []
+    if not all(isinstance(v, str) for v in value):
+        raise InvalidManifest(f"{what}: {key!r} must be a list of strings")
+    return tuple(value)
+
+
 def _string_map(obj: Mapping[str, Any], key: str, what: str) -> Mapping[str, str]:
     value = _field(obj, key, dict, what, required=False) or {}
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
@@ -125,13 +132,12 @@ class Platform:
     def from_json(cls, obj: Any, what: str = "platform") -> Platform:
         if not isinstance(obj, dict):
             raise InvalidManifest(f"{what} is not a JSON object")
-        features = _field(obj, "os.features", list, what, required=False) or []
         return cls(
             os=_field(obj, "os", str, what),
             architecture=_field(obj, "architecture", str, what),
             variant=_field(obj, "variant", str, what, required=False) or "",
             os_version=_field(obj, "os.version", str, what, required=False) or "",
-            os_features=tuple(str(f) for f in features),
+            os_features=_strings(obj, "os.features", what),
         )
 
 
@@ -180,7 +186,7 @@ class Descriptor:
             size=size,
             annotations=_string_map(obj, "annotations", what),
             platform=None if platform is None else Platform.from_json(platform, f"{what} platform"),
-            urls=tuple(_field(obj, "urls", list, what, required=False) or ()),
+            urls=_strings(obj, "urls", what),
             artifact_type=_field(obj, "artifactType", str, what, required=False) or "",
             extra=MappingProxyType({k: v for k, v in obj.items() if k not in known}),
         )
@@ -219,7 +225,7 @@ class Manifest:
     def from_bytes(cls, data: bytes, media_type: str = "") -> Manifest:
         """Parses untrusted manifest bytes; `media_type` is the Content-Type or descriptor's, if known."""
         obj = load_json(data, "manifest")
-        kind = obj.get("mediaType") or media_type or OCI_MANIFEST
+        kind = _field(obj, "mediaType", str, "manifest", required=False) or media_type or OCI_MANIFEST
         if kind in SCHEMA1_TYPES or obj.get("schemaVersion") == 1:
             raise InvalidManifest("Docker schema 1 manifests are deprecated and not supported; push the image again with a current client")
         if kind not in MANIFEST_TYPES:
@@ -262,7 +268,7 @@ class Index:
     @classmethod
     def from_bytes(cls, data: bytes, media_type: str = "", what: str = "index") -> Index:
         obj = load_json(data, what)
-        kind = obj.get("mediaType") or media_type or OCI_INDEX
+        kind = _field(obj, "mediaType", str, what, required=False) or media_type or OCI_INDEX
         if kind not in INDEX_TYPES:
             raise InvalidManifest(f"expected an image index, got media type {kind!r}")
         if obj.get("schemaVersion") != 2:

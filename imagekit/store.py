@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagekit.digest import Digest
-from imagekit.errors import BadReference, ImageNotFound, StoreError
+from imagekit.errors import BadReference, ImageConflict, ImageNotFound, StoreError
 from imagekit.image import Image
 from imagekit.layout import GarbageReport, Layout
-from imagekit.oci import INDEX_TYPES, REF_NAME, Descriptor, Index, Platform
+from imagekit.oci import INDEX_TYPES, MANIFEST_TYPES, REF_NAME, Descriptor, Index, Platform
 from imagekit.reference import Reference, parse_reference
 
 STATE_DIRS = ("layers", "cache", "containers", "volumes")
+IMAGE_TYPES = MANIFEST_TYPES | INDEX_TYPES
 _ID_PREFIX = re.compile(r"(?:sha256:)?([a-f0-9]{1,64})")
 
 #: Python's machine names -> OCI (GOARCH) architecture and variant.
@@ -109,8 +110,10 @@ class Store:
 
     # --- finding images ------------------------------------------------------------------------------------
     def images(self) -> list[StoredImage]:
-        """Every image index.json roots, once per entry, in index order (the listing of `imagekit images`)."""
-        return [self._load(entry, names) for entry, names in self._entries()]
+        """Every image index.json roots, once per entry, in index order (the listing of `imagekit images`).
+
+        Entries that are not images (artifacts other tools put in the layout) are left out."""
+        return [self._load(entry, names) for entry, names in self._entries() if entry.media_type in IMAGE_TYPES]
 
     def find(self, text: str) -> StoredImage:
         """The image `text` names: a reference, `name@digest`, an image ID or a unique prefix of one.
@@ -196,18 +199,32 @@ class Store:
         """Gives the image `source` names the additional name `target` (normalised); returns it."""
         stored = self.find(source)
         ref = parse_reference(target)
+        if ref.digest is not None:
+            raise BadReference(target, "a tag cannot carry a digest (the digest is the content's, not a name)")
         self.layout.set_ref(str(ref), stored.entry)
         return ref
 
-    def untag(self, text: str) -> tuple[StoredImage, list[str]]:
-        """Removes a name, or with an image ID every name of that image; returns the image and the
-        names removed. Blobs stay until `prune`."""
+    def untag(self, text: str, *, force: bool = False) -> tuple[StoredImage, list[str]]:
+        """Removes the name `text`; for `name@digest` the image's names in that repository; for an
+        image ID every name of the image, which (as docker) needs `force` when they span several
+        repositories. Returns the image and the names removed; blobs stay until `prune`."""
         stored = self.find(text)
         try:
-            ref = str(parse_reference(text))
+            ref: Reference | None = parse_reference(text)
         except BadReference:
-            ref = ""
-        names = [ref] if ref in stored.names else list(stored.names)
+            ref = None
+        if ref is not None and str(ref) in stored.names:
+            names = [str(ref)]
+        elif ref is not None and ref.digest is not None:
+            names = [name for name in stored.names if _repository(name) == ref.name]
+        else:
+            names = list(stored.names)
+            repositories = {_repository(name) or name for name in names}
+            if len(repositories) > 1 and not force:
+                raise ImageConflict(
+                    f"image {text!r} is named in {len(repositories)} repositories ({', '.join(sorted(repositories))}): "
+                    "remove the names one by one, or force"
+                )
         if not names:
             raise ImageNotFound(f"image {text!r} has no name to remove in the store at {self.root}")
         for name in names:

@@ -27,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "store": {"errors", "digest", "oci", "image", "reference", "layout", "layers"},
     "importer": {"errors", "digest", "oci", "image", "reference", "layout", "layers"},
     "progress": {"errors"},
+    "origins": {"errors", "digest"},
     "registry": {"errors", "digest", "oci", "image", "reference", "progress"},
     "sandbox": {"errors"},
     "build": {"errors", "digest", "oci", "image", "reference", "layers", "layout", "store", "sandbox", "progress"},

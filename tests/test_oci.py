@@ -213,3 +213,47 @@ def test_schema_validator_catches_a_broken_manifest() -> None:
     problems = oci_schema.errors(oci_schema.MANIFEST, obj)
     assert any("'size' is a required property" in p for p in problems)
     assert any("not a digest" in p for p in problems)
+
+
+# --- fuzz: whatever JSON arrives, parsing either succeeds or raises InvalidManifest -------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_SCALARS = st.none() | st.booleans() | st.integers(-2, 2**40) | st.floats(allow_nan=False) | st.sampled_from(
+    ["", "linux", str(D1), "sha256:zz", OCI_LAYER_GZIP, OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST]
+)
+_JSON = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=12)
+_DESCRIPTOR_LIKE = st.fixed_dictionaries(
+    {"mediaType": _JSON, "digest": _JSON, "size": _JSON},
+    optional={"annotations": _JSON, "platform": _JSON | st.fixed_dictionaries({"os": _JSON, "architecture": _JSON}, optional={"os.features": _JSON, "variant": _JSON}), "urls": _JSON},
+)
+_MANIFEST_LIKE = st.fixed_dictionaries(
+    {"schemaVersion": st.sampled_from([2, 2, 1, "2"]), "config": _DESCRIPTOR_LIKE | _JSON, "layers": st.lists(_DESCRIPTOR_LIKE | _JSON, max_size=3) | _JSON},
+    optional={"mediaType": _JSON, "annotations": _JSON, "subject": _DESCRIPTOR_LIKE},
+)
+_INDEX_LIKE = st.fixed_dictionaries(
+    {"schemaVersion": st.sampled_from([2, 2, 3]), "manifests": st.lists(_DESCRIPTOR_LIKE | _JSON, max_size=3) | _JSON},
+    optional={"mediaType": _JSON, "annotations": _JSON},
+)
+
+
+def _parses_or_rejects(parse: object, value: object) -> None:
+    try:
+        parsed = parse(json.dumps(value).encode())  # type: ignore[operator]
+    except InvalidManifest as err:
+        assert "\n" not in str(err)
+        return
+    # what parsed must serialise to JSON that parses to the same value
+    assert type(parsed).from_bytes(parsed.to_bytes()) == parsed
+
+
+@settings(max_examples=300, deadline=None)
+@given(_MANIFEST_LIKE | _JSON)
+def test_manifest_parsing_never_fails_otherwise(value: object) -> None:
+    _parses_or_rejects(Manifest.from_bytes, value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_INDEX_LIKE | _JSON)
+def test_index_parsing_never_fails_otherwise(value: object) -> None:
+    _parses_or_rejects(Index.from_bytes, value)

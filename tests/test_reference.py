@@ -122,7 +122,6 @@ INVALID: list[tuple[str, str]] = [
     ("a/" * 128 + "a:tag", "over 255"),
     ("c" * 248, "over 255"),
     ("_".join(["this_is_not_a_valid_namespace_because_its_lenth_is_greater_than_255"] * 4) + "/docker", "over 255"),
-    ("a.b_c-d/e", "registry host 'a.b_c-d'"),
     # hosts
     ("[fc00::1]", "'[fc00::1]'"),
     ("[fc00::1]:5000", "'[fc00::1]"),
@@ -132,7 +131,8 @@ INVALID: list[tuple[str, str]] = [
     ("[fe80::1%@invalidzone]:5000/repo", "invalid"),
     ("[2001:db8:3:4::192.0.2.33]:5000/debian", "registry host '[2001:db8:3:4::192.0.2.33]:5000'"),
     ("host:port/repo", "registry host 'host:port'"),
-    ("exa_mple.com/repo", "registry host 'exa_mple.com'"),
+    ("exa_mple.com/repo", "registry host 'exa_mple.com'"),  # docker: accepted with an empty domain
+    ("a.b_c-d/e", "registry host 'a.b_c-d'"),  # likewise
     ("-host.com:5000/repo", "registry host '-host.com:5000'"),
     # tags
     ("a:" + "t" * 129, "invalid tag"),
@@ -221,3 +221,85 @@ def test_with_tag_replaces_tag_and_digest_and_validates() -> None:
     assert str(ref.with_tag("v2")) == "docker.io/library/busybox:v2"
     with pytest.raises(BadReference, match="'-bad'"):
         ref.with_tag("-bad")
+
+
+# --- differential: a transliteration of distribution/reference's regexps and ParseNormalizedNamed -------
+# The table above pins known cases; this oracle, built the way the Go package builds its grammar (one
+# big anchored regexp, then domain split), catches any input where the hand-written parser disagrees.
+import re  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_ALNUM = r"[a-z0-9]+"
+_PATH_COMPONENT = rf"{_ALNUM}(?:(?:[._]|__|[-]+){_ALNUM})*"
+_REMOTE = rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+_DC = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN_AND_PORT = rf"(?:{_DC}(?:\.{_DC})*|\[(?:[a-fA-F0-9:]+)\])(?::[0-9]+)?"
+_REFERENCE = re.compile(
+    rf"((?:{_DOMAIN_AND_PORT}/)?{_REMOTE})(?::([\w][\w.-]{{0,127}}))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-9a-fA-F]{{32,}}))?",
+    re.ASCII,
+)
+_ANCHORED_NAME = re.compile(rf"(?:({_DOMAIN_AND_PORT})/)?({_REMOTE})", re.ASCII)
+_GO_DIGEST_SIZES = {"sha256": 64, "sha384": 96, "sha512": 128}
+
+
+def _oracle(s: str) -> tuple[str, str, str | None, str | None] | None:
+    """ParseNormalizedNamed(s) as (domain, path, tag, digest), or None where it returns an error."""
+    if re.fullmatch(r"[a-f0-9]{64}", s):
+        return None
+    first, slash, rest = s.partition("/")
+    if not slash:
+        domain, remainder = "docker.io", "library/" + s
+    elif first == "localhost" or any(c in first for c in ".:") or first.lower() != first:
+        domain, remainder = ("docker.io" if first == "index.docker.io" else first), rest
+    else:
+        domain, remainder = "docker.io", s
+    if domain == "docker.io" and "/" not in remainder:
+        remainder = "library/" + remainder
+    remote = remainder.split(":", 1)[0]
+    if remote.lower() != remote:
+        return None
+    match = _REFERENCE.fullmatch(f"{domain}/{remainder}")
+    if match is None:
+        return None
+    name = _ANCHORED_NAME.fullmatch(match.group(1))
+    assert name is not None
+    if name.group(1) is None:
+        # Docker's one quirk we refuse: a first component with a "." that is no valid host but is a valid
+        # path component (`exa_mple.com/repo`) parses with an *empty* domain, which no registry answers.
+        # imagekit rejects it as an invalid registry host (see the INVALID table).
+        return None
+    if len(name.group(2)) > 255:
+        return None
+    digest = match.group(3)
+    if digest is not None:
+        algorithm, _, encoded = digest.partition(":")
+        if _GO_DIGEST_SIZES.get(algorithm) != len(encoded) or not re.fullmatch(r"[a-f0-9]+", encoded):
+            return None
+    return name.group(1), name.group(2), match.group(2), digest
+
+
+def _ours(s: str) -> tuple[str, str, str | None, str | None] | None:
+    try:
+        ref = parse_reference(s, default_tag=False)
+    except BadReference:
+        return None
+    return ref.domain, ref.path, ref.tag, ref.digest
+
+
+_PIECES = st.sampled_from(
+    ["a", "b0", "Z", "-", "--", "_", "__", ".", ":", "/", "@", "localhost", "docker.io", "index.docker.io",
+     "ex.com", ":5000", "[::1]", "[fe80::1%e]", "latest", "v1.0", "sha256:", "f" * 32, "f" * 64, "F" * 64, "é"]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=8).map("".join) | st.text(alphabet="ab0Z.-_:/@[]f", max_size=20))
+def test_parser_agrees_with_the_distribution_grammar(text: str) -> None:
+    assert _ours(text) == _oracle(text)
+
+
+@pytest.mark.parametrize("text", [t for t, _ in VALID] + [t for t, _ in INVALID])
+def test_table_agrees_with_the_distribution_grammar(text: str) -> None:
+    assert _ours(text) == _oracle(text)

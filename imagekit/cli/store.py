@@ -37,14 +37,20 @@ def human_size(size: float) -> str:
     return f"{size:.3g}{units[unit]}"
 
 
-def human_since(created: str, now: dt.datetime | None = None) -> str:
-    """`2 hours ago`, like docker's CREATED column; `N/A` for a missing or unparsable time."""
+def parse_time(created: str) -> dt.datetime | None:
+    """An RFC 3339 time from an image config (UTC if it names no zone), or None if it is not one."""
     try:
         when = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
     except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def human_since(created: str, now: dt.datetime | None = None) -> str:
+    """`2 hours ago`, like docker's CREATED column; `N/A` for a missing or unparsable time."""
+    when = parse_time(created)
+    if when is None:
         return "N/A"
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
     seconds = ((now or dt.datetime.now(dt.timezone.utc)) - when).total_seconds()
     hours = int(seconds / 3600 + 0.5)
     if seconds < 1:
@@ -75,7 +81,7 @@ def human_since(created: str, now: dt.datetime | None = None) -> str:
 def _table(rows: list[list[str]]) -> str:
     """Columns as docker's tabwriter lays them out (min width 10, padding 3)."""
     widths = [max(10, max(len(row[i]) for row in rows) + 3) for i in range(len(rows[0]) - 1)]
-    return "\n".join("".join(cell.ljust(w) for cell, w in zip(row, widths)) + row[-1] for row in rows)
+    return "\n".join("".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + row[-1] for row in rows)
 
 
 def _repository_and_tag(name: str | None) -> tuple[str, str, str]:
@@ -99,10 +105,10 @@ def _repository_and_tag(name: str | None) -> tuple[str, str, str]:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", help="json: one object per line, as docker's --format json.")
 @click.pass_context
 def images(ctx: click.Context, repository: str | None, quiet: bool, digests: bool, no_trunc: bool, fmt: str) -> None:
-    """List images (REPOSITORY TAG IMAGE ID CREATED SIZE), optionally only REPOSITORY[:TAG]."""
+    """List images (REPOSITORY TAG IMAGE ID CREATED SIZE), newest first, optionally only REPOSITORY[:TAG]."""
     wanted = parse_reference(repository, default_tag=False) if repository else None
     rows: list[dict[str, str]] = []
-    for stored in _store(ctx).images():
+    for stored in sorted(_store(ctx).images(), key=_created_at, reverse=True):
         name = stored.entry.annotations.get(REF_NAME)
         if wanted is not None and not _matches(name, wanted):
             continue
@@ -112,7 +118,7 @@ def images(ctx: click.Context, repository: str | None, quiet: bool, digests: boo
             {
                 "Repository": repo,
                 "Tag": tag,
-                "Digest": str(stored.descriptor.digest),
+                "Digest": str(stored.entry.digest),
                 "ID": image_id,
                 "CreatedAt": stored.created,
                 "CreatedSince": human_since(stored.created),
@@ -129,6 +135,10 @@ def images(ctx: click.Context, repository: str | None, quiet: bool, digests: boo
         columns = ["Repository", "Tag", *(["Digest"] if digests else []), "ID", "CreatedSince", "Size"]
         header = ["REPOSITORY", "TAG", *(["DIGEST"] if digests else []), "IMAGE ID", "CREATED", "SIZE"]
         click.echo(_table([header, *([row[c] for c in columns] for row in rows)]))
+
+
+def _created_at(stored: StoredImage) -> dt.datetime:
+    return parse_time(stored.created) or dt.datetime.min.replace(tzinfo=dt.timezone.utc)
 
 
 def _matches(name: str | None, wanted: Reference) -> bool:
@@ -153,12 +163,13 @@ def tag(ctx: click.Context, source: str, target: str) -> None:
 @cli.command()
 @click.argument("refs", nargs=-1, required=True)
 @click.option("--no-prune", is_flag=True, help="Only remove the names; leave unreferenced blobs for `imagekit prune`.")
+@click.option("-f", "--force", is_flag=True, help="By image ID, remove its names even in several repositories.")
 @click.pass_context
-def rmi(ctx: click.Context, refs: tuple[str, ...], no_prune: bool) -> None:
+def rmi(ctx: click.Context, refs: tuple[str, ...], no_prune: bool, force: bool) -> None:
     """Remove image names (an ID removes all its names), then delete blobs nothing references."""
     store = _store(ctx)
     for text in refs:
-        _, names = store.untag(text)
+        _, names = store.untag(text, force=force)
         for name in names:
             click.echo(f"Untagged: {_familiar(name)}")
     if not no_prune:
@@ -202,7 +213,7 @@ def _inspect(stored: StoredImage) -> dict[str, Any]:
     return {
         "Id": str(stored.id),
         "RepoTags": [f"{r.familiar_name}:{r.tag}" for r in refs if r.tag],
-        "RepoDigests": sorted({f"{r.familiar_name}@{stored.descriptor.digest}" for r in refs}),
+        "RepoDigests": sorted({f"{r.familiar_name}@{stored.entry.digest}" for r in refs}),
         "Created": stored.created,
         "Author": config.get("author", ""),
         "Architecture": config.get("architecture", ""),

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.registry.auth_servers import AuthRegistry, start_basic_registry, start_tls_registry, start_token_registry
+from tests.registry.fault_proxy import FaultProxy
 from tests.registry.registry_server import RegistryServer, start_registry
 
 
@@ -50,3 +51,26 @@ def any_registry(request: pytest.FixtureRequest) -> AuthRegistry:
     if request.param == "open":
         return AuthRegistry(request.getfixturevalue("open_registry"))
     return request.getfixturevalue(f"{request.param}_registry")
+
+
+@pytest.fixture(scope="session")
+def relative_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """A registry that answers uploads with relative Location headers (`http.relativeurls`)."""
+    server = start_registry(tmp_path_factory.mktemp("registry-relative"), {"http": {"relativeurls": True}})
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def _session_proxy(open_registry: RegistryServer) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(open_registry.host)
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def fault_proxy(_session_proxy: FaultProxy) -> Iterator[FaultProxy]:
+    """The fault-injecting proxy in front of the open registry, with no faults armed."""
+    _session_proxy.clear()
+    yield _session_proxy
+    _session_proxy.clear()

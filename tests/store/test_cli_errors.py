@@ -125,9 +125,10 @@ def test_store_root_is_a_file(tmp_path: Path, busybox_tar: Path) -> None:
         (b"", "the tarball is empty"),
         (b"hello, not a tar" * 64, "not a valid tar archive"),
         (b"\x1f\x8b\x08\x00garbage" * 8, "not a valid gzip-compressed tar archive"),
-        (gzip.compress(b"plain text, compressed, still not a tar" * 64), "not a valid gzip-compressed tar archive"),
+        (gzip.compress(b"plain text, compressed, still not a tar" * 64, mtime=0), "not a valid gzip-compressed tar archive"),
         (b"\x28\xb5\x2f\xfdjunkjunk", "not a valid zstd-compressed tar archive"),
     ],
+    ids=["empty", "text", "bad-gzip", "gzip-text", "bad-zstd"],
 )
 def test_import_rejects_non_tar_input_and_writes_nothing(root: Path, imagekit: Run, content: bytes, fragment: str) -> None:
     line = one_line_error(imagekit("import", "-", "x:1", input=content))
@@ -149,3 +150,35 @@ def test_import_missing_file_and_bad_change(root: Path, imagekit: Run, busybox_t
     line = one_line_error(imagekit("import", "-c", "RUN rm -rf /", str(busybox_tar), "x"))
     assert "unsupported instruction 'RUN'" in line
     assert not (root / "index.json").exists() or json.loads((root / "index.json").read_text())["manifests"] == []
+
+
+@pytest.fixture
+def tiny_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs, too small for a busybox layer; unmounted afterwards."""
+    mountpoint = tmp_path / "tiny"
+    mountpoint.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mountpoint)], check=True)
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=True)
+
+
+def test_full_disk(tiny_fs: Path, busybox_tar: Path) -> None:
+    from tests.store.conftest import run_imagekit
+
+    root = tiny_fs / "store"
+    line = one_line_error(run_imagekit(root, "import", str(busybox_tar), "big:1"))
+    assert f"no space left on the device of the store at {root}" in line
+    assert list((root / "tmp").iterdir()) == []
+    assert json.loads((root / "index.json").read_text())["manifests"] == []
+    assert ok(run_imagekit(root, "images")).splitlines()[1:] == []
+
+
+def test_rmi_by_id_across_repositories_needs_force(store_with_image: Path, imagekit: Run) -> None:
+    ok(imagekit("tag", "demo/busybox", "other/busybox:2"))
+    image_id = ok(imagekit("images", "-q")).strip()
+    line = one_line_error(imagekit("rmi", image_id))
+    assert f"image '{image_id}' is named in 2 repositories" in line
+    out = ok(imagekit("rmi", "-f", image_id))
+    assert "Untagged: demo/busybox:latest" in out and "Untagged: other/busybox:2" in out and "Deleted: sha256:" in out

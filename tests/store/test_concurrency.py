@@ -194,3 +194,18 @@ def test_prune_in_a_loop_against_an_import_loop(root: Path, imagekit: Run, busyb
         image = layout.image_at(descriptor)
         assert all(layout.has_blob(d.digest) for d in image.blobs()), name
     _validate(root)
+
+
+def test_processes_creating_the_same_fresh_store_lose_nothing(root: Path, busybox_tar: Path) -> None:
+    """Several processes creating one store at once (directories, lock files, index.json, oci-layout)
+    all succeed and every ref survives the others' set-up."""
+    for attempt in range(3):
+        fresh = root / f"fresh{attempt}"
+        workers = [
+            subprocess.Popen([IMAGEKIT, "--root", str(fresh), "import", str(busybox_tar), f"w{w}:1"], stderr=subprocess.PIPE, text=True)
+            for w in range(4)
+        ]
+        for worker in workers:
+            _, err = worker.communicate(timeout=120)
+            assert worker.returncode == 0, err
+        assert sorted(name for name, _ in Layout(fresh).refs()) == [f"docker.io/library/w{w}:1" for w in range(4)]

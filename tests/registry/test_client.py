@@ -1,0 +1,250 @@
+"""The distribution API endpoints against a real docker-registry (and hostile answers through the fault proxy)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import uuid
+
+import pytest
+
+from imagekit.digest import Digest
+from imagekit.errors import DigestMismatch, InvalidManifest, RegistryError
+from imagekit.oci import (
+    DOCKER_SCHEMA1_SIGNED,
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    Descriptor,
+    Index,
+    Manifest,
+    canonical_json,
+)
+from imagekit.registry.client import MANIFEST_ACCEPT, Repository
+from imagekit.registry.transport import Transport
+from tests.registry.fault_proxy import Fault, FaultProxy
+from tests.registry.registry_server import RegistryServer
+
+
+def repo_on(host: str, name: str | None = None) -> Repository:
+    return Repository(Transport(host), name or f"test/{uuid.uuid4().hex[:12]}")
+
+
+def upload(repo: Repository, data: bytes, **kwargs: object) -> Digest:
+    digest = Digest.of_bytes(data)
+    repo.upload_blob(io.BytesIO(data), digest, len(data), **kwargs)  # type: ignore[arg-type]
+    return digest
+
+
+def read_blob(repo: Repository, digest: Digest, offset: int = 0) -> bytes:
+    with repo.get_blob(digest, offset) as response:
+        return response.raw.read()
+
+
+def push_manifest(repo: Repository, tag: str, layer: bytes = b"layer") -> tuple[bytes, Digest]:
+    """Uploads a config and one layer, then a manifest under `tag`; returns (manifest bytes, digest)."""
+    config = canonical_json({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
+    config_digest = upload(repo, config)
+    layer_digest = upload(repo, layer)
+    manifest = Manifest(
+        OCI_MANIFEST, Descriptor(OCI_CONFIG, config_digest, len(config)), (Descriptor(OCI_LAYER_GZIP, layer_digest, len(layer)),)
+    ).to_bytes()
+    return manifest, repo.put_manifest(tag, manifest, OCI_MANIFEST)
+
+
+def test_accept_lists_every_supported_type_and_the_oci_index() -> None:
+    assert MANIFEST_ACCEPT.split(", ")[0] == OCI_INDEX
+    assert "manifest.v1+prettyjws" not in MANIFEST_ACCEPT
+
+
+def test_manifest_put_get_head_by_tag_and_digest(open_registry: RegistryServer) -> None:
+    repo = repo_on(open_registry.host)
+    manifest, digest = push_manifest(repo, "v1")
+    assert digest == Digest.of_bytes(manifest)
+    by_tag = repo.get_manifest("v1")
+    assert (by_tag.data, by_tag.media_type, by_tag.digest) == (manifest, OCI_MANIFEST, digest)
+    by_digest = repo.get_manifest(str(digest))
+    assert by_digest.data == manifest
+    head = repo.head_manifest("v1")
+    assert head is not None and (head.digest, head.size, head.media_type) == (digest, len(manifest), OCI_MANIFEST)
+    assert repo.head_manifest("absent") is None
+
+
+def test_manifest_put_by_digest_and_an_index(open_registry: RegistryServer) -> None:
+    repo = repo_on(open_registry.host)
+    manifest, digest = push_manifest(repo, "child")
+    again = repo.put_manifest(str(digest), manifest, OCI_MANIFEST)
+    assert again == digest
+    index = Index((Descriptor(OCI_MANIFEST, digest, len(manifest)),)).to_bytes()
+    index_digest = repo.put_manifest("multi", index, OCI_INDEX)
+    fetched = repo.get_manifest("multi")
+    assert fetched.is_index and fetched.digest == index_digest and fetched.media_type == OCI_INDEX
+
+
+def test_put_by_digest_refuses_bytes_that_do_not_match(open_registry: RegistryServer) -> None:
+    repo = repo_on(open_registry.host)
+    manifest, _ = push_manifest(repo, "v1")
+    with pytest.raises(DigestMismatch):
+        repo.put_manifest(str(Digest.of_bytes(b"other")), manifest, OCI_MANIFEST)
+
+
+def test_missing_manifest_is_a_clear_error(open_registry: RegistryServer) -> None:
+    with pytest.raises(RegistryError, match="not found") as info:
+        repo_on(open_registry.host).get_manifest("nope")
+    assert info.value.status == 404
+
+
+def test_manifest_push_of_missing_blob_fails_with_registry_code(open_registry: RegistryServer) -> None:
+    repo = repo_on(open_registry.host)
+    missing = Descriptor(OCI_CONFIG, Digest.of_bytes(b"never uploaded"), 14)
+    with pytest.raises(RegistryError) as info:
+        repo.put_manifest("v1", Manifest(OCI_MANIFEST, missing, ()).to_bytes(), OCI_MANIFEST)
+    assert "MANIFEST_BLOB_UNKNOWN" in info.value.codes
+
+
+@pytest.mark.parametrize("chunk_size", [1 << 30, 100_000], ids=["monolithic", "chunked"])
+@pytest.mark.parametrize("registry_fixture", ["open_registry", "relative_registry"], ids=["absolute", "relative"])
+def test_upload_then_head_and_get(request: pytest.FixtureRequest, registry_fixture: str, chunk_size: int) -> None:
+    registry: RegistryServer = request.getfixturevalue(registry_fixture)
+    repo = repo_on(registry.host)
+    data = os.urandom(350_000)
+    digest = upload(repo, data, chunk_size=chunk_size)
+    assert repo.blob_size(digest) == len(data)
+    assert read_blob(repo, digest) == data
+
+
+def test_chunked_upload_sends_content_range(open_registry: RegistryServer, fault_proxy: FaultProxy) -> None:
+    repo = repo_on(fault_proxy.host)
+    data = os.urandom(250_000)
+    digest = upload(repo, data, chunk_size=100_000)
+    patches = [h for m, _, h in fault_proxy.requests if m == "PATCH"]
+    assert [p["Content-Range"] for p in patches] == ["0-99999", "100000-199999", "200000-249999"]
+    puts = [path for m, path, _ in fault_proxy.requests if m == "PUT"]
+    assert len(puts) == 1 and f"digest={str(digest).replace(':', '%3A')}" in puts[0] and "_state=" in puts[0]
+    assert read_blob(repo_on(open_registry.host, repo.name), digest) == data
+
+
+def test_upload_with_wrong_digest_is_refused_by_the_registry(open_registry: RegistryServer) -> None:
+    repo = repo_on(open_registry.host)
+    with pytest.raises(RegistryError) as info:
+        repo.upload_blob(io.BytesIO(b"abc"), Digest.of_bytes(b"abd"), 3)
+    assert "DIGEST_INVALID" in info.value.codes
+    assert repo.blob_size(Digest.of_bytes(b"abc")) is None
+
+
+def test_empty_blob_uploads(open_registry: RegistryServer) -> None:
+    repo = repo_on(open_registry.host)
+    digest = upload(repo, b"")
+    assert repo.blob_size(digest) == 0
+
+
+def test_range_request_resumes_inside_a_blob(open_registry: RegistryServer) -> None:
+    repo = repo_on(open_registry.host)
+    data = os.urandom(200_000)
+    digest = upload(repo, data)
+    with repo.get_blob(digest, 123_456) as response:
+        assert response.status_code == 206
+        assert response.raw.read() == data[123_456:]
+
+
+def test_mount_across_repositories(open_registry: RegistryServer) -> None:
+    source = repo_on(open_registry.host)
+    digest = upload(source, os.urandom(10_000))
+    target = repo_on(open_registry.host)
+    assert target.mount_blob(digest, source.name) is None
+    assert target.blob_size(digest) == 10_000
+
+
+def test_mount_from_a_repository_without_the_blob_opens_an_upload(open_registry: RegistryServer) -> None:
+    target = repo_on(open_registry.host)
+    data = os.urandom(5_000)
+    location = target.mount_blob(Digest.of_bytes(data), "test/does-not-exist")
+    assert location is not None and location.startswith("http://")
+    digest = upload(target, data, location=location)
+    assert target.blob_size(digest) == len(data)
+
+
+def test_tags_lists_every_tag(open_registry: RegistryServer) -> None:
+    repo = repo_on(open_registry.host)
+    manifest, _ = push_manifest(repo, "a")
+    for tag in ("b", "c"):
+        repo.put_manifest(tag, manifest, OCI_MANIFEST)
+    assert sorted(repo.tags()) == ["a", "b", "c"]
+
+
+def test_tags_follow_link_pagination(fault_proxy: FaultProxy) -> None:
+    """distribution 2.8 ignores `n`, so the pages come from the proxy, in the spec's shape (relative and absolute Link)."""
+    repo = repo_on(fault_proxy.host)
+    base = f"/v2/{repo.name}/tags/list"
+
+    def page(tags: list[str], following: str | None) -> Fault:
+        headers = {"Link": f'<{following}>; rel="next"'} if following else {}
+        return Fault("replace", "", status=200, headers=headers, body=json.dumps({"name": repo.name, "tags": tags}).encode())
+
+    first = page(["a", "b"], f"{base}?n=2&last=b")
+    first.path = r"tags/list\?n=2$"
+    second = page(["c", "d"], f"http://{fault_proxy.host}{base}?n=2&last=d")
+    second.path = r"last=b"
+    third = page(["e"], None)
+    third.path = r"last=d"
+    fault_proxy.inject(first, second, third)
+    assert repo.tags(page_size=2) == ["a", "b", "c", "d", "e"]
+    assert [path for _, path, _ in fault_proxy.requests if "tags/list" in path] == [f"{base}?n=2", f"{base}?n=2&last=b", f"{base}?n=2&last=d"]
+
+
+def test_tags_pagination_loop_is_an_error(fault_proxy: FaultProxy) -> None:
+    repo = repo_on(fault_proxy.host)
+    loop = f"/v2/{repo.name}/tags/list?last=a"
+    body = json.dumps({"name": repo.name, "tags": ["a"]}).encode()
+    fault_proxy.inject(Fault("replace", "tags/list", times=5, status=200, headers={"Link": f'<{loop}>; rel="next"'}, body=body))
+    with pytest.raises(RegistryError, match="loops"):
+        repo.tags()
+
+
+def test_schema1_is_refused_with_a_clear_message(fault_proxy: FaultProxy) -> None:
+    body = json.dumps({"schemaVersion": 1, "name": "x", "tag": "v1", "fsLayers": []}).encode()
+    fault_proxy.inject(Fault("replace", r"/manifests/", status=200, headers={"Content-Type": DOCKER_SCHEMA1_SIGNED}, body=body))
+    with pytest.raises(InvalidManifest, match="schema 1"):
+        repo_on(fault_proxy.host).get_manifest("v1")
+
+
+def test_manifest_over_4_mib_is_refused(fault_proxy: FaultProxy) -> None:
+    body = b'{"schemaVersion":2,"pad":"' + b"x" * (4 << 20) + b'"}'
+    fault_proxy.inject(Fault("replace", r"/manifests/", status=200, headers={"Content-Type": OCI_MANIFEST}, body=body))
+    with pytest.raises(InvalidManifest, match="limit"):
+        repo_on(fault_proxy.host).get_manifest("v1")
+
+
+def test_media_type_must_agree_with_content_type(open_registry: RegistryServer, fault_proxy: FaultProxy) -> None:
+    repo = repo_on(fault_proxy.host)
+    manifest, _ = push_manifest(repo, "v1")
+    fault_proxy.inject(Fault("replace", r"/manifests/", status=200, headers={"Content-Type": OCI_INDEX}, body=manifest))
+    with pytest.raises(InvalidManifest, match="differs from Content-Type"):
+        repo.get_manifest("v1")
+
+
+def test_wrong_docker_content_digest_by_tag_is_a_mismatch(fault_proxy: FaultProxy) -> None:
+    repo = repo_on(fault_proxy.host)
+    push_manifest(repo, "v1")
+    fault_proxy.inject(Fault("digest", r"/manifests/v1"))
+    with pytest.raises(DigestMismatch, match="Docker-Content-Digest"):
+        repo.get_manifest("v1")
+
+
+def test_manifest_fetched_by_digest_must_hash_to_it(fault_proxy: FaultProxy) -> None:
+    repo = repo_on(fault_proxy.host)
+    manifest, digest = push_manifest(repo, "v1")
+    other, _ = push_manifest(repo, "v2", layer=b"other layer")
+    fault_proxy.inject(Fault("replace", r"/manifests/sha256:", status=200, headers={"Content-Type": OCI_MANIFEST}, body=other))
+    with pytest.raises(DigestMismatch):
+        repo.get_manifest(str(digest))
+
+
+@pytest.mark.parametrize("length", ["", "lots"])
+def test_head_with_a_malformed_content_length_is_an_error(fault_proxy: FaultProxy, length: str) -> None:
+    headers = {"Docker-Content-Digest": str(Digest.of_bytes(b"x")), "Content-Length": length}
+    fault_proxy.inject(Fault("replace", "/blobs/", method="HEAD", status=200, headers=headers))
+    with pytest.raises(RegistryError, match="Content-Length"):
+        repo_on(fault_proxy.host).blob_size(Digest.of_bytes(b"x"))

@@ -1,0 +1,101 @@
+"""`imagekit import`: every compression gives the same layer, kept byte for byte; docker's --change."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import json
+import lzma
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from imagekit.errors import InvalidChange
+from imagekit.importer import apply_changes
+from imagekit.layout import Layout
+from tests.store.conftest import Run, ok, one_line_error
+
+COMPRESSORS = {
+    "plain": lambda data: data,
+    "gzip": gzip.compress,
+    "zstd": lambda data: zstandard.ZstdCompressor().compress(data),
+    "xz": lzma.compress,
+    "bzip2": bz2.compress,
+}
+
+
+@pytest.mark.parametrize("compression", COMPRESSORS)
+def test_every_compression_gives_the_same_layer(root: Path, imagekit: Run, busybox_tar: Path, compression: str, tmp_path: Path) -> None:
+    raw = busybox_tar.read_bytes()
+    source = tmp_path / f"rootfs.{compression}"
+    source.write_bytes(COMPRESSORS[compression](raw))
+    image_id = ok(imagekit("import", str(source), "x:1")).strip()
+    info = json.loads(ok(imagekit("inspect", "x:1")))[0]
+    assert info["Id"] == image_id
+    assert info["RootFS"]["Layers"] == ["sha256:" + hashlib.sha256(raw).hexdigest()]
+    layer = info["Manifest"]["layers"][0]
+    assert layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
+    blob = (root / "blobs" / "sha256" / layer["digest"].removeprefix("sha256:")).read_bytes()
+    assert len(blob) == layer["size"] and gzip.decompress(blob) == raw
+    assert info["Os"] == "linux" and info["Architecture"]
+    assert info["History"][0]["comment"] == f"Imported from {source}"
+
+
+def test_stdin_and_reproducible_with_source_date_epoch(root: Path, busybox_tar: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.store.conftest import run_imagekit
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    data = busybox_tar.read_bytes()
+    first = ok(run_imagekit(root, "import", "-m", "same", "-", "r:1", input=data))
+    second = ok(run_imagekit(root, "import", "-m", "same", "-", "r:2", input=gzip.compress(data)))
+    assert first == second
+    layout = Layout(root)
+    assert layout.resolve("docker.io/library/r:1").digest == layout.resolve("docker.io/library/r:2").digest
+    created = json.loads(ok(run_imagekit(root, "inspect", "r:1")))[0]["Created"]
+    assert created == "2023-11-14T22:13:20Z"
+
+
+def test_import_without_reference_prints_the_id_and_keeps_it_until_prune(root: Path, imagekit: Run, busybox_tar: Path) -> None:
+    image_id = ok(imagekit("import", str(busybox_tar))).strip()
+    assert image_id.startswith("sha256:")
+    assert ok(imagekit("images", "-q")) == ""
+    assert image_id in ok(imagekit("prune"))
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (["CMD echo hi"], {"Cmd": ["/bin/sh", "-c", "echo hi"]}),
+        (['CMD ["/bin/echo", "hi"]'], {"Cmd": ["/bin/echo", "hi"]}),
+        (['ENTRYPOINT ["/bin/sh"]', "cmd -c true"], {"Entrypoint": ["/bin/sh"], "Cmd": ["/bin/sh", "-c", "-c true"]}),
+        (["ENV A=1 B=\"two words\"", "ENV A 3"], {"Env": ["B=two words", "A=3"]}),
+        (["WORKDIR /srv", "USER 1000:1000", "STOPSIGNAL SIGINT"], {"WorkingDir": "/srv", "User": "1000:1000", "StopSignal": "SIGINT"}),
+        (["EXPOSE 80 53/udp"], {"ExposedPorts": {"80/tcp": {}, "53/udp": {}}}),
+        (['VOLUME ["/data", "/logs"]', "VOLUME /cache"], {"Volumes": {"/data": {}, "/logs": {}, "/cache": {}}}),
+        (["LABEL a=b c=\"d e\""], {"Labels": {"a": "b", "c": "d e"}}),
+    ],
+)
+def test_changes(changes: list[str], expected: dict[str, object]) -> None:
+    assert apply_changes({}, changes) == expected
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ("RUN make", "unsupported instruction 'RUN'"),
+        ("", "unsupported instruction '(empty)'"),
+        ("CMD", "CMD needs an argument"),
+        ("ENV A=1 B", "expected KEY=VALUE, got 'B'"),
+        ("LABEL a=\"unclosed", "No closing quotation"),
+    ],
+)
+def test_bad_changes(change: str, fragment: str) -> None:
+    with pytest.raises(InvalidChange) as info:
+        apply_changes({}, [change])
+    assert fragment in str(info.value)
+
+
+def test_bad_change_through_the_cli(imagekit: Run, busybox_tar: Path) -> None:
+    assert "unsupported instruction 'FROM'" in one_line_error(imagekit("import", "-c", "FROM scratch", str(busybox_tar), "x"))

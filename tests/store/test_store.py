@@ -1,0 +1,236 @@
+"""imagekit.store and Layout gc in-process: finding images the ways docker does, listing, tagging,
+and what garbage collection keeps (nested indexes, subjects) and removes (unreachable blobs, debris)."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from imagekit.digest import Digest
+from imagekit.errors import BadReference, ImageConflict, ImageNotFound, StoreError
+from imagekit.importer import import_tarball
+from imagekit.layout import Layout
+from imagekit.oci import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Descriptor, Index, Manifest, Platform, canonical_json
+from imagekit.reference import parse_reference
+from imagekit.store import STATE_DIRS, Store, host_platform
+
+AMD64 = Platform("linux", "amd64")
+
+
+def _tar(name: str, content: bytes) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as archive:
+        info = tarfile.TarInfo(name)
+        info.size = len(content)
+        archive.addfile(info, io.BytesIO(content))
+    return buf.getvalue()
+
+
+def _import(store: Store, ref: str | None, content: bytes = b"x") -> Digest:
+    image = import_tarball(store.layout, io.BytesIO(_tar("f", content)), parse_reference(ref) if ref else None, platform=AMD64)
+    return image.digest
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "store")
+
+
+def test_find_by_reference_normalised(store: Store) -> None:
+    digest = _import(store, "demo/app:1")
+    for text in ("demo/app:1", "docker.io/demo/app:1", "index.docker.io/demo/app:1"):
+        assert store.find(text).descriptor.digest == digest
+    with pytest.raises(ImageNotFound, match="no image 'demo/app'"):
+        store.find("demo/app")  # means demo/app:latest
+
+
+def test_find_by_name_at_digest(store: Store) -> None:
+    digest = _import(store, "demo/app:1")
+    assert store.find(f"demo/app@{digest}").descriptor.digest == digest
+    assert store.find(f"demo/app:other@{digest}").descriptor.digest == digest
+    with pytest.raises(ImageNotFound):
+        store.find(f"demo/other@{digest}")  # the digest belongs to another repository
+
+
+def test_find_by_id_and_unique_prefix(store: Store) -> None:
+    _import(store, "a:1", b"one")
+    image_id = store.find("a:1").id
+    for text in (str(image_id), image_id.hex, image_id.hex[:12], f"sha256:{image_id.hex[:5]}"):
+        assert store.find(text).id == image_id
+    with pytest.raises(ImageNotFound, match="no image"):
+        store.find("0" * 12 if not image_id.hex.startswith("0" * 12) else "f" * 12)
+
+
+def test_ambiguous_id_prefix(store: Store) -> None:
+    # 17 images: two IDs must share their first hex digit
+    ids = [store.find(f"i:{n}").id for n in range(17) if _import(store, f"i:{n}", str(n).encode())]
+    first = next(h for h in "0123456789abcdef" if sum(i.hex.startswith(h) for i in ids) > 1)
+    with pytest.raises(ImageNotFound, match=f"image ID prefix '{first}' is ambiguous"):
+        store.find(first)
+
+
+def test_find_bad_text_is_a_bad_reference(store: Store) -> None:
+    with pytest.raises(BadReference):
+        store.find("Not/A:Ref!")
+
+
+def test_listing_tag_and_untag(store: Store) -> None:
+    digest = _import(store, "demo/app:1")
+    store.tag("demo/app:1", "localhost:5000/x/y:v2")
+    images = store.images()
+    assert [i.entry.annotations["org.opencontainers.image.ref.name"] for i in images] == [
+        "docker.io/demo/app:1", "localhost:5000/x/y:v2",
+    ]
+    assert all(i.descriptor.digest == digest and i.names == ("docker.io/demo/app:1", "localhost:5000/x/y:v2") for i in images)
+    assert images[0].size == images[0].descriptor.size + sum(d.size for d in images[0].image.blobs())
+    stored, removed = store.untag("demo/app:1")
+    assert removed == ["docker.io/demo/app:1"]
+    assert [i.names for i in store.images()] == [("localhost:5000/x/y:v2",)]
+
+
+def test_untag_by_id_removes_every_name_forced_across_repositories(store: Store) -> None:
+    _import(store, "a:1")
+    store.tag("a:1", "a:2")
+    store.tag("a:1", "b:2")
+    image_id = store.find("a:1").id
+    with pytest.raises(ImageConflict, match=r"named in 2 repositories \(docker.io/library/a, docker.io/library/b\)"):
+        store.untag(image_id.hex[:12])
+    assert len(store.images()) == 3
+    _, removed = store.untag(image_id.hex[:12], force=True)
+    assert sorted(removed) == ["docker.io/library/a:1", "docker.io/library/a:2", "docker.io/library/b:2"]
+    assert store.images() == []
+
+
+def test_untag_by_id_within_one_repository_needs_no_force(store: Store) -> None:
+    _import(store, "a:1")
+    store.tag("a:1", "a:2")
+    _, removed = store.untag(store.find("a:1").id.hex)
+    assert sorted(removed) == ["docker.io/library/a:1", "docker.io/library/a:2"]
+
+
+def test_tag_refuses_a_digest(store: Store) -> None:
+    digest = _import(store, "a:1")
+    with pytest.raises(BadReference, match="a tag cannot carry a digest"):
+        store.tag("a:1", f"b@{digest}")
+
+
+def test_state_dirs_are_created_lazily(store: Store) -> None:
+    _import(store, "a:1")
+    assert not any((store.root / name).exists() for name in STATE_DIRS)
+    assert store.state_dir("layers") == store.root / "layers" and (store.root / "layers").is_dir()
+    with pytest.raises(ValueError):
+        store.state_dir("../etc")
+
+
+def _write_manifest(layout: Layout, content: bytes) -> Descriptor:
+    layer = _tar("f", content)
+    layer_digest = layout.write_bytes(layer)
+    config = canonical_json({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [str(layer_digest)]}})
+    manifest = Manifest(OCI_MANIFEST, Descriptor(OCI_CONFIG, layout.write_bytes(config), len(config)), (Descriptor(OCI_LAYER, layer_digest, len(layer)),)).to_bytes()
+    return Descriptor(OCI_MANIFEST, layout.write_bytes(manifest), len(manifest))
+
+
+def test_index_refs_pick_the_host_platform_and_gc_walks_nested_indexes(store: Store) -> None:
+    layout = store.layout
+    host, other = _write_manifest(layout, b"host"), _write_manifest(layout, b"other")
+    inner = Index((
+        Descriptor(host.media_type, host.digest, host.size, platform=host_platform()),
+    )).to_bytes()
+    outer = Index((
+        Descriptor(other.media_type, other.digest, other.size, platform=Platform("linux", "s390x-not-here")),
+        Descriptor(OCI_INDEX, layout.write_bytes(inner), len(inner)),
+        Descriptor(host.media_type, host.digest, host.size, platform=host_platform()),
+    )).to_bytes()
+    entry = Descriptor(OCI_INDEX, layout.write_bytes(outer), len(outer))
+    layout.set_ref("docker.io/library/multi:1", entry)
+    garbage = _write_manifest(layout, b"garbage")
+    assert store.find("multi:1").descriptor.digest == host.digest
+    assert store.find(f"multi@{other.digest}").descriptor.digest == other.digest
+    reachable = layout.reachable()
+    for descriptor in (host, other):
+        assert all(d.digest in reachable for d in (descriptor, *layout.image_at(descriptor).blobs()))
+    report = store.prune()
+    removed = {d for d, _ in report.blobs}
+    assert garbage.digest in removed and len(removed) == 3  # its manifest, config and layer
+    assert report.bytes_freed == sum(size for _, size in report.blobs) > 0
+    assert all(layout.has_blob(d) for d in reachable)
+
+
+def test_gc_keeps_a_subject_and_removes_debris(store: Store) -> None:
+    layout = store.layout
+    subject = _write_manifest(layout, b"subject")
+    referrer_manifest = Manifest(OCI_MANIFEST, Descriptor(OCI_CONFIG, layout.write_bytes(b"{}"), 2), (), subject=subject).to_bytes()
+    layout.set_ref("docker.io/library/sig:1", Descriptor(OCI_MANIFEST, layout.write_bytes(referrer_manifest), len(referrer_manifest)))
+    (layout.tmp_dir / "blob.dead").write_bytes(b"half a blob")
+    (layout.tmp_dir / "index.json.dead").write_bytes(b"{")
+    (layout.root / "blobs" / "sha256" / "not-a-digest").write_bytes(b"junk")
+    report = store.prune()
+    assert report.temp_files == 2 and list(layout.tmp_dir.iterdir()) == []
+    assert not (layout.root / "blobs" / "sha256" / "not-a-digest").exists()
+    assert layout.has_blob(subject.digest)
+    assert all(layout.has_blob(d.digest) for d in layout.image_at(subject).blobs())
+
+
+def test_prune_refuses_when_a_manifest_is_missing(store: Store) -> None:
+    digest = _import(store, "a:1")
+    garbage = store.layout.write_bytes(b"unreferenced")
+    store.layout.blob_path(digest).unlink()
+    with pytest.raises(StoreError, match=f"blob {digest} is missing"):
+        store.prune()
+    assert store.layout.has_blob(garbage)
+
+
+def test_prune_of_an_absent_store_creates_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "none")
+    assert store.prune().blobs == ()
+    assert store.images() == []
+    assert not store.root.exists()
+
+
+def test_blob_writer_discards_on_error(store: Store) -> None:
+    with pytest.raises(RuntimeError):
+        with store.layout.blob_writer() as writer:
+            writer.write(b"partial")
+            raise RuntimeError("producer failed")
+    assert list(store.layout.tmp_dir.iterdir()) == []
+    assert not store.layout.has_blob(Digest.of_bytes(b"partial"))
+
+
+def test_listing_skips_entries_that_are_not_images(store: Store) -> None:
+    _import(store, "a:1")
+    artifact = store.layout.write_bytes(b'{"an": "artifact"}')
+    store.layout.set_ref("docker.io/library/artifact:1", Descriptor("application/vnd.example.artifact+json", artifact, 18))
+    assert [i.names for i in store.images()] == [("docker.io/library/a:1",)]
+    assert store.layout.has_blob(artifact) and artifact in store.layout.reachable()
+
+
+def test_untag_name_at_digest_removes_only_that_repository(store: Store) -> None:
+    digest = _import(store, "demo/app:1")
+    store.tag("demo/app:1", "demo/app:2")
+    store.tag("demo/app:1", "other/app:1")
+    _, removed = store.untag(f"demo/app@{digest}")
+    assert sorted(removed) == ["docker.io/demo/app:1", "docker.io/demo/app:2"]
+    assert [i.names for i in store.images()] == [("docker.io/other/app:1",)]
+
+
+def test_untag_by_an_id_prefix_that_is_also_a_valid_name(store: Store) -> None:
+    _import(store, "a:1")
+    store.tag("a:1", "b:1")
+    prefix = store.find("a:1").id.hex[:12]
+    _, removed = store.untag(prefix, force=True)  # parses as docker.io/library/<prefix>:latest, found by ID
+    assert sorted(removed) == ["docker.io/library/a:1", "docker.io/library/b:1"]
+
+
+def test_callers_errors_inside_writing_and_blob_writer_are_not_blamed_on_the_store(store: Store) -> None:
+    """A failing source (network, stdin) inside these blocks is the caller's error, not "cannot write"."""
+    with pytest.raises(ConnectionResetError):
+        with store.layout.writing():
+            raise ConnectionResetError("peer went away")
+    with pytest.raises(ConnectionResetError):
+        with store.layout.blob_writer() as writer:
+            writer.write(b"some")
+            raise ConnectionResetError("peer went away")
+    assert list(store.layout.tmp_dir.iterdir()) == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from builderfile.errors import IgnoreFileError
 from builderfile._go import go_clean
@@ -104,3 +106,18 @@ def test_included_walks_the_context_and_enters_dirs_only_for_exceptions(tmp_path
         ".dockerignore", "docs/keep", "docs/keep/y.md", "src", "src/main.py",
     ]
     assert "node_modules" not in included(tmp_path, Matcher(["node_modules"]))
+
+
+_PATTERN_CHARS = st.sampled_from(list("ab/*?[]^!-\\.{}()+|$ \t") + ["**", "é"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(patterns=st.lists(st.lists(_PATTERN_CHARS, max_size=8).map("".join), max_size=4),
+       path=st.lists(st.sampled_from(["a", "b", "ab", ".", "é", "[", "a*"]), min_size=1, max_size=4).map("/".join))
+def test_any_pattern_either_compiles_or_is_a_located_error(patterns: list[str], path: str) -> None:
+    try:
+        matcher = Matcher(read_patterns("\n".join(patterns)))
+    except IgnoreFileError as err:
+        assert err.line >= 1 and "\n" not in err.message
+    else:
+        assert matcher.ignored(path) in (True, False)

@@ -33,6 +33,9 @@ def _check(name: str, data: bytes) -> int:
     problems = check(data)
     for problem in problems:
         print(problem.located(name), file=sys.stderr)
+    if not problems:  # warnings do not fail the check, but a human should see them
+        for warning in parse(data).warnings:
+            print(BuilderfileError(f"warning: {warning.message}", warning.line).located(name), file=sys.stderr)
     return 1 if problems else 0
 
 

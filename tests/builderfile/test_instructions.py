@@ -210,6 +210,10 @@ def test_cli_check(tmp_path: Path) -> None:
     good.write_text("FROM busybox\nCOPY a b\n")
     ok = subprocess.run([sys.executable, "-m", "builderfile", "check", str(good)], capture_output=True, text=True, cwd=str(ROOT))
     assert (ok.returncode, ok.stderr) == (0, "")
+    warned = tmp_path / "warned"
+    warned.write_text("FROM busybox\nRUN a \\\n\n  b\n")
+    done = subprocess.run([sys.executable, "-m", "builderfile", "check", str(warned)], capture_output=True, text=True, cwd=str(ROOT))
+    assert (done.returncode, done.stderr) == (0, f"{warned}:4: warning: Empty continuation line found in: RUN a   b\n")
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

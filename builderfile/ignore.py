@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,7 +168,9 @@ def compile_pattern(text: str) -> Pattern:
         return Pattern(text, exclusion, kind)
     out.append(r"\Z")
     try:
-        regex = re.compile("".join(out))
+        with warnings.catch_warnings():  # Python frets about `[[` or `--` in a class; Go just reads them
+            warnings.simplefilter("ignore", FutureWarning)
+            regex = re.compile("".join(out))
     except re.error as err:
         raise ValueError(str(err)) from None
     return Pattern(text, exclusion, "regexp", regex)

@@ -30,13 +30,12 @@ def _parse(name: str, data: bytes) -> int:
 def _check(name: str, data: bytes) -> int:
     from builderfile.instructions import check
 
-    problems = check(data)
-    for problem in problems:
+    report = check(data)
+    for problem in report.errors:
         print(problem.located(name), file=sys.stderr)
-    if not problems:  # warnings do not fail the check, but a human should see them
-        for warning in parse(data).warnings:
-            print(BuilderfileError(f"warning: {warning.message}", warning.line).located(name), file=sys.stderr)
-    return 1 if problems else 0
+    for warning in report.warnings:  # they do not fail the check, but a human should see them
+        print(BuilderfileError(f"warning: {warning.message}", warning.line).located(name), file=sys.stderr)
+    return 1 if report.errors else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from builderfile._go import go_duration, go_lower
-from builderfile.errors import BuilderfileError, ExpansionError, InstructionError, ParseError
+from builderfile.errors import BuilderfileError, ExpansionError, InstructionError, ParseError, Warning
 from builderfile.flags import BOOL, STRING, STRINGS, Flag, Flags
 from builderfile.syntax import Document, Heredoc, Node, parse, parse_heredoc
 
@@ -500,8 +500,8 @@ def parse_instruction(node: Node) -> Instruction:
 # --- the whole file -------------------------------------------------------------------------------
 
 
-def _assemble(document: Document, errors: list[BuilderfileError]) -> Builderfile:
-    """Instructions into stages; every problem is appended to `errors`, the rest still assembled."""
+def _assemble(document: Document, errors: list[BuilderfileError], warnings: list[Warning]) -> Builderfile:
+    """Instructions into stages; problems go to `errors` (or `warnings`), the rest is still assembled."""
     meta_args: list[Arg] = []
     stages: list[tuple[From, list[Instruction]]] = []
     names: dict[str, int] = {}
@@ -513,10 +513,11 @@ def _assemble(document: Document, errors: list[BuilderfileError]) -> Builderfile
             continue
         if isinstance(instruction, From):
             if instruction.name:
-                if instruction.name in names:
-                    errors.append(InstructionError(
+                if instruction.name in names:  # BuildKit builds it (lint rule DuplicateStageName)
+                    warnings.append(Warning(
                         f"FROM stage name {instruction.name!r} is already used by the stage on line "
-                        f"{stages[names[instruction.name]][0].line}; stage names must be unique", node.start_line))
+                        f"{stages[names[instruction.name]][0].line}; references to it mean that first stage",
+                        node.start_line))
                 else:
                     names[instruction.name] = len(stages)
             stages.append((instruction, []))
@@ -545,14 +546,22 @@ def _check_copy_from(instruction: Instruction, current: int, errors: list[Builde
 def load(text: str | bytes) -> Builderfile:
     """Parses and validates a Builderfile; raises the first error (ParseError or InstructionError)."""
     errors: list[BuilderfileError] = []
-    builderfile = _assemble(parse(text), errors)
+    builderfile = _assemble(parse(text), errors, [])
     if errors:
         raise errors[0]
     return builderfile
 
 
-def check(text: str | bytes) -> list[BuilderfileError]:
-    """Every error of a Builderfile, each with its line: one ParseError, or all instruction errors.
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What `check` found: errors (the Builderfile cannot be built) and warnings (BuildKit builds it anyway)."""
+
+    errors: tuple[BuilderfileError, ...]
+    warnings: tuple[Warning, ...] = ()
+
+
+def check(text: str | bytes) -> Report:
+    """Every problem of a Builderfile, each with its line: one ParseError, or all instruction errors.
 
     When the instructions are sound, expansion runs too (without build args), catching bad
     substitutions such as `${VAR` or `${VAR:?message}`.
@@ -560,9 +569,10 @@ def check(text: str | bytes) -> list[BuilderfileError]:
     try:
         document = parse(text)
     except ParseError as err:
-        return [err]
+        return Report((err,))
     errors: list[BuilderfileError] = []
-    builderfile = _assemble(document, errors)
+    warnings: list[Warning] = list(document.warnings)
+    builderfile = _assemble(document, errors, warnings)
     if not errors:
         from builderfile.expand import expand  # expand builds on this module
 
@@ -570,4 +580,4 @@ def check(text: str | bytes) -> list[BuilderfileError]:
             expand(builderfile)
         except ExpansionError as err:
             errors.append(err)
-    return errors
+    return Report(tuple(errors), tuple(sorted(warnings, key=lambda w: w.line)))

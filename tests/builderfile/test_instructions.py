@@ -87,7 +87,6 @@ def test_every_instruction_gets_its_type_and_values() -> None:
         ("FROM\n", 1, "FROM needs a base image: FROM IMAGE [AS NAME]"),
         ("FROM a b\n", 1, "FROM takes an image and optionally AS NAME, but got 2 arguments: a b"),
         ("FROM a AS 9x\n", 1, "FROM stage name '9x' is invalid: it must start with a letter and contain only letters, digits, '-', '_' and '.'"),
-        ("FROM a AS x\nFROM b AS X\n", 2, "FROM stage name 'x' is already used by the stage on line 1; stage names must be unique"),
         ("RUN x\nFROM a\n", 1, "RUN comes before the first FROM: only ARG may precede FROM"),
         ("FROM a\nFROBNICATE x\n", 2, "unknown instruction: FROBNICATE"),
         ("FROM a\nCOPYY a b\n", 2, "unknown instruction: COPYY (did you mean COPY?)"),
@@ -110,17 +109,25 @@ def test_every_instruction_gets_its_type_and_values() -> None:
     ],
 )
 def test_errors_name_line_and_expectation(text: str, line: int, message: str) -> None:
-    problems = check(text)
+    problems = check(text).errors
     assert [(p.line, p.message) for p in problems] == [(line, message)]
 
 
 def test_check_reports_every_error_and_load_raises_the_first() -> None:
     text = "FROM a\nCOPY x\nUSER\nEXPOSE\n"
-    assert [p.line for p in check(text)] == [2, 3, 4]
+    assert [p.line for p in check(text).errors] == [2, 3, 4]
     with pytest.raises(InstructionError) as caught:
         load(text)
     assert caught.value.line == 2
-    assert [type(p) for p in check("FROM a\nRUN [\"a\", 1]\n")] == [ParseError]
+    assert [type(p) for p in check("FROM a\nRUN [\"a\", 1]\n").errors] == [ParseError]
+
+
+def test_duplicate_stage_names_warn_as_buildkit_lints_them() -> None:
+    report = check("FROM a AS x\nFROM b AS X\nCOPY --from=x a b\n")
+    assert report.errors == ()
+    assert [(w.line, w.message) for w in report.warnings] == [
+        (2, "FROM stage name 'x' is already used by the stage on line 1; references to it mean that first stage")]
+    assert load("FROM a AS x\nFROM b AS X\n").stage("x").start.base == "a"
 
 
 def test_what_buildkit_accepts_is_accepted() -> None:
@@ -219,7 +226,7 @@ def test_cli_check(tmp_path: Path) -> None:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(text=dockerfiles())
 def test_fuzz_semantic_layer_raises_only_located_builderfile_errors(text: str, capsys: pytest.CaptureFixture[str], tmp_path_factory: pytest.TempPathFactory) -> None:
-    problems = check(text)
+    problems = check(text).errors
     assert all(isinstance(p, BuilderfileError) and "\n" not in p.message for p in problems)
     try:
         expand(load(text), build_args={"A": "1"})

@@ -73,3 +73,11 @@ def test_imagekit_import_arrows(path: Path) -> None:
 def test_builderfile_never_imports_imagekit(path: Path) -> None:
     bad = {m for m in imported_modules(path) if m == "imagekit" or m.startswith("imagekit.")}
     assert not bad, f"{path.name} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "builderfile").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
+def test_builderfile_uses_only_the_standard_library(path: Path) -> None:
+    import sys
+
+    roots = {m.split(".")[0] for m in imported_modules(path)} - {"builderfile", "__future__"}
+    assert roots <= set(sys.stdlib_module_names), f"{path.name} imports {sorted(roots - set(sys.stdlib_module_names))}"

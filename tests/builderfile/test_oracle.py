@@ -173,19 +173,19 @@ def _corpus() -> list[Path]:
 
 
 CORPUS = _corpus()
+# Files using syntax that changed after v0.12.5 cannot be compared with that oracle; the HEAD
+# conformance tests cover them. They are left out here rather than reported as skips.
+COMPARABLE = [p for p in CORPUS if comparable(p.read_bytes().decode("utf-8"))]
 
 
 def test_corpus_is_not_empty() -> None:
     assert len(CORPUS) >= 4 + (38 if CONFORMANCE else 0)
+    assert len(COMPARABLE) >= len(CORPUS) - 4
 
 
-@pytest.mark.parametrize("path", CORPUS, ids=lambda p: str(p.relative_to(p.parents[2])))
+@pytest.mark.parametrize("path", COMPARABLE, ids=lambda p: str(p.relative_to(p.parents[2])))
 def test_every_dockerfile_in_the_tree_matches_the_oracle(path: Path) -> None:
-    text = path.read_bytes().decode("utf-8")
-    assume_comparable = comparable(text)
-    if not assume_comparable:
-        pytest.skip("uses syntax that changed after v0.12.5")
-    compare(text)
+    compare(path.read_bytes().decode("utf-8"))
 
 
 # --- generated Dockerfiles ------------------------------------------------------------------------

@@ -77,6 +77,11 @@ class Reference:
         return self.name + self._suffix()
 
 
+def is_registry_host(text: str) -> bool:
+    """True for a registry host as references spell it: `host[:port]` or `[ipv6][:port]`, no scheme or path."""
+    return _DOMAIN.fullmatch(text) is not None
+
+
 def _split_domain(name: str) -> tuple[str, str]:
     first, slash, rest = name.partition("/")
     if slash and ("." in first or ":" in first or first == "localhost" or first.lower() != first):
@@ -109,7 +114,7 @@ def parse_reference(text: str, *, default_tag: bool = True) -> Reference:
         raise BadReference(text, "repository name is empty")
     domain, path = _split_domain(name)
     if domain != DOCKER_HUB or name.startswith(("docker.io/", "index.docker.io/")):
-        if not _DOMAIN.fullmatch(domain):
+        if not is_registry_host(domain):
             raise BadReference(text, f"invalid registry host {domain!r}")
     if not path:
         raise BadReference(text, "repository path is empty")

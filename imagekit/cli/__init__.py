@@ -20,7 +20,8 @@ from imagekit.errors import ImagekitError
 
 
 class Context:
-    """What every command needs: where the store lives, how chatty to be, and how to trust registries."""
+    """What every command needs: where the store lives, how chatty to be, how to trust registries, and
+    the registry mirrors given on the command line (empty: the settings file decides)."""
 
     def __init__(
         self,
@@ -30,12 +31,14 @@ class Context:
         insecure_registries: tuple[str, ...] = (),
         tls_verify: bool = True,
         certs_dir: Path | None = None,
+        registry_mirrors: tuple[str, ...] = (),
     ) -> None:
         self.root = root
         self.debug = debug
         self.insecure_registries = insecure_registries
         self.tls_verify = tls_verify
         self.certs_dir = certs_dir
+        self.registry_mirrors = registry_mirrors
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,6 +76,15 @@ class Context:
     default=None,
     help="Per-registry CAs as DIR/HOST[:PORT]/ca.crt (default /etc/docker/certs.d, /etc/containers/certs.d).",
 )
+@click.option(
+    "--registry-mirror",
+    "registry_mirrors",
+    multiple=True,
+    metavar="URL",
+    envvar="IMAGEKIT_REGISTRY_MIRRORS",
+    help="Pull docker.io images from this mirror first, falling back to Docker Hub (repeatable; the variable "
+    "takes a comma-separated list). Default: registry-mirrors in ~/.config/imagekit/config.json.",
+)
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -82,6 +94,7 @@ def cli(
     tls_verify: bool,
     no_tls_verify: bool,
     certs_dir: Path | None,
+    registry_mirrors: tuple[str, ...],
 ) -> None:
     """imagekit: build, move and run OCI images without a daemon."""
     configure_logging(debug)
@@ -91,6 +104,7 @@ def cli(
         insecure_registries=insecure_registries,
         tls_verify=tls_verify and not no_tls_verify,
         certs_dir=certs_dir,
+        registry_mirrors=registry_mirrors,
     )
 
 

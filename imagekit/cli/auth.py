@@ -2,12 +2,18 @@
 
 `transport_for(host)` builds a Transport from the global options (`--insecure-registry`,
 `--tls-verify`, `--certs-dir`, `--debug`) and the user's stored credentials, so pull, push, tags and
-manifest all trust and authenticate the same way. Login verifies the credentials against the registry
-(GET /v2/ with Basic, or a token from the realm, as `docker login` does) before storing anything.
+manifest all trust and authenticate the same way; a registry mirror gets the same treatment under its
+own host. Login verifies the credentials against the registry (GET /v2/ with Basic, or a token from
+the realm, as `docker login` does) before storing anything.
+
+`IMAGEKIT_DOCKER_HUB_API` (host[:port]) is a test hook: the address that answers for Docker Hub in
+place of registry-1.docker.io, so tests can stand a local registry in for Docker Hub, which they must
+never contact. Docker Hub's credentials still apply to it; nothing else changes.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -16,13 +22,17 @@ from imagekit.cli import Context, cli
 from imagekit.errors import AuthError
 from imagekit.reference import DOCKER_HUB, DOCKER_HUB_API, Reference
 from imagekit.registry.credentials import Credentials, CredentialStore, registry_hostname
+from imagekit.registry.mirrors import MIRROR_RETRY, Mirror
+from imagekit.registry.retry import RetryPolicy
 from imagekit.registry.transport import Transport
+
+DOCKER_HUB_API_ENV = "IMAGEKIT_DOCKER_HUB_API"
 
 
 def api_host(registry: str) -> str:
     """Where the API of a registry named as the user spells it (`docker.io`, `https://host:5000/`) answers."""
     host = registry_hostname(registry)
-    return DOCKER_HUB_API if host == DOCKER_HUB else host
+    return (os.environ.get(DOCKER_HUB_API_ENV) or DOCKER_HUB_API) if host == DOCKER_HUB else host
 
 
 def is_insecure(host: str, insecure_registries: tuple[str, ...]) -> bool:
@@ -32,16 +42,22 @@ def is_insecure(host: str, insecure_registries: tuple[str, ...]) -> bool:
 
 
 def transport_for(
-    target: str | Reference, *, credentials: Credentials | None = None, ctx: click.Context | None = None
+    target: str | Reference | Mirror, *, credentials: Credentials | None = None, ctx: click.Context | None = None
 ) -> Transport:
-    """A Transport to the registry of `target` (a Reference or a registry name) with the CLI's options.
+    """A Transport to the registry of `target` (a Reference, a registry name or a mirror) with the CLI's options.
 
-    Credentials default to what the user stored for that registry (login, config.json, helpers).
+    Credentials default to what the user stored for that registry (login, config.json, helpers); a
+    mirror is its own registry: its URL's scheme and path, its own host's credentials, fewer retries.
     """
     obj: Context = (ctx or click.get_current_context()).obj
-    host = target.api_host if isinstance(target, Reference) else api_host(target)
+    if isinstance(target, Mirror):
+        name = host = target.host
+        scheme, prefix, retry = target.scheme, target.path, MIRROR_RETRY
+    else:
+        name = target.domain if isinstance(target, Reference) else target
+        host, scheme, prefix, retry = api_host(name), None, "", RetryPolicy()
     if credentials is None:
-        credentials = CredentialStore().get(host)
+        credentials = CredentialStore().get(name)
     return Transport(
         host,
         insecure=is_insecure(host, obj.insecure_registries),
@@ -49,6 +65,9 @@ def transport_for(
         credentials=credentials,
         debug=obj.debug,
         certs_dir=obj.certs_dir,
+        retry=retry,
+        scheme=scheme,
+        prefix=prefix,
     )
 
 
@@ -92,7 +111,7 @@ def login(ctx: click.Context, username: str | None, password: str | None, passwo
 
 def _stored_credentials_work(ctx: click.Context, registry: str) -> bool:
     """`docker login REGISTRY` without a username first tries what is stored, and prompts only if that fails."""
-    stored = CredentialStore().get(api_host(registry))
+    stored = CredentialStore().get(registry)
     if stored is None:
         return False
     try:

@@ -1,6 +1,8 @@
 """`imagekit pull`, `push`, `tags` and `manifest inspect`: where the registry meets the store.
 
 Progress goes to stderr; stdout carries what scripts read (the digest, the tag list, the manifest JSON).
+A pull of a docker.io image tries the registry mirrors first (imagekit.registry.mirrors); push, tags
+and manifest inspect always talk to the registry the reference names.
 """
 
 from __future__ import annotations
@@ -12,20 +14,32 @@ import click
 
 from imagekit.cli import Context, cli
 from imagekit.cli.auth import transport_for
+from imagekit.cli.config import config_path, registry_mirrors
 from imagekit.errors import ImagekitError
 from imagekit.layout import Layout
 from imagekit.origins import BlobOrigins
 from imagekit.progress import reporter
 from imagekit.reference import Reference, parse_reference
 from imagekit.registry.client import Repository
+from imagekit.registry.mirrors import Source, first_serving, parse_mirrors, uses_mirrors
 from imagekit.registry.platforms import parse_platform
-from imagekit.registry.transfer import download, pull, push
+from imagekit.registry.transfer import Pulled, download, pull, push
 from imagekit.store import Store
 
 
 def repository(ref: Reference) -> Repository:
     """The repository a reference names, reached with the CLI's trust options and stored credentials."""
     return Repository(transport_for(ref), ref.path)
+
+
+def pull_sources(ctx: Context, ref: Reference) -> list[Source]:
+    """Where a pull of `ref` may come from, in order: for docker.io the mirrors (--registry-mirror or
+    IMAGEKIT_REGISTRY_MIRRORS, else the settings file), then always the registry itself."""
+    own = Source(repository(ref))
+    if not uses_mirrors(ref):
+        return [own]
+    mirrors = parse_mirrors(ctx.registry_mirrors or registry_mirrors(config_path()))
+    return [Source(Repository(transport_for(mirror), ref.path), mirror) for mirror in mirrors] + [own]
 
 
 def _manifest_reference(ref: Reference) -> str:
@@ -42,15 +56,28 @@ def pull_command(ctx: Context, platform_text: str | None, quiet: bool, reference
     """Download an image from a registry into the store."""
     ref = parse_reference(reference)
     wanted = parse_platform(platform_text) if platform_text else None
-    progress = reporter(sys.stderr, quiet=quiet)
-    pulled = pull(repository(ref), _manifest_reference(ref), wanted)
-    if not quiet:
-        click.echo(f"{_manifest_reference(ref)}: Pulling from {ref.path}", err=True)
     layout = Layout(ctx.root)
-    with layout.writing():
-        download(pulled.image, layout, progress=progress)
-        layout.write_image(pulled.image, str(ref))
-    progress.close()
+    asked = _manifest_reference(ref)
+
+    def attempt(source: Source) -> Pulled:
+        """Manifest, config and layers all from `source`; the store verifies every blob before keeping it."""
+        pulled = pull(source.repo, asked, wanted)
+        if not quiet:
+            click.echo(f"{asked}: Pulling from {ref.path}" + (f" via {source}" if source.mirror else ""), err=True)
+        progress = reporter(sys.stderr, quiet=quiet)
+        try:
+            with layout.writing():
+                download(pulled.image, layout, progress=progress)
+                layout.write_image(pulled.image, str(ref))
+        finally:
+            progress.close()
+        return pulled
+
+    def fell_back(failed: Source, err: ImagekitError, following: Source) -> None:
+        if not quiet:
+            click.echo(f"{failed} failed: {err}; trying {following}", err=True)
+
+    pulled = first_serving(pull_sources(ctx, ref), attempt, fell_back)
     BlobOrigins(ctx.root).record((d.digest for d in pulled.image.blobs()), ref.name)
     if quiet:
         click.echo(str(pulled.digest))

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imagekit.errors import CredentialsError
+from imagekit.errors import CredentialsError, ImagekitError
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 DOCKER_HUB_HOST = "docker.io"
@@ -89,10 +89,10 @@ class CredentialStore:
         """The credentials for `registry`, or None when none are configured (anonymous access)."""
         host = registry_hostname(registry)
         if self.auth_file is not None:
-            found = _from_auths(self.auth_file, _load(self.auth_file), host)
+            found = _from_auths(self.auth_file, load_json_file(self.auth_file), host)
             if found is not None:
                 return found
-        config = _load(self.docker_config)
+        config = load_json_file(self.docker_config)
         helper = CredentialHelper(_helper_for(config, host) or "")
         if helper.name:
             if helper.installed():
@@ -106,7 +106,7 @@ class CredentialStore:
 
     def store(self, registry: str, credentials: Credentials) -> str:
         """Saves credentials for `registry` in its helper or in config.json; returns where, for the user."""
-        config = _load(self.docker_config)
+        config = load_json_file(self.docker_config)
         helper = _helper_for(config, registry_hostname(registry))
         if helper:
             CredentialHelper(helper).store(config_key(registry), credentials)
@@ -123,14 +123,14 @@ class CredentialStore:
         """Removes credentials for `registry` from its helper and every auths file; True if any were there."""
         host = registry_hostname(registry)
         removed = False
-        config = _load(self.docker_config)
+        config = load_json_file(self.docker_config)
         helper = _helper_for(config, host)
         if helper:
             removed = CredentialHelper(helper).erase(config_key(registry)) or removed
         for path in (self.docker_config, self.auth_file):
             if path is None:
                 continue
-            data = config if path == self.docker_config else _load(path)
+            data = config if path == self.docker_config else load_json_file(path)
             auths = data.get("auths")
             if isinstance(auths, dict) and _drop_host(auths, host):
                 _write_json(path, data)
@@ -196,22 +196,23 @@ def _first_line(text: str) -> str:
     return (text.splitlines() or ["no output"])[0][:200]
 
 
-def _load(path: Path) -> dict[str, Any]:
-    """A config file as a dict; missing means empty, anything unreadable is a one-line CredentialsError."""
+def load_json_file(path: Path, error: type[ImagekitError] = CredentialsError) -> dict[str, Any]:
+    """A JSON settings file as a dict; missing or blank means empty, anything else unreadable raises `error`
+    with one line naming the file. Docker's config.json and imagekit's own settings file are read this way."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as err:
-        raise CredentialsError(f"cannot read {path}: {getattr(err, 'strerror', None) or type(err).__name__}") from err
+        raise error(f"cannot read {path}: {getattr(err, 'strerror', None) or type(err).__name__}") from err
     if not text.strip():
         return {}
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise CredentialsError(f"{path} is not valid JSON (line {err.lineno}, column {err.colno})") from None
+        raise error(f"{path} is not valid JSON (line {err.lineno}, column {err.colno})") from None
     if not isinstance(data, dict):
-        raise CredentialsError(f"{path} must hold a JSON object")
+        raise error(f"{path} must hold a JSON object")
     return data
 
 

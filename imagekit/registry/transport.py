@@ -6,8 +6,8 @@ challenges, retries what is temporary, and turns every failure into a RegistryEr
 
 CONTRACT (stable for client.py / transfer.py):
     Transport(registry_host, *, insecure=False, tls_verify=True, credentials=None, debug=False,
-              certs_dir=None, retry=RetryPolicy(), timeout=(10, 60))
-    .base_url                         -> "https://host" or "http://host"
+              certs_dir=None, retry=RetryPolicy(), timeout=(10, 60), scheme=None, prefix="")
+    .base_url                         -> "https://host" or "http://host", followed by `prefix`
     .request(method, path_or_url, *, scopes, expected=(200,), headers=None, params=None,
              data=None, stream=False, allow_redirects=True, retry=None) -> requests.Response
         `path_or_url` is a path below base_url or an absolute URL (a Location header).
@@ -25,7 +25,10 @@ Scheme: https, verified against the system CAs (or REQUESTS_CA_BUNDLE/SSL_CERT_F
 registry's certs directory (see tls.py). Loopback hosts (as Docker allows) try https first and use
 plain http when that fails for any reason but a certificate the server presented and we could not
 verify: that is a TLSError, never a downgrade. Hosts passed as `insecure` (--insecure-registry) skip
-verification and may use http.
+verification and may use http. A caller that knows the scheme (a mirror URL names it) passes `scheme`:
+no probing then, and "http" is refused for a host that is neither loopback nor insecure. `prefix` is a
+path the API lives under (a mirror at `https://host/some/path` answers `/some/path/v2/...`), as
+distribution's URL builder roots its routes at the endpoint's path.
 Authorization goes only to the registry's own host: redirects are followed here, and a hop to another
 host (Docker Hub's 307 to its CDN) is sent without it. Debug logs carry method, URL without query,
 and status; never headers, tokens or passwords.
@@ -151,9 +154,14 @@ class Transport:
         certs_dir: Path | None = None,
         retry: RetryPolicy = RetryPolicy(),
         timeout: tuple[float, float] = (10, 60),
+        scheme: str | None = None,
+        prefix: str = "",
     ) -> None:
         self.registry = registry
+        self.prefix = prefix
         self.insecure = insecure or is_loopback(registry)
+        if scheme == "http" and not self.insecure:
+            raise RegistryError(f"plain HTTP to {registry} is not allowed: use https, or list it with --insecure-registry")
         self.tls_verify = tls_verify and not insecure
         self.credentials = credentials
         self.debug = debug
@@ -169,7 +177,7 @@ class Transport:
         context = tls.host_context(registry, tls.certs_dirs(certs_dir), self._verify) if self.tls_verify else None
         if context is not None:
             self.session.mount(f"https://{registry}/", tls.ContextAdapter(context))
-        self._scheme: str | None = None if self.insecure else "https"
+        self._scheme: str | None = scheme or (None if self.insecure else "https")
         self._challenges: tuple[Challenge, ...] | None = None
         self._tokens = TokenCache()
         self._issued: set[str] = set()
@@ -190,10 +198,13 @@ class Transport:
 
     @property
     def base_url(self) -> str:
-        """`https://host`, or `http://host` for a loopback/insecure host whose server does not speak TLS."""
+        """`https://host`, or `http://host` for a loopback/insecure host whose server does not speak TLS; then the prefix."""
         if self._scheme is None:
             self.ping()
-        return f"{self._scheme}://{self.registry}"
+        return self._root(self._scheme)
+
+    def _root(self, scheme: str | None) -> str:
+        return f"{scheme}://{self.registry}{self.prefix}"
 
     def url(self, path_or_url: str) -> str:
         return path_or_url if "://" in path_or_url else self.base_url + path_or_url
@@ -216,15 +227,15 @@ class Transport:
         explicitly insecure.
         """
         if self._scheme is not None:
-            return self._send_raw("GET", f"{self._scheme}://{self.registry}/v2/", {}, None, None, False)
+            return self._send_raw("GET", self._root(self._scheme) + "/v2/", {}, None, None, False)
         try:
-            response = self._send_raw("GET", f"https://{self.registry}/v2/", {}, None, None, False, timeout=_PROBE_TIMEOUT)
+            response = self._send_raw("GET", self._root("https") + "/v2/", {}, None, None, False, timeout=_PROBE_TIMEOUT)
         except RegistryError as err:
             if isinstance(err, TLSError) and err.__cause__ is not None and tls.certificate_problem(err.__cause__):
                 raise
             if self.debug:
                 log.debug("%s: no TLS (%s); using plain http, allowed for this host", self.registry, err)
-            response = self._send_raw("GET", f"http://{self.registry}/v2/", {}, None, None, False)
+            response = self._send_raw("GET", self._root("http") + "/v2/", {}, None, None, False)
             self._scheme = "http"
             return response
         self._scheme = "https"

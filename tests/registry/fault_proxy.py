@@ -11,7 +11,8 @@ Faults are armed with `proxy.inject(Fault(...))`: each matches a method and a pa
   norange   forward without the Range header (the registry then sends the whole blob, 200)
   slow      forward after `delay` seconds (to observe how many requests run at once)
 Every request is logged in `proxy.requests` as (method, path, headers) for assertions, and
-`proxy.peak` is the most requests that were in flight at once.
+`proxy.peak` is the most requests that were in flight at once. With `prefix`, the proxy serves the
+registry below that path (as a mirror URL with a path is served) and answers 404 elsewhere.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ class Fault:
 class FaultProxy:
     """Threaded proxy on a free loopback port; `host` is `127.0.0.1:PORT` for references."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, prefix: str = "") -> None:
         self.upstream = upstream
+        self.prefix = prefix
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.fired: list[tuple[str, str, str]] = []
@@ -118,6 +120,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self._body()
         headers = {k: v for k, v in self.headers.items()}
         fault = self.owner.take(self.command, self.path, headers)
+        prefix = self.owner.prefix
+        if not self.path.startswith(prefix + "/"):
+            fault = Fault("replace", status=404, body=b"404 page not found", headers={"Content-Type": "text/plain"})
         if fault is not None and fault.kind == "drop":
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -141,7 +146,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             forward = {k: v for k, v in headers.items() if k.lower() not in _HOP_BY_HOP}
             if fault is not None and fault.kind == "norange":
                 forward = {k: v for k, v in forward.items() if k.lower() != "range"}
-            upstream.request(self.command, self.path, body=body or None, headers=forward)
+            upstream.request(self.command, self.path.removeprefix(prefix), body=body or None, headers=forward)
             response = upstream.getresponse()
             self._relay(response, fault)
         finally:

@@ -260,22 +260,19 @@ def test_a_mirror_path_roots_its_api(tmp_path: Path, mirror_registry: RegistrySe
     assert paths and all(path.startswith("/hub/cache/v2/") for path in paths)
 
 
+def serve_instead(proxy: FaultProxy, digest: Digest, impostor: Image) -> None:
+    """From now on the proxied mirror answers requests for manifest `digest` with the impostor's manifest."""
+    headers = {"Content-Type": impostor.manifest.media_type}
+    proxy.inject(Fault("replace", path=f"/manifests/{digest}", status=200, body=impostor.manifest_bytes, headers=headers, times=100))
+
+
 def test_a_mirror_serving_the_wrong_manifest_for_a_digest_never_gets_stored(
     tmp_path: Path, mirror_proxy: FaultProxy, open_registry: RegistryServer, capsys
 ) -> None:
     name = new_name()
     on_hub = seed(open_registry.host, f"library/{name}", tmp_path)
     impostor = seed(mirror_proxy.upstream, f"library/{name}", tmp_path)
-    mirror_proxy.inject(
-        Fault(
-            "replace",
-            path=f"/manifests/{on_hub.digest}",
-            status=200,
-            body=impostor.manifest_bytes,
-            headers={"Content-Type": impostor.manifest.media_type},
-            times=100,
-        )
-    )
+    serve_instead(mirror_proxy, on_hub.digest, impostor)
     ref = f"{name}@{on_hub.digest}"
     code, out, err = run_cli(capsys, "--root", str(tmp_path / "a"), "--registry-mirror", f"http://{mirror_proxy.host}", "pull", ref)
     assert code == 0, err
@@ -288,16 +285,7 @@ def test_a_mirror_serving_the_wrong_manifest_for_a_digest_never_gets_stored(
     # When Docker Hub cannot help either, the pull fails in one line and stores nothing named.
     only_mirror = new_name()
     lying = seed(mirror_proxy.upstream, f"library/{only_mirror}", tmp_path)
-    mirror_proxy.inject(
-        Fault(
-            "replace",
-            path=f"/manifests/{lying.digest}",
-            status=200,
-            body=impostor.manifest_bytes,
-            headers={"Content-Type": impostor.manifest.media_type},
-            times=100,
-        )
-    )
+    serve_instead(mirror_proxy, lying.digest, impostor)
     code, _, err = run_cli(capsys, "--root", str(tmp_path / "b"), "--registry-mirror", f"http://{mirror_proxy.host}", "pull", "-q", f"{only_mirror}@{lying.digest}")
     assert_one_line_error(code, err)
     assert err == f"imagekit: manifest unknown: library/{only_mirror}@{lying.digest} not found on {open_registry.host}\n"

@@ -6,40 +6,28 @@ archive is refused), the diff_id hasher, a gzip compressor and the store's blob 
 any size never sits in memory. The image config gets docker's `--change` instructions (CMD,
 ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL).
 
-Imports: stdlib, zstandard, imagekit.errors, digest, oci, image, reference, layout.
+Imports: stdlib, imagekit.errors, digest, oci, image, reference, layers, layout.
 """
 
 from __future__ import annotations
 
-import bz2
 import datetime as dt
-import gzip
 import io
 import json
-import lzma
 import os
 import shlex
 import tarfile
-import zlib
 from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO
-
-import zstandard
 
 from imagekit.digest import CHUNK, Hasher
 from imagekit.errors import InvalidChange, LayerError
 from imagekit.image import Image
+from imagekit.layers import compression
 from imagekit.layout import Layout
 from imagekit.oci import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, Manifest, Platform, canonical_json
 from imagekit.reference import Reference
 
-GZIP_LEVEL = 6  # docker's (Go's gzip.DefaultCompression)
-_MAGIC = (
-    (b"\x1f\x8b", "gzip"),
-    (b"\x28\xb5\x2f\xfd", "zstd"),
-    (b"\xfd7zXZ\x00", "xz"),
-    (b"BZh", "bzip2"),
-)
 
 
 def import_tarball(
@@ -93,12 +81,13 @@ def _write_layer(layout: Layout, stream: BinaryIO, source: str) -> tuple[Descrip
     reader = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[arg-type]
     if not reader.peek(1):
         raise LayerError(f"{source}: the tarball is empty")
-    compression = _sniff(reader)
+    codec = compression.sniff(reader.peek(6)[:6])
     diff = Hasher()
-    what = f"{source}: not a valid {compression + '-compressed ' if compression else ''}tar archive"
+    what = f"{source}: not a valid {codec + '-compressed ' if codec else ''}tar archive"
     with layout.blob_writer() as writer:
-        compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: gzip framing, mtime 0
-        tee = _Tee(_decompressed(reader, compression), diff, lambda data: writer.write(compressor.compress(data)), what)
+        compressor = compression.compressor(compression.GZIP)
+        source_stream = compression.decompressed(reader, codec)
+        tee = _Tee(source_stream, diff, lambda data: writer.write(compressor.compress(data)), what)
         try:
             with tarfile.open(fileobj=tee, mode="r|", bufsize=CHUNK) as archive:  # type: ignore[call-overload]
                 for _ in archive:
@@ -110,23 +99,6 @@ def _write_layer(layout: Layout, stream: BinaryIO, source: str) -> tuple[Descrip
         writer.write(compressor.flush())
     assert writer.digest is not None
     return Descriptor(OCI_LAYER_GZIP, writer.digest, writer.size), str(diff.digest())
-
-
-def _sniff(reader: io.BufferedReader) -> str:
-    head = reader.peek(6)[:6]
-    return next((name for magic, name in _MAGIC if head.startswith(magic)), "")
-
-
-def _decompressed(reader: BinaryIO, compression: str) -> BinaryIO:
-    if compression == "gzip":
-        return gzip.GzipFile(fileobj=reader, mode="rb")
-    if compression == "zstd":
-        return zstandard.ZstdDecompressor().stream_reader(reader, read_across_frames=True)  # type: ignore[return-value]
-    if compression == "xz":
-        return lzma.LZMAFile(reader)  # type: ignore[return-value]
-    if compression == "bzip2":
-        return bz2.BZ2File(reader)  # type: ignore[return-value]
-    return reader
 
 
 class _Tee:
@@ -145,7 +117,7 @@ class _Tee:
     def read(self, size: int = -1) -> bytes:
         try:
             data = self._source.read(size)
-        except (EOFError, OSError, lzma.LZMAError, zstandard.ZstdError, zlib.error) as err:
+        except compression.DECOMPRESS_ERRORS as err:
             raise LayerError(f"{self._what} ({err})") from err
         if data:
             self._hasher.update(data)

@@ -246,6 +246,25 @@ def test_a_mirror_without_the_image_or_failing_falls_back(
     assert pulled_digest(tmp_path / "b", name) == on_hub.digest
 
 
+def test_an_https_mirror_is_verified_like_any_registry(
+    tmp_path: Path, tls_registry: AuthRegistry, open_registry: RegistryServer, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "IMAGEKIT_CERTS_D"):
+        monkeypatch.delenv(name, raising=False)
+    name = new_name()
+    on_mirror = seed(tls_registry.host, f"library/{name}", tmp_path, transport=tls_registry.transport())
+    on_hub = seed(open_registry.host, f"library/{name}", tmp_path)
+    mirror = ["--registry-mirror", f"https://{tls_registry.host}"]
+    code, _, err = run_cli(capsys, "--root", str(tmp_path / "a"), "--certs-dir", str(tls_registry.certs_dir), *mirror, "pull", name)
+    assert code == 0, err
+    assert pulled_digest(tmp_path / "a", name) == on_mirror.digest
+    # Without its CA the mirror is not trusted, and never downgraded to plain HTTP: Docker Hub serves.
+    code, _, err = run_cli(capsys, "--root", str(tmp_path / "b"), "--certs-dir", str(tmp_path / "no-certs"), *mirror, "pull", name)
+    assert code == 0, err
+    assert f"mirror https://{tls_registry.host} failed: TLS verification of {tls_registry.host} failed" in err
+    assert pulled_digest(tmp_path / "b", name) == on_hub.digest
+
+
 def test_a_mirror_path_roots_its_api(tmp_path: Path, mirror_registry: RegistryServer, capsys) -> None:
     name = new_name()
     on_mirror = seed(mirror_registry.host, f"library/{name}", tmp_path)

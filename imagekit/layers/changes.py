@@ -77,9 +77,11 @@ def overlay_upper(upper: str | os.PathLike[str]) -> Iterator[Member]:
 def snapshot_diff(before: str | os.PathLike[str], after: str | os.PathLike[str]) -> Iterator[Member]:
     """The changeset that turns tree `before` into tree `after`, for where overlayfs is unavailable.
 
-    A path gone from `after` becomes a whiteout; a directory all of whose old entries are gone gets an
-    opaque marker instead; a new path, a changed one, or one whose type changed is written whole (a
-    new directory with everything below it); the directories above any change are written too.
+    A path gone from `after` becomes a whiteout; a directory refilled with none of its old entries (as
+    after `rm -rf d; mkdir d; ...`) gets an opaque marker instead, and so does a directory that replaced
+    another type, as overlayfs writes them. A new path, a changed one, or one whose type changed is
+    written whole (a new directory with everything below it); the directories above any change are
+    written too.
     "Changed" means type, mode, owner, size, mtime (to the nanosecond), device number, link target
     or xattrs differ: like Docker's and kaniko's default, content is not compared, so a rewrite that
     keeps size and mtime exactly (`touch -r`) is not seen.
@@ -144,7 +146,9 @@ def _depth_first(top: Iterator[_Item]) -> Iterator[Member]:
             waiting.append(member if item.pending else None)
 
 
-def _tree_items(path: bytes, name: bytes) -> Iterator[_Item]:
+def _tree_items(path: bytes, name: bytes, opaque: bool = False) -> Iterator[_Item]:
+    if opaque:
+        yield _Item(_whiteout(_join(name, OPAQUE)))
     for child in _listdir(path):
         child_path, child_name = path + b"/" + child, _join(name, child)
         item = _item(child_path, child_name, os.lstat(child_path), partial(_tree_items, child_path, child_name))
@@ -175,7 +179,7 @@ def _diff_items(before: bytes, after: bytes, name: bytes) -> Iterator[_Item]:
     old = {child: os.lstat(before + b"/" + child) for child in _listdir(before)}
     new = [(child, os.lstat(after + b"/" + child)) for child in _listdir(after)]
     gone = sorted(old.keys() - {child for child, _ in new})
-    if old and len(gone) == len(old):
+    if old and len(gone) == len(old) and new:
         yield _Item(_whiteout(_join(name, OPAQUE)))
     else:
         for child in gone:
@@ -188,7 +192,7 @@ def _diff_items(before: bytes, after: bytes, name: bytes) -> Iterator[_Item]:
             if item is not None:
                 yield replace(item, pending=not _differs(old_path, was, new_path, st))
         elif was is None or stat.S_IFMT(was.st_mode) != stat.S_IFMT(st.st_mode) or _differs(old_path, was, new_path, st):
-            item = _item(new_path, child_name, st, partial(_tree_items, new_path, child_name))
+            item = _item(new_path, child_name, st, partial(_tree_items, new_path, child_name, was is not None))
             if item is not None:
                 yield item
 

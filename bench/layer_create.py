@@ -54,20 +54,21 @@ def _candidates() -> list[Path]:
     return found
 
 
-def make_tree(root: Path) -> tuple[int, int]:
-    """Copies ~FILES files (~TOTAL_MB) from /usr into `root`, keeping their relative paths; returns (files, bytes)."""
-    target = TOTAL_MB << 20
+def make_tree(root: Path, files_wanted: int = FILES, megabytes: int = TOTAL_MB) -> tuple[int, int]:
+    """Copies ~`files_wanted` files (~`megabytes`) from /usr into `root`, keeping their relative paths;
+    returns (files, bytes)."""
+    target = megabytes << 20
     files = total = 0
     candidates = _candidates()
     small = iter(candidates)
     large = iter(sorted(candidates, key=lambda p: -p.stat().st_size))
     for path in small:
-        if files >= FILES - 40 or total >= target:
+        if files >= files_wanted * 0.99 or total >= target:
             break
         total += _copy(path, root)
         files += 1
     for path in large:  # top up to the size with a few large files (libraries, binaries)
-        if total >= target or files >= FILES:
+        if total >= target or files >= files_wanted:
             break
         if not (root / path.relative_to("/")).exists():
             total += _copy(path, root)

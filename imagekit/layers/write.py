@@ -1,9 +1,10 @@
 """Writing a layer: members -> tar bytes -> diff_id -> compressor -> digest and size -> sink, in one pass.
 
-The uncompressed tar never exists anywhere but in one CHUNK-sized buffer: each full buffer is hashed
-(the diff_id), compressed, and the compressed bytes hashed (the blob digest) and handed to the sink.
-So memory stays bounded whatever the layer's size, nothing is written to disk but the blob, and the
-blob is never read back. File content is read straight into that buffer (`readinto`), without copies.
+The uncompressed tar never exists anywhere but in a few CHUNK-sized buffers: each full buffer is hashed
+(the diff_id), compressed, and the compressed bytes hashed (the blob digest) and handed to the sink,
+by a worker thread while the next buffer fills. So memory stays bounded whatever the layer's size,
+nothing is written to disk but the blob, and the blob is never read back. File content is read
+straight into the buffers (`readinto`), without copies.
 
 Imports: stdlib, imagekit.errors, digest, oci, imagekit.layers.
 """
@@ -11,7 +12,9 @@ Imports: stdlib, imagekit.errors, digest, oci, imagekit.layers.
 from __future__ import annotations
 
 import os
+import queue
 import stat
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -22,6 +25,9 @@ from imagekit.layers import compression, tarformat
 from imagekit.layers.changes import unreadable
 from imagekit.layers.tarformat import END, REGTYPE, Member, header, padding, show
 from imagekit.oci import Descriptor
+
+#: Tar buffers in flight: one being filled, one being compressed, one spare so neither side waits.
+BUFFERS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,39 +63,57 @@ def write_layer(
     media_type = compression.media_type_for(codec)
     limit = tarformat.source_date_epoch() if source_date_epoch is None else source_date_epoch
     stream = _TarStream(sink, compression.compression_of(media_type))
-    for member in changes:
-        stream.add(header(member, limit))
-        if member.type == REGTYPE and member.size:
-            assert member.source is not None, "a regular file member names its source"
-            stream.add_file(member.source, member.size)
-            stream.add(padding(member.size))
-    stream.add(END)
-    digest, size, diff_id = stream.finish()
+    try:
+        for member in changes:
+            stream.add(header(member, limit))
+            if member.type == REGTYPE and member.size:
+                assert member.source is not None, "a regular file member names its source"
+                stream.add_file(member.source, member.size)
+                stream.add(padding(member.size))
+        stream.add(END)
+        digest, size, diff_id = stream.finish()
+    finally:
+        stream.close()
     return WrittenLayer(digest, size, diff_id, media_type)
 
 
 class _TarStream:
-    """The tar bytes of one layer, gathered into CHUNK-sized blocks that go through hashers and the codec."""
+    """The tar bytes of one layer, gathered into CHUNK-sized buffers that a worker thread hashes,
+    compresses and writes while the caller fills the next one.
+
+    hashlib, ISA-L and zstd release the GIL, so reading the tree and compressing it share the cores
+    as the processes of `tar | gzip` do. BUFFERS buffers circulate; the caller waits for a free one,
+    which bounds memory. Once the worker has failed (the sink's error), it only hands buffers back,
+    and the caller raises that error at its next flush.
+    """
 
     def __init__(self, sink: BinaryIO, codec: str) -> None:
-        self._buffer = bytearray(CHUNK)
-        self._view = memoryview(self._buffer)
-        self._used = 0
         self._write = sink.write
         hasher = getattr(sink, "hasher", None)
         self._sink_hashes = isinstance(hasher, Hasher) and hasher.size == 0
         self._blob: Hasher = hasher if self._sink_hashes else Hasher()  # type: ignore[assignment]
-        # Uncompressed, the blob is the tar: its one hash is both digest and diff_id.
-        self._identity = codec == compression.NONE
-        self._diff = self._blob if self._identity else Hasher()
+        # The worker hashes the blob (or the sink does, on the worker's thread). Compressed, the caller's
+        # thread hashes the tar for the diff_id, so the two hashes run on two cores; uncompressed, the
+        # blob is the tar and its one hash is both digest and diff_id.
+        self._diff: Hasher | None = None if codec == compression.NONE else Hasher()
+        self._worker_hashes = not self._sink_hashes
         self._compressor = compression.compressor(codec)
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        for _ in range(BUFFERS):
+            self._free.put(bytearray(CHUNK))
+        self._full: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._stopping = False
+        self._take_buffer()
+        self._worker = threading.Thread(target=self._drain, name="imagekit-layer-writer", daemon=True)
+        self._worker.start()
 
     def add(self, data: bytes) -> None:
-        """Appends headers or padding (small); flushes every full block."""
+        """Appends headers or padding (small); flushes every full buffer."""
         while data:
             room = CHUNK - self._used
             piece = data[:room]
-            self._buffer[self._used : self._used + len(piece)] = piece
+            self._view[self._used : self._used + len(piece)] = piece
             self._used += len(piece)
             data = data[room:]
             if self._used == CHUNK:
@@ -126,20 +150,46 @@ class _TarStream:
     def finish(self) -> tuple[Digest, int, Digest]:
         """Flushes the rest and the codec's trailer; returns (digest, size, diff_id)."""
         self._flush()
+        self._full.put(None)
+        self._worker.join()
+        if self._error is not None:
+            raise self._error
         self._emit(self._compressor.flush())
-        return self._blob.digest(), self._blob.size, self._diff.digest()
+        return self._blob.digest(), self._blob.size, (self._diff or self._blob).digest()
+
+    def close(self) -> None:
+        """Stops the worker, dropping what it has not written yet; idempotent, and a no-op after finish()."""
+        if self._worker.is_alive():
+            self._stopping = True
+            self._full.put(None)
+            self._worker.join()
+
+    def _take_buffer(self) -> None:
+        self._buffer = self._free.get()
+        self._view = memoryview(self._buffer)
+        self._used = 0
 
     def _flush(self) -> None:
-        chunk = self._view[: self._used]
-        self._used = 0
-        if self._identity:
-            self._emit(chunk)
-        else:
-            self._diff.update(chunk)
-            self._emit(self._compressor.compress(chunk))
+        if self._diff is not None:
+            self._diff.update(self._view[: self._used])
+        self._full.put((self._buffer, self._used))
+        self._take_buffer()
+        if self._error is not None:
+            raise self._error
+
+    def _drain(self) -> None:
+        """The worker: each full buffer through the codec, the blob hasher and to the sink, in order."""
+        while (item := self._full.get()) is not None:
+            buffer, used = item
+            if self._error is None and not self._stopping:
+                try:
+                    self._emit(self._compressor.compress(memoryview(buffer)[:used]))
+                except BaseException as err:  # handed to the caller's thread, which raises it
+                    self._error = err
+            self._free.put(buffer)
 
     def _emit(self, data: bytes | memoryview) -> None:
         if data:
-            if not self._sink_hashes:
+            if self._worker_hashes:
                 self._blob.update(data)
             self._write(data)

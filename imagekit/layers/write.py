@@ -1,8 +1,8 @@
 """Writing a layer: members -> tar bytes -> diff_id -> compressor -> digest and size -> sink, in one pass.
 
 The uncompressed tar never exists anywhere but in a few CHUNK-sized buffers: each full buffer is hashed
-(the diff_id), compressed, and the compressed bytes hashed (the blob digest) and handed to the sink,
-by a worker thread while the next buffer fills. So memory stays bounded whatever the layer's size,
+(the diff_id), then a worker thread compresses it, hashes the compressed bytes (the blob digest) and
+hands them to the sink while the next buffer fills. So memory stays bounded whatever the layer's size,
 nothing is written to disk but the blob, and the blob is never read back. File content is read
 straight into the buffers (`readinto`), without copies.
 
@@ -54,7 +54,8 @@ def write_layer(
     `source_date_epoch` (by default the SOURCE_DATE_EPOCH environment variable, if set) are clamped
     to it. The sink is any object with write(); one that hashes what it is given and shows it as a
     fresh `hasher` (the store's `Layout.blob_writer()`) is trusted for the digest, so the blob is
-    hashed once. The sink is neither flushed nor closed.
+    hashed once. write() is called from a worker thread, one call at a time and in order; the sink
+    is neither flushed nor closed.
 
     On error (LayerError for an unreadable or changing source, or the sink's own error, passed
     through) the sink has received part of a blob: discarding it is the caller's job, and the store's

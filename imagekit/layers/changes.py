@@ -160,11 +160,11 @@ def _upper_items(path: bytes, name: bytes, opaque: bool = False) -> Iterator[_It
     if opaque:
         yield _Item(_whiteout(_join(name, OPAQUE)))
     entries = [(child, os.lstat(path + b"/" + child)) for child in _listdir(path)]
+    deleted = {child for child, st in entries if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0}  # overlay's whiteouts
+    for child in sorted(deleted):
+        yield _Item(_whiteout(_join(name, WHITEOUT_PREFIX + child)))
     for child, st in entries:
-        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-            yield _Item(_whiteout(_join(name, WHITEOUT_PREFIX + child)))
-    for child, st in entries:
-        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+        if child in deleted:
             continue
         child_path, child_name = path + b"/" + child, _join(name, child)
         xattrs = _xattrs(child_path)

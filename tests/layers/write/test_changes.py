@@ -72,36 +72,47 @@ EXPECTED = [
 ]
 
 
-@pytest.fixture
-def overlay(tmp_path: Path) -> Iterator[tuple[Path, Path, Path]]:
-    """(lower, upper, merged) of a real overlay mount; unmounted afterwards."""
-    lower, upper, work, merged = (tmp_path / n for n in ("lower", "upper", "work", "merged"))
-    make_lower(lower)
-    for path in (upper, work, merged):
-        path.mkdir()
-    options = f"lowerdir={lower},upperdir={upper},workdir={work}"
-    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(merged)], check=True)
+class Overlay:
+    """A real overlay mount over a lower tree; unmount() (idempotent) before reading the upper directory.
+
+    With `userxattr` overlayfs keeps its markers in `user.overlay.*` (as it must in a user namespace).
+    """
+
+    def __init__(self, base: Path, userxattr: bool) -> None:
+        self.xattr_namespace = "user" if userxattr else "trusted"
+        self.lower, self.upper, work, self.merged = (base / n for n in ("lower", "upper", "work", "merged"))
+        make_lower(self.lower)
+        for path in (self.upper, work, self.merged):
+            path.mkdir()
+        options = f"lowerdir={self.lower},upperdir={self.upper},workdir={work}" + (",userxattr" if userxattr else "")
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(self.merged)], check=True)
+        self.mounted = True
+
+    def unmount(self) -> None:
+        if self.mounted:
+            subprocess.run(["umount", str(self.merged)], check=True)
+            self.mounted = False
+
+
+@pytest.fixture(params=[False, True], ids=["trusted-xattrs", "userxattr"])
+def overlay(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Overlay]:
+    mount = Overlay(tmp_path, request.param)
     try:
-        yield lower, upper, merged
+        yield mount
     finally:
-        subprocess.run(["umount", str(merged)], check=True)
-
-
-def unmount(merged: Path) -> None:
-    subprocess.run(["umount", str(merged)], check=True)
-    subprocess.run(["mount", "--bind", str(merged), str(merged)], check=True)  # so the fixture can unmount
+        mount.unmount()
 
 
 def kinds(members: Iterator[object]) -> list[tuple[str, bytes]]:
     return [(m.name.decode(), m.type) for m in members]  # type: ignore[attr-defined]
 
 
-def test_overlay_upper_translates_whiteouts_and_opaque_directories(overlay: tuple[Path, Path, Path]) -> None:
-    _, upper, merged = overlay
-    operate(merged)
-    unmount(merged)
+def test_overlay_upper_translates_whiteouts_and_opaque_directories(overlay: Overlay) -> None:
+    upper = overlay.upper
+    operate(overlay.merged)
+    overlay.unmount()
     assert os.major(os.lstat(upper / "etc" / "gone").st_rdev) == 0  # what overlayfs wrote
-    assert os.getxattr(upper / "opt" / "replaced", "trusted.overlay.opaque") == b"y"
+    assert os.getxattr(upper / "opt" / "replaced", f"{overlay.xattr_namespace}.overlay.opaque") == b"y"
     members = list(overlay_upper(upper))
     assert kinds(members) == EXPECTED
     whiteout = next(m for m in members if m.name == b"etc/.wh.gone")
@@ -121,18 +132,17 @@ def test_snapshot_comparison_gives_the_same_changes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("codec", ["gzip", "zstd"])
 def test_overlay_and_snapshot_layers_are_byte_identical_under_source_date_epoch(
-    overlay: tuple[Path, Path, Path], tmp_path: Path, codec: str
+    overlay: Overlay, tmp_path: Path, codec: str
 ) -> None:
-    lower, upper, merged = overlay
     before = tmp_path / "before"
-    subprocess.run(["cp", "-a", str(lower), str(before)], check=True)
+    subprocess.run(["cp", "-a", str(overlay.lower), str(before)], check=True)
     after = tmp_path / "after"
-    subprocess.run(["cp", "-a", str(lower), str(after)], check=True)
-    operate(merged)
+    subprocess.run(["cp", "-a", str(overlay.lower), str(after)], check=True)
+    operate(overlay.merged)
     operate(after)
-    unmount(merged)
+    overlay.unmount()
     one, two = io.BytesIO(), io.BytesIO()
-    assert write_layer(overlay_upper(upper), one, codec, source_date_epoch=MTIME) == write_layer(
+    assert write_layer(overlay_upper(overlay.upper), one, codec, source_date_epoch=MTIME) == write_layer(
         snapshot_diff(before, after), two, codec, source_date_epoch=MTIME
     )
     assert one.getvalue() == two.getvalue()

@@ -2,8 +2,9 @@
 
 The one place that knows codecs, so the writer, the unpacker and `imagekit import` agree on them.
 gzip goes through ISA-L (python-isal): its output is standard gzip that every registry and runtime
-reads, at several times zlib's speed (figures in bench/). zstd uses `zstandard` with one worker
-thread per core. Decompressors are file-like and stream; nothing holds a whole layer in memory.
+reads, at several times zlib's speed. zstd uses `zstandard`'s multi-threaded mode, whose output
+depends on the job size but not on the number of workers, so every machine writes the same bytes.
+Figures: bench/layer_codecs.py. Decompressors are file-like and stream; nothing holds a whole layer in memory.
 
 Imports: stdlib, isal, zstandard, imagekit.errors, imagekit.oci.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import bz2
 import io
 import lzma
+import os
 import zlib
 from typing import BinaryIO, Protocol
 
@@ -27,10 +29,15 @@ GZIP = "gzip"
 ZSTD = "zstd"
 #: What `--compression` accepts, and the OCI media type a new layer gets for each.
 MEDIA_TYPES = {GZIP: OCI_LAYER_GZIP, ZSTD: OCI_LAYER_ZSTD, "none": OCI_LAYER}
-#: ISA-L's level 1 of 0..3: the speed/size balance measured in bench/ (layer_create).
+#: ISA-L's level 1 of 0..3: as fast as level 0 and within 1% of level 3's size (bench/layer_codecs.py).
 GZIP_LEVEL = 1
 #: zstd's default level, what `zstd -T0` and containerd use.
 ZSTD_LEVEL = 3
+#: Bytes per zstd job (the default at level 3 is 8 MiB): each worker holds about two jobs, and 3 MiB
+#: keeps a layer write under 100 MB of memory at 4 workers for ~5% of the speed (bench/layer_codecs.py).
+ZSTD_JOB_SIZE = 3 << 20
+#: zstd workers: one per core, at most 4 (memory, above). Never 0: single-threaded zstd writes other bytes.
+ZSTD_THREADS = max(1, min(os.cpu_count() or 1, 4))
 #: Errors a corrupt compressed stream raises from the decompressors below.
 DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (
     EOFError,
@@ -85,7 +92,8 @@ def compressor(codec: str) -> Compressor:
     if codec == GZIP:
         return isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, 31)  # type: ignore[no-any-return]
     if codec == ZSTD:
-        return zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1).compressobj()  # type: ignore[return-value]
+        params = zstandard.ZstdCompressionParameters.from_level(ZSTD_LEVEL, threads=ZSTD_THREADS, job_size=ZSTD_JOB_SIZE)
+        return zstandard.ZstdCompressor(compression_params=params).compressobj()  # type: ignore[return-value]
     if codec == NONE:
         return _Identity()
     raise LayerError(f"unknown compression {codec!r}")

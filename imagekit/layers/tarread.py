@@ -1,0 +1,294 @@
+"""A streaming tar reader for untrusted layers: headers as values, file data copied straight to a descriptor.
+
+Why not `tarfile`: in stream mode it keeps every member it has seen (an entry-count bomb becomes a
+memory bomb), reads a PAX header of any announced size into memory, and copies file data through
+several intermediate buffers. This reader holds one 1 MiB buffer, caps PAX and GNU long-name
+records at 1 MiB (Go's archive/tar limit), and reads the archive the way Go's archive/tar does,
+since Go wrote most layers in the wild: ustar, GNU and PAX headers, base-256 numbers, header-only
+types never carry data whatever their size field says, global PAX headers are skipped (as Docker and
+containerd skip them), and an archive may end at a block boundary without its two zero blocks.
+Names stay bytes from end to end: layers carry whatever bytes their authors' filesystems had.
+
+Imports: stdlib, imagekit.errors.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from imagekit.errors import LayerError
+
+BLOCK = 512
+#: Largest PAX extended header or GNU long name/link accepted (Go's maxSpecialFileSize).
+MAX_META = 1 << 20
+_BUFFER = 1 << 20
+
+REGULAR = b"0"
+HARDLINK = b"1"
+SYMLINK = b"2"
+CHARDEV = b"3"
+BLOCKDEV = b"4"
+DIRECTORY = b"5"
+FIFO = b"6"
+#: Types whose data area is empty whatever the size field says (Go's isHeaderOnlyType).
+_HEADER_ONLY = {HARDLINK, SYMLINK, CHARDEV, BLOCKDEV, DIRECTORY, FIFO}
+_PAX, _PAX_GLOBAL, _GNU_LONGNAME, _GNU_LONGLINK = b"x", b"g", b"L", b"K"
+_XATTR = "SCHILY.xattr."
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One archive member, PAX and GNU extensions applied. `type` is the typeflag byte (b"0" for
+    every regular-file spelling); times are nanoseconds since the epoch."""
+
+    name: bytes
+    type: bytes
+    size: int
+    mode: int
+    uid: int
+    gid: int
+    mtime_ns: int
+    atime_ns: int | None
+    linkname: bytes
+    devmajor: int
+    devminor: int
+    xattrs: tuple[tuple[str, bytes], ...]
+
+
+class TarReader:
+    """Iterates the entries of a tar stream; `copy_data(fd)` writes the current entry's data.
+
+    The stream needs `readinto` (or `read`); errors it raises propagate untouched, so the caller can
+    tell a corrupt compressed stream from a malformed archive (LayerError, naming `what`).
+    `offset` counts the uncompressed bytes consumed so far, for size caps.
+    """
+
+    def __init__(self, stream: BinaryIO, what: str) -> None:
+        self._stream = stream
+        self._readinto = getattr(stream, "readinto", None)
+        self._what = what
+        self._buf = bytearray(_BUFFER)
+        self._view = memoryview(self._buf)
+        self._pos = 0
+        self._end = 0
+        self._left = 0  # data bytes of the current entry not consumed yet
+        self._pad = 0  # and the padding after them, up to a block boundary
+        self._entry = b""
+        self.offset = 0
+
+    # --- input ------------------------------------------------------------------------------------------
+    def _fill(self) -> int:
+        """Reads more input after what is buffered; returns how many bytes arrived (0 at EOF)."""
+        if self._pos == self._end:
+            self._pos = self._end = 0
+        elif self._end == len(self._buf):
+            self._buf[: self._end - self._pos] = self._view[self._pos : self._end]
+            self._end -= self._pos
+            self._pos = 0
+        free = self._view[self._end :]
+        if self._readinto is not None:
+            got = self._readinto(free) or 0
+        else:
+            data = self._stream.read(len(free))
+            got = len(data)
+            free[:got] = data
+        self._end += got
+        return got
+
+    def _take(self, size: int) -> memoryview | None:
+        """The next `size` (<= buffer) bytes, valid until the next read; None at EOF before the first byte."""
+        while self._end - self._pos < size:
+            if not self._fill():
+                if self._end == self._pos:
+                    return None
+                raise LayerError(f"{self._what}: truncated tar archive{self._after()}")
+        view = self._view[self._pos : self._pos + size]
+        self._pos += size
+        self.offset += size
+        return view
+
+    def _after(self) -> str:
+        return f" in entry {show(self._entry)}" if self._entry else ""
+
+    def _skip(self, size: int) -> None:
+        while size:
+            if self._pos == self._end and not self._fill():
+                raise LayerError(f"{self._what}: truncated tar archive{self._after()}")
+            step = min(size, self._end - self._pos)
+            self._pos += step
+            self.offset += step
+            size -= step
+
+    def copy_data(self, fd: int) -> None:
+        """Writes the current entry's data (all of it, once) to `fd`, straight from the buffer."""
+        left, self._left = self._left, 0
+        while left:
+            if self._pos == self._end and not self._fill():
+                raise LayerError(f"{self._what}: truncated tar archive in entry {show(self._entry)}")
+            step = min(left, self._end - self._pos)
+            written = os.write(fd, self._view[self._pos : self._pos + step])
+            self._pos += written
+            self.offset += written
+            left -= written
+
+    # --- entries ----------------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Entry]:
+        pax: dict[str, bytes] = {}
+        longname = longlink = b""
+        while True:
+            self._skip(self._left + self._pad)
+            self._left = self._pad = 0
+            block = self._take(BLOCK)
+            if block is None:
+                return  # EOF at a block boundary: accepted, as Go accepts it
+            if not any(block):
+                block = self._take(BLOCK)
+                if block is None or not any(block):
+                    return
+                raise LayerError(f"{self._what}: invalid tar header after a zero block{self._after()}")
+            header = self._header(bytes(block))
+            kind, size = header.type, header.size
+            if kind in (_PAX, _PAX_GLOBAL, _GNU_LONGNAME, _GNU_LONGLINK):
+                if size > MAX_META:
+                    raise LayerError(f"{self._what}: tar extended header of {size} bytes is larger than the 1 MiB allowed{self._after()}")
+                data = self._meta(size)
+                if kind == _PAX:
+                    pax.update(self._parse_pax(data))
+                elif kind == _GNU_LONGNAME:
+                    longname = data.split(b"\0", 1)[0]
+                elif kind == _GNU_LONGLINK:
+                    longlink = data.split(b"\0", 1)[0]
+                continue  # a global header (g) is skipped, as Docker and containerd skip it
+            entry = self._extended(header, pax, longname, longlink)
+            pax, longname, longlink = {}, b"", b""
+            self._entry = entry.name
+            self._left = 0 if entry.type in _HEADER_ONLY else entry.size
+            self._pad = -self._left % BLOCK
+            yield entry
+
+    def _meta(self, size: int) -> bytes:
+        data = bytearray()
+        while len(data) < size:
+            chunk = self._take(min(_BUFFER, size - len(data)))
+            if chunk is None:
+                raise LayerError(f"{self._what}: truncated tar archive in an extended header{self._after()}")
+            data += chunk
+        self._skip(-size % BLOCK)
+        return bytes(data)
+
+    def _header(self, block: bytes) -> Entry:
+        if not _checksum_ok(block):
+            where = " at the start: not a tar archive" if self.offset == BLOCK else self._after()
+            raise LayerError(f"{self._what}: invalid tar header (bad checksum){where}")
+        name = _cstring(block[0:100])
+        if block[257:263] == b"ustar\0":  # POSIX ustar: a prefix field extends the name
+            prefix = _cstring(block[345:500])
+            if prefix:
+                name = prefix + b"/" + name
+        kind = block[156:157]
+        if kind in (b"\0", b"7"):
+            kind = DIRECTORY if name.endswith(b"/") and kind == b"\0" else REGULAR
+        numbers = [_number(block[a:b]) for a, b in ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148), (329, 337), (337, 345))]
+        if any(n is None for n in numbers):
+            raise LayerError(f"{self._what}: invalid number in the tar header of {show(name)}")
+        mode, uid, gid, size, mtime, major, minor = (int(n or 0) for n in numbers)
+        if size < 0 or uid < 0 or gid < 0:
+            raise LayerError(f"{self._what}: negative size or owner in the tar header of {show(name)}")
+        return Entry(name, kind, size, mode & 0o7777, uid, gid, mtime * 10**9, None, _cstring(block[157:257]), major, minor, ())
+
+    def _parse_pax(self, data: bytes) -> dict[str, bytes]:
+        """PAX records `LEN KEY=VALUE\\n`; LayerError for any malformed record."""
+        records: dict[str, bytes] = {}
+        pos = 0
+        while pos < len(data):
+            space = data.find(b" ", pos, pos + 20)
+            length = data[pos:space]
+            if space < 0 or not length.isdigit() or int(length) < space - pos + 3:
+                raise LayerError(f"{self._what}: malformed PAX header record at byte {pos}")
+            end = pos + int(length)
+            key, eq, value = data[space + 1 : end].partition(b"=")
+            if end > len(data) or data[end - 1 : end] != b"\n" or not eq:
+                raise LayerError(f"{self._what}: malformed PAX header record at byte {pos}")
+            records[key.decode("utf-8", "surrogateescape")] = value[:-1]
+            pos = end
+        return records
+
+    def _extended(self, header: Entry, pax: dict[str, bytes], longname: bytes, longlink: bytes) -> Entry:
+        """The header with GNU long names and PAX records applied (PAX wins, as in Go)."""
+        name = pax.get("path", longname or header.name)
+        fields = {"size": header.size, "uid": header.uid, "gid": header.gid}
+        for key in fields:
+            if key in pax:
+                value = pax[key]
+                if not value.isdigit():
+                    raise LayerError(f"{self._what}: invalid PAX {key} {value[:40]!r} for {show(name)}")
+                fields[key] = int(value)
+        if any(key.startswith("GNU.sparse.") for key in pax):
+            raise LayerError(f"{self._what}: {show(name)} is a sparse file, which layers do not use and imagekit does not read")
+        return Entry(
+            name=name,
+            type=header.type,
+            size=fields["size"],
+            mode=header.mode,
+            uid=fields["uid"],
+            gid=fields["gid"],
+            mtime_ns=_pax_time(pax.get("mtime"), header.mtime_ns, self._what, name),
+            atime_ns=_pax_time(pax.get("atime"), None, self._what, name),
+            linkname=pax.get("linkpath", longlink or header.linkname),
+            devmajor=header.devmajor,
+            devminor=header.devminor,
+            xattrs=tuple((key[len(_XATTR) :], value) for key, value in pax.items() if key.startswith(_XATTR)),
+        )
+
+
+def _cstring(field: bytes) -> bytes:
+    return field.split(b"\0", 1)[0]
+
+
+def _checksum_ok(block: bytes) -> bool:
+    """The header checksum: the sum of its bytes with the checksum field as spaces (unsigned, or signed
+    as some old tars computed it)."""
+    stored = _number(block[148:156])
+    rest = block[:148] + block[156:]
+    if stored == sum(rest) + 8 * 32:
+        return True
+    return stored == sum(b - 256 if b > 127 else b for b in rest) + 8 * 32
+
+
+def _number(field: bytes) -> int | None:
+    """A header number: octal text (NULs/spaces around it) or GNU base-256 (high bit set, 0x40 the
+    sign, two's complement); None if neither."""
+    if field and field[0] & 0x80:
+        value = int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
+        return value - (1 << (8 * len(field) - 1)) if field[0] & 0x40 else value
+    text = field.split(b"\0", 1)[0].strip(b" ")
+    if not text:
+        return 0
+    try:
+        return int(text, 8)
+    except ValueError:
+        return None
+
+
+def _pax_time(value: bytes | None, default: int | None, what: str, name: bytes) -> int | None:
+    """A PAX time (`1700000000.123456789`, maybe negative) in nanoseconds."""
+    if value is None:
+        return default
+    seconds, _, fraction = value.partition(b".")
+    digits = seconds.removeprefix(b"-")
+    if not digits.isdigit() or (fraction and not fraction.isdigit()):
+        raise LayerError(f"{what}: invalid PAX time {value[:40]!r} for {show(name)}")
+    ns = int(digits) * 10**9 + int((fraction + b"000000000")[:9])
+    return -ns if seconds.startswith(b"-") else ns
+
+
+def show(name: bytes, limit: int = 120) -> str:
+    """A path for a one-line message: quoted, undecodable bytes escaped, long ones cut in the middle."""
+    text = name.decode("utf-8", "backslashreplace")
+    if len(text) > limit:
+        text = f"{text[: limit // 2]}...{text[-limit // 2 :]}"
+    return repr(text)
+

@@ -48,6 +48,8 @@ MAX_BYTES_ENV = "IMAGEKIT_MAX_LAYER_BYTES"
 WHITEOUT = b".wh."
 OPAQUE = b".wh..wh..opq"
 ROOTLESS_XATTR = "user.rootlesscontainers"
+#: Linux's limit on a path handed to one system call; no layer path may reach it.
+PATH_MAX = 4096
 _NOOP_ID = 0xFFFFFFFF
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?", re.IGNORECASE)
 _NOT_SUPPORTED = (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES)
@@ -165,6 +167,8 @@ def clean(name: bytes, what: str) -> bytes:
     path = posixpath.normpath(name.lstrip(b"/") or b".")
     if path == b".." or path.startswith(b"../"):
         raise LayerError(f"{what}: entry {show(name)}: the path leaves the root through '..'")
+    if len(path) >= PATH_MAX:
+        raise LayerError(f"{what}: entry {show(name)}: the name is too long (a path of {PATH_MAX} bytes or more)")
     return b"" if path == b"." else path
 
 

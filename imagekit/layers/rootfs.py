@@ -121,7 +121,7 @@ class Root:
         """A borrowed O_PATH descriptor of the directory `path` (clean, relative; b"" is the root).
 
         Symlinks on the way resolve inside the root. With `create`, missing directories are made
-        (mode IMPLICIT_DIR_MODE). Raises OSError: ENOENT, ENOTDIR (a component is not a directory),
+        (mode IMPLICIT_DIR_MODE), also at the end of an in-root symlink. Raises OSError: ENOENT, ENOTDIR (a component is not a directory),
         ELOOP (too many symlinks), ENAMETOOLONG.
         """
         if not path:
@@ -150,10 +150,16 @@ class Root:
         """An owned O_PATH descriptor of the directory `path` resolves to inside the root."""
         if self.uses_openat2:
             return _openat2(self.fd, path, _PATH_FLAGS | os.O_DIRECTORY)
-        return self._walk(path)
+        return self._walk(path, create=False)
 
-    def _walk(self, path: bytes) -> int:
-        """RESOLVE_IN_ROOT by hand: one component at a time, never following a link the kernel's way."""
+    def _create(self, path: bytes) -> int:
+        return self._walk(path, create=True)
+
+    def _walk(self, path: bytes, *, create: bool) -> int:
+        """RESOLVE_IN_ROOT by hand: one component at a time with O_NOFOLLOW, symlinks followed by
+        reading them and resolving their targets inside the root. With `create`, a missing component
+        is made as a directory, also where a symlink leads (as containerd and umoci create through
+        in-root symlinks)."""
         todo = [part for part in reversed(path.split(b"/")) if part and part != b"."]
         chain: list[int] = []  # owned descriptors of the directories below the root, innermost last
         links = 0
@@ -165,7 +171,17 @@ class Root:
                         os.close(chain.pop())
                     continue
                 here = chain[-1] if chain else self.fd
-                fd = os.open(part, _PATH_FLAGS | os.O_NOFOLLOW, dir_fd=here)
+                try:
+                    fd = os.open(part, _PATH_FLAGS | os.O_NOFOLLOW, dir_fd=here)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    try:
+                        os.mkdir(part, IMPLICIT_DIR_MODE, dir_fd=here)
+                        os.chmod(proc_path(here, part), IMPLICIT_DIR_MODE)  # whatever the umask
+                    except FileExistsError:
+                        pass
+                    fd = os.open(part, _PATH_FLAGS | os.O_NOFOLLOW, dir_fd=here)
                 mode = os.fstat(fd).st_mode
                 if stat.S_ISLNK(mode):
                     os.close(fd)
@@ -185,29 +201,6 @@ class Root:
         finally:
             for fd in chain:
                 os.close(fd)
-
-    def _create(self, path: bytes) -> int:
-        """Makes the missing directories of `path` one by one, each resolved again from the root."""
-        parts = path.split(b"/")
-        fd = os.dup(self.fd)
-        try:
-            for i, part in enumerate(parts):
-                prefix = b"/".join(parts[: i + 1])
-                try:
-                    inner = self._resolve(prefix)
-                except FileNotFoundError:
-                    try:
-                        os.mkdir(part, IMPLICIT_DIR_MODE, dir_fd=fd)
-                        os.chmod(proc_path(fd, part), IMPLICIT_DIR_MODE)  # whatever the umask
-                    except FileExistsError:
-                        pass  # a dangling symlink: resolving again says ENOENT and stops us
-                    inner = self._resolve(prefix)
-                os.close(fd)
-                fd = inner
-            return fd
-        except BaseException:
-            os.close(fd)
-            raise
 
 
 def remove(parent: int, name: bytes) -> None:

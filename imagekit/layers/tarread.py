@@ -6,7 +6,9 @@ several intermediate buffers. This reader holds one 1 MiB buffer, caps PAX and G
 records at 1 MiB (Go's archive/tar limit), and reads the archive the way Go's archive/tar does,
 since Go wrote most layers in the wild: ustar, GNU and PAX headers, base-256 numbers, header-only
 types never carry data whatever their size field says, global PAX headers are skipped (as Docker and
-containerd skip them), and an archive may end at a block boundary without its two zero blocks.
+containerd skip them), and one zero block ends an archive (GNU tar's "lone zero block"). Unlike
+Go, an archive that stops after an entry without any zero block is truncated: a zstd reader may
+end a cut stream quietly at a block boundary, and every tar writer writes the end blocks.
 Names stay bytes from end to end: layers carry whatever bytes their authors' filesystems had.
 
 Imports: stdlib, imagekit.errors.
@@ -143,7 +145,9 @@ class TarReader:
             self._left = self._pad = 0
             block = self._take(BLOCK)
             if block is None:
-                return  # EOF at a block boundary: accepted, as Go accepts it
+                if self.offset:  # a decompressor may end a cut stream quietly at a block boundary
+                    raise LayerError(f"{self._what}: truncated tar archive: it ends without its end-of-archive blocks{self._after()}")
+                return  # an empty stream is an empty layer, as Go reads it
             if not any(block):
                 block = self._take(BLOCK)
                 if block is None or not any(block):

@@ -123,8 +123,8 @@ def pad(data: bytes) -> bytes:
     return data + bytes(-len(data) % 512)
 
 
-def pax_entry(records: dict[bytes, bytes], name: bytes = b"PaxHeader") -> bytes:
-    """A PAX extended header (type x) with raw byte records, to be followed by the entry it extends."""
+def pax_entry(records: dict[bytes, bytes], name: bytes = b"PaxHeader", kind: bytes = b"x") -> bytes:
+    """A PAX extended header (type x, or g for a global one) with raw byte records."""
     body = b""
     for key, value in records.items():
         record = b" " + key + b"=" + value + b"\n"
@@ -132,7 +132,7 @@ def pax_entry(records: dict[bytes, bytes], name: bytes = b"PaxHeader") -> bytes:
         while len(str(length)) + len(record) != length:
             length = len(str(length)) + len(record)
         body += str(length).encode() + record
-    return header(name, size=len(body), type=b"x") + pad(body)
+    return header(name, size=len(body), type=kind) + pad(body)
 
 
 END = bytes(1024)

@@ -199,6 +199,8 @@ CASES = [
     Case("gnu-sparse", _raw(pax_entry({b"GNU.sparse.major": b"1", b"GNU.sparse.minor": b"0"}), header(b"sparse")), error="sparse file"),
 ]
 
+BY_NAME = {case.name: case for case in CASES}
+
 
 def blobs(case: Case, outside: Path) -> list[bytes]:
     """The case's layer blobs, compressed with its codec unless it built them finished."""

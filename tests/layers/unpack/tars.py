@@ -147,15 +147,17 @@ class _Blobs:
         return io.BytesIO(self.blobs[descriptor.digest])
 
 
-def image(layers: Iterable[tuple[bytes, str]]) -> Image:
-    """An in-memory Image of (blob, media_type) layers (diff_ids are not checked by unpack)."""
+def image(layers: Iterable[tuple[bytes, str]], diff_ids: Iterable[str] = ()) -> Image:
+    """An in-memory Image of (blob, media_type) layers. imagekit's unpack does not read diff_ids;
+    umoci needs them (give them for images it unpacks)."""
     blobs: dict[Digest, bytes] = {}
     descriptors = []
     for blob, media_type in layers:
         digest = Digest.of_bytes(blob)
         blobs[digest] = blob
         descriptors.append(Descriptor(media_type, digest, len(blob)))
-    config = canonical_json({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
+    rootfs = {"type": "layers", "diff_ids": list(diff_ids)}
+    config = canonical_json({"architecture": "amd64", "os": "linux", "config": {}, "rootfs": rootfs})
     config_digest = Digest.of_bytes(config)
     blobs[config_digest] = config
     manifest = Manifest(OCI_MANIFEST, Descriptor(OCI_CONFIG, config_digest, len(config)), tuple(descriptors))
@@ -163,7 +165,7 @@ def image(layers: Iterable[tuple[bytes, str]]) -> Image:
 
 
 def layers_image(*tars: bytes, codec: str = "none") -> Image:
-    return image((compress(data, codec), MEDIA_TYPES[codec]) for data in tars)
+    return image(((compress(data, codec), MEDIA_TYPES[codec]) for data in tars), [str(Digest.of_bytes(data)) for data in tars])
 
 
 def store_image(root: Path, img: Image, ref: str = "docker.io/library/test:1") -> str:

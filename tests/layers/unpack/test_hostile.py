@@ -13,11 +13,9 @@ import pytest
 from imagekit.errors import ImagekitError
 from imagekit.layers.unpack import unpack
 from tests.layers.unpack.conftest import Sandbox
-from tests.layers.unpack.hostile import CASES, Case, blobs
+from tests.layers.unpack.hostile import BY_NAME, CASES, Case, blobs
 from tests.layers.unpack.tars import MEDIA_TYPES, image, store_image
 from tests.store.conftest import one_line_error, run_imagekit
-
-BY_NAME = {case.name: case for case in CASES}
 
 
 def test_the_corpus_is_large_and_distinct() -> None:

@@ -226,6 +226,8 @@ class _Applier:
         if handler is None:
             raise LayerError(f"{self.what}: entry {show(entry.name)}: unsupported tar entry type {entry.type.decode('latin-1')!r}")
         parent_path, name = split(path)
+        if (b"/" + parent_path).find(b"/" + WHITEOUT) >= 0:
+            raise LayerError(f"{self.what}: entry {show(entry.name)}: a directory named {WHITEOUT.decode()}*: such names are whiteouts, never directories")
         try:
             if name.startswith(WHITEOUT):
                 self._whiteout(entry, parent_path, name)

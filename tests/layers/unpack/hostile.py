@@ -161,6 +161,7 @@ CASES = [
     Case("whiteout-dotdot", lambda o: [tar([file("../.wh.outside.txt")])], error="leaves the root"),
     Case("whiteout-through-symlink", lambda o: [tar([symlink("s", str(o)), file("s/.wh.outside.txt")])], check=_absent("s", ".wh.outside.txt")),
     Case("whiteout-dot-names", lambda o: [tar([file(".wh..")])], error="invalid whiteout"),
+    Case("whiteout-as-directory", lambda o: [tar([file(".wh.etc/passwd")])], error="such names are whiteouts, never directories"),
     Case("opaque-through-symlink", lambda o: [tar([symlink("s", str(o)), file("s/.wh..wh..opq")])]),
     Case("opaque-through-relative-symlink", lambda o: [tar([symlink("s", "../.."), file("s/.wh..wh..opq")])]),
     # --- type clashes ------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ A size cap (uncompressed tar bytes) and an entry cap guard against decompression
 checked before an entry is written, against a Budget shared by all layers of one image.
 This module applies; it does not make application atomic: see imagekit.layers.unpack.
 
-Imports: stdlib, imagekit.errors, imagekit.layers (compression, rootfs, tarread).
+Imports: stdlib, imagekit.errors, digest, imagekit.layers (compression, rootfs, tarread).
 """
 
 from __future__ import annotations
@@ -27,12 +27,15 @@ import errno
 import logging
 import os
 import posixpath
+import queue
 import re
 import stat
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO, TypeVar
 
+from imagekit.digest import CHUNK
 from imagekit.errors import LayerError
 from imagekit.layers.compression import DECOMPRESS_ERRORS, compression_of, decompressed
 from imagekit.layers.rootfs import Root, proc_path, remove, split, writable
@@ -127,33 +130,77 @@ def apply_layer(blob: BinaryIO, media_type: str, root: Root, *, budget: Budget |
     """
     codec = compression_of(media_type)
     budget = budget if budget is not None else Budget(Limits.from_env())
-    reader = TarReader(_Translated(decompressed(blob, codec), f"{what}: corrupt {codec or 'tar'} stream"), what)
-    applier = _Applier(root, reader, budget, what)
-    for entry in reader:
-        applier.apply(entry)
-    applier.finish()
+    ahead = _ReadAhead(decompressed(blob, codec), f"{what}: corrupt {codec or 'tar'} stream")
+    try:
+        reader = TarReader(ahead, what)
+        applier = _Applier(root, reader, budget, what)
+        for entry in reader:
+            applier.apply(entry)
+        applier.finish()
+    finally:
+        ahead.close()
     budget.bytes += reader.offset
     return ApplyReport(applier.count, reader.offset, applier.warnings())
 
 
-class _Translated:
-    """A stream whose read errors (a corrupt compressed stream, mostly) become one LayerError line."""
+class _ReadAhead:
+    """The layer's bytes as chunks, read (and so decompressed and digest-checked) by a second thread.
+
+    Reading, hashing and inflating release the GIL, as writing files does, so on two cores they run
+    beside the tar parsing and file writes instead of before them: at most DEPTH chunks ahead, so
+    memory stays bounded whatever the layer's size. Read errors reach the reader as one LayerError
+    line (a corrupt compressed stream) or as the ImagekitError they are (a digest mismatch).
+    """
+
+    DEPTH = 4
 
     def __init__(self, stream: BinaryIO, what: str) -> None:
-        self._stream = stream
         self._what = what
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=self.DEPTH)
+        self._stop = threading.Event()
+        self._ended = False
+        self._thread = threading.Thread(target=self._run, args=(stream,), name="imagekit-layer-read", daemon=True)
+        self._thread.start()
 
-    def readinto(self, buffer: memoryview) -> int:
+    def _run(self, stream: BinaryIO) -> None:
         try:
-            return self._stream.readinto(buffer)  # type: ignore[attr-defined,no-any-return]
-        except DECOMPRESS_ERRORS as err:
-            raise LayerError(f"{self._what} ({err})") from err
+            while not self._stop.is_set():
+                data = stream.read(CHUNK)
+                self._put(data)
+                if not data:
+                    return
+        except BaseException as err:  # handed over: the reading thread raises it
+            self._put(err)
 
-    def read(self, size: int = -1) -> bytes:
-        try:
-            return self._stream.read(size)
-        except DECOMPRESS_ERRORS as err:
-            raise LayerError(f"{self._what} ({err})") from err
+    def _put(self, item: bytes | BaseException) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self) -> _ReadAhead:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._ended:
+            raise StopIteration
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            self._ended = True
+            if isinstance(item, DECOMPRESS_ERRORS):
+                raise LayerError(f"{self._what} ({item})") from item
+            raise item
+        if not item:
+            self._ended = True
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        """Stops the reading thread (it may be a few chunks ahead) and waits for it."""
+        self._stop.set()
+        self._thread.join()
 
 
 def clean(name: bytes, what: str) -> bytes:

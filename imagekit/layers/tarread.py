@@ -2,7 +2,8 @@
 
 Why not `tarfile`: in stream mode it keeps every member it has seen (an entry-count bomb becomes a
 memory bomb), reads a PAX header of any announced size into memory, and copies file data through
-several intermediate buffers. This reader holds one 1 MiB buffer, caps PAX and GNU long-name
+several intermediate buffers. This reader works on the chunks it is given (writing file data
+straight from them), caps PAX and GNU long-name
 records at 1 MiB (Go's archive/tar limit), and reads the archive the way Go's archive/tar does,
 since Go wrote most layers in the wild: ustar, GNU and PAX headers, base-256 numbers, header-only
 types never carry data whatever their size field says, global PAX headers are skipped (as Docker and
@@ -17,7 +18,7 @@ Imports: stdlib, imagekit.errors.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -26,7 +27,7 @@ from imagekit.errors import LayerError
 BLOCK = 512
 #: Largest PAX extended header or GNU long name/link accepted (Go's maxSpecialFileSize).
 MAX_META = 1 << 20
-_BUFFER = 1 << 20
+_CHUNK = 1 << 20
 
 REGULAR = b"0"
 HARDLINK = b"1"
@@ -60,51 +61,47 @@ class Entry:
     xattrs: tuple[tuple[str, bytes], ...]
 
 
-class TarReader:
-    """Iterates the entries of a tar stream; `copy_data(fd)` writes the current entry's data.
+def chunks(stream: BinaryIO, size: int = _CHUNK) -> Iterator[bytes]:
+    """A stream as the chunks TarReader reads."""
+    while data := stream.read(size):
+        yield data
 
-    The stream needs `readinto` (or `read`); errors it raises propagate untouched, so the caller can
-    tell a corrupt compressed stream from a malformed archive (LayerError, naming `what`).
-    `offset` counts the uncompressed bytes consumed so far, for size caps.
+
+class TarReader:
+    """Iterates the entries of a tar archive given as chunks of bytes; `copy_data(fd)` writes the
+    current entry's data straight from those chunks (no copy in between).
+
+    Errors the chunk source raises propagate untouched, so the caller can tell a corrupt compressed
+    stream from a malformed archive (LayerError, naming `what`). `offset` counts the bytes consumed
+    so far, for size caps.
     """
 
-    def __init__(self, stream: BinaryIO, what: str) -> None:
-        self._stream = stream
-        self._readinto = getattr(stream, "readinto", None)
+    def __init__(self, source: Iterable[bytes], what: str) -> None:
+        self._source = iter(source)
         self._what = what
-        self._buf = bytearray(_BUFFER)
-        self._view = memoryview(self._buf)
+        self._view = memoryview(b"")
         self._pos = 0
-        self._end = 0
         self._left = 0  # data bytes of the current entry not consumed yet
         self._pad = 0  # and the padding after them, up to a block boundary
         self._entry = b""
         self.offset = 0
 
     # --- input ------------------------------------------------------------------------------------------
-    def _fill(self) -> int:
-        """Reads more input after what is buffered; returns how many bytes arrived (0 at EOF)."""
-        if self._pos == self._end:
-            self._pos = self._end = 0
-        elif self._end == len(self._buf):
-            self._buf[: self._end - self._pos] = self._view[self._pos : self._end]
-            self._end -= self._pos
-            self._pos = 0
-        free = self._view[self._end :]
-        if self._readinto is not None:
-            got = self._readinto(free) or 0
-        else:
-            data = self._stream.read(len(free))
-            got = len(data)
-            free[:got] = data
-        self._end += got
-        return got
+    def _fill(self) -> bool:
+        """Appends the next chunk to what is left of the current one; False at the end of the input."""
+        chunk = next(self._source, None)
+        if not chunk:
+            return False
+        rest = self._view[self._pos :]
+        self._view = memoryview(bytes(rest) + chunk if rest else chunk)  # a header across two chunks: rare
+        self._pos = 0
+        return True
 
     def _take(self, size: int) -> memoryview | None:
-        """The next `size` (<= buffer) bytes, valid until the next read; None at EOF before the first byte."""
-        while self._end - self._pos < size:
+        """The next `size` bytes, valid until the next read; None at the end before the first byte."""
+        while len(self._view) - self._pos < size:
             if not self._fill():
-                if self._end == self._pos:
+                if len(self._view) == self._pos:
                     return None
                 raise LayerError(f"{self._what}: truncated tar archive{self._after()}")
         view = self._view[self._pos : self._pos + size]
@@ -117,20 +114,20 @@ class TarReader:
 
     def _skip(self, size: int) -> None:
         while size:
-            if self._pos == self._end and not self._fill():
+            if self._pos == len(self._view) and not self._fill():
                 raise LayerError(f"{self._what}: truncated tar archive{self._after()}")
-            step = min(size, self._end - self._pos)
+            step = min(size, len(self._view) - self._pos)
             self._pos += step
             self.offset += step
             size -= step
 
     def copy_data(self, fd: int) -> None:
-        """Writes the current entry's data (all of it, once) to `fd`, straight from the buffer."""
+        """Writes the current entry's data (all of it, once) to `fd`."""
         left, self._left = self._left, 0
         while left:
-            if self._pos == self._end and not self._fill():
+            if self._pos == len(self._view) and not self._fill():
                 raise LayerError(f"{self._what}: truncated tar archive in entry {show(self._entry)}")
-            step = min(left, self._end - self._pos)
+            step = min(left, len(self._view) - self._pos)
             written = os.write(fd, self._view[self._pos : self._pos + step])
             self._pos += written
             self.offset += written
@@ -176,7 +173,7 @@ class TarReader:
     def _meta(self, size: int) -> bytes:
         data = bytearray()
         while len(data) < size:
-            chunk = self._take(min(_BUFFER, size - len(data)))
+            chunk = self._take(min(_CHUNK, size - len(data)))
             if chunk is None:
                 raise LayerError(f"{self._what}: truncated tar archive in an extended header{self._after()}")
             data += chunk

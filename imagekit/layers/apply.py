@@ -287,6 +287,8 @@ class _Applier:
                 handler(entry, path, parent_path, parent, name)
         except OSError as err:
             raise LayerError(f"{self.what}: entry {show(entry.name)}: {_REASONS.get(err.errno or 0, err.strerror or str(err))}") from err
+        except (ValueError, OverflowError) as err:  # what the os module refuses to pass on (NULs, huge numbers)
+            raise LayerError(f"{self.what}: entry {show(entry.name)}: invalid metadata ({err})") from err
 
     def _file(self, entry: Entry, path: bytes, parent_path: bytes, parent: int, name: bytes) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -313,8 +315,8 @@ class _Applier:
         self.fixups[b""] = (self._mode(entry, b""), entry.atime_ns, entry.mtime_ns)
 
     def _symlink(self, entry: Entry, path: bytes, parent_path: bytes, parent: int, name: bytes) -> None:
-        if not entry.linkname:
-            raise LayerError(f"{self.what}: entry {show(entry.name)}: symlink with an empty target")
+        if not entry.linkname or b"\0" in entry.linkname:
+            raise LayerError(f"{self.what}: entry {show(entry.name)}: symlink with an empty target or a NUL byte in it")
         self._create(parent, name, lambda: os.symlink(entry.linkname, name, dir_fd=parent))
         self._metadata(entry, path, proc_path(parent, name), mode=False, follow=False)
 

@@ -40,6 +40,9 @@ FIFO = b"6"
 _HEADER_ONLY = {HARDLINK, SYMLINK, CHARDEV, BLOCKDEV, DIRECTORY, FIFO}
 _PAX, _PAX_GLOBAL, _GNU_LONGNAME, _GNU_LONGLINK = b"x", b"g", b"L", b"K"
 _XATTR = "SCHILY.xattr."
+_NO_ID = 0xFFFFFFFF  # (uid_t)-1 means "leave unchanged" to chown: no file can be owned by it
+_MAX_DEVICE = 1 << 31
+_MAX_TIME = 1 << 63  # nanoseconds: what a 64-bit timespec holds, year 2262
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,12 +227,14 @@ class TarReader:
         for key in fields:
             if key in pax:
                 value = pax[key]
-                if not value.isdigit():
+                if not value.isdigit() or len(value) > 19:
                     raise LayerError(f"{self._what}: invalid PAX {key} {value[:40]!r} for {show(name)}")
                 fields[key] = int(value)
         if any(key.startswith("GNU.sparse.") for key in pax):
             raise LayerError(f"{self._what}: {show(name)} is a sparse file, which layers do not use and imagekit does not read")
-        return Entry(
+        if max(fields["uid"], fields["gid"]) >= _NO_ID or max(header.devmajor, header.devminor) >= _MAX_DEVICE:
+            raise LayerError(f"{self._what}: owner or device number out of range in the tar header of {show(name)}")
+        entry = Entry(
             name=name,
             type=header.type,
             size=fields["size"],
@@ -243,6 +248,9 @@ class TarReader:
             devminor=header.devminor,
             xattrs=tuple((key[len(_XATTR) :], value) for key, value in pax.items() if key.startswith(_XATTR)),
         )
+        if not all(-_MAX_TIME < t < _MAX_TIME for t in (entry.mtime_ns, entry.atime_ns or 0)):
+            raise LayerError(f"{self._what}: time out of range in the tar header of {show(name)}")
+        return entry
 
 
 def _cstring(field: bytes) -> bytes:
@@ -280,7 +288,7 @@ def _pax_time(value: bytes | None, default: int | None, what: str, name: bytes) 
         return default
     seconds, _, fraction = value.partition(b".")
     digits = seconds.removeprefix(b"-")
-    if not digits.isdigit() or (fraction and not fraction.isdigit()):
+    if not digits.isdigit() or len(digits) > 19 or (fraction and not fraction.isdigit()):
         raise LayerError(f"{what}: invalid PAX time {value[:40]!r} for {show(name)}")
     ns = int(digits) * 10**9 + int((fraction + b"000000000")[:9])
     return -ns if seconds.startswith(b"-") else ns

@@ -184,6 +184,12 @@ CASES = [
     Case("pax-negative-size", _raw(pax_entry({b"size": b"-512"}), header(b"neg", size=0)), error="invalid PAX size"),
     Case("pax-record-too-long", _raw(header(b"PaxHeader", size=20, type=b"x") + pad(b"99 path=abc\n"), header(b"a")), error="malformed PAX"),
     Case("pax-header-huge", _raw(header(b"PaxHeader", size=8 * MiB, type=b"x")), error="larger than the 1 MiB allowed"),
+    Case("nul-in-symlink-target", _raw(pax_entry({b"linkpath": b"/etc\0passwd"}), header(b"l", type=b"2")), error="NUL byte in it"),
+    Case("nul-in-xattr-name", _raw(pax_entry({b"SCHILY.xattr.user.a\0b": b"v"}), header(b"x")), error="invalid metadata"),
+    Case("pax-huge-uid", _raw(pax_entry({b"uid": b"1099511627776"}), header(b"u")), error="owner or device number out of range"),
+    Case("pax-digit-flood", _raw(pax_entry({b"gid": b"9" * 5000}), header(b"g")), error="invalid PAX gid"),
+    Case("pax-huge-mtime", _raw(pax_entry({b"mtime": b"99999999999999999"}), header(b"t")), error="time out of range"),
+    Case("base256-huge-device", _raw(header(b"d", type=b"3", raw_major=b"\x80" + b"\xff" * 7)), error="owner or device number out of range"),
     Case("base256-negative-size", _raw(header(b"neg", raw_size=b"\xff" * 12)), error="negative size"),
     Case("octal-garbage-size", _raw(header(b"bad", raw_size=b"12x4567\0\0\0\0\0")), error="invalid number"),
     # --- broken streams ----------------------------------------------------------------------------------

@@ -102,7 +102,9 @@ def compress(data: bytes, codec: str) -> bytes:
     return data
 
 
-def header(name: bytes, *, size: int = 0, type: bytes = b"0", linkname: bytes = b"", mode: int = 0o644, raw_size: bytes | None = None) -> bytes:
+def header(
+    name: bytes, *, size: int = 0, type: bytes = b"0", linkname: bytes = b"", mode: int = 0o644, raw_size: bytes | None = None, raw_major: bytes | None = None
+) -> bytes:
     """A ustar header block built by hand (for what tarfile will not write); checksum computed."""
     block = bytearray(512)
     block[0 : len(name[:100])] = name[:100]
@@ -114,6 +116,8 @@ def header(name: bytes, *, size: int = 0, type: bytes = b"0", linkname: bytes = 
     block[156:157] = type
     block[157 : 157 + len(linkname[:100])] = linkname[:100]
     block[257:265] = b"ustar\x0000"
+    if raw_major is not None:
+        block[329:337] = raw_major
     block[148:156] = b" " * 8
     block[148:156] = b"%06o\0 " % sum(block)
     return bytes(block)

@@ -70,11 +70,12 @@ def parse_size(text: str, source: str) -> int:
 
 def human_size(size: int) -> str:
     """1024-based, as parse_size reads it: 64 GiB, 512 MiB, 100 B."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:g} {unit}" if unit == "B" else f"{size:.3g} {unit}"
-        size /= 1024  # type: ignore[assignment]
-    raise AssertionError("unreachable")
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    value, power = float(size), 0
+    while value >= 1024 and power < len(units) - 1:
+        value /= 1024
+        power += 1
+    return f"{value:.3g} {units[power]}"
 
 
 @dataclass(frozen=True)
@@ -254,7 +255,7 @@ class _Applier:
         self.unpacked: set[bytes] = set()
         self.fixups: dict[bytes, tuple[int, int | None, int | None]] = {}  # dir -> (mode, atime, mtime)
         self.skipped: dict[str, list[bytes]] = {}
-        self._handlers: dict[bytes, Callable[[Entry, bytes, bytes, int, bytes], None]] = {
+        self._handlers: dict[bytes, Callable[[Entry, bytes, int, bytes], None]] = {
             REGULAR: self._file,
             DIRECTORY: self._directory,
             SYMLINK: self._symlink,
@@ -284,13 +285,13 @@ class _Applier:
                 parent = self.root.directory(parent_path, create=True)
                 self._writable(parent_path, parent)
                 self._mark(path)
-                handler(entry, path, parent_path, parent, name)
+                handler(entry, path, parent, name)
         except OSError as err:
             raise LayerError(f"{self.what}: entry {show(entry.name)}: {_REASONS.get(err.errno or 0, err.strerror or str(err))}") from err
         except (ValueError, OverflowError) as err:  # what the os module refuses to pass on (NULs, huge numbers)
             raise LayerError(f"{self.what}: entry {show(entry.name)}: invalid metadata ({err})") from err
 
-    def _file(self, entry: Entry, path: bytes, parent_path: bytes, parent: int, name: bytes) -> None:
+    def _file(self, entry: Entry, path: bytes, parent: int, name: bytes) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = self._create(parent, name, lambda: os.open(name, flags, 0o600, dir_fd=parent))
         try:
@@ -299,7 +300,7 @@ class _Applier:
         finally:
             os.close(fd)
 
-    def _directory(self, entry: Entry, path: bytes, parent_path: bytes, parent: int, name: bytes) -> None:
+    def _directory(self, entry: Entry, path: bytes, parent: int, name: bytes) -> None:
         self._create(parent, name, lambda: os.mkdir(name, 0o700, dir_fd=parent), keep_directory=True)
         fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent)
         try:
@@ -314,13 +315,13 @@ class _Applier:
         self._metadata(entry, b"", proc_path(self.root.fd), mode=False, times=False)
         self.fixups[b""] = (self._mode(entry, b""), entry.atime_ns, entry.mtime_ns)
 
-    def _symlink(self, entry: Entry, path: bytes, parent_path: bytes, parent: int, name: bytes) -> None:
+    def _symlink(self, entry: Entry, path: bytes, parent: int, name: bytes) -> None:
         if not entry.linkname or b"\0" in entry.linkname:
             raise LayerError(f"{self.what}: entry {show(entry.name)}: symlink with an empty target or a NUL byte in it")
         self._create(parent, name, lambda: os.symlink(entry.linkname, name, dir_fd=parent))
         self._metadata(entry, path, proc_path(parent, name), mode=False, follow=False)
 
-    def _hardlink(self, entry: Entry, path: bytes, parent_path: bytes, parent: int, name: bytes) -> None:
+    def _hardlink(self, entry: Entry, path: bytes, parent: int, name: bytes) -> None:
         target = clean(entry.linkname, self.what)
         if not target or target == path:
             raise LayerError(f"{self.what}: entry {show(entry.name)}: hardlink to {show(entry.linkname)}, which is not a file")
@@ -341,7 +342,7 @@ class _Applier:
 
         self._create(parent, name, link)
 
-    def _node(self, entry: Entry, path: bytes, parent_path: bytes, parent: int, name: bytes) -> None:
+    def _node(self, entry: Entry, path: bytes, parent: int, name: bytes) -> None:
         kind = {CHARDEV: stat.S_IFCHR, BLOCKDEV: stat.S_IFBLK, FIFO: stat.S_IFIFO}[entry.type]
         if kind != stat.S_IFIFO and not self.privileged:
             self._skip("device nodes (only root may create them)", path)

@@ -87,13 +87,13 @@ class Root:
     or `close()`. Creating paths never invalidates the cache: an existing path keeps its meaning.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, use_openat2: bool | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         self.fd = os.open(self.path, _PATH_FLAGS | os.O_DIRECTORY)
         if not os.path.isdir(proc_path(self.fd)):
             os.close(self.fd)
             raise OSError(errno.ENOENT, "/proc is not mounted (needed to change files through descriptors)", "/proc/self/fd")
-        self.uses_openat2 = openat2_available(self.fd) if use_openat2 is None else use_openat2 and openat2_available(self.fd)
+        self.uses_openat2 = openat2_available(self.fd)
         self._dirs: OrderedDict[bytes, int] = OrderedDict()
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "reference": {"errors"},
     "oci": {"errors", "digest"},
     "image": {"errors", "digest", "oci"},
-    "layers": {"errors", "digest", "oci"},
+    "layers": {"errors", "digest", "oci", "image"},
     "layout": {"errors", "digest", "oci", "image", "reference"},
     "store": {"errors", "digest", "oci", "image", "reference", "layout", "layers"},
     "importer": {"errors", "digest", "oci", "image", "reference", "layout", "layers"},

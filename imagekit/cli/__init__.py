@@ -168,3 +168,4 @@ def main(argv: list[str] | None = None) -> None:
 from imagekit.cli import auth as _auth  # noqa: E402,F401
 from imagekit.cli import store as _store  # noqa: E402,F401
 from imagekit.cli import registry as _registry  # noqa: E402,F401
+from imagekit.cli import layers as _layers  # noqa: E402,F401

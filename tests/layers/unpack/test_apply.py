@@ -1,0 +1,253 @@
+"""What applying layers produces: whiteouts, links, xattrs, devices, owners, times, clashes (as root)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from imagekit.layers.apply import ROOTLESS_XATTR
+from imagekit.layers.unpack import unpack
+from tests.layers.unpack.tars import (
+    END,
+    MTIME,
+    E,
+    device,
+    directory,
+    fifo,
+    file,
+    hardlink,
+    header,
+    layers_image,
+    pad,
+    pax_entry,
+    symlink,
+    tar,
+    xattrs,
+)
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="these expectations are root's (test_rootless.py has the others)")
+
+
+def unpacked(tmp_path: Path, *tars: bytes, codec: str = "none") -> Path:
+    target = tmp_path / "rootfs"
+    unpack(layers_image(*tars, codec=codec), target)
+    return target
+
+
+def listing(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_whiteouts_delete_lower_files_and_trees_and_are_never_written(tmp_path: Path, resolver: str) -> None:
+    lower = tar([directory("a"), file("a/x", b"x"), file("a/y", b"y"), directory("b"), directory("b/deep"), file("b/deep/z"), file("c")])
+    upper = tar([file("a/.wh.x"), file(".wh.b"), file(".wh.c"), file(".wh.never-existed"), file("gone/.wh.z")])
+    root = unpacked(tmp_path, lower, upper)
+    assert listing(root) == ["a", "a/y"]
+
+
+def test_opaque_whiteout_hides_lower_contents_but_keeps_this_layers(tmp_path: Path, resolver: str) -> None:
+    lower = tar([directory("d"), file("d/old"), directory("d/sub"), file("d/sub/old2"), file("keep")])
+    # the opaque marker may come after entries of the same layer: those stay
+    upper = tar([directory("d"), file("d/new", b"n"), directory("d/newsub"), file("d/newsub/f"), file("d/.wh..wh..opq")])
+    root = unpacked(tmp_path, lower, upper)
+    assert listing(root) == ["d", "d/new", "d/newsub", "d/newsub/f", "keep"]
+
+
+def test_opaque_whiteout_first_in_its_directory(tmp_path: Path) -> None:
+    lower = tar([directory("d"), file("d/old")])
+    upper = tar([directory("d"), file("d/.wh..wh..opq"), file("d/new")])
+    assert listing(unpacked(tmp_path, lower, upper)) == ["d", "d/new"]
+
+
+def test_aufs_bookkeeping_names_are_ignored(tmp_path: Path) -> None:
+    root = unpacked(tmp_path, tar([file("a"), directory(".wh..wh.plnk"), file(".wh..wh.aufs")]))
+    assert listing(root) == ["a"]
+
+
+def test_hardlinks_share_an_inode_within_and_across_layers(tmp_path: Path, resolver: str) -> None:
+    lower = tar([directory("bin"), file("bin/busybox", b"BB", mode=0o755)])
+    upper = tar([hardlink("bin/sh", "bin/busybox"), file("x", b"X"), hardlink("y", "x"), file("z", b"old"), hardlink("z", "/x")])
+    root = unpacked(tmp_path, lower, upper)
+    assert os.stat(root / "bin/sh").st_ino == os.stat(root / "bin/busybox").st_ino
+    assert os.stat(root / "x").st_nlink == 3
+    assert (root / "z").read_bytes() == b"X"
+
+
+def test_hardlink_to_a_symlink_links_the_symlink_itself(tmp_path: Path) -> None:
+    root = unpacked(tmp_path, tar([symlink("l", "/etc/passwd"), hardlink("l2", "l")]))
+    assert os.readlink(root / "l2") == "/etc/passwd"
+    assert os.lstat(root / "l2").st_ino == os.lstat(root / "l").st_ino
+
+
+def test_symlinks_are_kept_verbatim_with_owner_and_time(tmp_path: Path) -> None:
+    root = unpacked(tmp_path, tar([symlink("abs", "/usr/bin/env", uid=7, gid=8, mtime=MTIME + 5), symlink("rel", "../../x"), symlink("odd", "a//b/./c/")]))
+    assert os.readlink(root / "abs") == "/usr/bin/env"
+    assert os.readlink(root / "rel") == "../../x"
+    assert os.readlink(root / "odd") == "a//b/./c/"
+    st = os.lstat(root / "abs")
+    assert (st.st_uid, st.st_gid, st.st_mtime) == (7, 8, MTIME + 5)
+
+
+def test_xattrs_including_file_capabilities(tmp_path: Path) -> None:
+    cap = bytes.fromhex("0100000200200000000000000000000000000000")  # cap_net_raw=ep
+    root = unpacked(
+        tmp_path,
+        tar([file("ping", b"ELF", mode=0o755, pax=xattrs(security_capability=cap, user_note=b"\x00\xffbinary")), directory("d", pax=xattrs(trusted_x=b"t"))]),
+    )
+    assert os.getxattr(root / "ping", "security.capability") == cap
+    assert os.getxattr(root / "ping", "user.note") == b"\x00\xffbinary"
+    assert os.getxattr(root / "d", "trusted.x") == b"t"
+
+
+def test_capabilities_survive_the_owner_change(tmp_path: Path) -> None:
+    """chown clears security.capability, so it must be set after the owner."""
+    cap = bytes.fromhex("0100000200200000000000000000000000000000")
+    root = unpacked(tmp_path, tar([file("ping", b"ELF", uid=1000, gid=1000, mode=0o755, pax=xattrs(security_capability=cap))]))
+    assert os.getxattr(root / "ping", "security.capability") == cap
+    assert os.stat(root / "ping").st_uid == 1000
+
+
+def test_a_layers_own_rootless_xattr_is_not_trusted(tmp_path: Path) -> None:
+    root = unpacked(tmp_path, tar([file("f", pax=xattrs(user_rootlesscontainers=b"\x08\x01"))]))
+    assert ROOTLESS_XATTR not in os.listxattr(root / "f")
+
+
+def test_devices_fifos_owners_and_setuid_as_root(tmp_path: Path) -> None:
+    root = unpacked(
+        tmp_path,
+        tar(
+            [
+                directory("dev"),
+                device("dev/null", tarfile.CHRTYPE, 1, 3),
+                device("dev/loop0", tarfile.BLKTYPE, 7, 0),
+                fifo("dev/initctl"),
+                file("su", b"su", mode=0o4755, uid=0, gid=0),
+                file("wall", b"w", mode=0o2755, uid=0, gid=5),
+                directory("tmp", mode=0o1777),
+                file("home", b"h", uid=1000, gid=100, mode=0o600),
+            ]
+        ),
+    )
+    null = os.lstat(root / "dev/null")
+    assert stat.S_ISCHR(null.st_mode) and (os.major(null.st_rdev), os.minor(null.st_rdev)) == (1, 3)
+    assert stat.S_IMODE(null.st_mode) == 0o666
+    assert stat.S_ISBLK(os.lstat(root / "dev/loop0").st_mode)
+    assert stat.S_ISFIFO(os.lstat(root / "dev/initctl").st_mode)
+    assert stat.S_IMODE(os.stat(root / "su").st_mode) == 0o4755
+    assert stat.S_IMODE(os.stat(root / "wall").st_mode) == 0o2755
+    assert stat.S_IMODE(os.stat(root / "tmp").st_mode) == 0o1777
+    home = os.stat(root / "home")
+    assert (home.st_uid, home.st_gid, stat.S_IMODE(home.st_mode)) == (1000, 100, 0o600)
+    assert not os.listxattr(root / "home")  # owners are real as root: no rootless record
+
+
+def test_times_are_restored_directories_after_their_children(tmp_path: Path) -> None:
+    root = unpacked(
+        tmp_path,
+        tar(
+            [
+                directory("d", mtime=MTIME - 100),
+                file("d/f", b"x", mtime=MTIME - 50),
+                directory("d/e", mtime=MTIME - 70),
+                file("d/e/g", mtime=MTIME),
+                file("frac", pax={"mtime": "1600000000.123456789", "atime": "1500000000.5"}),
+            ]
+        ),
+    )
+    assert os.stat(root / "d").st_mtime == MTIME - 100
+    assert os.stat(root / "d/e").st_mtime == MTIME - 70
+    assert os.stat(root / "d/f").st_mtime == MTIME - 50
+    frac = os.stat(root / "frac")
+    assert frac.st_mtime_ns == 1600000000_123456789
+    assert frac.st_atime_ns == 1500000000_500000000
+
+
+def test_directory_modes_apply_after_children_even_when_unwritable(tmp_path: Path) -> None:
+    root = unpacked(tmp_path, tar([directory("ro", mode=0o555), file("ro/f", b"x", mode=0o444), directory("locked", mode=0), file("locked/f")]))
+    assert stat.S_IMODE(os.stat(root / "ro").st_mode) == 0o555
+    assert stat.S_IMODE(os.stat(root / "locked").st_mode) == 0
+    assert (root / "ro/f").read_bytes() == b"x"
+
+
+@pytest.mark.parametrize(
+    ("lower", "upper", "kind"),
+    [
+        ([directory("p"), file("p/child")], [file("p", b"now a file")], stat.S_IFREG),
+        ([file("p", b"file")], [directory("p"), file("p/child")], stat.S_IFDIR),
+        ([directory("p"), file("p/child")], [symlink("p", "/elsewhere")], stat.S_IFLNK),
+        ([directory("real"), symlink("p", "real")], [directory("p"), file("p/child")], stat.S_IFDIR),
+        ([symlink("p", "/x")], [file("p", b"f")], stat.S_IFREG),
+        ([fifo("p")], [hardlink("p", "q")], stat.S_IFREG),
+    ],
+    ids=["file-over-dir", "dir-over-file", "symlink-over-dir", "dir-over-symlink", "file-over-symlink", "hardlink-over-fifo"],
+)
+def test_type_clashes_replace_as_docker_does(tmp_path: Path, lower: list[E], upper: list[E], kind: int, resolver: str) -> None:
+    if any(e.linkname == "q" for e in upper):
+        lower = [*lower, file("q", b"target")]
+    root = unpacked(tmp_path, tar(lower), tar(upper))
+    assert stat.S_IFMT(os.lstat(root / "p").st_mode) == kind
+    if kind == stat.S_IFDIR:
+        assert (root / "p/child").exists()
+        assert not (root / "real/child").exists()  # the symlink was replaced, not followed
+
+
+def test_directory_onto_directory_merges_and_takes_the_new_metadata(tmp_path: Path) -> None:
+    lower = tar([directory("d", mode=0o700, uid=1), file("d/old")])
+    upper = tar([directory("d", mode=0o750, uid=2, mtime=MTIME + 9), file("d/new")])
+    root = unpacked(tmp_path, lower, upper)
+    assert listing(root) == ["d", "d/new", "d/old"]
+    st = os.stat(root / "d")
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_mtime) == (0o750, 2, MTIME + 9)
+
+
+def test_the_root_entry_sets_the_roots_metadata(tmp_path: Path) -> None:
+    root = unpacked(tmp_path, tar([directory(".", mode=0o700, mtime=MTIME + 1), file("f")]))
+    st = os.stat(root)
+    assert (stat.S_IMODE(st.st_mode), st.st_mtime) == (0o700, MTIME + 1)
+
+
+def test_a_root_without_a_root_entry_is_0755(tmp_path: Path) -> None:
+    assert stat.S_IMODE(os.stat(unpacked(tmp_path, tar([file("f")]))).st_mode) == 0o755
+
+
+def test_implicit_parents_are_created_0755(tmp_path: Path, resolver: str) -> None:
+    old = os.umask(0o077)
+    try:
+        root = unpacked(tmp_path, tar([file("a/b/c", b"x")]))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(root / "a/b").st_mode) == 0o755
+    assert (root / "a/b/c").read_bytes() == b"x"
+
+
+def test_writes_through_an_in_root_symlink_land_at_its_target(tmp_path: Path, resolver: str) -> None:
+    """Debian's merged /usr: lib -> usr/lib, and a layer writing lib/x writes usr/lib/x."""
+    root = unpacked(tmp_path, tar([directory("usr"), directory("usr/lib"), symlink("lib", "usr/lib")]), tar([file("lib/x", b"x")]))
+    assert (root / "usr/lib/x").read_bytes() == b"x"
+    assert (root / "lib").is_symlink()
+
+
+def test_global_pax_headers_are_skipped_as_docker_skips_them(tmp_path: Path) -> None:
+    data = pax_entry({b"comment": b"git archive", b"path": b"ignored"}, kind=b"g") + header(b"f", size=2) + pad(b"hi") + END
+    root = unpacked(tmp_path, data)
+    assert listing(root) == ["f"]
+    assert (root / "f").read_bytes() == b"hi"
+
+
+def test_gnu_long_names_and_base256_numbers(tmp_path: Path) -> None:
+    long = "d/" + "n" * 150
+    gnu = tar([file(long, b"x", uid=1 << 22), symlink("l", "t" * 200)], fmt=tarfile.GNU_FORMAT)
+    root = unpacked(tmp_path, gnu)
+    assert (root / long).read_bytes() == b"x"
+    assert os.stat(root / long).st_uid == 1 << 22
+    assert os.readlink(root / "l") == "t" * 200
+
+
+def test_non_utf8_names_are_kept_as_bytes(tmp_path: Path) -> None:
+    name = b"caf\xe9".decode("utf-8", "surrogateescape")
+    root = unpacked(tmp_path, tar([file(name, b"latin-1 name")]))
+    assert os.listdir(os.fsencode(root)) == [b"caf\xe9"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from builderfile._go import go_duration, go_lower
 from builderfile.errors import BuilderfileError, ExpansionError, InstructionError, ParseError, Warning
 from builderfile.flags import BOOL, STRING, STRINGS, Flag, Flags
-from builderfile.syntax import Document, Heredoc, Node, parse, parse_heredoc
+from builderfile.syntax import Document, Heredoc, Node, must_parse_heredoc, parse
 
 _VALID_STAGE_NAME = re.compile(r"[a-z][a-z0-9\-_.]*\Z")
 
@@ -334,12 +334,12 @@ def _sources_and_dest(node: Node, keyword: str) -> tuple[tuple[str, ...], str, t
     if len(node.args) < 2:
         raise _needs(keyword, "at least two arguments: a source and a destination")
     *sources, dest = node.args
-    if parse_heredoc(dest) is not None:
+    if must_parse_heredoc(dest) is not None:
         raise InstructionError(f"{keyword} cannot take a heredoc as its destination ({dest})")
     docs = {doc.name: doc for doc in node.heredocs}
     paths, contents = [], []
     for source in sources:
-        heredoc = parse_heredoc(source)
+        heredoc = must_parse_heredoc(source)
         if heredoc is None:
             paths.append(source)
             continue

@@ -411,6 +411,15 @@ def parse_heredoc(word: str) -> Heredoc | None:
     return Heredoc(name, int(match.group(1) or 0), expand, match.group(2) == "-")
 
 
+def must_parse_heredoc(word: str) -> Heredoc | None:
+    """parse_heredoc with a word that does not lex read as no heredoc, as BuildKit's MustParseHeredoc
+    (what COPY and ADD use for their sources and destination)."""
+    try:
+        return parse_heredoc(word)
+    except ExpansionError:
+        return None
+
+
 def heredocs_from_line(line: str) -> list[Heredoc]:
     """Every heredoc a logical line opens, in order; a line that does not lex opens none."""
     try:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: the main job end to end, with no daemon and no registry. Extended as features land.
-# Today: make a busybox-static rootfs, import it as an image, list and inspect it.
+# Today: make a busybox-static rootfs, import it as an image, list, inspect and unpack it, and (until
+# `imagekit run` lands) run its CMD in the unpacked rootfs with chroot.
 set -euo pipefail
 root=$(mktemp -d "${TMPDIR:-/tmp}/imagekit-demo.XXXXXX")
 trap 'rm -rf "$root"' EXIT
@@ -33,3 +34,15 @@ imagekit inspect demo/busybox | python3 -c '
 import json, sys
 info = json.load(sys.stdin)[0]
 print(json.dumps({k: info[k] for k in ("Id", "RepoTags", "Created", "Architecture", "Os", "Config", "RootFS", "Size")}, indent=4))'
+
+echo "== imagekit unpack demo/busybox rootfs/"
+imagekit unpack demo/busybox:latest "$root/unpacked"
+ls "$root/unpacked" "$root/unpacked/bin"
+
+if [ "$(id -u)" = 0 ] && command -v chroot >/dev/null; then
+    echo "== the image's CMD in the unpacked rootfs (chroot; imagekit run will replace this)"
+    mapfile -d '' cmd < <(imagekit inspect demo/busybox | python3 -c '
+import json, sys
+sys.stdout.write("".join(arg + "\0" for arg in json.load(sys.stdin)[0]["Config"]["Cmd"]))')
+    chroot "$root/unpacked" "${cmd[@]}"
+fi

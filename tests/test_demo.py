@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_demo_imports_lists_and_inspects_busybox(tmp_path: Path) -> None:
+def test_demo_imports_inspects_unpacks_and_runs_busybox(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "IMAGEKIT_ROOT"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["TMPDIR"] = str(tmp_path)
@@ -22,5 +22,7 @@ def test_demo_imports_lists_and_inspects_busybox(tmp_path: Path) -> None:
     assert listing[1].split()[:2] == ["REPOSITORY", "TAG"]
     assert [line.split()[:2] for line in listing[2:]] == [["demo/busybox", "latest"], ["demo/busybox", "1.0"]]
     assert '"echo hello from busybox"' in out and '"demo/busybox:latest"' in out
+    assert "busybox\ncat\necho\nls\nsh\n" in out[out.index("== imagekit unpack") :]  # ls of the unpacked bin/
+    assert out.splitlines()[-1] == "hello from busybox"  # the CMD ran in the unpacked rootfs (tests run as root)
     assert "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 
 from builderfile.__main__ import main
 from builderfile.errors import BuilderfileError, ExpansionError, InstructionError, ParseError
@@ -223,8 +223,15 @@ def test_cli_check(tmp_path: Path) -> None:
     assert (done.returncode, done.stderr) == (0, f"{warned}:4: warning: Empty continuation line found in: RUN a   b\n")
 
 
+def test_copy_word_that_does_not_lex_is_a_path_not_a_heredoc() -> None:
+    # BuildKit's MustParseHeredoc: `<<EOF\` + an unterminated quote fails to lex, so it is no heredoc.
+    copy = load('FROM a\nCOPY 0 <<EOF\\\n"').stages[0].instructions[0]
+    assert (copy.sources, copy.dest, copy.contents) == (("0",), '<<EOF"', ())
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(text=dockerfiles())
+@example(text='COPY 0 <<EOF\\\n"')
 def test_fuzz_semantic_layer_raises_only_located_builderfile_errors(text: str, capsys: pytest.CaptureFixture[str], tmp_path_factory: pytest.TempPathFactory) -> None:
     problems = check(text).errors
     assert all(isinstance(p, BuilderfileError) and "\n" not in p.message for p in problems)

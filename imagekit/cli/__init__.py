@@ -2,12 +2,14 @@
 
 This is the edge where failures become messages: an ImagekitError prints as one line on stderr with
 exit status 1, a usage error exits 2 (click's convention), Ctrl-C exits 130. Tracebacks are for bugs
-only. Command groups live in sibling modules, one per area, and register themselves on `cli` below.
+only. Command groups live in sibling modules, one per area, and register themselves on `cli` below
+when COMMAND_MODULES has them imported.
 The CLI is also the only place where registry and store are wired together.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -41,7 +43,39 @@ class Context:
         self.registry_mirrors = registry_mirrors
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: Command -> the sibling module that defines it (and registers it on `cli` when imported).
+COMMAND_MODULES = {
+    "login": "auth",
+    "logout": "auth",
+    "images": "store",
+    "tag": "store",
+    "rmi": "store",
+    "inspect": "store",
+    "prune": "store",
+    "import": "store",
+    "pull": "registry",
+    "push": "registry",
+    "tags": "registry",
+    "manifest": "registry",
+    "unpack": "layers",
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command is asked for: start-up is a large part of a
+    short command's time (`imagekit pull` needs requests, never the layer code; `images` needs neither)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is not None:
+            importlib.import_module(f"imagekit.cli.{module}")
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="imagekit")
 @click.option(
     "--root",
@@ -164,8 +198,3 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"imagekit: {err.strerror or err}{where}", err=True)
         sys.exit(1)
 
-
-from imagekit.cli import auth as _auth  # noqa: E402,F401
-from imagekit.cli import store as _store  # noqa: E402,F401
-from imagekit.cli import registry as _registry  # noqa: E402,F401
-from imagekit.cli import layers as _layers  # noqa: E402,F401

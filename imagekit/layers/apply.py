@@ -39,7 +39,9 @@ from imagekit.digest import CHUNK
 from imagekit.errors import LayerError
 from imagekit.layers.compression import DECOMPRESS_ERRORS, compression_of, decompressed
 from imagekit.layers.rootfs import Root, proc_path, remove, split, writable
-from imagekit.layers.tarread import BLOCKDEV, CHARDEV, DIRECTORY, FIFO, HARDLINK, REGULAR, SYMLINK, Entry, TarReader, show
+from imagekit.layers.tarformat import BLKTYPE, CHRTYPE, DIRTYPE, FIFOTYPE, LNKTYPE, OPAQUE, REGTYPE, SYMTYPE
+from imagekit.layers.tarformat import WHITEOUT_PREFIX as WHITEOUT
+from imagekit.layers.tarread import Entry, TarReader, show
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,6 @@ DEFAULT_MAX_BYTES = 64 << 30
 #: Default cap on the entries (files, directories, links, whiteouts) of one image.
 DEFAULT_MAX_INODES = 10_000_000
 MAX_BYTES_ENV = "IMAGEKIT_MAX_LAYER_BYTES"
-WHITEOUT = b".wh."
-OPAQUE = b".wh..wh..opq"
 ROOTLESS_XATTR = "user.rootlesscontainers"
 #: Linux's limit on a path handed to one system call; no layer path may reach it.
 PATH_MAX = 4096
@@ -256,20 +256,20 @@ class _Applier:
         self.fixups: dict[bytes, tuple[int, int | None, int | None]] = {}  # dir -> (mode, atime, mtime)
         self.skipped: dict[str, list[bytes]] = {}
         self._handlers: dict[bytes, Callable[[Entry, bytes, int, bytes], None]] = {
-            REGULAR: self._file,
-            DIRECTORY: self._directory,
-            SYMLINK: self._symlink,
-            HARDLINK: self._hardlink,
-            CHARDEV: self._node,
-            BLOCKDEV: self._node,
-            FIFO: self._node,
+            REGTYPE: self._file,
+            DIRTYPE: self._directory,
+            SYMTYPE: self._symlink,
+            LNKTYPE: self._hardlink,
+            CHRTYPE: self._node,
+            BLKTYPE: self._node,
+            FIFOTYPE: self._node,
         }
 
     # --- entries ----------------------------------------------------------------------------------------
     def apply(self, entry: Entry) -> None:
         self.count += 1
         path = clean(entry.name, self.what)
-        self.budget.admit(entry.name, self.reader.offset + (entry.size if entry.type == REGULAR else 0), self.what)
+        self.budget.admit(entry.name, self.reader.offset + (entry.size if entry.type == REGTYPE else 0), self.what)
         handler = self._handlers.get(entry.type)
         if handler is None:
             raise LayerError(f"{self.what}: entry {show(entry.name)}: unsupported tar entry type {entry.type.decode('latin-1')!r}")
@@ -310,7 +310,7 @@ class _Applier:
         self.fixups[path] = (self._mode(entry, path), entry.atime_ns, entry.mtime_ns)
 
     def _root_entry(self, entry: Entry) -> None:
-        if entry.type != DIRECTORY:
+        if entry.type != DIRTYPE:
             raise LayerError(f"{self.what}: entry {show(entry.name)}: the root can only be a directory")
         self._metadata(entry, b"", proc_path(self.root.fd), mode=False, times=False)
         self.fixups[b""] = (self._mode(entry, b""), entry.atime_ns, entry.mtime_ns)
@@ -343,7 +343,7 @@ class _Applier:
         self._create(parent, name, link)
 
     def _node(self, entry: Entry, path: bytes, parent: int, name: bytes) -> None:
-        kind = {CHARDEV: stat.S_IFCHR, BLOCKDEV: stat.S_IFBLK, FIFO: stat.S_IFIFO}[entry.type]
+        kind = {CHRTYPE: stat.S_IFCHR, BLKTYPE: stat.S_IFBLK, FIFOTYPE: stat.S_IFIFO}[entry.type]
         if kind != stat.S_IFIFO and not self.privileged:
             self._skip("device nodes (only root may create them)", path)
             return

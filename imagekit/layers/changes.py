@@ -36,14 +36,14 @@ from imagekit.layers.tarformat import (
     DIRTYPE,
     FIFOTYPE,
     LNKTYPE,
+    OPAQUE,
     REGTYPE,
     SYMTYPE,
+    WHITEOUT_PREFIX,
     Member,
     show,
 )
 
-WHITEOUT_PREFIX = b".wh."
-OPAQUE = b".wh..wh..opq"
 _HIDDEN_XATTRS = ("trusted.overlay.", "user.overlay.", "security.selinux")
 #: overlayfs features whose upper directory is not a self-contained changeset (content left in lower).
 _UNSUPPORTED_OVERLAY = {"redirect": "redirect_dir", "metacopy": "metacopy"}

@@ -34,6 +34,9 @@ XHDTYPE = b"x"
 #: The name of every PAX extended header block, as Python's tarfile writes it; readers never extract it.
 PAX_NAME = b"././@PaxHeader"
 XATTR_PREFIX = b"SCHILY.xattr."
+#: OCI whiteouts (image-spec layer.md): `.wh.<name>` deletes <name>; `.wh..wh..opq` empties its directory.
+WHITEOUT_PREFIX = b".wh."
+OPAQUE = b".wh..wh..opq"
 _USTAR = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s12s")
 _MAX_OCTAL_7 = 8**7  # what fits in an 8-byte field (7 digits and a NUL)
 _MAX_OCTAL_11 = 8**11  # what fits in a 12-byte field

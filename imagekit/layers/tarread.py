@@ -23,23 +23,27 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from imagekit.errors import LayerError
+from imagekit.layers.tarformat import (
+    BLKTYPE,
+    BLOCK,
+    CHRTYPE,
+    DIRTYPE,
+    FIFOTYPE,
+    LNKTYPE,
+    REGTYPE,
+    SYMTYPE,
+    XATTR_PREFIX,
+    XHDTYPE,
+)
 
-BLOCK = 512
 #: Largest PAX extended header or GNU long name/link accepted (Go's maxSpecialFileSize).
 MAX_META = 1 << 20
 _CHUNK = 1 << 20
 
-REGULAR = b"0"
-HARDLINK = b"1"
-SYMLINK = b"2"
-CHARDEV = b"3"
-BLOCKDEV = b"4"
-DIRECTORY = b"5"
-FIFO = b"6"
 #: Types whose data area is empty whatever the size field says (Go's isHeaderOnlyType).
-_HEADER_ONLY = {HARDLINK, SYMLINK, CHARDEV, BLOCKDEV, DIRECTORY, FIFO}
-_PAX, _PAX_GLOBAL, _GNU_LONGNAME, _GNU_LONGLINK = b"x", b"g", b"L", b"K"
-_XATTR = "SCHILY.xattr."
+_HEADER_ONLY = {LNKTYPE, SYMTYPE, CHRTYPE, BLKTYPE, DIRTYPE, FIFOTYPE}
+_PAX, _PAX_GLOBAL, _GNU_LONGNAME, _GNU_LONGLINK = XHDTYPE, b"g", b"L", b"K"
+_XATTR = XATTR_PREFIX.decode()
 _NO_ID = 0xFFFFFFFF  # (uid_t)-1 means "leave unchanged" to chown: no file can be owned by it
 _MAX_DEVICE = 1 << 31
 _MAX_TIME = 1 << 63  # nanoseconds: what a 64-bit timespec holds, year 2262
@@ -194,7 +198,7 @@ class TarReader:
                 name = prefix + b"/" + name
         kind = block[156:157]
         if kind in (b"\0", b"7"):
-            kind = DIRECTORY if name.endswith(b"/") and kind == b"\0" else REGULAR
+            kind = DIRTYPE if name.endswith(b"/") and kind == b"\0" else REGTYPE
         numbers = [_number(block[a:b]) for a, b in ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148), (329, 337), (337, 345))]
         if any(n is None for n in numbers):
             raise LayerError(f"{self._what}: invalid number in the tar header of {show(name)}")

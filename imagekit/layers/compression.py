@@ -12,7 +12,6 @@ Imports: stdlib, isal, zstandard, imagekit.errors, imagekit.oci.
 from __future__ import annotations
 
 import bz2
-import io
 import lzma
 import os
 import zlib
@@ -22,6 +21,7 @@ import zstandard
 from isal import igzip, isal_zlib
 
 from imagekit.errors import LayerError
+from imagekit.layers import zstdframes
 from imagekit.oci import LAYER_COMPRESSION, OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD
 
 NONE = ""
@@ -106,13 +106,12 @@ def sniff(head: bytes) -> str:
 
 def decompressed(stream: BinaryIO, codec: str) -> BinaryIO:
     """A file-like reader of `stream` decompressed with `codec`; concatenated gzip members and zstd frames
-    are read through, as Go's readers do. The caller closes `stream`; corrupt data raises one of
-    DECOMPRESS_ERRORS from read()."""
+    are read through, as Go's readers do. The caller closes `stream`; corrupt or truncated data raises
+    one of DECOMPRESS_ERRORS from read()."""
     if codec == GZIP:
         return igzip.IGzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
     if codec == ZSTD:
-        reader = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True, closefd=False)
-        return io.BufferedReader(reader)  # type: ignore[arg-type]
+        return zstdframes.checked_reader(stream)
     if codec == "xz":
         return lzma.LZMAFile(stream)  # type: ignore[return-value]
     if codec == "bzip2":

@@ -5,8 +5,10 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
+import io
 import json
 import lzma
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -99,3 +101,23 @@ def test_bad_changes(change: str, fragment: str) -> None:
 
 def test_bad_change_through_the_cli(imagekit: Run, busybox_tar: Path) -> None:
     assert "unsupported instruction 'FROM'" in one_line_error(imagekit("import", "-c", "FROM scratch", str(busybox_tar), "x"))
+
+
+def test_zstd_cut_at_a_frame_boundary_inside_the_tar_is_refused(root: Path, imagekit: Run, tmp_path: Path) -> None:
+    # Frame 1 holds one whole member, frame 2 the end blocks; cutting frame 2 after its header leaves a
+    # decompressed stream that ends cleanly between members: only the frame walk can tell it is cut.
+    member = io.BytesIO()
+    with tarfile.open(fileobj=member, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        info = tarfile.TarInfo("etc/hostname")
+        info.size = 5
+        archive.addfile(info, io.BytesIO(b"demo\n"))
+    data = member.getvalue()  # a 512-byte header and one data block, then the end blocks
+    first = zstandard.ZstdCompressor().compress(data[:1024])
+    second = zstandard.ZstdCompressor(write_content_size=True).compress(data[1024:])
+    complete = tmp_path / "complete.tar.zst"
+    complete.write_bytes(first + second)
+    ok(imagekit("import", str(complete), "whole:1"))
+    cut = tmp_path / "cut.tar.zst"
+    cut.write_bytes(first + second[:7])
+    assert "truncated" in one_line_error(imagekit("import", str(cut), "cut:1"))
+    assert "cut" not in ok(imagekit("images"))

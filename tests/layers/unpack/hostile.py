@@ -197,7 +197,7 @@ CASES = [
     Case("truncated-gzip", _truncated_gzip, error="gzip", raw=True, codec="gzip"),
     Case("corrupt-gzip", _corrupt_gzip, error="corrupt gzip stream", raw=True, codec="gzip"),
     Case("corrupt-zstd", _corrupt_zstd, error="corrupt zstd stream", raw=True, codec="zstd"),
-    Case("truncated-zstd", _truncated_zstd, error="truncated tar archive", raw=True, codec="zstd"),
+    Case("truncated-zstd", _truncated_zstd, error="zstd stream is truncated", raw=True, codec="zstd"),
     Case("missing-end-blocks", _no_end_blocks, error="without its end-of-archive blocks", raw=True),
     Case("not-a-tar", lambda o: [zlib.compress(b"hello") * 200], error="not a tar archive", raw=True),
     Case("bad-checksum", _raw(header(b"a")[:148] + b"0000000\0" + header(b"a")[156:]), error="bad checksum"),

@@ -1,7 +1,7 @@
 """Layers: the filesystem changesets of the OCI image-spec, written deterministically and applied safely.
 
 Every layer from a registry is untrusted input; this package is where that is dealt with. Submodules
-each own one job: `compression` (codecs), `tarformat` (deterministic headers), `changes` (what a layer
+each own one job: `compression` (codecs; `zstdframes` catches cut zstd streams), `tarformat` (deterministic headers), `changes` (what a layer
 holds: a tree, an overlayfs upper directory, a snapshot comparison), `write` (one streaming pass to a
 blob), `tarread` (a bounded streaming tar reader), `rootfs` (paths resolved inside a root), `apply`
 (one layer onto a root) and `unpack` (an image's layers, atomically). The names below are the API.

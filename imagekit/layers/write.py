@@ -97,7 +97,6 @@ class _TarStream:
         # thread hashes the tar for the diff_id, so the two hashes run on two cores; uncompressed, the
         # blob is the tar and its one hash is both digest and diff_id.
         self._diff: Hasher | None = None if codec == compression.NONE else Hasher()
-        self._worker_hashes = not self._sink_hashes
         self._compressor = compression.compressor(codec)
         self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
         for _ in range(BUFFERS):
@@ -191,6 +190,6 @@ class _TarStream:
 
     def _emit(self, data: bytes | memoryview) -> None:
         if data:
-            if self._worker_hashes:
+            if not self._sink_hashes:
                 self._blob.update(data)
             self._write(data)

@@ -12,6 +12,7 @@ Imports: stdlib, zstandard.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import BinaryIO
 
 import zstandard
@@ -32,7 +33,7 @@ class FrameWalker:
     def __init__(self) -> None:
         self._pending = b""
         self._need = 4
-        self._step = self._magic
+        self._step: Callable[[bytes], None] = self._magic
         self._skip = 0
         self._checksum = False
         self._started = False
@@ -57,8 +58,8 @@ class FrameWalker:
                 header, self._pending = self._pending, b""
                 self._step(header)
 
-    def _expect(self, count: int, step: object) -> None:
-        self._need, self._step = count, step  # type: ignore[assignment]
+    def _expect(self, count: int, step: Callable[[bytes], None]) -> None:
+        self._need, self._step = count, step
         if count == 0:
             self._step(b"")
 

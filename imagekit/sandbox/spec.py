@@ -1,0 +1,83 @@
+"""What the sandbox is asked to run: a root filesystem, a process, mounts and isolation, as plain values.
+
+The sandbox mounts what it is given and knows nothing about images, layers or the store: the
+builder (imagekit.build) and the runner (imagekit.runtime) turn images into a `Rootfs` through
+imagekit.snapshots and describe the process in a `Spec`. Paths are host paths unless named `target`
+(a path inside the container). Values are frozen; derive variants with `dataclasses.replace`.
+
+Isolation is a ladder, because CI containers without privileges cannot unshare everything:
+`namespaces` (root: mount, PID, UTS, IPC and, with network "none", network namespaces; pivot_root),
+`rootless` (the same inside a new user namespace mapping the caller to root), `chroot` (a mount
+namespace and chroot only) and `none` (no isolation at all: the process runs on the host with the
+rootfs only as its working tree, for environments that allow nothing else).
+
+Imports: stdlib only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Isolation = Literal["namespaces", "rootless", "chroot", "none"]
+Network = Literal["host", "none"]
+
+
+@dataclass(frozen=True)
+class Rootfs:
+    """The container's root: an overlay of read-only `lowers` (topmost first, as overlayfs lists them)
+    under a writable `upper` with its `work` dir, or, with no lowers, the directory `upper` itself
+    (the copy fallback where overlayfs is unavailable). `readonly` mounts it read-only."""
+
+    lowers: tuple[str, ...] = ()
+    upper: str = ""
+    work: str = ""
+    readonly: bool = False
+
+    @property
+    def is_overlay(self) -> bool:
+        return bool(self.lowers)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One mount inside the container, made after the root, in order: `type` is "bind", "tmpfs",
+    "proc", "devpts" or "sysfs"; `source` is a host path for a bind; `options` are mount(8)-style words
+    ("ro", "rw", "nosuid", "nodev", "noexec", "size=64m", "mode=1777"). A missing target is created (a
+    file for a file bind, else a directory) and reported in Result.created so a builder can keep the
+    stub out of its layer."""
+
+    target: str
+    type: str = "bind"
+    source: str = ""
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One process to run in a fresh sandbox. `env` is KEY=VALUE words exactly as the process gets
+    them; `cwd` is created when missing; `uid`/`gid`/`groups` are numeric (the caller resolves names
+    through the image's /etc/passwd and /etc/group); `hostname` "" keeps the host's."""
+
+    rootfs: Rootfs
+    argv: tuple[str, ...]
+    env: tuple[str, ...] = ()
+    cwd: str = "/"
+    uid: int = 0
+    gid: int = 0
+    groups: tuple[int, ...] = ()
+    hostname: str = ""
+    network: Network = "host"
+    isolation: Isolation = "namespaces"
+    mounts: tuple[Mount, ...] = ()
+    #: host files bind-mounted read-only over /etc/resolv.conf and /etc/hosts (and /etc/hostname), never captured.
+    etc_files: tuple[tuple[str, str], ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Result:
+    """How the process ended: `status` as a shell reports it (exit code, or 128+signal when killed),
+    and the mount targets the sandbox had to create (paths inside the container)."""
+
+    status: int
+    created: tuple[str, ...] = ()

@@ -65,10 +65,34 @@ def expand(builderfile: Builderfile, build_args: Mapping[str, str] | None = None
     """A copy of `builderfile` with every expandable word expanded; raises ExpansionError with the line.
 
     `build_args` are `--build-arg` values; `predefined` are the automatic global args such as
-    TARGETPLATFORM or BUILDARCH.
+    TARGETPLATFORM or BUILDARCH. Variables a base image's ENV sets are not known here: a builder
+    expands each stage with `expand_stage` once it has its base image.
     """
     lex = Lex(builderfile.escape)
     build_args = dict(build_args or {})
+    global_args, meta_args = _global_args(builderfile, lex, build_args, predefined)
+    stages = tuple(_expand_stage(stage, lex, global_args, build_args, {}) for stage in builderfile.stages)
+    return replace(builderfile, stages=stages, meta_args=tuple(meta_args))
+
+
+def expand_stage(builderfile: Builderfile, index: int, build_args: Mapping[str, str] | None = None,
+                 predefined: Mapping[str, str] | None = None, base_env: Mapping[str, str] | None = None) -> Stage:
+    """Stage `index` expanded as BuildKit expands it when it dispatches the stage: the base image's
+    environment (`base_env`) is visible to every word, and ENV and ARG of the stage override it."""
+    lex = Lex(builderfile.escape)
+    build_args = dict(build_args or {})
+    global_args, _ = _global_args(builderfile, lex, build_args, predefined)
+    return _expand_stage(builderfile.stages[index], lex, global_args, build_args, dict(base_env or {}))
+
+
+def global_args(builderfile: Builderfile, build_args: Mapping[str, str] | None = None,
+                predefined: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The values of the ARGs declared before the first FROM (and the predefined ones), as FROM sees them."""
+    return _global_args(builderfile, Lex(builderfile.escape), dict(build_args or {}), predefined)[0]
+
+
+def _global_args(builderfile: Builderfile, lex: Lex, build_args: Mapping[str, str],
+                 predefined: Mapping[str, str] | None) -> tuple[dict[str, str], list[Arg]]:
     global_args: dict[str, str] = dict(predefined or {})
     meta_args = []
     for arg in builderfile.meta_args:
@@ -81,15 +105,15 @@ def expand(builderfile: Builderfile, build_args: Mapping[str, str] | None = None
                 global_args[name] = value
             pairs.append((name, value))
         meta_args.append(replace(arg, pairs=tuple(pairs)))
-    stages = tuple(_expand_stage(stage, lex, global_args, build_args) for stage in builderfile.stages)
-    return replace(builderfile, stages=stages, meta_args=tuple(meta_args))
+    return global_args, meta_args
 
 
-def _expand_stage(stage: Stage, lex: Lex, global_args: Mapping[str, str], build_args: Mapping[str, str]) -> Stage:
+def _expand_stage(stage: Stage, lex: Lex, global_args: Mapping[str, str], build_args: Mapping[str, str],
+                  base_env: dict[str, str]) -> Stage:
     scope = _Scope(lex, stage.start.line, global_args)
     start = replace(stage.start, base=scope.word(stage.start.base), platform=scope.word(stage.start.platform))
     args: dict[str, str] = {}
-    env: dict[str, str] = {}
+    env: dict[str, str] = base_env
     out: list[Instruction] = []
     for instruction in stage.instructions:
         scope = _Scope(lex, instruction.line, {**args, **env})
@@ -160,3 +184,8 @@ def stage_base(builderfile: Builderfile, stage: Stage) -> Stage | str:
             return earlier
     return stage.start.base
 
+
+
+def expand_word(builderfile: Builderfile, word: str, variables: Mapping[str, str]) -> str:
+    """One word (a FROM base, a `--from` name) expanded with `variables` and the file's escape character."""
+    return Lex(builderfile.escape).process_word(word, variables)

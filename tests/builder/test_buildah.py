@@ -1,0 +1,121 @@
+"""Differential test against buildah: the same Builderfiles built by `buildah bud --isolation chroot
+--layers` and by `imagekit build` give the same config fields, history shape and file trees
+(both unpacked by umoci; everything compared but mtimes)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.builder.conftest import build, ok, run_imagekit
+from tests.layers.treecmp import diff, tree_manifest
+
+BUILDAH = shutil.which("buildah")
+UMOCI = shutil.which("umoci")
+CONFIG_FIELDS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes", "Labels", "StopSignal",
+                 "Healthcheck")
+
+CASES = {
+    "metadata": """\
+ARG BASE
+FROM $BASE
+ENV A=1 B="two words"
+ENV PATH=/opt/bin:$PATH
+LABEL one=1 two="2 2"
+EXPOSE 80 53/udp 8000-8001
+VOLUME /data ["/logs"]
+WORKDIR /srv
+WORKDIR app
+USER 1000:1000
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=5s --retries=2 CMD ["true"]
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD echo hi
+""",
+    "filesystem": """\
+ARG BASE
+FROM $BASE
+WORKDIR /work
+COPY files/ /copied/
+COPY files/a.txt single
+COPY files/a.txt files/sub/b.txt /many/
+COPY --chmod=0750 files/a.txt /chmodded
+COPY --chown=1000:2000 files/sub /owned
+RUN mkdir -p /made/deep && echo run > /made/deep/file && ln -s /made/deep/file /made/link
+RUN rm -rf /etc/hostname && mkdir /tmp/t && chmod 1777 /tmp/t
+ADD files/archive.tar.gz /unpacked/
+""",
+    "user_and_shell": """\
+ARG BASE
+FROM $BASE
+USER app
+RUN id > /tmp/who
+USER root
+SHELL ["/bin/sh", "-ec"]
+RUN echo shell-form > /shell
+CMD ["sh"]
+""",
+}
+
+
+def _context(tmp_path: Path, name: str) -> Path:
+    import tarfile
+
+    context = tmp_path / name
+    (context / "files" / "sub").mkdir(parents=True)
+    (context / "files" / "a.txt").write_text("a\n")
+    (context / "files" / "sub" / "b.txt").write_text("b\n")
+    payload = tmp_path / f"{name}-payload"
+    (payload / "inner").mkdir(parents=True)
+    (payload / "inner" / "c.txt").write_text("c\n")
+    with tarfile.open(context / "files" / "archive.tar.gz", "w:gz") as archive:
+        archive.add(payload / "inner", arcname="inner")
+    (context / "Builderfile").write_text(CASES[name])
+    return context
+
+
+def _buildah(*args: str) -> str:
+    result = subprocess.run([BUILDAH, "--storage-driver", "vfs", *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"buildah {' '.join(args)}: {result.stderr}"
+    return result.stdout
+
+
+@pytest.mark.skipif(not BUILDAH or not UMOCI, reason="buildah and umoci are installed by make test")
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_imagekit_and_buildah_build_the_same_image(name: str, root: Path, tmp_path: Path) -> None:
+    context = _context(tmp_path, name)
+    ok(build(root, context, "-t", "mine:1", "--build-arg", "BASE=busybox"))
+    base = f"oci:{root}:docker.io/library/busybox:latest"
+    tag = f"localhost/imagekit-diff-{uuid.uuid4().hex[:12]}:1"
+    _buildah("bud", "--isolation", "chroot", "--layers", "--build-arg", f"BASE={base}", "-t", tag, str(context))
+    theirs_layout = tmp_path / "theirs"
+    try:
+        _buildah("push", tag, f"oci:{theirs_layout}:theirs")
+    finally:
+        subprocess.run([BUILDAH, "--storage-driver", "vfs", "rmi", "-f", tag], capture_output=True, timeout=120)
+    mine = _config(root, "docker.io/library/mine:1")
+    theirs = _config(theirs_layout, "theirs")
+    for field in CONFIG_FIELDS:
+        left, right = mine["config"].get(field), theirs["config"].get(field)
+        if field == "Labels":
+            right = {k: v for k, v in (right or {}).items() if not k.startswith("io.buildah.")} or None
+        assert (left or None) == (right or None), f"{field}: imagekit {left!r}, buildah {right!r}"
+    assert [h.get("empty_layer", False) for h in mine["history"]] == [h.get("empty_layer", False) for h in theirs["history"]]
+    assert len(mine["rootfs"]["diff_ids"]) == len(theirs["rootfs"]["diff_ids"])
+    trees = []
+    for layout, ref, out in ((root, "docker.io/library/mine:1", tmp_path / "mine"), (theirs_layout, "theirs", tmp_path / "theirs-b")):
+        subprocess.run([UMOCI, "unpack", "--image", f"{layout}:{ref}", str(out)], check=True, capture_output=True, timeout=120)
+        trees.append(tree_manifest(out / "rootfs", mtimes=False))
+    assert diff(trees[0], trees[1]) == []
+
+
+def _config(layout: Path, ref: str) -> dict:
+    index = json.loads((layout / "index.json").read_text())
+    entry = next(m for m in index["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref)
+    manifest = json.loads((layout / "blobs" / "sha256" / entry["digest"].split(":")[1]).read_text())
+    return json.loads((layout / "blobs" / "sha256" / manifest["config"]["digest"].split(":")[1]).read_text())

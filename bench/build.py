@@ -35,7 +35,7 @@ def debian_tar() -> Path:
     """The cached mmdebstrap minbase rootfs (made once, ~20 s; the tests use the same file)."""
     if not DEBIAN_TAR.exists():
         DEBIAN_TAR.parent.mkdir(parents=True, exist_ok=True)
-        temp = DEBIAN_TAR.with_suffix(".tmp")
+        temp = DEBIAN_TAR.with_suffix(".partial.tar")  # mmdebstrap picks the format by the name
         subprocess.run(["mmdebstrap", "--quiet", "--variant=minbase", "--mode=root", "bookworm", str(temp)], check=True)
         temp.rename(DEBIAN_TAR)
     return DEBIAN_TAR

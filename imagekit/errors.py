@@ -42,6 +42,10 @@ class InvalidManifest(ImagekitError):
     """A manifest, index, config or descriptor that is not valid OCI/Docker JSON."""
 
 
+class PlatformNotFound(ImagekitError):
+    """An image index has no image for the wanted platform."""
+
+
 class StoreError(ImagekitError):
     """The store (OCI image layout) is unreadable, corrupt or not writable."""
 

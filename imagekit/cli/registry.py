@@ -22,7 +22,7 @@ from imagekit.progress import reporter
 from imagekit.reference import Reference, parse_reference
 from imagekit.registry.client import Repository
 from imagekit.registry.mirrors import Source, first_serving, parse_mirrors, uses_mirrors
-from imagekit.registry.platforms import parse_platform
+from imagekit.platforms import parse_platform
 from imagekit.registry.transfer import Pulled, download, pull, push
 from imagekit.store import Store
 

@@ -28,6 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "store": {"errors", "digest", "oci", "image", "reference", "layout", "layers", "platforms"},
     "importer": {"errors", "digest", "oci", "image", "reference", "layout", "layers"},
     "progress": {"errors"},
+    "fetch": {"errors", "digest", "oci", "image", "reference", "layout", "store", "registry", "origins", "platforms", "progress"},
     "origins": {"errors", "digest"},
     "registry": {"errors", "digest", "oci", "image", "reference", "progress", "platforms"},
     "sandbox": {"errors"},

@@ -66,6 +66,11 @@ class LayerError(ImagekitError):
     """A layer tarball that cannot be written or applied: corrupt, unsafe or too large."""
 
 
+class InvalidConfigEdit(ImagekitError):
+    """An edit of an image config that docker refuses (an EXPOSE port that is not a port, an empty ENV name);
+    import and build add where the edit came from (the --change line, the Builderfile line)."""
+
+
 class InvalidChange(ImagekitError):
     """A Dockerfile-style `--change` instruction (as `docker import -c` takes) that is unsupported or malformed."""
 

@@ -34,7 +34,8 @@ ALLOWED: dict[str, set[str]] = {
     "origins": {"errors", "digest", "fsutil"},
     "registry": {"errors", "digest", "oci", "image", "reference", "progress", "platforms", "fsutil"},
     "sandbox": {"errors"},
-    "build": {"errors", "digest", "oci", "image", "reference", "layers", "layout", "store", "sandbox", "progress", "fsutil"},
+    "builder": {"errors", "digest", "oci", "image", "reference", "layers", "layout", "store", "sandbox", "fsutil",
+                "config", "platforms", "snapshots", "users"},
     "runtime": {"errors", "digest", "oci", "image", "reference", "layers", "layout", "store", "sandbox", "fsutil"},
     "cli": {"*"},
 }

@@ -11,13 +11,18 @@ Imports: stdlib, builderfile, imagekit.errors, imagekit.config, imagekit.builder
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-import posixpath
 import signal
+from collections.abc import Callable
 
 from builderfile import instructions as bf
 from imagekit.builder.state import StageState
-from imagekit.errors import BuildError
+from imagekit.config import Healthcheck, ImageConfig
+from imagekit.errors import BuildError, InvalidConfigEdit
+
+#: The comment BuildKit writes on the history entries of a Dockerfile build.
+HISTORY_COMMENT = "buildkit.dockerfile.v0"
 
 _SIGNALS = {name[3:] for name in dir(signal) if name.startswith("SIG") and not name.startswith("SIG_")}
 
@@ -30,14 +35,25 @@ def apply(state: StageState, instruction: bf.Instruction, created: str) -> Stage
     return handler(state, instruction, created)
 
 
-def _history(state: StageState, text: str, created: str, **changes: object) -> StageState:
-    config = state.config.with_history(created, text, empty_layer=True)
+def _history(state: StageState, text: str, created: str, config: ImageConfig | None = None, **changes: object) -> StageState:
+    """`state` with `config` (default: unchanged) and an `empty_layer` history entry saying `text`."""
+    config = (config or state.config).with_history(created=created, created_by=text, comment=HISTORY_COMMENT)
     return dataclasses.replace(state, config=config, **changes)  # type: ignore[arg-type]
 
 
+def _edited(edit: Callable[[], ImageConfig]) -> ImageConfig:
+    """An ImageConfig edit whose refusal (a bad port, an empty name) becomes the step's BuildError."""
+    try:
+        return edit()
+    except InvalidConfigEdit as err:
+        raise BuildError(str(err)) from None
+
+
 def _env(state: StageState, env: bf.Env, created: str) -> StageState:
-    state = dataclasses.replace(state, config=state.config.with_env(env.pairs))
-    return _history(state, "ENV " + " ".join(f"{k}={v}" for k, v in env.pairs), created)
+    config = state.config
+    for key, value in env.pairs:
+        config = _edited(functools.partial(config.with_env, key, value))
+    return _history(state, "ENV " + " ".join(f"{k}={v}" for k, v in env.pairs), created, config)
 
 
 def _arg(state: StageState, arg: bf.Arg, created: str) -> StageState:
@@ -47,87 +63,80 @@ def _arg(state: StageState, arg: bf.Arg, created: str) -> StageState:
 
 
 def _label(state: StageState, label: bf.Label, created: str) -> StageState:
-    state = dataclasses.replace(state, config=state.config.with_labels(label.pairs))
-    return _history(state, "LABEL " + " ".join(f"{k}={v}" for k, v in label.pairs), created)
+    config = _edited(functools.partial(state.config.with_labels, dict(label.pairs)))
+    return _history(state, "LABEL " + " ".join(f"{k}={v}" for k, v in label.pairs), created, config)
 
 
 def _expose(state: StageState, expose: bf.Expose, created: str) -> StageState:
-    state = dataclasses.replace(state, config=state.config.with_exposed_ports(expose.ports))
-    return _history(state, "EXPOSE map[" + " ".join(f"{p}:{{}}" for p in expose.ports) + "]", created)
+    config = _edited(functools.partial(state.config.with_exposed_ports, expose.ports))
+    return _history(state, "EXPOSE map[" + " ".join(f"{p}:{{}}" for p in expose.ports) + "]", created, config)
 
 
 def _volume(state: StageState, volume: bf.Volume, created: str) -> StageState:
-    if any(not path for path in volume.paths):
-        raise BuildError("VOLUME specified can not be an empty string")
-    state = dataclasses.replace(state, config=state.config.with_volumes(volume.paths))
-    return _history(state, f"VOLUME [{' '.join(volume.paths)}]", created)
+    config = _edited(functools.partial(state.config.with_volumes, volume.paths))
+    return _history(state, f"VOLUME [{' '.join(volume.paths)}]", created, config)
 
 
 def _user(state: StageState, user: bf.User, created: str) -> StageState:
-    state = dataclasses.replace(state, config=state.config.with_user(user.user))
-    return _history(state, f"USER {user.user}", created)
+    return _history(state, f"USER {user.user}", created, dataclasses.replace(state.config, user=user.user))
 
 
 def _workdir(state: StageState, workdir: bf.Workdir, created: str) -> StageState:
-    path = posixpath.normpath(posixpath.join(state.config.working_dir or "/", workdir.path))
-    path = "/" + path.lstrip("/")
-    state = dataclasses.replace(state, config=state.config.with_working_dir(path))
-    return _history(state, f"WORKDIR {path}", created)
+    config = _edited(functools.partial(state.config.with_working_dir, workdir.path))
+    return _history(state, f"WORKDIR {config.working_dir}", created, config)
 
 
 def _command(state: StageState, line: bf.CommandLine) -> list[str]:
     if line.shell_form:
-        return [*state.config.shell_or_default(), " ".join(line.command)]
+        return list(state.config.shell_form(" ".join(line.command)))
     return list(line.command)
 
 
 def _cmd(state: StageState, cmd: bf.Cmd, created: str) -> StageState:
     argv = _command(state, cmd)
-    state = dataclasses.replace(state, config=state.config.with_cmd(argv), cmd_set=True)
-    return _history(state, f"CMD {json.dumps(argv)}", created)
+    return _history(state, f"CMD {json.dumps(argv)}", created, state.config.with_cmd(argv), cmd_set=True)
 
 
 def _entrypoint(state: StageState, entrypoint: bf.Entrypoint, created: str) -> StageState:
     argv = _command(state, entrypoint)
-    config = state.config.with_entrypoint(argv)
-    if not state.cmd_set:  # BuildKit: an ENTRYPOINT resets a CMD inherited from the base image
-        config = config.with_cmd(None)
-    state = dataclasses.replace(state, config=config)
-    return _history(state, f"ENTRYPOINT {json.dumps(argv)}", created)
+    config = state.config.with_entrypoint(argv, keep_cmd=state.cmd_set)
+    return _history(state, f"ENTRYPOINT {json.dumps(argv)}", created, config)
 
 
 def _shell(state: StageState, shell: bf.Shell, created: str) -> StageState:
-    state = dataclasses.replace(state, config=state.config.with_shell(shell.shell))
-    return _history(state, f"SHELL {json.dumps(list(shell.shell))}", created)
+    return _history(state, f"SHELL {json.dumps(list(shell.shell))}", created, dataclasses.replace(state.config, shell=shell.shell))
 
 
 def _stopsignal(state: StageState, stop: bf.Stopsignal, created: str) -> StageState:
     name = stop.signal.upper().removeprefix("SIG")
     if not (stop.signal.isdigit() or name in _SIGNALS or name.startswith("RTMIN") or name.startswith("RTMAX")):
         raise BuildError(f"STOPSIGNAL {stop.signal}: invalid signal")
-    state = dataclasses.replace(state, config=state.config.with_stop_signal(stop.signal))
-    return _history(state, f"STOPSIGNAL {stop.signal}", created)
+    return _history(state, f"STOPSIGNAL {stop.signal}", created, dataclasses.replace(state.config, stop_signal=stop.signal))
 
 
 def _healthcheck(state: StageState, check: bf.Healthcheck, created: str) -> StageState:
-    health: dict[str, object] = {"Test": list(check.test)}
-    for key, seconds in (("Interval", check.interval), ("Timeout", check.timeout),
-                         ("StartPeriod", check.start_period), ("StartInterval", check.start_interval)):
-        if seconds:
-            health[key] = int(round(seconds * 1e9))
-    if check.retries:
-        health["Retries"] = check.retries
-    state = dataclasses.replace(state, config=state.config.with_healthcheck(health))
-    return _history(state, f"HEALTHCHECK {json.dumps(health)}", created)
+    health = Healthcheck(
+        test=check.test,
+        interval=_nanoseconds(check.interval),
+        timeout=_nanoseconds(check.timeout),
+        start_period=_nanoseconds(check.start_period),
+        start_interval=_nanoseconds(check.start_interval),
+        retries=check.retries,
+    )
+    config = dataclasses.replace(state.config, healthcheck=health)
+    return _history(state, f"HEALTHCHECK {json.dumps(health.to_json())}", created, config)
+
+
+def _nanoseconds(seconds: float) -> int:
+    return int(round(seconds * 1e9))
 
 
 def _onbuild(state: StageState, onbuild: bf.Onbuild, created: str) -> StageState:
-    return dataclasses.replace(state, config=state.config.with_onbuild((*state.config.onbuild, onbuild.expression)))
+    return dataclasses.replace(state, config=dataclasses.replace(state.config, on_build=(*state.config.on_build, onbuild.expression)))
 
 
 def _maintainer(state: StageState, maintainer: bf.Maintainer, created: str) -> StageState:
-    state = dataclasses.replace(state, config=state.config.with_author(maintainer.name))
-    return _history(state, f"MAINTAINER {maintainer.name}", created)
+    return _history(state, f"MAINTAINER {maintainer.name}", created, dataclasses.replace(state.config, author=maintainer.name))
 
 
 _HANDLERS = {

@@ -17,6 +17,7 @@ Imports: stdlib, imagekit.errors, imagekit.sandbox.{linux,spec}.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trig
 
 _FLAG_ATTRS = {"ro": linux.MOUNT_ATTR_RDONLY, "nosuid": linux.MOUNT_ATTR_NOSUID, "nodev": linux.MOUNT_ATTR_NODEV, "noexec": linux.MOUNT_ATTR_NOEXEC}
 _FILESYSTEMS = ("tmpfs", "proc", "devpts", "sysfs", "mqueue")
+_MAX_SYMLINKS = 40
 
 
 @dataclass(frozen=True)
@@ -185,16 +187,21 @@ def attach(mounts: list[Detached], made: list[str]) -> list[str]:
     return created
 
 
-def _make(target: str, is_dir: bool) -> list[str]:
-    """Creates `target` (and its parents) when missing; returns what was created, parents first.
-    Runs after pivot_root: every lookup, symlinks included, stays inside the container's root."""
+def _make(target: str, is_dir: bool, depth: int = 0) -> list[str]:
+    """Creates `target` (and its parents) when missing; returns what was created, parents first, as
+    resolved paths (a symlink in the way is followed, and the directories it leads to made). Runs
+    after pivot_root: every lookup, symlinks included, stays inside the container's root."""
+    if depth > _MAX_SYMLINKS:
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), target)
     created: list[str] = []
-    parts = [p for p in os.path.normpath(target).split("/") if p]
-    path = ""
+    parts = [p for p in target.split("/") if p]
+    path = "/"
     for index, name in enumerate(parts):
-        path += "/" + name
+        path = os.path.realpath(os.path.join(path, name))
         if os.path.lexists(path):
             continue
+        if not os.path.isdir(os.path.dirname(path)):
+            created += _make(os.path.dirname(path), True, depth + 1)
         if index < len(parts) - 1 or is_dir:
             os.mkdir(path, 0o755)
         else:

@@ -46,13 +46,15 @@ _MAX_FD = 0x7FFFFFFF
 
 def run(spec: Spec, *, stdin: Stream = None, stdout: Stream = None, stderr: Stream = None) -> Result:
     """Runs spec.argv in a sandbox and returns its status and the mount targets it created.
+    `stderr is stdout` shares one descriptor, so a captured interleaving keeps its order.
 
     Raises SandboxError (one line) when the sandbox cannot be set up; a command that is missing
     or not executable is the process's failure instead (status 127 / 126, a line on its stderr).
     """
     flags = _namespaces(spec)
     with ExitStack() as stack:
-        fds = tuple(stack.enter_context(_stream(s, i)) for i, s in enumerate((stdin, stdout, stderr)))
+        fds = [stack.enter_context(_stream(stdin, 0)), stack.enter_context(_stream(stdout, 1))]
+        fds.append(fds[1] if stderr is stdout and stdout is not None else stack.enter_context(_stream(stderr, 2)))
         for name in ("stdout", "stderr"):
             getattr(sys, name).flush()
         read_end, write_end = os.pipe()
@@ -103,7 +105,7 @@ def _namespaces(spec: Spec) -> int:
     return flags
 
 
-def _intermediate(spec: Spec, flags: int, report: int, fds: tuple[int | None, ...], caller: int) -> NoReturn:
+def _intermediate(spec: Spec, flags: int, report: int, fds: list[int | None], caller: int) -> NoReturn:
     """Child of the caller: unshares, forks the sandboxed process, waits and exits with its status."""
     code = process.SETUP_FAILED
     try:
@@ -135,7 +137,7 @@ def _intermediate(spec: Spec, flags: int, report: int, fds: tuple[int | None, ..
     os._exit(code)
 
 
-def _adopt(fds: tuple[int | None, ...], report: int) -> None:
+def _adopt(fds: list[int | None], report: int) -> None:
     """Makes the given descriptors 0, 1 and 2 and closes every other one but the report pipe."""
     copies = [None if fd is None else os.dup(fd) for fd in fds]
     for number, fd in enumerate(copies):

@@ -64,7 +64,9 @@ def describe(err: BaseException) -> str:
     if isinstance(err, OSError) and err.strerror:
         where = f"{err.filename}: " if err.filename else ""
         return f"sandbox: {where}{err.strerror}"
-    return " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, SandboxError):
+        return str(err)
+    return f"sandbox: {type(err).__name__}: {' '.join(str(err).split())}"
 
 
 def _setup(spec: Spec, *, own_netns: bool, userns: bool) -> list[str]:

@@ -129,12 +129,22 @@ def _intermediate(spec: Spec, flags: int, report: int, fds: list[int | None], ca
         process.send(report, pid=child)
         os.close(report)
         code = _wait(child)
+        if not flags & linux.CLONE_NEWPID:  # no PID namespace takes the background jobs along: end its group
+            _kill_group(child)
     except BaseException as err:  # noqa: BLE001 - a child must report and _exit, never unwind into the caller's code
         try:
             process.send(report, error=process.describe(err))
         except OSError:
             pass
     os._exit(code)
+
+
+def _kill_group(leader: int) -> None:
+    """SIGKILLs what is left of the process group the sandboxed process led (its background jobs)."""
+    try:
+        os.killpg(leader, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _adopt(fds: list[int | None], report: int) -> None:

@@ -32,7 +32,21 @@ MS_SLAVE = 1 << 19
 MNT_DETACH = 0x2
 
 PR_SET_PDEATHSIG = 1
+PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+#: Capability numbers by name (linux/capability.h), CAP_ prefix dropped as in OCI configs' short form.
+CAPABILITIES = {
+    name: number
+    for number, name in enumerate(
+        "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE NET_BIND_SERVICE "
+        "NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN "
+        "SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE "
+        "MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF CHECKPOINT_RESTORE".split()
+    )
+}
 
 FSCONFIG_SET_FLAG = 0
 FSCONFIG_SET_STRING = 1
@@ -99,6 +113,25 @@ def pivot_root(new_root: str, put_old: str) -> None:
 
 def prctl(option: int, value: int) -> None:
     _check(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(value), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)), "prctl")
+
+
+def limit_capabilities(keep: set[int]) -> None:
+    """Drops every capability but `keep` from the bounding set and clears the inheritable and ambient
+    sets, so that the exec (as root: permitted = bounding) leaves the process only `keep`."""
+    last = max(CAPABILITIES.values())
+    for number in range(last + 1):
+        if number not in keep:
+            try:
+                prctl(PR_CAPBSET_DROP, number)
+            except OSError as err:
+                if err.errno != 22:  # EINVAL: a capability this kernel does not know
+                    raise
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()  # two (effective, permitted, inheritable) words
+    _check(_libc.capget(header, data), "capget")
+    data[2] = data[5] = 0
+    _check(_libc.capset(header, data), "capset")
 
 
 def sethostname(name: str) -> None:

@@ -4,8 +4,8 @@ This runs in the child that is PID 1 of the new PID namespace (or, for `chroot`,
 already inside every namespace the intermediate unshared. It only makes system calls and never
 returns: it reports the created mount targets (or one error line) on `report` as JSON lines, then
 execs the spec's argv. `report` is close-on-exec, so the parent reads until EOF and knows the exec
-happened. The order is runc's: mounts and root first, then hostname, cwd, umask 0022, then the
-identity (groups, gid, uid: dropping root last), the parent-death signal (credential changes clear
+happened. The order is runc's: mounts and root first, then hostname, cwd, umask 0022, the
+capabilities, then the identity (groups, gid, uid: dropping root last), the parent-death signal (credential changes clear
 it), no_new_privs and the exec.
 
 Exec failures are the process's, not the sandbox's: "exec: NAME: not found" on its stderr and
@@ -48,6 +48,7 @@ def become(spec: Spec, *, report: int, lifeline: int, own_netns: bool, userns: b
     try:
         created = _setup(spec, own_netns=own_netns, userns=userns)
         send(report, created=created)
+        linux.limit_capabilities({linux.CAPABILITIES[name] for name in spec.capabilities})
         _identity(spec, userns=userns)
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
         if select.select([lifeline], [], [], 0)[0]:  # the intermediate died before PDEATHSIG was armed

@@ -91,6 +91,9 @@ def _namespaces(spec: Spec) -> int:
         raise SandboxError(f"sandbox: unknown isolation {spec.isolation!r}")
     if spec.network not in ("host", "none"):
         raise SandboxError(f"sandbox: unknown network {spec.network!r}")
+    unknown = sorted(set(spec.capabilities) - set(linux.CAPABILITIES))
+    if unknown:
+        raise SandboxError(f"sandbox: unknown capability {unknown[0]!r} (names as in OCI configs, without CAP_)")
     if not os.path.isabs(spec.cwd):
         raise SandboxError(f"sandbox: working directory {spec.cwd!r} is not an absolute path")
     flags = linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC

@@ -19,6 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+#: podman's default capabilities (Docker's without MKNOD, NET_RAW and AUDIT_WRITE): with no device
+#: cgroup here, MKNOD would let root in a RUN step make and open the host's disks.
+DEFAULT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT")
+
 Isolation = Literal["namespaces", "rootless", "chroot", "none"]
 Network = Literal["host", "none"]
 
@@ -57,7 +61,8 @@ class Mount:
 class Spec:
     """One process to run in a fresh sandbox. `env` is KEY=VALUE words exactly as the process gets
     them; `cwd` is created when missing; `uid`/`gid`/`groups` are numeric (the caller resolves names
-    through the image's /etc/passwd and /etc/group); `hostname` "" keeps the host's."""
+    through the image's /etc/passwd and /etc/group); `hostname` "" keeps the host's. `capabilities`
+    (short names, as OCI configs without "CAP_") bound what the process may ever hold."""
 
     rootfs: Rootfs
     argv: tuple[str, ...]
@@ -72,6 +77,7 @@ class Spec:
     mounts: tuple[Mount, ...] = ()
     #: host files bind-mounted read-only over /etc/resolv.conf and /etc/hosts (and /etc/hostname), never captured.
     etc_files: tuple[tuple[str, str], ...] = field(default=())
+    capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES
 
 
 @dataclass(frozen=True)

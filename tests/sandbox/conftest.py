@@ -11,7 +11,7 @@ import pytest
 from imagekit.sandbox import Result, Rootfs, Spec, run
 from tests.store.conftest import make_busybox_rootfs
 
-APPLETS = ("id", "env", "hostname", "ps", "ip", "sleep", "touch", "rm", "mkdir", "head", "wc", "pwd", "grep", "stat", "mknod", "kill")
+APPLETS = ("mount", "id", "env", "hostname", "ps", "ip", "sleep", "touch", "rm", "mkdir", "head", "wc", "pwd", "grep", "stat", "mknod", "kill")
 ENV = ("PATH=/bin", "HOME=/root")
 SYSTEM_MOUNTS = ("/proc", "/dev", "/sys")
 

@@ -97,3 +97,18 @@ def test_setup_failure_is_a_one_line_sandbox_error(box: Box, tmp_path: Path) -> 
     message = str(info.value)
     assert message.startswith("sandbox: ") and "\n" not in message and "missing" in message and "No such file" in message
     assert ENV  # the helpers' environment is untouched by a failed run
+
+
+def test_capabilities_are_bounded_to_the_spec_s(box: Box) -> None:
+    from imagekit.sandbox.linux import CAPABILITIES
+    from imagekit.sandbox.spec import DEFAULT_CAPABILITIES
+
+    expected = sum(1 << CAPABILITIES[name] for name in DEFAULT_CAPABILITIES)
+    status, out, _ = box.sh("grep -E '^Cap(Inh|Eff|Bnd|Amb)' /proc/self/status; mknod /dev/sda b 8 0; mkdir /m; mount -t tmpfs none /m")
+    caps = dict(line.split(":\t") for line in out.splitlines() if line.startswith("Cap"))
+    assert {key: int(value, 16) for key, value in caps.items()} == {"CapInh": 0, "CapEff": expected, "CapBnd": expected, "CapAmb": 0}
+    assert "mknod: /dev/sda: Operation not permitted" in out and "mount: permission denied" in out and status != 0
+    status, out, _ = box.sh("mkdir /m2 && mount -t tmpfs none /m2 && echo mounted", capabilities=tuple(CAPABILITIES))
+    assert (status, out) == (0, "mounted\n")
+    with pytest.raises(SandboxError, match="unknown capability 'CAP_CHOWN'"):
+        run(box.spec("true", capabilities=("CAP_CHOWN",)))

@@ -3,8 +3,9 @@
 The builder needs the merged view of an overlay without running anything in it: COPY writes files
 into it (so overlayfs records copy-ups and whiteouts in the upper dir) and USER reads its
 /etc/passwd. A forked child unshares only its mount namespace, mounts the rootfs on an empty
-temporary directory there and calls `fn(path, *args)`; the mount dies with the child. There is
-no pivot_root: `fn` sees host paths too and must resolve paths inside `path` safely itself.
+temporary directory there and calls `fn(path, *args)`; the mount dies with the child. A caller
+that is not root gets a user namespace mapping it to root first (then `fn` runs as that root:
+what it creates belongs to the caller outside). There is no pivot_root: `fn` sees host paths too and must resolve paths inside `path` safely itself.
 
 The result travels back pickled; an ImagekitError raised by `fn` is re-raised in the caller with
 its class, message and attributes; anything else becomes a one-line SandboxError. The child has
@@ -99,7 +100,10 @@ def _answer(fn: Callable[..., Any], where: str, args: tuple[Any, ...]) -> tuple[
 
 
 def _mount(rootfs: Rootfs, where: str) -> None:
-    linux.unshare(linux.CLONE_NEWNS)
+    if os.geteuid() == 0:
+        linux.unshare(linux.CLONE_NEWNS)
+    else:  # rootless: root of a user namespace that maps the caller, which may mount overlayfs
+        linux.unshare_as_root(linux.CLONE_NEWNS)
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_SLAVE)
     root = mounts.root(rootfs)
     if rootfs.readonly:

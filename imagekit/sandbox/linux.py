@@ -95,6 +95,16 @@ def unshare(flags: int) -> None:
     _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
 
 
+def unshare_as_root(flags: int) -> None:
+    """unshare(CLONE_NEWUSER | flags) and map the caller's uid and gid to 0 in the new user namespace
+    (the one mapping a process may write for itself; setgroups is denied, as it must be then)."""
+    uid, gid = os.getuid(), os.getgid()
+    unshare(CLONE_NEWUSER | flags)
+    for name, text in (("uid_map", f"0 {uid} 1"), ("setgroups", "deny"), ("gid_map", f"0 {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as handle:
+            handle.write(text)
+
+
 def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
     """Classic mount(2): only for propagation changes (rslave), which the new API covers only from 5.12."""
     _check(_libc.mount(_c(source), _c(target), _c(fstype), ctypes.c_ulong(flags), _c(data)), f"mount {target}")
@@ -150,10 +160,18 @@ def fsconfig(fd: int, key: str, value: str | None = None) -> None:
     _syscall(_FSCONFIG, f"{key}={value}" if value is not None else key, ctypes.c_int(fd), ctypes.c_uint(command), _c(key), _c(value), ctypes.c_int(0))
 
 
-def fsmount(fd: int, attrs: int = 0) -> int:
-    """Creates the superblock of a configured context and returns a detached mount of it (an O_PATH-like fd)."""
-    _syscall(_FSCONFIG, "create", ctypes.c_int(fd), ctypes.c_uint(FSCONFIG_CMD_CREATE), None, None, ctypes.c_int(0))
-    return _syscall(_FSMOUNT, "fsmount", ctypes.c_int(fd), ctypes.c_uint(FSMOUNT_CLOEXEC), ctypes.c_uint(attrs))
+def fsmount(fd: int, attrs: int = 0, what: str = "mount") -> int:
+    """Creates the superblock of a configured context and returns a detached mount of it (an O_PATH-like
+    fd). A failure names `what` and adds the kernel's own message for the context when it left one."""
+    try:
+        _syscall(_FSCONFIG, what, ctypes.c_int(fd), ctypes.c_uint(FSCONFIG_CMD_CREATE), None, None, ctypes.c_int(0))
+    except OSError as err:
+        try:
+            detail = os.read(fd, 4096).decode(errors="replace").strip()  # "e overlay: ..." lines, if any
+        except OSError:
+            detail = ""
+        raise OSError(err.errno, f"{err.strerror} ({detail})" if detail else err.strerror, what) from None
+    return _syscall(_FSMOUNT, what, ctypes.c_int(fd), ctypes.c_uint(FSMOUNT_CLOEXEC), ctypes.c_uint(attrs))
 
 
 def open_tree(path: str, recursive: bool = False) -> int:

@@ -70,7 +70,7 @@ def filesystem(fstype: str, options: tuple[str, ...] | list[str], attrs: int = 0
         for word in options:
             key, sep, value = word.partition("=")
             linux.fsconfig(ctx, key, value if sep else None)
-        return linux.fsmount(ctx, attrs)
+        return linux.fsmount(ctx, attrs, f"mounting {fstype}")
     finally:
         os.close(ctx)
 
@@ -97,7 +97,7 @@ def root(rootfs: Rootfs) -> int:
         if rootfs.upper:
             linux.fsconfig(ctx, "upperdir", rootfs.upper)
             linux.fsconfig(ctx, "workdir", rootfs.work)
-        return linux.fsmount(ctx)
+        return linux.fsmount(ctx, 0, f"mounting the overlay of {len(rootfs.lowers)} lowers and upper {rootfs.upper or '(none)'}")
     finally:
         os.close(ctx)
 

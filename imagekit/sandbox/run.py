@@ -117,10 +117,10 @@ def _intermediate(spec: Spec, flags: int, report: int, fds: list[int | None], ca
             os._exit(code)
         os.setsid()  # the terminal's ^C reaches the caller only, which forwards it once
         _adopt(fds, report)
-        uid, gid = os.getuid(), os.getgid()
-        linux.unshare(flags)
         if flags & linux.CLONE_NEWUSER:
-            _map_caller(uid, gid)
+            linux.unshare_as_root(flags)
+        else:
+            linux.unshare(flags)
         lifeline, keep = os.pipe()
         child = os.fork()
         if child == 0:
@@ -158,13 +158,6 @@ def _adopt(fds: list[int | None], report: int) -> None:
             os.dup2(fd, number)
     os.closerange(3, report)
     os.closerange(report + 1, _MAX_FD)
-
-
-def _map_caller(uid: int, gid: int) -> None:
-    """Maps the caller's uid and gid to 0 in the new user namespace (the only mapping one may write alone)."""
-    for name, text in (("uid_map", f"0 {uid} 1"), ("setgroups", "deny"), ("gid_map", f"0 {gid} 1")):
-        with open(f"/proc/self/{name}", "w") as handle:
-            handle.write(text)
 
 
 def _wait(pid: int) -> int:

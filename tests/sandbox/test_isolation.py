@@ -60,3 +60,22 @@ def test_chroot_has_a_mount_namespace_and_root_but_host_pids(box: Box) -> None:
     assert status == 0 and lines[0] != "pid=1" and lines[1] == "chrooted" and "cmdline" in out, out
     assert (box.upper / "x").read_text() == "x\n" and result.created == ("/proc", "/dev", "/sys")
     assert _with_marker(marker) == []  # the background job went with the process group
+
+
+CALL_AS_USER = """
+import os, sys
+from pathlib import Path
+from imagekit.sandbox import Rootfs, call
+def copy(root, name):
+    Path(root, name).write_text("copied\\n")
+    return os.getuid(), sorted(os.listdir(Path(root, "bin")))[:2]
+print(os.getuid(), *call(Rootfs(lowers=(sys.argv[1],), upper=sys.argv[2], work=sys.argv[3]), copy, "file"))
+"""
+
+
+def test_call_by_an_unprivileged_caller_mounts_in_a_user_namespace(box: Box) -> None:
+    command = [*AS_USER, sys.executable, "-c", CALL_AS_USER, *box.rootfs.lowers, box.rootfs.upper, box.rootfs.work]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "1000 0 ['busybox', 'cat']\n"
+    assert (box.upper / "file").read_text() == "copied\n"

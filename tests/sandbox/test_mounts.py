@@ -171,3 +171,10 @@ def test_bad_mounts_are_sandbox_errors(box: Box, tmp_path: Path) -> None:
         with pytest.raises(SandboxError, match=message) as info:
             run(box.spec("true", mounts=(mount,)))
         assert "\n" not in str(info.value)
+
+
+def test_an_overlay_the_kernel_refuses_names_the_rootfs(box: Box) -> None:
+    bad = replace(box.rootfs, work=box.rootfs.lowers[0])  # workdir inside a lower: overlayfs refuses
+    with pytest.raises(SandboxError, match=r"^sandbox: mounting the overlay of 1 lowers and upper .*/upper: ") as info:
+        run(box.spec("true", rootfs=bad))
+    assert "\n" not in str(info.value)

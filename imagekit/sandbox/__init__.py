@@ -4,7 +4,8 @@
     linux.py    ctypes: unshare, the new mount API, pivot_root, prctl, sethostname
     mounts.py   the root (overlayfs with any number of lowers), runc's standard mounts, binds, masks
     process.py  the sandboxed process's set-up between fork and exec
-    run.py      run(spec) -> Result: fork, namespaces, status, signals, streams
+    run.py      run(spec) -> Result: fork, namespaces, status, signals
+    streams.py  what may stand for stdin, stdout, stderr; pipes pumped to objects without a fileno
     call.py     call(rootfs, fn, *args): a Python function over the mounted rootfs, in a private mount namespace
 
 Imports: stdlib and imagekit.errors only (a leaf, see tests/test_dependencies.py).

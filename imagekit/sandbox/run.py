@@ -9,19 +9,18 @@ and vanish with it; PID 1's death kills the rest of the namespace. The intermedi
 caller and PID 1 with the intermediate (PR_SET_PDEATHSIG SIGKILL on both), so a SIGKILLed caller
 leaves nothing running. SIGINT, SIGTERM and SIGHUP sent to the caller (when run() is called from
 the main thread) are forwarded to the sandboxed process; as PID 1 it ignores those it has no
-handler for, as in `docker run` without `--init`.
+handler for, as in `docker run` without `--init`, so a second SIGINT kills it.
 
 The children report through one close-on-exec pipe, as JSON lines: the sandboxed process's host
 pid, the mount targets it created, or one line of error (then run() raises SandboxError). The exec
 closes the pipe, so EOF means the sandboxed process runs; its output goes straight to the caller's
 file descriptors and streams as it is written.
 
-Imports: stdlib, imagekit.errors, imagekit.sandbox.{linux,process,spec}.
+Imports: stdlib, imagekit.errors, imagekit.sandbox.{linux,process,spec,streams}.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import select
@@ -29,16 +28,13 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from typing import IO, Any, NoReturn, Union
+from contextlib import ExitStack, contextmanager, suppress
+from typing import NoReturn
 
 from imagekit.errors import SandboxError
 from imagekit.sandbox import linux, process
+from imagekit.sandbox.streams import Stream, stream
 from imagekit.sandbox.spec import Result, Spec
-
-#: What may stand for a standard stream: None (inherit the caller's), a file descriptor, a file object
-#: with a fileno(), or any object with read()/write() (served through a pipe by a thread).
-Stream = Union[None, int, IO[Any], Any]
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _MAX_FD = 0x7FFFFFFF
@@ -53,8 +49,8 @@ def run(spec: Spec, *, stdin: Stream = None, stdout: Stream = None, stderr: Stre
     """
     flags = _namespaces(spec)
     with ExitStack() as stack:
-        fds = [stack.enter_context(_stream(stdin, 0)), stack.enter_context(_stream(stdout, 1))]
-        fds.append(fds[1] if stderr is stdout and stdout is not None else stack.enter_context(_stream(stderr, 2)))
+        fds = [stack.enter_context(stream(stdin, 0)), stack.enter_context(stream(stdout, 1))]
+        fds.append(fds[1] if stderr is stdout and stdout is not None else stack.enter_context(stream(stderr, 2)))
         for name in ("stdout", "stderr"):
             getattr(sys, name).flush()
         read_end, write_end = os.pipe()
@@ -65,7 +61,7 @@ def run(spec: Spec, *, stdin: Stream = None, stdout: Stream = None, stderr: Stre
             _intermediate(spec, flags, write_end, fds, caller)
         os.close(write_end)
         reports = _Reports(read_end)
-        with _forwarding(pid):
+        with _forwarding(pid, reports):
             try:
                 reports.read()
                 status = _wait(pid)
@@ -128,7 +124,7 @@ def _intermediate(spec: Spec, flags: int, report: int, fds: list[int | None], ca
             process.become(spec, report=report, lifeline=lifeline, own_netns=bool(flags & linux.CLONE_NEWNET), userns=bool(flags & linux.CLONE_NEWUSER))
         os.close(lifeline)
         for sig in _FORWARDED:
-            signal.signal(sig, lambda number, _frame: os.kill(child, number))
+            signal.signal(sig, lambda number, _frame: _signal(child, number))
         process.send(report, pid=child)
         os.close(report)
         code = _wait(child)
@@ -137,17 +133,20 @@ def _intermediate(spec: Spec, flags: int, report: int, fds: list[int | None], ca
     except BaseException as err:  # noqa: BLE001 - a child must report and _exit, never unwind into the caller's code
         try:
             process.send(report, error=process.describe(err))
-        except OSError:
+        except OSError:  # the report pipe is already closed: the caller has the status, nothing else to say
             pass
     os._exit(code)
 
 
+def _signal(pid: int, number: int) -> None:
+    with suppress(ProcessLookupError):
+        os.kill(pid, number)
+
+
 def _kill_group(leader: int) -> None:
     """SIGKILLs what is left of the process group the sandboxed process led (its background jobs)."""
-    try:
+    with suppress(ProcessLookupError):
         os.killpg(leader, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _adopt(fds: list[int | None], report: int) -> None:
@@ -205,56 +204,27 @@ class _Reports:
 
 
 @contextmanager
-def _forwarding(pid: int) -> Iterator[None]:
-    """Forwards SIGINT, SIGTERM and SIGHUP to `pid` while the sandbox runs (only the main thread may)."""
+def _forwarding(pid: int, reports: _Reports) -> Iterator[None]:
+    """Forwards SIGINT, SIGTERM and SIGHUP to the intermediate `pid` (which passes them on) while the
+    sandbox runs; a second SIGINT kills the sandboxed process, which as PID 1 may ignore the first.
+    Only the main thread may handle signals: elsewhere the caller must stop the sandbox itself."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, lambda number, _frame: os.kill(pid, number)) for sig in _FORWARDED}
+    interrupts = 0
+
+    def forward(number: int, _frame: object) -> None:
+        nonlocal interrupts
+        interrupts += number == signal.SIGINT
+        with suppress(ProcessLookupError):
+            if interrupts > 1 and reports.pidfd is not None:
+                signal.pidfd_send_signal(reports.pidfd, signal.SIGKILL)
+            else:
+                os.kill(pid, number)
+
+    previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED}
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-@contextmanager
-def _stream(stream: Stream, number: int) -> Iterator[int | None]:
-    """The descriptor the sandboxed process gets as `number`: a given fd, a file's fileno(), or a pipe
-    a thread pumps to or from any other object with read()/write() until the process ends."""
-    if stream is None or isinstance(stream, int):
-        yield stream
-        return
-    try:
-        fd = stream.fileno()
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        fd = None
-    if fd is not None:
-        if hasattr(stream, "flush") and number:
-            stream.flush()
-        yield fd
-        return
-    read_end, write_end = os.pipe()
-    theirs, ours = (read_end, write_end) if number == 0 else (write_end, read_end)
-    pump = threading.Thread(target=_pump_in if number == 0 else _pump_out, args=(stream, ours), daemon=True)
-    try:
-        pump.start()
-        yield theirs
-    finally:
-        os.close(theirs)
-        pump.join()
-
-
-def _pump_out(sink: Any, fd: int) -> None:
-    with open(fd, "rb", buffering=0) as pipe:
-        while chunk := pipe.read(65536):
-            sink.write(chunk if not isinstance(sink, io.TextIOBase) else chunk.decode(errors="replace"))
-
-
-def _pump_in(source: Any, fd: int) -> None:
-    with open(fd, "wb", buffering=0) as pipe:
-        try:
-            while chunk := source.read(65536):
-                pipe.write(chunk if isinstance(chunk, bytes) else chunk.encode())
-        except BrokenPipeError:
-            pass

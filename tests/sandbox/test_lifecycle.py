@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import select
@@ -76,11 +77,10 @@ def test_output_streams_while_the_process_runs(box: Box) -> None:
 
 
 def test_text_and_bytes_objects_capture_output_and_feed_input(box: Box) -> None:
-    import io
-
     out, err = io.StringIO(), io.BytesIO()
-    result = run(box.spec("cat; echo oops >&2; exit 4"), stdin=io.BytesIO(b"fed\n"), stdout=out, stderr=err)
-    assert (result.status, out.getvalue(), err.getvalue()) == (4, "fed\n", b"oops\n")
+    text = "h\u00e9llo \u2603 " * 20000  # multi-byte characters across the pump's chunks
+    result = run(box.spec("cat; echo oops >&2; exit 4"), stdin=io.StringIO(text), stdout=out, stderr=err)
+    assert (result.status, out.getvalue(), err.getvalue()) == (4, text, b"oops\n")
 
 
 def test_sigterm_to_the_caller_reaches_the_process(box: Box) -> None:
@@ -90,6 +90,19 @@ def test_sigterm_to_the_caller_reaches_the_process(box: Box) -> None:
         assert caller.stdout.readline() == "ready\n"
         caller.send_signal(signal.SIGTERM)
         assert caller.stdout.read().splitlines() == ["got TERM", "status 7"]
+    finally:
+        caller.kill()
+        caller.wait()
+
+
+def test_a_second_sigint_kills_a_process_that_ignores_the_first(box: Box) -> None:
+    caller = _caller(box, "echo ready; sleep 100 & wait")  # PID 1 without a handler: SIGINT means nothing to it
+    assert caller.stdout is not None
+    try:
+        assert caller.stdout.readline() == "ready\n"
+        caller.send_signal(signal.SIGINT)
+        caller.send_signal(signal.SIGINT)
+        assert caller.stdout.read() == "status 137\n"
     finally:
         caller.kill()
         caller.wait()

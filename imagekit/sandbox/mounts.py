@@ -127,6 +127,8 @@ def requested(mounts: tuple[Mount, ...], etc_files: tuple[tuple[str, str], ...])
     """The caller's etc files (read-only binds) and mounts, detached, in order."""
     out = []
     for source, target in etc_files:
+        if not os.path.isabs(target):
+            raise SandboxError(f"sandbox: etc file target {target!r} is not an absolute path")
         out.append(Detached(target, _host_bind(source, linux.MOUNT_ATTR_RDONLY | linux.MOUNT_ATTR_NOSUID | linux.MOUNT_ATTR_NODEV, False), False))
     for item in mounts:
         if not os.path.isabs(item.target):

@@ -113,10 +113,14 @@ def _intermediate(spec: Spec, flags: int, report: int, fds: list[int | None], ca
             os._exit(code)
         os.setsid()  # the terminal's ^C reaches the caller only, which forwards it once
         _adopt(fds, report)
-        if flags & linux.CLONE_NEWUSER:
-            linux.unshare_as_root(flags)
-        else:
-            linux.unshare(flags)
+        try:
+            if flags & linux.CLONE_NEWUSER:
+                linux.unshare_as_root(flags)
+            else:
+                linux.unshare(flags)
+        except PermissionError as err:
+            hint = "" if flags & linux.CLONE_NEWUSER else "; without root, use isolation 'rootless'"
+            raise SandboxError(f"sandbox: isolation {spec.isolation!r} cannot create its namespaces: {err.strerror}{hint}") from err
         lifeline, keep = os.pipe()
         child = os.fork()
         if child == 0:

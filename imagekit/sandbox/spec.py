@@ -83,7 +83,9 @@ class Spec:
 @dataclass(frozen=True)
 class Result:
     """How the process ended: `status` as a shell reports it (exit code, or 128+signal when killed),
-    and the mount targets the sandbox had to create (paths inside the container)."""
+    and what the sandbox had to create on the root filesystem to mount on (paths inside the
+    container, parents first, symlinks resolved: /proc, /dev and /sys when the image lacks them,
+    etc file and mount targets), so a builder can keep these stubs out of its layer."""
 
     status: int
     created: tuple[str, ...] = ()

@@ -79,3 +79,11 @@ def test_call_by_an_unprivileged_caller_mounts_in_a_user_namespace(box: Box) -> 
     assert result.returncode == 0, result.stderr
     assert result.stdout == "1000 0 ['busybox', 'cat']\n"
     assert (box.upper / "file").read_text() == "copied\n"
+
+
+def test_namespaces_without_root_say_what_to_use_instead(box: Box) -> None:
+    command = [*AS_USER, sys.executable, "-c", CALLER, json.dumps(asdict(box.spec("true")))]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 1
+    assert last == "imagekit.errors.SandboxError: sandbox: isolation 'namespaces' cannot create its namespaces: Operation not permitted; without root, use isolation 'rootless'"

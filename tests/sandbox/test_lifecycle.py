@@ -95,12 +95,13 @@ def test_sigterm_to_the_caller_reaches_the_process(box: Box) -> None:
         caller.wait()
 
 
-def test_a_second_sigint_kills_a_process_that_ignores_the_first(box: Box) -> None:
-    caller = _caller(box, "echo ready; sleep 100 & wait")  # PID 1 without a handler: SIGINT means nothing to it
+def test_the_first_sigint_is_forwarded_and_the_second_kills(box: Box) -> None:
+    caller = _caller(box, "trap 'echo got INT' INT; echo ready; while :; do sleep 1 & wait; done")
     assert caller.stdout is not None
     try:
         assert caller.stdout.readline() == "ready\n"
         caller.send_signal(signal.SIGINT)
+        assert caller.stdout.readline() == "got INT\n"  # handled by the process, which goes on
         caller.send_signal(signal.SIGINT)
         assert caller.stdout.read() == "status 137\n"
     finally:

@@ -38,6 +38,7 @@ from imagekit.sandbox.spec import Result, Spec
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _MAX_FD = 0x7FFFFFFF
+_NO_ID = 0xFFFFFFFF  # (uid_t)-1 means "no change" to setuid; ids are below it
 
 
 def run(spec: Spec, *, stdin: Stream = None, stdout: Stream = None, stderr: Stream = None) -> Result:
@@ -90,6 +91,9 @@ def _namespaces(spec: Spec) -> int:
     unknown = sorted(set(spec.capabilities) - set(linux.CAPABILITIES))
     if unknown:
         raise SandboxError(f"sandbox: unknown capability {unknown[0]!r} (names as in OCI configs, without CAP_)")
+    bad = [i for i in (spec.uid, spec.gid, *spec.groups) if not 0 <= i < _NO_ID]
+    if bad:
+        raise SandboxError(f"sandbox: {bad[0]} is not a valid user or group id")
     if not os.path.isabs(spec.cwd):
         raise SandboxError(f"sandbox: working directory {spec.cwd!r} is not an absolute path")
     flags = linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC

@@ -88,6 +88,9 @@ def test_bad_spec_raises_one_line(box: Box) -> None:
         run(box.spec("true", isolation="none"))
     with pytest.raises(SandboxError, match="not an absolute path"):
         run(box.spec("true", cwd="rel"))
+    for ids in ({"uid": -1}, {"gid": 2**32 - 1}, {"groups": (5, 2**40)}):
+        with pytest.raises(SandboxError, match="is not a valid user or group id"):
+            run(box.spec("true", **ids))
 
 
 def test_setup_failure_is_a_one_line_sandbox_error(box: Box, tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 ROOT *is* an OCI image layout (`oci-layout`, `index.json`, `blobs/`), so `skopeo`, `umoci` and
 `oci-image-tool` read it directly. imagekit's other state lives in directories beside `blobs/`
-(`layers/` extracted layers, `cache/` build cache, `containers/`, `volumes/`), created on first use;
+(`layers/` extracted layers, `snapshots/` active snapshots, `cache/` build cache, `containers/`, `volumes/`), created on first use;
 the OCI tools ignore them. Only index.json roots keep blobs alive: state that names digests elsewhere
 must cope with garbage collection removing them (treat a missing blob as a cache miss).
 
@@ -28,7 +28,7 @@ from imagekit.layout import GarbageReport, Layout
 from imagekit.oci import INDEX_TYPES, MANIFEST_TYPES, REF_NAME, Descriptor, Index, Platform
 from imagekit.reference import Reference, parse_reference
 
-STATE_DIRS = ("layers", "cache", "containers", "volumes")
+STATE_DIRS = ("layers", "snapshots", "cache", "containers", "volumes")
 IMAGE_TYPES = MANIFEST_TYPES | INDEX_TYPES
 _ID_PREFIX = re.compile(r"(?:sha256:)?([a-f0-9]{1,64})")
 
@@ -98,7 +98,7 @@ class Store:
         self.layout = Layout(self.root)
 
     def state_dir(self, name: str) -> Path:
-        """ROOT/<name> for imagekit's own state (`layers`, `cache`, `containers`, `volumes`), created on demand."""
+        """ROOT/<name> for imagekit's own state (`layers`, `snapshots`, `cache`, `containers`, `volumes`), created on demand."""
         if name not in STATE_DIRS:
             raise ValueError(f"unknown state directory {name!r}")
         path = self.root / name

@@ -30,6 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "origins": {"errors", "digest"},
     "registry": {"errors", "digest", "oci", "image", "reference", "progress"},
     "sandbox": {"errors"},
+    "snapshots": {"errors", "digest", "oci", "image", "layers", "layout", "store", "sandbox"},
     "build": {"errors", "digest", "oci", "image", "reference", "layers", "layout", "store", "sandbox", "progress"},
     "runtime": {"errors", "digest", "oci", "image", "reference", "layers", "layout", "store", "sandbox"},
     "cli": {"*"},

@@ -29,8 +29,8 @@ from pathlib import Path
 from imagekit.digest import CHUNK, Digest
 from imagekit.errors import BadDigest, ImagekitError, LayerError
 from imagekit.image import Image
-from imagekit.layers.apply import ApplyReport, Budget, Limits, apply_layer
-from imagekit.layers.rootfs import Root, remove
+from imagekit.layers.apply import ApplyReport, Budget, Limits, Whiteouts, apply_layer
+from imagekit.layers.rootfs import Root, remove_path
 from imagekit.oci import Descriptor
 
 log = logging.getLogger(__name__)
@@ -137,25 +137,28 @@ def _chosen(image: Image, layers: Sequence[Descriptor] | None) -> tuple[tuple[De
 
 def _apply_all(image: Image, root: Root, pairs: tuple[tuple[Descriptor, Digest], ...], limits: Limits | None) -> tuple[ApplyReport, ...]:
     budget = Budget(limits if limits is not None else Limits.from_env())
-    reports = []
-    for number, (descriptor, diff_id) in enumerate(pairs, 1):
-        what = f"layer {number}/{len(pairs)} ({descriptor.digest.short})"
-        with image.open_verified(descriptor) as blob:
-            reports.append(apply_layer(blob, descriptor.media_type, root, budget=budget, what=what, diff_id=diff_id))
-            while blob.read(CHUNK):  # the rest of the blob, so its digest is checked
-                pass
-    return tuple(reports)
+    return tuple(
+        apply_blob(image, descriptor, diff_id, root, budget=budget, what=f"layer {number}/{len(pairs)} ({descriptor.digest.short})")
+        for number, (descriptor, diff_id) in enumerate(pairs, 1)
+    )
+
+
+def apply_blob(
+    image: Image, descriptor: Descriptor, diff_id: Digest, root: Root, *, budget: Budget, what: str, whiteouts: Whiteouts = "delete"
+) -> ApplyReport:
+    """Applies one layer blob of `image` onto `root` (apply_layer), checking both its digest and its diff_id."""
+    with image.open_verified(descriptor) as blob:
+        report = apply_layer(blob, descriptor.media_type, root, budget=budget, what=what, whiteouts=whiteouts, diff_id=diff_id)
+        while blob.read(CHUNK):  # the rest of the blob, so its digest is checked
+            pass
+    return report
 
 
 def _discard(path: Path) -> None:
     """Removes a failed unpack's temp directory, without following anything a layer put in it."""
     try:
-        parent = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
+        remove_path(path)
+    except FileNotFoundError:
         return
-    try:
-        remove(parent, os.fsencode(path.name))
     except OSError as err:  # the error being raised matters more; say what is left behind
         log.warning("could not remove the partial unpack %s: %s", path, err.strerror or err)
-    finally:
-        os.close(parent)

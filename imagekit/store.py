@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagekit.digest import Digest
-from imagekit.errors import BadReference, ImageConflict, ImageNotFound, StoreError
+from imagekit.errors import BadReference, ImageConflict, ImageNotFound, InvalidManifest, StoreError
 from imagekit.image import Image
 from imagekit.layout import GarbageReport, Layout
 from imagekit.oci import INDEX_TYPES, MANIFEST_TYPES, REF_NAME, Descriptor, Index, Platform
@@ -230,6 +230,26 @@ class Store:
         for name in names:
             self.layout.remove_ref(name)
         return stored, names
+
+    def diff_ids(self) -> set[str]:
+        """The diff_ids of every image index.json roots (each manifest of an index that is here): what
+        extracted layers (imagekit.snapshots) are still worth keeping.
+
+        An image whose manifest or config is missing or corrupt keeps nothing: it cannot be run or
+        built on, so its layers would never be used (and `prune` says what is wrong with it).
+        """
+        found: set[str] = set()
+        pending = list(self.layout.index().manifests)
+        while pending:
+            descriptor = pending.pop()
+            try:
+                if descriptor.media_type in INDEX_TYPES:
+                    pending.extend(self._index_children(descriptor))
+                elif descriptor.media_type in MANIFEST_TYPES:
+                    found.update(self.layout.image_at(descriptor).diff_ids)
+            except (StoreError, InvalidManifest):
+                continue
+        return found
 
     def prune(self) -> GarbageReport:
         """Removes every blob no ref reaches and the debris of killed writers (see Layout.collect_garbage)."""

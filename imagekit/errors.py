@@ -62,6 +62,10 @@ class ImageConflict(StoreError):
     """A store change refused because it would affect more than the user named (docker's "must be forced")."""
 
 
+class SnapshotError(StoreError):
+    """An extracted layer or active snapshot (imagekit.snapshots) that is missing, taken or cannot be made."""
+
+
 class LayerError(ImagekitError):
     """A layer tarball that cannot be written or applied: corrupt, unsafe or too large."""
 

@@ -2,7 +2,7 @@
 
 ROOT *is* an OCI image layout (`oci-layout`, `index.json`, `blobs/`), so `skopeo`, `umoci` and
 `oci-image-tool` read it directly. imagekit's other state lives in directories beside `blobs/`
-(`layers/` extracted layers, `cache/` build cache, `containers/`, `volumes/`), created on first use;
+(`layers/` extracted layers, `snapshots/` active snapshots, `cache/` build cache, `containers/`, `volumes/`), created on first use;
 the OCI tools ignore them. Only index.json roots keep blobs alive: state that names digests elsewhere
 must cope with garbage collection removing them (treat a missing blob as a cache miss).
 
@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagekit.digest import Digest
-from imagekit.errors import BadReference, ImageConflict, ImageNotFound, PlatformNotFound, StoreError
+from imagekit.errors import BadReference, ImageConflict, ImageNotFound, InvalidManifest, PlatformNotFound, StoreError
 from imagekit.image import Image
 from imagekit.layout import GarbageReport, Layout
 from imagekit.oci import INDEX_TYPES, MANIFEST_TYPES, REF_NAME, Descriptor, Index
 from imagekit.platforms import host, select
 from imagekit.reference import Reference, parse_reference
 
-STATE_DIRS = ("layers", "cache", "containers", "volumes")
+STATE_DIRS = ("layers", "snapshots", "cache", "containers", "volumes")
 IMAGE_TYPES = MANIFEST_TYPES | INDEX_TYPES
 _ID_PREFIX = re.compile(r"(?:sha256:)?([a-f0-9]{1,64})")
 
@@ -76,7 +76,7 @@ class Store:
         self.layout = Layout(self.root)
 
     def state_dir(self, name: str) -> Path:
-        """ROOT/<name> for imagekit's own state (`layers`, `cache`, `containers`, `volumes`), created on demand."""
+        """ROOT/<name> for imagekit's own state (`layers`, `snapshots`, `cache`, `containers`, `volumes`), created on demand."""
         if name not in STATE_DIRS:
             raise ValueError(f"unknown state directory {name!r}")
         path = self.root / name
@@ -210,6 +210,26 @@ class Store:
         for name in names:
             self.layout.remove_ref(name)
         return stored, names
+
+    def diff_ids(self) -> set[str]:
+        """The diff_ids of every image index.json roots (each manifest of an index that is here): what
+        extracted layers (imagekit.snapshots) are still worth keeping.
+
+        An image whose manifest or config is missing or corrupt keeps nothing: it cannot be run or
+        built on, so its layers would never be used (and `prune` says what is wrong with it).
+        """
+        found: set[str] = set()
+        pending = list(self.layout.index().manifests)
+        while pending:
+            descriptor = pending.pop()
+            try:
+                if descriptor.media_type in INDEX_TYPES:
+                    pending.extend(self._index_children(descriptor))
+                elif descriptor.media_type in MANIFEST_TYPES:
+                    found.update(self.layout.image_at(descriptor).diff_ids)
+            except (StoreError, InvalidManifest):
+                continue
+        return found
 
     def prune(self) -> GarbageReport:
         """Removes every blob no ref reaches and the debris of killed writers (see Layout.collect_garbage)."""

@@ -17,10 +17,10 @@ import click
 from imagekit.cli import cli
 from imagekit.errors import BadReference, LayerError
 from imagekit.importer import import_tarball
-from imagekit.layout import GarbageReport
 from imagekit.oci import REF_NAME
 from imagekit.platforms import host
 from imagekit.reference import Reference, parse_reference
+from imagekit.snapshots import Snapshots
 from imagekit.store import Store, StoredImage
 
 
@@ -174,7 +174,7 @@ def rmi(ctx: click.Context, refs: tuple[str, ...], no_prune: bool, force: bool) 
         for name in names:
             click.echo(f"Untagged: {_familiar(name)}")
     if not no_prune:
-        _report(store.prune(), total=False)
+        _report(store, total=False)
 
 
 def _familiar(name: str) -> str:
@@ -187,15 +187,18 @@ def _familiar(name: str) -> str:
 @cli.command()
 @click.pass_context
 def prune(ctx: click.Context) -> None:
-    """Delete blobs no image name reaches, and leftovers of interrupted writes."""
-    _report(_store(ctx).prune(), total=True)
+    """Delete blobs no image name reaches, extracted layers no image lists, and leftovers of interrupted writes."""
+    _report(_store(ctx), total=True)
 
 
-def _report(report: GarbageReport, total: bool) -> None:
+def _report(store: Store, total: bool) -> None:
+    """Collects the store's garbage (blobs, then extracted layers) and says what went."""
+    report = store.prune()
+    layer_bytes = Snapshots(store).gc(keep=store.diff_ids())
     for digest, _ in report.blobs:
         click.echo(f"Deleted: {digest}")
     if total:
-        click.echo(f"Total reclaimed space: {human_size(report.bytes_freed)}")
+        click.echo(f"Total reclaimed space: {human_size(report.bytes_freed + layer_bytes)}")
 
 
 @cli.command()

@@ -30,7 +30,8 @@ ALLOWED: dict[str, set[str]] = {
     "origins": {"errors", "digest"},
     "registry": {"errors", "digest", "oci", "image", "reference", "progress"},
     "sandbox": {"errors"},
-    "build": {"errors", "digest", "oci", "image", "reference", "layers", "layout", "store", "sandbox", "progress"},
+    "users": {"errors"},
+    "build": {"errors", "digest", "oci", "image", "reference", "layers", "layout", "store", "sandbox", "progress", "users"},
     "runtime": {"errors", "digest", "oci", "image", "reference", "layers", "layout", "store", "sandbox"},
     "cli": {"*"},
 }

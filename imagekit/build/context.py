@@ -25,7 +25,7 @@ import re
 import stat
 import tempfile
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +39,7 @@ RACY_NS = 1_000_000_000
 HASH_THREADS = max(2, min(os.cpu_count() or 1, 8))
 _MAX_SYMLINKS = 255  # containerd's fs.RootPath limit
 _CACHE_VERSION = 1
+_CHUNK = 1 << 20
 #: Entries kept in a stat cache file beyond those used by the last build (renamed files age out).
 _CACHE_SLACK = 100_000
 
@@ -149,6 +150,7 @@ class StatCache:
         self.path = path
         self.entries: dict[str, list[int | str]] = {}
         self.used: set[str] = set()
+        self.dirty = False  # an entry was added or changed: save() has something to write
         self.written_ns = 0
         if path is None:
             return
@@ -174,12 +176,18 @@ class StatCache:
         return str(entry[4])
 
     def put(self, name: str, info: os.stat_result, digest: str) -> None:
-        self.entries[name] = [*self.key(info), digest]
+        entry: list[int | str] = [*self.key(info), digest]
+        if self.entries.get(name) != entry or info.st_mtime_ns >= self.written_ns - RACY_NS:
+            self.entries[name] = entry  # a racy entry, too: a new write time may make it trusted
+            self.dirty = True
         self.used.add(name)
 
     def save(self) -> None:
-        """Writes the entries (those used by this build first) to a temp file and renames it in place."""
-        if self.path is None or not self.used:
+        """Writes the entries (those used by this build first) to a temp file and renames it in place.
+
+        Nothing is written when nothing changed: the old write time keeps the old entries trusted.
+        """
+        if self.path is None or not self.dirty:
             return
         keep = {k: v for k, v in self.entries.items() if k in self.used}
         for name, entry in self.entries.items():
@@ -194,6 +202,7 @@ class StatCache:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temp, self.path)
+            self.dirty = False
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
@@ -201,9 +210,14 @@ class StatCache:
 
 def file_digest(path: str) -> str:
     """The sha256 (hex) of a file's content, read in chunks (never a symlink: O_NOFOLLOW)."""
+    hasher = hashlib.sha256()
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+    try:
+        while chunk := os.read(fd, _CHUNK):
+            hasher.update(chunk)
+    finally:
+        os.close(fd)
+    return hasher.hexdigest()
 
 
 class SourceRoot:
@@ -215,6 +229,7 @@ class SourceRoot:
 
     def __init__(self, directory: Path, *, ignore: Matcher | None = None, keep_owner: bool = True, cache: StatCache | None = None, label: str = "the source") -> None:
         self.directory = directory.resolve()
+        self._prefix = str(self.directory).rstrip("/") + "/"
         self.label = label  # how messages name it: "the build context", "--from=builder"
         self.matcher = ignore or Matcher([])
         self.keep_owner = keep_owner
@@ -225,7 +240,8 @@ class SourceRoot:
         self._present: dict[str, bool] = {}
 
     def host(self, rel: str) -> str:
-        return os.path.join(self.directory, rel) if rel else str(self.directory)
+        """The host path of `rel` (clean, relative, already resolved)."""
+        return self._prefix + rel if rel else self._prefix[:-1]
 
     # --- what is in the root ------------------------------------------------------------------------
     def present(self, rel: str, is_dir: bool) -> bool:
@@ -319,12 +335,14 @@ class SourceRoot:
         """(path, lstat) of everything below the directory `top` that is in the root, parents first,
         sorted; an ignored directory is entered only when a `!` exception may take something back."""
         try:
-            names = sorted(os.listdir(self.host(top)))
+            with os.scandir(self.host(top)) as listing:
+                found = sorted((entry.name, entry.path) for entry in listing)
         except (NotADirectoryError, FileNotFoundError):
             return
-        for name in names:
-            rel = f"{top}/{name}" if top else name
-            info = os.lstat(self.host(rel))
+        prefix = top + "/" if top else ""
+        for name, host in found:
+            rel = prefix + name
+            info = os.lstat(host)
             is_dir = stat.S_ISDIR(info.st_mode)
             if not self.matcher.ignored(rel):
                 yield rel, info
@@ -339,27 +357,51 @@ class SourceRoot:
     def tree(self, rel: str, excludes: Matcher | None = None) -> list[Node]:
         """The nodes a (resolved, present) source copies: itself at path "", then, for a directory,
         everything below it that neither .dockerignore nor `excludes` (COPY --exclude, matched on
-        paths relative to the source) drops. Files are hashed (HASH_THREADS at a time) or come from
-        the stat cache. Only directories, regular files and symlinks are copied (as BuildKit)."""
+        paths relative to the source) drops. Only directories, regular files and symlinks are copied
+        (as BuildKit). File digests come from the stat cache, or are computed by HASH_THREADS
+        threads while the walk goes on."""
         top = os.lstat(self.host(rel))
         entries: dict[str, os.stat_result] = {"": top}
-        if stat.S_ISDIR(top.st_mode):
-            prefix = len(rel) + 1 if rel else 0
-            below = {path[prefix:]: info for path, info in self._walk(rel)}
-            kept = {inner for inner in below if excludes is None or not excludes.ignored(inner)}
-            for inner in list(kept):  # a directory an exclude drops still holds what a `!` takes back
-                while "/" in inner:
-                    inner = inner.rsplit("/", 1)[0]
-                    kept.add(inner)
-            entries.update((inner, info) for inner, info in below.items() if inner in kept)
-        digests = self._digests([(posixpath.join(rel, p) if p else rel, info) for p, info in entries.items() if stat.S_ISREG(info.st_mode)])
-        nodes = []
-        for inner, info in entries.items():
-            path = posixpath.join(rel, inner) if inner else rel
-            node = self._node(inner, path, info, digests.get(path, ""))
-            if node is not None:
-                nodes.append(node)
+        digests: dict[str, str | Future[str]] = {}
+        with ThreadPoolExecutor(HASH_THREADS) as pool:
+
+            def want(path: str, info: os.stat_result) -> None:
+                if stat.S_ISREG(info.st_mode):
+                    cached = self.cache.get(path, info)
+                    digests[path] = cached if cached is not None else pool.submit(file_digest, self.host(path))
+
+            want(rel, top)
+            if stat.S_ISDIR(top.st_mode):
+                prefix = len(rel) + 1 if rel else 0
+                below: dict[str, os.stat_result] = {}
+                kept: set[str] = set()
+                for path, info in self._walk(rel):
+                    inner = path[prefix:]
+                    below[inner] = info
+                    if excludes is None or not excludes.ignored(inner):
+                        kept.add(inner)
+                        want(path, info)
+                for inner in list(kept):  # a directory an exclude drops still holds what a `!` takes back
+                    while "/" in inner:
+                        inner = inner.rsplit("/", 1)[0]
+                        kept.add(inner)
+                entries.update((inner, info) for inner, info in below.items() if inner in kept)
+            nodes = []
+            for inner, info in entries.items():
+                path = f"{rel}/{inner}" if rel and inner else rel or inner
+                node = self._node(inner, path, info, self._digest(path, info, digests.get(path, "")))
+                if node is not None:
+                    nodes.append(node)
         return nodes
+
+    def _digest(self, path: str, info: os.stat_result, found: str | Future[str]) -> str:
+        if isinstance(found, str):
+            return found
+        digest = found.result()
+        self.cache.put(path, info, digest)
+        self.hashed_files += 1
+        self.hashed_bytes += info.st_size
+        return digest
 
     def _node(self, inner: str, path: str, info: os.stat_result, digest: str) -> Node | None:
         uid, gid = (info.st_uid, info.st_gid) if self.keep_owner else (0, 0)
@@ -372,25 +414,6 @@ class SourceRoot:
         if stat.S_ISLNK(info.st_mode):
             return Node(kind="symlink", link=os.readlink(self.host(path)), **common)
         return None  # sockets, fifos, devices: not part of a build context
-
-    def _digests(self, files: list[tuple[str, os.stat_result]]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        todo = []
-        for path, info in files:
-            cached = self.cache.get(path, info)
-            if cached is None:
-                todo.append((path, info))
-            else:
-                out[path] = cached
-        if not todo:
-            return out
-        with ThreadPoolExecutor(HASH_THREADS) as pool:
-            for (path, info), digest in zip(todo, pool.map(lambda item: file_digest(self.host(item[0])), todo)):
-                out[path] = digest
-                self.cache.put(path, info, digest)
-                self.hashed_files += 1
-                self.hashed_bytes += info.st_size
-        return out
 
 
 class BuildContext(SourceRoot):

@@ -140,6 +140,20 @@ def test_same_size_rewrite_within_a_second_is_noticed(harness: Harness) -> None:
     assert second.hashed_files == 1
 
 
+def test_cache_is_rewritten_only_when_something_changed_or_was_racy(harness: Harness) -> None:
+    harness.write("old", "O", mtime=OLD)
+    harness.plan("COPY old /o")
+    (cache,) = harness.cache.iterdir()
+    inode = cache.stat().st_ino
+    harness.plan("COPY old /o")
+    assert cache.stat().st_ino == inode  # all hits: nothing to write, the old write time stays
+    harness.write("fresh", "F")
+    harness.plan("COPY fresh /f")
+    inode = cache.stat().st_ino
+    harness.plan("COPY fresh /f")
+    assert cache.stat().st_ino != inode  # a racy entry: written again, so a later build can trust it
+
+
 def test_racy_entries_are_rehashed_even_when_the_stat_matches(tmp_path: Path) -> None:
     """git's rule on its own: a poisoned entry is believed for an old file, never for a fresh one."""
     fresh, old = tmp_path / "fresh", tmp_path / "old"

@@ -231,6 +231,7 @@ class SourceRoot:
         self.directory = directory.resolve()
         self._prefix = str(self.directory).rstrip("/") + "/"
         self.label = label  # how messages name it: "the build context", "--from=builder"
+        self.available = True  # False: `imagekit build -`, no context to read
         self.matcher = ignore or Matcher([])
         self.keep_owner = keep_owner
         self.cache = cache or StatCache(None)
@@ -425,9 +426,9 @@ class BuildContext(SourceRoot):
     """
 
     def __init__(self, directory: Path | None, builderfile: Path | None, *, cache_dir: Path | None = None) -> None:
-        self.available = directory is not None
         if directory is None:
             super().__init__(Path("/nonexistent-build-context"), keep_owner=False, label="the build context")
+            self.available = False
             return
         directory = directory.resolve()
         try:

@@ -19,7 +19,7 @@ The rules (tonistiigi/fsutil copy.Copy, as BuildKit's file op calls it):
 - an ADD archive is extracted into the destination directory by the layer applier (owners from
   the archive; no path leaves the destination).
 
-Imports: stdlib, imagekit.errors, oci, imagekit.layers (apply, compression, rootfs), and
+Imports: stdlib, imagekit.errors, oci, users, imagekit.layers (apply, compression, rootfs), and
 imagekit.build.copy_plan for the plan's types. Never the context: everything comes in the plan.
 """
 
@@ -32,15 +32,28 @@ import stat
 
 from imagekit.build.context import Node
 from imagekit.build.copy_plan import CopyPlan, Source
-from imagekit.errors import BuildError, LayerError
+from imagekit.errors import LayerError, UnknownUser
 from imagekit.layers.apply import apply_layer
 from imagekit.layers.compression import decompressed, sniff
 from imagekit.layers.rootfs import IMPLICIT_DIR_MODE, Root, proc_path, split
 from imagekit.oci import OCI_LAYER
+from imagekit.users import resolve_owner
 
 _DIR_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _SEND = 1 << 30
+
+
+def owner_for(root: str, plan: CopyPlan) -> tuple[int, int] | None:
+    """The --chown owner of `plan` resolved against the image at `root` (BuildKit's rules, see
+    imagekit.users.owner), or None without --chown. Call it before apply(), which may replace
+    /etc/passwd itself. BuildError naming the line for an unknown user or group."""
+    if not plan.chown:
+        return None
+    try:
+        return resolve_owner(root, plan.chown)
+    except UnknownUser as err:
+        raise plan.error(f"{plan.keyword} --chown={plan.chown}: {err}") from None
 
 
 def apply(root: str, plan: CopyPlan, owner: tuple[int, int] | None) -> None:

@@ -180,8 +180,6 @@ def plan_copy(
         if stage_root is None:
             raise fail(f"COPY --from={instruction.from_}: no root given for the stage or image")
         root = SourceRoot(stage_root, keep_owner=True, label=f"--from={instruction.from_}")
-    elif instruction.sources and not getattr(context, "available", True):
-        raise fail(f"{keyword} {instruction.sources[0]}: there is no build context (the Builderfile came from stdin)")
     _check_flags(instruction, fail)
 
     sources: list[Source] = []
@@ -223,6 +221,8 @@ def _check_flags(instruction: Copy | Add, fail: Fail) -> None:
 
 def _local(instruction: Copy | Add, keyword: str, spec: str, root: SourceRoot, excludes: Matcher | None, parents: bool, fail: Fail) -> list[Source]:
     """The sources one local source argument names (its wildcard matches, or itself)."""
+    if not root.available:
+        raise fail(f"{keyword} {spec}: there is no build context (the Builderfile came from stdin)")
     pivot, pattern = "", spec
     if parents and "/./" in spec:
         pivot, pattern = spec.split("/./", 1)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from imagekit.build.context import BuildContext
 from imagekit.errors import BuildError
 from tests.build.conftest import Harness
 
@@ -119,6 +120,12 @@ def server() -> Iterator[Server]:
     running = Server()
     yield running
     running.close()
+
+
+def test_url_needs_no_context(harness: Harness, server: Server) -> None:
+    server.routes["/f"] = (200, b"F", {})
+    harness.copy(f"ADD {server.url}/f /f", context=BuildContext(None, None))
+    assert harness.listing()["f"][4] == b"F"
 
 
 def test_url_into_a_directory(harness: Harness, server: Server) -> None:

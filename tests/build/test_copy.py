@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from imagekit.build.context import BuildContext
-from imagekit.build.copy_apply import apply
+from imagekit.build.copy_apply import apply, owner_for
 from imagekit.build.copy_plan import plan_copy
 from imagekit.errors import BuildError
-from imagekit.users import resolve_owner
 from tests.build.conftest import Harness, instruction
 
 MULTI = "Builderfile:2: When using COPY with more than one source file, the destination must be a directory and end with a /"
@@ -252,9 +251,13 @@ def test_parents_with_a_pivot(harness: Harness) -> None:
 
 
 def test_no_context(tmp_path: Path) -> None:
+    """`imagekit build -`: COPY from the context fails, a heredoc needs no context."""
     context = BuildContext(None, None)
     with pytest.raises(BuildError, match="Builderfile:2: COPY a: there is no build context"):
         plan_copy(instruction("COPY a /a"), context, "/", file="Builderfile")
+    plan = plan_copy(instruction("COPY <<EOF /a\nA\nEOF\n"), context, "/", file="Builderfile")
+    apply(str(tmp_path), plan, None)
+    assert (tmp_path / "a").read_text() == "A\n"
 
 
 def test_copy_from_a_stage_keeps_owners(harness: Harness, tmp_path: Path) -> None:
@@ -282,10 +285,14 @@ def test_chown_by_name_through_the_image_passwd(harness: Harness) -> None:
     harness.write("f", "F")
     harness.write("etc/passwd", "app:x:1000:1001::/home/app:/bin/sh\n", where=harness.root)
     harness.write("etc/group", "app:x:1001:\n", where=harness.root)
-    owner = resolve_owner(harness.root, instruction("COPY --chown=app f /f").chown)
-    harness.copy("COPY --chown=app f /home/app/", owner=owner)
+    plan = harness.plan("COPY --chown=app f /home/app/")
+    apply(str(harness.root), plan, owner_for(str(harness.root), plan))
     assert harness.listing()["home/app/f"][2:4] == (1000, 1001)
     assert harness.listing()["home/app"][2:4] == (1000, 1001)
+    assert owner_for(str(harness.root), harness.plan("COPY f /g")) is None
+    with pytest.raises(BuildError) as caught:
+        owner_for(str(harness.root), harness.plan("COPY --chown=ghost f /g"))
+    assert str(caught.value) == "Builderfile:2: COPY --chown=ghost: unable to find user ghost: no matching entries in passwd file"
 
 
 def test_chown_is_in_the_checksum(harness: Harness) -> None:

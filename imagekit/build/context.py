@@ -425,7 +425,7 @@ class BuildContext(SourceRoot):
     after planning a build's steps so the next build reuses the digests.
     """
 
-    def __init__(self, directory: Path | None, builderfile: Path | None, *, cache_dir: Path | None = None) -> None:
+    def __init__(self, directory: Path | None, builderfile: Path | None, cache_dir: Path | None = None) -> None:
         if directory is None:
             super().__init__(Path("/nonexistent-build-context"), keep_owner=False, label="the build context")
             self.available = False
@@ -440,6 +440,19 @@ class BuildContext(SourceRoot):
         if cache_dir is not None:
             cache = StatCache(cache_dir / (hashlib.sha256(os.fsencode(directory)).hexdigest()[:32] + ".json"))
         super().__init__(directory, ignore=matcher, keep_owner=False, cache=cache, label="the build context")
+
+    def path_of(self, source: str) -> Path:
+        """The host path of a context path (a RUN --mount=type=bind source): symlinks resolved inside
+        the context; BuildError when it is outside, ignored or missing."""
+        cleaned = clean_source(source)
+        if not self.available:
+            raise BuildError(f"{source}: there is no build context (the Builderfile came from stdin)")
+        if cleaned is None:
+            raise BuildError(f"{source}: the path is outside the build context (it climbs out with '..')")
+        real = self.resolve(cleaned)
+        if real is None:
+            raise BuildError(f"{source}: not in the build context")
+        return Path(self.host(real))
 
     def save(self) -> None:
         """Keeps the digests computed so far for the next build (atomic; a no-op without cache_dir)."""

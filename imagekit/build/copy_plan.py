@@ -87,6 +87,16 @@ class CopyPlan:
     chmod: int | None = None
     chown: str = ""
     parents: bool = False
+    words: tuple[str, ...] = ()
+
+    @property
+    def owner_spec(self) -> str:
+        """--chown as written ("" without it): resolve it against the image with imagekit.users."""
+        return self.chown
+
+    def history(self) -> list[str]:
+        """BuildKit's history words for the step: `COPY [--parents] [--chown=U] [--chmod=M] SRC... DEST`."""
+        return list(self.words)
 
     def error(self, message: str) -> BuildError:
         return BuildError(message, file=self.file, line=self.line)
@@ -201,8 +211,10 @@ def plan_copy(
         raise fail(f"{keyword} {' '.join(instruction.sources)}: no source files were specified (nothing matched)")
     if len(sources) > 1 and not into:
         raise fail(f"When using {keyword} with more than one source file, the destination must be a directory and end with a /")
-    chown = instruction.chown
-    return CopyPlan(keyword, file, instruction.line, dest, into, tuple(sources), chmod, chown, parents)
+    words = [keyword, *(["--parents"] if parents else []), *([f"--chown={instruction.chown}"] if instruction.chown else []),
+             *([f"--chmod={instruction.chmod}"] if instruction.chmod else []), *instruction.sources,
+             *(f"<<{content.path}" for content in instruction.contents), instruction.dest]
+    return CopyPlan(keyword, file, instruction.line, dest, into, tuple(sources), chmod, instruction.chown, parents, tuple(words))
 
 
 def _check_flags(instruction: Copy | Add, fail: Fail) -> None:

@@ -82,6 +82,18 @@ def test_ignored_files_do_not_change_the_checksum(harness: Harness) -> None:
     assert harness.plan("COPY . /app/").checksum() != before
 
 
+def test_path_of_for_bind_mounts(harness: Harness) -> None:
+    harness.write("dir/f", "F")
+    os.symlink("/dir", harness.context / "link")
+    context = harness.build_context()
+    assert context.path_of("dir/f") == harness.context.resolve() / "dir" / "f"
+    assert context.path_of("/link") == harness.context.resolve() / "dir"
+    assert context.path_of("/") == harness.context.resolve()
+    for source, message in (("../x", "outside the build context"), ("nope", "not in the build context")):
+        with pytest.raises(BuildError, match=message):
+            context.path_of(source)
+
+
 # --- checksums ----------------------------------------------------------------------------------------------
 
 

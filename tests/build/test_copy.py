@@ -321,6 +321,13 @@ def test_bad_chmod(harness: Harness, mode: str) -> None:
     assert str(caught.value) == f"Builderfile:2: invalid chmod parameter: '{mode}'. it should be octal string and between 0 and 07777"
 
 
+def test_history_words(harness: Harness) -> None:
+    harness.write("a")
+    plan = harness.plan("COPY --parents --chown=1:2 --chmod=600 a <<EOF /d/\nx\nEOF\n")
+    assert plan.history() == ["COPY", "--parents", "--chown=1:2", "--chmod=600", "a", "<<EOF", "/d/"]
+    assert plan.owner_spec == "1:2"
+
+
 def test_link_copies_as_usual(harness: Harness) -> None:
     harness.write("f", "F")
     harness.copy("COPY --link f /g")

@@ -75,7 +75,10 @@ def apply(root: str, plan: CopyPlan, owner: tuple[int, int] | None) -> None:
 
 
 def _join(base: bytes, name: str) -> bytes:
+    """`base/name` as a clean relative path; an empty name (the context itself) is `base`."""
     encoded = os.fsencode(name)
+    if not encoded:
+        return base
     return posixpath.join(base, encoded) if base else encoded
 
 

@@ -32,7 +32,7 @@ import requests
 from builderfile.errors import IgnoreFileError
 from builderfile.ignore import Matcher
 from builderfile.instructions import Add, Copy
-from imagekit.build.context import Node, SourceRoot, clean_source
+from imagekit.build.context import Node, SourceRoot, clean_source, has_wildcards
 from imagekit.digest import CHUNK, Digest
 from imagekit.errors import BadDigest, BuildError, LayerError
 from imagekit.layers.apply import parse_size
@@ -245,9 +245,11 @@ def _local(instruction: Copy | Add, keyword: str, spec: str, root: SourceRoot, e
         matches = root.expand(cleaned)
     except ValueError as err:
         raise fail(f"{keyword} {spec}: bad wildcard pattern ({err})") from None
-    wildcard = matches != [cleaned]
+    wildcard = has_wildcards(cleaned)
     found = []
     for match in matches:
+        if excludes is not None and match and excludes.ignored(match):
+            continue  # `COPY --exclude=*.txt hom* /d/` drops home.txt itself (BuildKit's docs)
         if parents:
             parent = root.resolve(posixpath.dirname(match))
             real = None if parent is None else posixpath.join(parent, posixpath.basename(match))
@@ -269,7 +271,7 @@ def _local(instruction: Copy | Add, keyword: str, spec: str, root: SourceRoot, e
         kept: tuple[Node, ...] = ()
         if parents:
             kept = _parent_nodes(root, cleaned_pivot, match)
-        found.append(Source(posixpath.basename(match) or posixpath.basename(root.directory.as_posix()), nodes, unpack, kept))
+        found.append(Source(posixpath.basename(match), nodes, unpack, kept))
     return found
 
 

@@ -244,6 +244,19 @@ def test_parents(harness: Harness) -> None:
     assert harness.listing()["dst/a/b"][1] == 0o700  # kept directories carry the context's metadata
 
 
+def test_parents_of_the_whole_context(harness: Harness) -> None:
+    harness.write("a/b", "B")
+    harness.copy("COPY --parents . /dst/")
+    assert files(harness) == {"dst/a/b"}
+
+
+def test_exclude_drops_wildcard_matches_too(harness: Harness) -> None:
+    for name in ("home.md", "home.txt", "homework/notes.txt", "homework/plan.md"):
+        harness.write(name)
+    harness.copy("COPY --exclude=*.txt hom* /mydir/")
+    assert files(harness) == {"mydir/home.md", "mydir/plan.md"}
+
+
 def test_parents_with_a_pivot(harness: Harness) -> None:
     harness.write("src/app/lib/mod.py", "M")
     harness.copy("COPY --parents src/./app/lib /dst/")

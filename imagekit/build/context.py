@@ -209,10 +209,12 @@ class StatCache:
 
 
 def file_digest(path: str) -> str:
-    """The sha256 (hex) of a file's content, read in chunks (never a symlink: O_NOFOLLOW)."""
+    """The sha256 (hex) of a regular file's content, read in chunks (never through a symlink)."""
     hasher = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO swapped in must not block
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BuildError(f"{path}: changed while the build read it (no longer a regular file)")
         while chunk := os.read(fd, _CHUNK):
             hasher.update(chunk)
     finally:

@@ -19,8 +19,8 @@ The rules (tonistiigi/fsutil copy.Copy, as BuildKit's file op calls it):
 - an ADD archive is extracted into the destination directory by the layer applier (owners from
   the archive; no path leaves the destination).
 
-Imports: stdlib, imagekit.errors, oci, users, imagekit.layers (apply, compression, rootfs), and
-imagekit.build.copy_plan for the plan's types. Never the context: everything comes in the plan.
+Imports: stdlib, imagekit.errors, oci, users, imagekit.layers (apply, compression, rootfs), and the
+plan's types from imagekit.build (context.Node, copy_plan). Never a context walk: all is in the plan.
 """
 
 from __future__ import annotations
@@ -232,7 +232,7 @@ class _Writer:
         fd = os.open(name, _NEW_FILE, 0o600, dir_fd=parent)
         try:
             if node.host:
-                source = os.open(node.host, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                source = os.open(node.host, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
                 try:
                     _copy(source, fd)
                 finally:

@@ -8,8 +8,8 @@ a source stays inside the context). Every failure is a BuildError naming the Bui
 `CopyPlan.checksum()` is the step's content digest for the cache key: names, modes, owners, link
 targets and file contents, never times (BuildKit's contenthash). The writing half is copy_apply.
 
-Imports: stdlib, requests, builderfile, imagekit.errors, digest, oci, imagekit.layers (compression,
-tarread), imagekit.build.context. Never the image root: this half only reads.
+Imports: stdlib, requests, builderfile, imagekit.errors, digest, imagekit.layers (apply's parse_size,
+compression, tarread), imagekit.build.context. Never the image root: this half only reads.
 """
 
 from __future__ import annotations

@@ -196,6 +196,15 @@ def test_cache_file_is_replaced_atomically_and_survives_corruption(harness: Harn
     assert [p.name for p in harness.cache.iterdir()] == [caches[0].name]  # no temp files left
 
 
+def test_special_files_are_left_out(harness: Harness) -> None:
+    harness.write("d/f", "F")
+    os.mkfifo(harness.context / "d" / "pipe")
+    harness.copy("COPY d /app/")
+    assert files(harness) == {"app/f"}
+    with pytest.raises(BuildError, match="COPY d/pipe: no source files were specified"):
+        harness.copy("COPY d/pipe /p")
+
+
 def test_large_files_hash_in_chunks(harness: Harness) -> None:
     import hashlib
 

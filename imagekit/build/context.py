@@ -433,6 +433,8 @@ class BuildContext(SourceRoot):
             self.available = False
             return
         directory = directory.resolve()
+        if not directory.is_dir():
+            raise BuildError(f"build context {directory}: not a directory")
         try:
             matcher = load_matcher(directory, builderfile)
         except IgnoreFileError as err:

@@ -82,6 +82,13 @@ def test_ignored_files_do_not_change_the_checksum(harness: Harness) -> None:
     assert harness.plan("COPY . /app/").checksum() != before
 
 
+def test_context_must_be_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    for path in (tmp_path / "file", tmp_path / "missing"):
+        with pytest.raises(BuildError, match=f"build context {path}: not a directory"):
+            BuildContext(path, None)
+
+
 def test_path_of_for_bind_mounts(harness: Harness) -> None:
     harness.write("dir/f", "F")
     os.symlink("/dir", harness.context / "link")

@@ -125,5 +125,9 @@ class BuildError(ImagekitError):
         self.line = line
 
 
+class UnknownUser(ImagekitError):
+    """A user or group spec (USER, -u, --chown) the image's /etc/passwd or /etc/group does not resolve."""
+
+
 class SandboxError(ImagekitError):
     """The isolation layer (namespaces, mounts, cgroups, network) could not be set up."""

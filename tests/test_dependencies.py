@@ -34,10 +34,11 @@ ALLOWED: dict[str, set[str]] = {
     "origins": {"errors", "digest", "fsutil"},
     "registry": {"errors", "digest", "oci", "image", "reference", "progress", "platforms", "fsutil"},
     "sandbox": {"errors"},
+    "users": {"errors"},
     "snapshots": {"errors", "digest", "oci", "image", "layers", "layout", "store", "sandbox", "fsutil"},
     "builder": {"errors", "digest", "oci", "image", "reference", "layers", "layout", "store", "sandbox", "fsutil",
                 "config", "platforms", "snapshots", "users"},
-    "runtime": {"errors", "digest", "oci", "image", "reference", "layers", "layout", "store", "sandbox", "fsutil"},
+    "runtime": {"errors", "digest", "oci", "image", "reference", "layers", "layout", "store", "sandbox", "fsutil", "users"},
     "cli": {"*"},
 }
 

@@ -1,7 +1,7 @@
 """What the sandbox is asked to run: a root filesystem, a process, mounts and isolation, as plain values.
 
 The sandbox mounts what it is given and knows nothing about images, layers or the store: the
-builder (imagekit.build) and the runner (imagekit.runtime) turn images into a `Rootfs` through
+builder (imagekit.builder) and the runner (imagekit.runtime) turn images into a `Rootfs` through
 imagekit.snapshots and describe the process in a `Spec`. Paths are host paths unless named `target`
 (a path inside the container). Values are frozen; derive variants with `dataclasses.replace`.
 

@@ -1,0 +1,464 @@
+"""Where COPY and ADD read from: the build context (or a stage's root), its paths, and what they hold.
+
+Owns source resolution and content hashing, as BuildKit does for a local context:
+- `.dockerignore` (`<Builderfile>.dockerignore` beside the Builderfile wins): ignored paths are not
+  in the context at all; an ignored directory is still there when a `!` exception takes back
+  something inside it (as the context BuildKit transfers would hold it, as a parent).
+- source paths are relative to the context root (a leading `/` too); `..` out of it is refused;
+  symlinks on the way are resolved inside the root (as containerd's fs.RootPath: `/` is the root).
+- wildcards are Go's filepath.Match (`*`, `?`, `[...]`, `\\` escapes), matched from the first
+  component that holds one, as fsutil's ResolveWildcards: a matched directory is not entered.
+- `tree()` lists what a source copies (directory, file, symlink nodes with their metadata) and
+  hashes file contents; `Node` values travel in the copy plan to the process that writes the layer.
+  Content digests of the context are kept in a stat cache (`StatCache`) between builds.
+
+Imports: stdlib, builderfile.ignore, imagekit.errors. Never the copy itself (imagekit.builder.copy_*).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import re
+import stat
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from builderfile.errors import IgnoreFileError
+from builderfile.ignore import Matcher, ignore_file, load_matcher
+from imagekit.errors import BuildError
+
+#: Git's "racy" window: a file modified this close to (or after) the cache write is always re-hashed.
+RACY_NS = 1_000_000_000
+#: Threads hashing files: hashlib and reads release the GIL, so they run on every core.
+HASH_THREADS = max(2, min(os.cpu_count() or 1, 8))
+_MAX_SYMLINKS = 255  # containerd's fs.RootPath limit
+_CACHE_VERSION = 1
+_CHUNK = 1 << 20
+#: Entries kept in a stat cache file beyond those used by the last build (renamed files age out).
+_CACHE_SLACK = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One file-system object a source copies: `path` is relative to the source ("" is the source itself).
+
+    `kind` is "dir", "file" or "symlink"; `mode` the permission bits (07777); files carry `size`,
+    the sha256 `digest` (hex) of their content and either `host` (an absolute path to read) or
+    inline `data`; symlinks carry `link`. `mtime_ns` is copied but never part of a checksum.
+    """
+
+    path: str
+    kind: str
+    mode: int
+    uid: int = 0
+    gid: int = 0
+    mtime_ns: int = 0
+    size: int = 0
+    digest: str = ""
+    link: str = ""
+    host: str = ""
+    data: bytes = b""
+
+    def identity(self) -> str:
+        """What a cache key sees of this node (BuildKit's contenthash: no times)."""
+        return f"{self.kind} {self.path!r} {self.mode:o} {self.uid}:{self.gid} {self.size} {self.digest} {self.link!r}"
+
+
+def go_match_regex(pattern: str) -> re.Pattern[str]:
+    """Go's filepath.Match as a regex over slash-separated paths; ValueError where Go says ErrBadPattern."""
+    out, i, end = [], 0, len(pattern)
+    while i < end:
+        ch = pattern[i]
+        i += 1
+        if ch == "*":
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "\\":
+            if i >= end:
+                raise ValueError("trailing backslash")
+            out.append(re.escape(pattern[i]))
+            i += 1
+        elif ch == "[":
+            negate = i < end and pattern[i] == "^"
+            i += negate
+            items: list[str] = []
+            while True:
+                if i >= end:
+                    raise ValueError("unclosed [")
+                if pattern[i] == "]" and items:
+                    i += 1
+                    break
+                low, i = _class_char(pattern, i)
+                if i < end and pattern[i] == "-":
+                    high, i = _class_char(pattern, i + 1)
+                    items.append(f"{re.escape(low)}-{re.escape(high)}")
+                else:
+                    items.append(re.escape(low))
+            out.append("[" + ("^" if negate else "") + "".join(items) + "]")
+        else:
+            out.append(re.escape(ch))
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+def _class_char(pattern: str, i: int) -> tuple[str, int]:
+    if i >= len(pattern) or pattern[i] in "-]":
+        raise ValueError("bad character class")
+    if pattern[i] == "\\":
+        if i + 1 >= len(pattern):
+            raise ValueError("trailing backslash")
+        return pattern[i + 1], i + 2
+    return pattern[i], i + 1
+
+
+def has_wildcards(name: str) -> bool:
+    """fsutil's containsWildcards: an unescaped `*`, `?` or `[`."""
+    i = 0
+    while i < len(name):
+        if name[i] == "\\":
+            i += 2
+            continue
+        if name[i] in "*?[":
+            return True
+        i += 1
+    return False
+
+
+def clean_source(source: str) -> str | None:
+    """A source as a clean path relative to the root ("" for the root itself), None when `..` leaves it."""
+    cleaned = posixpath.normpath(source.lstrip("/") or ".")
+    if cleaned == ".." or cleaned.startswith("../"):
+        return None
+    return "" if cleaned == "." else cleaned
+
+
+class StatCache:
+    """Content digests of files keyed by (inode, size, mtime_ns, ctime_ns), kept in one JSON file.
+
+    Like git's index, an entry is trusted only when the file's mtime is older than the cache file's
+    own write time minus RACY_NS: a file rewritten with the same size within the timestamp
+    granularity of the last build could otherwise keep a stale digest. Written atomically.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.entries: dict[str, list[int | str]] = {}
+        self.used: set[str] = set()
+        self.dirty = False  # an entry was added or changed: save() has something to write
+        self.written_ns = 0
+        if path is None:
+            return
+        try:
+            with open(path, "rb") as handle:
+                self.written_ns = os.fstat(handle.fileno()).st_mtime_ns
+                data = json.load(handle)
+            if data.get("version") == _CACHE_VERSION and isinstance(data.get("entries"), dict):
+                self.entries = data["entries"]
+        except (OSError, ValueError, AttributeError):
+            self.entries = {}  # no cache, or one we cannot read: every file is hashed again
+
+    @staticmethod
+    def key(info: os.stat_result) -> list[int]:
+        return [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+
+    def get(self, name: str, info: os.stat_result) -> str | None:
+        """The cached digest of `name` if its stat is unchanged and it is not racy, else None."""
+        entry = self.entries.get(name)
+        if entry is None or entry[:4] != self.key(info) or info.st_mtime_ns >= self.written_ns - RACY_NS:
+            return None
+        self.used.add(name)
+        return str(entry[4])
+
+    def put(self, name: str, info: os.stat_result, digest: str) -> None:
+        entry: list[int | str] = [*self.key(info), digest]
+        if self.entries.get(name) != entry or info.st_mtime_ns >= self.written_ns - RACY_NS:
+            self.entries[name] = entry  # a racy entry, too: a new write time may make it trusted
+            self.dirty = True
+        self.used.add(name)
+
+    def save(self) -> None:
+        """Writes the entries (those used by this build first) to a temp file and renames it in place.
+
+        Nothing is written when nothing changed: the old write time keeps the old entries trusted.
+        """
+        if self.path is None or not self.dirty:
+            return
+        keep = {k: v for k, v in self.entries.items() if k in self.used}
+        for name, entry in self.entries.items():
+            if len(keep) >= len(self.used) + _CACHE_SLACK:
+                break
+            keep.setdefault(name, entry)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"version": _CACHE_VERSION, "entries": keep}, handle, separators=(",", ":"))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, self.path)
+            self.dirty = False
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
+
+def file_digest(path: str) -> str:
+    """The sha256 (hex) of a regular file's content, read in chunks (never through a symlink)."""
+    hasher = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO swapped in must not block
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BuildError(f"{path}: changed while the build read it (no longer a regular file)")
+        while chunk := os.read(fd, _CHUNK):
+            hasher.update(chunk)
+    finally:
+        os.close(fd)
+    return hasher.hexdigest()
+
+
+class SourceRoot:
+    """A host directory COPY reads from: the build context, or the root of a stage or image (--from).
+
+    `ignore` hides paths (the context's .dockerignore); `keep_owner` False makes every node 0:0, as
+    BuildKit's context transfer resets owners; a stage keeps its owners. `cache` keeps digests.
+    """
+
+    def __init__(self, directory: Path, *, ignore: Matcher | None = None, keep_owner: bool = True, cache: StatCache | None = None, label: str = "the source") -> None:
+        self.directory = directory.resolve()
+        self._prefix = str(self.directory).rstrip("/") + "/"
+        self.label = label  # how messages name it: "the build context", "--from=builder"
+        self.available = True  # False: `imagekit build -`, no context to read
+        self.matcher = ignore or Matcher([])
+        self.keep_owner = keep_owner
+        self.cache = cache or StatCache(None)
+        self.hashed_files = 0  # files whose content was read for a digest (the rest came from the cache)
+        self.hashed_bytes = 0
+        self._exceptions = any(p.exclusion for p in self.matcher.patterns)
+        self._present: dict[str, bool] = {}
+
+    def host(self, rel: str) -> str:
+        """The host path of `rel` (clean, relative, already resolved)."""
+        return self._prefix + rel if rel else self._prefix[:-1]
+
+    # --- what is in the root ------------------------------------------------------------------------
+    def present(self, rel: str, is_dir: bool) -> bool:
+        """Whether `rel` is in this root as BuildKit would see it: not ignored, or a directory holding
+        something a `!` exception takes back."""
+        if not rel or not self.matcher.ignored(rel):
+            return True
+        if not (is_dir and self._exceptions):
+            return False
+        known = self._present.get(rel)
+        if known is None:
+            known = any(True for _ in self._walk(rel))
+            self._present[rel] = known
+        return known
+
+    def ignored(self, rel: str) -> bool:
+        """Whether `rel` exists on disk but .dockerignore keeps it out of the context."""
+        return bool(rel) and self.matcher.ignored(rel)
+
+    def resolve(self, rel: str) -> str | None:
+        """`rel` with every symlink resolved inside the root (fs.RootPath), or None if it is not there."""
+        todo = [p for p in reversed(rel.split("/")) if p not in ("", ".")]
+        done: list[str] = []
+        links = 0
+        while todo:
+            part = todo.pop()
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            path = "/".join([*done, part])
+            try:
+                info = os.lstat(self.host(path))
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            if stat.S_ISLNK(info.st_mode):
+                links += 1
+                if links > _MAX_SYMLINKS:
+                    return None
+                target = os.readlink(self.host(path))
+                if target.startswith("/"):
+                    done = []
+                todo.extend(p for p in reversed(target.split("/")) if p not in ("", "."))
+                continue
+            if not self.present(path, stat.S_ISDIR(info.st_mode)):
+                return None
+            if todo and not stat.S_ISDIR(info.st_mode):
+                return None
+            done.append(part)
+        return "/".join(done)
+
+    def expand(self, pattern: str) -> list[str]:
+        """The paths (relative, unresolved) a source names: itself, or its wildcard matches in walk order.
+
+        A path without wildcards is returned as is (it may not exist: the caller reports that).
+        ValueError for a malformed pattern.
+        """
+        parts = pattern.split("/") if pattern else []
+        first = next((i for i, p in enumerate(parts) if has_wildcards(p)), None)
+        if first is None:
+            return [pattern]
+        base_rel = "/".join(parts[:first])
+        regex = go_match_regex("/".join(parts[first:]))
+        base = self.resolve(base_rel)
+        if base is None:
+            return []
+        found: list[str] = []
+        self._match(base, "", regex, found, base_rel)
+        return found
+
+    def _match(self, base: str, rel: str, regex: re.Pattern[str], found: list[str], shown: str) -> None:
+        """filepath.Walk of `base` (sorted, symlinks not entered), collecting what matches `regex`."""
+        try:
+            names = sorted(os.listdir(self.host(posixpath.join(base, rel) if rel else base)))
+        except (NotADirectoryError, FileNotFoundError):
+            return
+        for name in names:
+            child = f"{rel}/{name}" if rel else name
+            full = posixpath.join(base, child) if base else child
+            info = os.lstat(self.host(full))
+            is_dir = stat.S_ISDIR(info.st_mode)
+            if not self.present(full, is_dir):
+                continue
+            if regex.match(child):
+                found.append(posixpath.join(shown, child) if shown else child)
+            elif is_dir:
+                self._match(base, child, regex, found, shown)
+
+    # --- what a source copies -------------------------------------------------------------------------
+    def _walk(self, top: str) -> Iterator[tuple[str, os.stat_result]]:
+        """(path, lstat) of everything below the directory `top` that is in the root, parents first,
+        sorted; an ignored directory is entered only when a `!` exception may take something back."""
+        try:
+            with os.scandir(self.host(top)) as listing:
+                found = sorted((entry.name, entry.path) for entry in listing)
+        except (NotADirectoryError, FileNotFoundError):
+            return
+        prefix = top + "/" if top else ""
+        for name, host in found:
+            rel = prefix + name
+            info = os.lstat(host)
+            is_dir = stat.S_ISDIR(info.st_mode)
+            if not self.matcher.ignored(rel):
+                yield rel, info
+                if is_dir:
+                    yield from self._walk(rel)
+            elif is_dir and self._exceptions:
+                below = list(self._walk(rel))
+                if below:
+                    yield rel, info
+                    yield from below
+
+    def tree(self, rel: str, excludes: Matcher | None = None) -> list[Node]:
+        """The nodes a (resolved, present) source copies: itself at path "", then, for a directory,
+        everything below it that neither .dockerignore nor `excludes` (COPY --exclude, matched on
+        paths relative to the source) drops. Only directories, regular files and symlinks are copied
+        (as BuildKit). File digests come from the stat cache, or are computed by HASH_THREADS
+        threads while the walk goes on."""
+        top = os.lstat(self.host(rel))
+        entries: dict[str, os.stat_result] = {"": top}
+        digests: dict[str, str | Future[str]] = {}
+        with ThreadPoolExecutor(HASH_THREADS) as pool:
+
+            def want(path: str, info: os.stat_result) -> None:
+                if stat.S_ISREG(info.st_mode):
+                    cached = self.cache.get(path, info)
+                    digests[path] = cached if cached is not None else pool.submit(file_digest, self.host(path))
+
+            want(rel, top)
+            if stat.S_ISDIR(top.st_mode):
+                prefix = len(rel) + 1 if rel else 0
+                below: dict[str, os.stat_result] = {}
+                kept: set[str] = set()
+                for path, info in self._walk(rel):
+                    inner = path[prefix:]
+                    below[inner] = info
+                    if excludes is None or not excludes.ignored(inner):
+                        kept.add(inner)
+                        want(path, info)
+                for inner in list(kept):  # a directory an exclude drops still holds what a `!` takes back
+                    while "/" in inner:
+                        inner = inner.rsplit("/", 1)[0]
+                        kept.add(inner)
+                entries.update((inner, info) for inner, info in below.items() if inner in kept)
+            nodes = []
+            for inner, info in entries.items():
+                path = f"{rel}/{inner}" if rel and inner else rel or inner
+                node = self._node(inner, path, info, self._digest(path, info, digests.get(path, "")))
+                if node is not None:
+                    nodes.append(node)
+        return nodes
+
+    def _digest(self, path: str, info: os.stat_result, found: str | Future[str]) -> str:
+        if isinstance(found, str):
+            return found
+        digest = found.result()
+        self.cache.put(path, info, digest)
+        self.hashed_files += 1
+        self.hashed_bytes += info.st_size
+        return digest
+
+    def _node(self, inner: str, path: str, info: os.stat_result, digest: str) -> Node | None:
+        uid, gid = (info.st_uid, info.st_gid) if self.keep_owner else (0, 0)
+        mode = stat.S_IMODE(info.st_mode)
+        common = {"path": inner, "mode": mode, "uid": uid, "gid": gid, "mtime_ns": info.st_mtime_ns}
+        if stat.S_ISDIR(info.st_mode):
+            return Node(kind="dir", **common)
+        if stat.S_ISREG(info.st_mode):
+            return Node(kind="file", size=info.st_size, digest=digest, host=self.host(path), **common)
+        if stat.S_ISLNK(info.st_mode):
+            return Node(kind="symlink", link=os.readlink(self.host(path)), **common)
+        return None  # sockets, fifos, devices: not part of a build context
+
+
+class BuildContext(SourceRoot):
+    """The build context directory with its .dockerignore and stat cache; `directory` None means
+    `imagekit build -` (a Builderfile on stdin and no context: any COPY from it is an error).
+
+    `cache_dir` (ROOT/cache/context) holds one stat cache file per context directory; call `save()`
+    after planning a build's steps so the next build reuses the digests.
+    """
+
+    def __init__(self, directory: Path | None, builderfile: Path | None, cache_dir: Path | None = None) -> None:
+        if directory is None:
+            super().__init__(Path("/nonexistent-build-context"), keep_owner=False, label="the build context")
+            self.available = False
+            return
+        directory = directory.resolve()
+        if not directory.is_dir():
+            raise BuildError(f"build context {directory}: not a directory")
+        try:
+            matcher = load_matcher(directory, builderfile)
+        except IgnoreFileError as err:
+            source = ignore_file(directory, builderfile) or directory / ".dockerignore"
+            raise BuildError(err.message, file=str(source), line=max(err.line, 1)) from None
+        cache = None
+        if cache_dir is not None:
+            cache = StatCache(cache_dir / (hashlib.sha256(os.fsencode(directory)).hexdigest()[:32] + ".json"))
+        super().__init__(directory, ignore=matcher, keep_owner=False, cache=cache, label="the build context")
+
+    def path_of(self, source: str) -> Path:
+        """The host path of a context path (a RUN --mount=type=bind source): symlinks resolved inside
+        the context; BuildError when it is outside, ignored or missing."""
+        cleaned = clean_source(source)
+        if not self.available:
+            raise BuildError(f"{source}: there is no build context (the Builderfile came from stdin)")
+        if cleaned is None:
+            raise BuildError(f"{source}: the path is outside the build context (it climbs out with '..')")
+        real = self.resolve(cleaned)
+        if real is None:
+            raise BuildError(f"{source}: not in the build context")
+        return Path(self.host(real))
+
+    def save(self) -> None:
+        """Keeps the digests computed so far for the next build (atomic; a no-op without cache_dir)."""
+        self.cache.save()
+

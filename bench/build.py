@@ -52,7 +52,7 @@ def _imagekit(store: Path, *args: str) -> None:
 
 
 def _buildah(*args: str) -> None:
-    subprocess.run(["buildah", "--storage-driver", "vfs", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(["buildah", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def main() -> None:
@@ -78,7 +78,7 @@ def main() -> None:
             _imagekit(store, "build", "-q", "--build-arg", "BASE=debian:bookworm", *extra, str(context))
 
         def theirs(context: Path, *extra: str) -> None:
-            _buildah("bud", "-q", "--isolation", "chroot", "--layers", "--build-arg", f"BASE={base}", *extra, "-t", tag, str(context))
+            _buildah("bud", "-q", "--isolation", "chroot", "--layers", "-f", str(context / "Builderfile"), "--build-arg", f"BASE={base}", *extra, "-t", tag, str(context))
 
         ours(small), theirs(small)  # both have the base unpacked in their own storage before timing
         cold = time_interleaved({
@@ -99,5 +99,5 @@ def main() -> None:
         print(f"PEAK imagekit build: {int(peak) / 1024:.0f} MB (largest process; target < 200 MB)", flush=True)
     finally:
         for tag in tags:
-            subprocess.run(["buildah", "--storage-driver", "vfs", "rmi", "-f", tag], capture_output=True)
+            subprocess.run(["buildah", "rmi", "-f", tag], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)

@@ -264,6 +264,11 @@ class Layout:
         config_bytes = self.read_blob(manifest.config.digest)
         return Image(manifest_bytes, config_bytes, _LayoutSource(self), manifest.media_type)
 
+    def unstored_image(self, manifest_bytes: bytes, config_bytes: bytes, media_type: str) -> Image:
+        """An Image whose layer blobs are in this layout but whose manifest and config are not (yet):
+        what a builder has between steps."""
+        return Image(manifest_bytes, config_bytes, _LayoutSource(self), media_type)
+
     def image(self, ref: str) -> Image:
         return self.image_at(self.resolve(ref))
 

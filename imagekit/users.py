@@ -226,10 +226,12 @@ def _files(root: str | os.PathLike[str]) -> tuple[list[PasswdEntry], list[GroupE
 def resolve_user(root: str | os.PathLike[str], spec: str) -> tuple[int, int, tuple[int, ...]]:
     """(uid, gid, supplementary gids) for `USER spec` / `-u spec` in the image rooted at `root`.
 
+    The process's groups start with its primary gid, then the /etc/group memberships, as a process
+    started by docker, podman or buildah has them (`id` shows `groups=1001(app),2000(extra)`).
     An empty spec is root. Raises UnknownUser (one line) for a name the image does not list.
     """
     user = exec_user(spec, *_files(root)) if spec else ExecUser(0, 0)
-    return user.uid, user.gid, user.groups
+    return user.uid, user.gid, (user.gid, *(gid for gid in user.groups if gid != user.gid))
 
 
 def resolve_owner(root: str | os.PathLike[str], spec: str) -> tuple[int, int]:

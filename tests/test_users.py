@@ -36,15 +36,15 @@ def root(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        ("", (0, 0, ())),
-        ("root", (0, 0, (10,))),
-        ("app", (1000, 1001, (10, 999))),
-        ("1000", (1000, 1001, (10, 999))),  # a listed uid is that entry: its gid and groups
-        ("4242", (4242, 0, ())),  # an unlisted uid: gid 0, no groups
-        ("app:staff", (1000, 50, ())),  # an explicit group: no supplementary groups
-        ("app:77", (1000, 77, ())),
-        ("4242:4343", (4242, 4343, ())),
-        ("daemon", (1, 1, ())),
+        ("", (0, 0, (0,))),
+        ("root", (0, 0, (0, 10))),
+        ("app", (1000, 1001, (1001, 10, 999))),  # the primary gid first, as docker's processes have it
+        ("1000", (1000, 1001, (1001, 10, 999))),  # a listed uid is that entry: its gid and groups
+        ("4242", (4242, 0, (0,))),  # an unlisted uid: gid 0, no groups
+        ("app:staff", (1000, 50, (50,))),  # an explicit group: no supplementary groups
+        ("app:77", (1000, 77, (77,))),
+        ("4242:4343", (4242, 4343, (4343,))),
+        ("daemon", (1, 1, (1,))),
     ],
 )
 def test_resolve_user(root: Path, spec: str, expected: tuple[int, int, tuple[int, ...]]) -> None:
@@ -52,8 +52,8 @@ def test_resolve_user(root: Path, spec: str, expected: tuple[int, int, tuple[int
 
 
 def test_numeric_user_needs_no_passwd(tmp_path: Path) -> None:
-    assert resolve_user(tmp_path, "123:456") == (123, 456, ())
-    assert resolve_user(tmp_path, "123") == (123, 0, ())
+    assert resolve_user(tmp_path, "123:456") == (123, 456, (456,))
+    assert resolve_user(tmp_path, "123") == (123, 0, (0,))
     assert resolve_owner(tmp_path, "123") == (123, 123)
 
 
@@ -108,7 +108,7 @@ def test_symlinked_etc_resolves_inside_the_root(tmp_path: Path) -> None:
     (root / "host" / "etc").mkdir(parents=True)
     (root / "host" / "etc" / "passwd").write_text("inside:x:7:8::/:/bin/sh\n")
     os.symlink("/../../../host/etc", root / "etc")
-    assert resolve_user(root, "inside") == (7, 8, ())
+    assert resolve_user(root, "inside") == (7, 8, (8,))
     with pytest.raises(UnknownUser):
         resolve_user(root, "evil")
     with pytest.raises(UnknownUser):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,15 +29,20 @@ from pathlib import Path
 from builderfile import expand as bf_expand
 from builderfile import instructions as bf
 from builderfile.errors import BuilderfileError
-from imagekit.builder import copy as copying
+from imagekit import sandbox
 from imagekit.builder import dispatch
 from imagekit.builder.cache import BuildCache, Record, step_key
 from imagekit.builder.context import BuildContext
+from imagekit.builder.copy_apply import apply as apply_copy
+from imagekit.builder.copy_apply import owner_for
+from imagekit.builder.copy_from import stage_sources
+from imagekit.builder.copy_plan import CopyPlan, plan_copy
 from imagekit.builder.options import DEFAULT_FILES, BuildOptions
 from imagekit.builder.output import BuildOutput
 from imagekit.builder.run import RunStep
 from imagekit.builder.state import Layer, StageState
-from imagekit.config import ImageConfig
+from imagekit.config import History, ImageConfig
+from imagekit.digest import Digest
 from imagekit.errors import BuildError, ImageNotFound, ImagekitError
 from imagekit.image import Image
 from imagekit.layers import write_layer
@@ -51,7 +57,6 @@ from imagekit.oci import (
     Descriptor,
     Manifest,
     Platform,
-    canonical_json,
 )
 from imagekit.platforms import host as host_platform
 from imagekit.platforms import parse_platform
@@ -59,6 +64,9 @@ from imagekit.reference import Reference, parse_reference
 from imagekit.sandbox import Rootfs
 from imagekit.snapshots import Snapshots
 from imagekit.store import Store
+
+#: IMAGEKIT_SNAPSHOTTER=copy forces the copy fallback (tests run both on one Builderfile); default: probe.
+SNAPSHOTTER_ENV = "IMAGEKIT_SNAPSHOTTER"
 
 #: pull(reference, platform) -> the image, now in the store. Injected: the builder never sees a registry.
 Pull = Callable[[Reference, Platform], Image]
@@ -85,7 +93,8 @@ class Builder:
         self.pull = pull
         self.output = output or BuildOutput(options.quiet)
         self.layout = store.layout
-        self.snapshots = Snapshots(store)
+        choice = os.environ.get(SNAPSHOTTER_ENV, "")
+        self.snapshots = Snapshots(store, use_overlay={"overlay": True, "copy": False}.get(choice))
         self.cache = BuildCache(store.state_dir("cache") / "build")
         self.platform = parse_platform(options.platform) if options.platform else host_platform()
         self.file_name, text = self._read_builderfile()
@@ -93,7 +102,8 @@ class Builder:
             self.builderfile = bf.load(text)
         except BuilderfileError as err:
             raise BuildError(err.message, file=self.file_name, line=max(err.line, 1)) from None
-        self.context = BuildContext(options.context, self.options.builderfile, store.state_dir("cache") / "context")
+        self.context = BuildContext(options.context, self.options.builderfile if options.builderfile_text is None else None,
+                                    store.state_dir("cache") / "context")
         self.predefined = _predefined_args(self.platform, host_platform())
         self.results: dict[int, StageState] = {}
         self._epoch = source_date_epoch()
@@ -107,10 +117,13 @@ class Builder:
         needed = self._stages_needed(target)
         total = sum(1 + len(self.builderfile.stages[i].instructions) for i in needed)
         counter = iter(range(1, total + 1))
-        with self.layout.writing():
+        with self.layout.writing(), self.snapshots.hold(), tempfile.TemporaryDirectory(prefix="imagekit-build-") as scratch:
+            self.scratch = Path(scratch)
             for index in needed:
                 self.results[index] = self._build_stage(index, counter, total)
-            return self._commit(self.results[target.index])
+            built = self._commit(self.results[target.index])
+        self.context.save()
+        return built
 
     def _read_builderfile(self) -> tuple[str, bytes]:
         if self.options.builderfile_text is not None:
@@ -177,7 +190,7 @@ class Builder:
         state, onbuild = self._base_state(base_name, raw, index)
         try:
             stage = bf_expand.expand_stage(self.builderfile, index, self.options.build_args, self.predefined,
-                                           state.config.env_map())
+                                           dict(item.partition("=")[::2] for item in state.config.env))
         except BuilderfileError as err:
             raise BuildError(err.message, file=self.file_name, line=max(err.line, 1)) from None
         instructions = list(onbuild) + list(stage.instructions)
@@ -190,22 +203,24 @@ class Builder:
         earlier = self._earlier_stage(base_name, index)
         if earlier is not None:
             parent = self.results[earlier]
-            return dataclasses.replace(parent, args={}, cmd_set=False, config=parent.config.with_onbuild(())), []
+            return dataclasses.replace(parent, args={}, cmd_set=False, config=dataclasses.replace(parent.config, on_build=())), []
         if base_name.lower() == "scratch":
-            config = ImageConfig.empty(self.platform)
+            config = ImageConfig(architecture=self.platform.architecture, os=self.platform.os, variant=self.platform.variant)
             return StageState(config, (), step_key("scratch", str(self.platform))), []
-        image = self._base_image(base_name, stage)
-        config = ImageConfig.from_json(image.config)
-        layers = tuple(Layer(d, diff_id) for d, diff_id in zip(image.layers, image.diff_ids, strict=True))
-        state = StageState(config.with_onbuild(()), layers, step_key("image", str(image.manifest.config.digest)))
-        return state, [self._trigger(text, stage) for text in config.onbuild]
+        image = self._base_image(base_name, stage.start.platform, stage.start.line)
+        state = _image_state(image)
+        triggers = [self._trigger(text, stage) for text in state.config.on_build]
+        return dataclasses.replace(state, config=dataclasses.replace(state.config, on_build=())), triggers
 
-    def _base_image(self, name: str, stage: bf.Stage) -> Image:
+    def _base_image(self, name: str, platform_text: str = "", line: int | None = None) -> Image:
+        """The image `name` from the store, or pulled (always with --pull); BuildError at `line` (None:
+        the caller's step adds its own line)."""
+        what = f"FROM {name}" if line is not None else name
         try:
             ref = parse_reference(name)
         except ImagekitError as err:
-            raise BuildError(f"FROM {name}: {err}", file=self.file_name, line=stage.start.line) from None
-        platform = parse_platform(stage.start.platform) if stage.start.platform else self.platform
+            raise BuildError(f"{what}: {err}", file=self.file_name, line=line) from None
+        platform = parse_platform(platform_text) if platform_text else self.platform
         if not self.options.pull:
             try:
                 return self.store.find(str(ref)).image
@@ -214,7 +229,7 @@ class Builder:
         try:
             return self.pull(ref, platform)
         except ImagekitError as err:
-            raise BuildError(f"FROM {name}: {err}", file=self.file_name, line=stage.start.line) from None
+            raise BuildError(f"{what}: {err}", file=self.file_name, line=line) from None
 
     def _trigger(self, text: str, stage: bf.Stage) -> bf.Instruction:
         """An ONBUILD trigger of the base image, parsed as one instruction placed at the FROM line."""
@@ -235,7 +250,7 @@ class Builder:
             if isinstance(instruction, (bf.Copy, bf.Add)):
                 plan = self._copy_plan(state, instruction)
                 key = step_key(state.key, _describe(instruction), plan.checksum())
-                return self._filesystem_step(state, instruction, key, lambda s, i, k: self._do_copy(s, plan, k))
+                return self._filesystem_step(state, instruction, key, lambda s, i: self._do_copy(s, plan))
             return dispatch.apply(state, instruction, self._created())
         except BuilderfileError as err:
             raise BuildError(err.message, file=self.file_name, line=instruction.line) from None
@@ -249,7 +264,7 @@ class Builder:
         return step_key(state.key, _describe(run), self.options.network, secrets)
 
     def _filesystem_step(self, state: StageState, instruction: bf.Instruction, key: str,
-                         perform: Callable[[StageState, bf.Instruction, str], tuple[Layer, list[str]]]) -> StageState:
+                         perform: Callable[[StageState, bf.Instruction], tuple[Layer, str]]) -> StageState:
         """A step that makes a layer: from the cache when its key is known and its blob is still here."""
         if not self.options.no_cache:
             record = self.cache.get(key)
@@ -257,21 +272,26 @@ class Builder:
                 self.output.cached()
                 config = ImageConfig.from_json(record.config)
                 return dataclasses.replace(state, config=config, layers=(*state.layers, Layer(record.layer, record.diff_id)), key=key)
-        layer, history_words = perform(state, instruction, key)
-        config = state.config.with_layer(layer.diff_id, self._created(), " ".join(history_words))
+        layer, created_by = perform(state, instruction)
+        history = History(created=self._created(), created_by=created_by, comment=dispatch.HISTORY_COMMENT)
+        config = state.config.with_layer(layer.diff_id, history)
         self.cache.put(key, Record(layer.descriptor, layer.diff_id, config.to_json()))
         self.output.done()
         return dataclasses.replace(state, config=config, layers=(*state.layers, layer), key=key)
 
-    def _lowers(self, state: StageState) -> tuple[str, ...]:
-        """The extracted directories of the state's layers, topmost first, as overlayfs lists them."""
-        return tuple(str(self.snapshots.extract(self.layout, layer.descriptor, layer.diff_id)) for layer in reversed(state.layers))
+    def _lowers(self, state: StageState) -> tuple[Path, ...]:
+        """The extracted directories of the state's layers, topmost first (extracted now if they are not)."""
+        config = dataclasses.replace(state.config, diff_ids=tuple(layer.diff_id for layer in state.layers))
+        config_bytes = config.to_bytes()
+        manifest = Manifest(OCI_MANIFEST, Descriptor(OCI_CONFIG, Digest.of_bytes(config_bytes), len(config_bytes)),
+                            tuple(layer.descriptor for layer in state.layers))
+        return self.snapshots.lowers(self.layout.unstored_image(manifest.to_bytes(), config_bytes, OCI_MANIFEST))
 
     def _rootfs(self, state: StageState) -> tuple[str, Rootfs]:
         key = f"build-{uuid.uuid4().hex}"
         return key, self.snapshots.prepare(key, self._lowers(state))
 
-    def _do_run(self, state: StageState, run: bf.Instruction, key: str) -> tuple[Layer, list[str]]:
+    def _do_run(self, state: StageState, run: bf.Instruction) -> tuple[Layer, str]:
         assert isinstance(run, bf.Run)
         snapshot, rootfs = self._rootfs(state)
         try:
@@ -281,12 +301,11 @@ class Builder:
         finally:
             self.snapshots.remove(snapshot)
 
-    def _do_copy(self, state: StageState, plan: copying.CopyPlan, key: str) -> tuple[Layer, list[str]]:
+    def _do_copy(self, state: StageState, plan: CopyPlan) -> tuple[Layer, str]:
         snapshot, rootfs = self._rootfs(state)
         try:
-            owner = plan.owner_spec and copying.resolve_owner_in(rootfs, plan.owner_spec)
-            copying.apply_in(rootfs, plan, owner)
-            return self._commit_layer(snapshot, ()), plan.history()
+            sandbox.call(rootfs, _copy_into, plan)
+            return self._commit_layer(snapshot, ()), " ".join(plan.history()) + " # buildkit"
         finally:
             self.snapshots.remove(snapshot)
 
@@ -304,22 +323,27 @@ class Builder:
         earlier = self._earlier_stage(name, current)
         if earlier is not None and earlier in self.results:
             state = self.results[earlier]
+        elif name.isdigit():
+            raise BuildError(f"--from={name}: no such earlier stage")
         else:
-            image = self._base_image(name, self.builderfile.stages[0])
-            layers = tuple(Layer(d, diff_id) for d, diff_id in zip(image.layers, image.diff_ids, strict=True))
-            state = StageState(ImageConfig.from_json(image.config), layers, "")
-        return Rootfs(lowers=self._lowers(state) or (str(self._empty_dir()),), readonly=True)
+            state = _image_state(self._base_image(name))
+        lowers = self._lowers(state)
+        if not lowers:  # scratch: an empty read-only root
+            empty = self.scratch / "empty"
+            empty.mkdir(exist_ok=True)
+            lowers = (empty,)
+        return Rootfs(lowers=tuple(str(lower) for lower in lowers), readonly=True)
 
-    def _empty_dir(self) -> Path:
-        path = self.store.state_dir("cache") / "empty"
-        path.mkdir(exist_ok=True)
-        return path
-
-    def _copy_plan(self, state: StageState, instruction: bf.Copy | bf.Add) -> copying.CopyPlan:
-        source_root = None
+    def _copy_plan(self, state: StageState, instruction: bf.Copy | bf.Add) -> CopyPlan:
+        """The step's plan; `COPY --from` sources are first copied out of the stage's root into a
+        scratch directory (the root is only mounted inside a sandbox child)."""
+        staging = Path(tempfile.mkdtemp(dir=self.scratch))
+        stage_root = None
         if isinstance(instruction, bf.Copy) and instruction.from_:
-            source_root = self._stage_rootfs(instruction.from_)
-        return copying.plan(instruction, self.context, state.config.working_dir or "/", source_root=source_root)
+            stage_root = staging / "root"
+            sandbox.call(self._stage_rootfs(instruction.from_), stage_sources, list(instruction.sources), str(stage_root))
+        return plan_copy(instruction, self.context, state.config.working_dir or "/", file=self.file_name,
+                         stage_root=stage_root, staging=staging / "downloads")
 
     def _created(self) -> str:
         when = dt.datetime.fromtimestamp(self._epoch, dt.timezone.utc) if self._epoch is not None else dt.datetime.now(dt.timezone.utc)
@@ -327,11 +351,11 @@ class Builder:
 
     # --- the image ---------------------------------------------------------------------------------------
     def _commit(self, state: StageState) -> BuiltImage:
-        config = state.config.with_labels(self.options.labels.items()) if self.options.labels else state.config
-        if self._epoch is not None:
-            config = config.with_created(self._created())
+        config = state.config.with_labels(self.options.labels) if self.options.labels else state.config
+        last = config.history[-1].created if config.history else ""
+        config = dataclasses.replace(config, created=last or self._created())  # a cached rebuild keeps its ID
         docker = self.options.format == "docker"
-        config_bytes = canonical_json(config.to_json())
+        config_bytes = config.to_bytes()
         config_descriptor = Descriptor(DOCKER_CONFIG if docker else OCI_CONFIG, self.layout.write_bytes(config_bytes), len(config_bytes))
         layers = tuple(
             dataclasses.replace(layer.descriptor, media_type=DOCKER_LAYER_GZIP if docker else layer.descriptor.media_type)
@@ -344,8 +368,19 @@ class Builder:
         for tag in self._tags:
             self.layout.set_ref(tag, descriptor)
         if not self._tags:
-            self.store.keep_unnamed(descriptor)
+            self.layout.add_unnamed(descriptor)  # a dangling image, as docker keeps an untagged build
         return BuiltImage(self.layout.image_at(descriptor), self._tags)
+
+
+def _image_state(image: Image) -> StageState:
+    """The state a stage starts from when it builds on `image` (its key: the image ID)."""
+    layers = tuple(Layer(d, diff_id) for d, diff_id in zip(image.layers, image.diff_ids, strict=True))
+    return StageState(ImageConfig.from_json(image.config), layers, step_key("image", str(image.manifest.config.digest)))
+
+
+def _copy_into(root: str, plan: CopyPlan) -> None:
+    """In a sandbox.call child with the step's root mounted at `root`: --chown resolved, then the copy."""
+    apply_copy(root, plan, owner_for(root, plan))
 
 
 def _predefined_args(target: Platform, build: Platform) -> dict[str, str]:

@@ -72,7 +72,7 @@ class RunStep:
             else:
                 argv = ["\n".join([argv[0], *(f.content + f.name for f in run.files)])]
         if run.shell_form:
-            argv = [*self.state.config.shell_or_default(), " ".join(argv)]
+            argv = list(self.state.config.shell_form(" ".join(argv)))
         return argv, script
 
     def history(self) -> str:

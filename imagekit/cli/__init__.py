@@ -58,6 +58,8 @@ COMMAND_MODULES = {
     "tags": "registry",
     "manifest": "registry",
     "unpack": "layers",
+    "build": "build",
+    "builder": "build",
 }
 
 

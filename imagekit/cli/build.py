@@ -7,15 +7,19 @@ them (mirrors, credentials, trust options); that is the one place the builder me
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 
-from imagekit.builder.build import Builder
+from imagekit.builder.build import Builder, Pull
 from imagekit.builder.options import FORMATS, BuildOptions, Secret
 from imagekit.cli import Context, cli
 from imagekit.errors import ImagekitError
+from imagekit.image import Image
+from imagekit.oci import Platform
+from imagekit.reference import Reference, parse_reference
 from imagekit.store import Store
 
 
@@ -26,18 +30,12 @@ def _pairs(values: tuple[str, ...], what: str, *, value_required: bool) -> dict[
         if not key or (value_required and not eq):
             raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint=what)
         if not eq:
-            env = _environ_value(key)
+            env = os.environ.get(key)
             if env is None:
                 continue  # docker: `--build-arg NAME` takes NAME from the environment, or leaves it unset
             value = env
         pairs[key] = value
     return pairs
-
-
-def _environ_value(key: str) -> str | None:
-    import os
-
-    return os.environ.get(key)
 
 
 def _secret(text: str) -> Secret:
@@ -108,17 +106,22 @@ def build_command(ctx: Context, tags: tuple[str, ...], file: Path | None, build_
     built = Builder(store, options, _puller(ctx, store, quiet)).run()
     if not quiet:
         for tag in built.tags:
-            click.echo(f"Successfully tagged {tag}", err=True)
+            click.echo(f"Successfully tagged {parse_reference(tag).familiar}", err=True)
     if iidfile is not None:
         iidfile.write_text(built.id)
     click.echo(built.id)
 
 
-def _puller(ctx: Context, store: Store, quiet: bool):  # type: ignore[no-untyped-def]
-    from imagekit.fetch import pull_to_store
+def _puller(ctx: Context, store: Store, quiet: bool) -> Pull:
+    """FROM images the store lacks come as `imagekit pull` brings them (with a line saying so)."""
 
-    def pull(ref, platform):  # type: ignore[no-untyped-def]
-        return pull_to_store(ref, store, ctx.registry_options(), platform=platform, quiet=quiet).image
+    def pull(ref: Reference, platform: Platform) -> Image:
+        from imagekit.cli.auth import registry_options
+        from imagekit.fetch import pull_to_store
+
+        if not quiet:
+            click.echo(f"Pulling {ref.familiar} ...", err=True)
+        return pull_to_store(ref, store, registry_options(ctx), platform=platform).image
 
     return pull
 

@@ -328,9 +328,10 @@ def _remove_stubs(upper: Path, paths: Sequence[str]) -> None:
     """Removes each of `paths` (container paths) from `upper` if it is an empty file or directory there.
 
     Resolved inside `upper` (the process that ran there may have planted symlinks), never followed.
+    Deepest first, so a stub directory made only to hold a stub file goes too.
     """
     with Root(upper) as root:
-        for text in paths:
+        for text in sorted(paths, key=lambda p: p.rstrip("/").count("/"), reverse=True):
             try:
                 path = clean(os.fsencode(text), "mount stub")
             except LayerError:

@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from imagekit.registry.options import DOCKER_HUB_API_ENV
+
 from tests.store.conftest import BUSYBOX, IMAGEKIT, make_busybox_rootfs, ok, one_line_error, run_imagekit  # noqa: F401
 
+#: Where "Docker Hub" answers in builder tests: a loopback port nothing listens on (the discard port).
+CLOSED_PORT = "127.0.0.1:9"
 APPLETS = ("sh", "echo", "ls", "cat", "true", "false", "id", "mkdir", "touch", "rm", "ip", "hostname", "sleep", "stat", "wc")
 PASSWD = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/home/app:/bin/sh\n"
 GROUP = "root:x:0:\napp:x:1001:\nextra:x:2000:app\n"
@@ -59,6 +63,7 @@ def build(root: Path, context: Path, *args: str, text: str | None = None, env: d
         context.mkdir(parents=True, exist_ok=True)
         (context / "Builderfile").write_text(text)
     full_env = {k: v for k, v in os.environ.items() if k not in ("IMAGEKIT_ROOT", "SOURCE_DATE_EPOCH")}
+    full_env[DOCKER_HUB_API_ENV] = CLOSED_PORT  # a FROM the store lacks must never reach Docker Hub from a test
     full_env.update(env or {})
     result = subprocess.run([IMAGEKIT, "--root", str(root), "build", *args, str(context)],
                             capture_output=True, timeout=timeout, env=full_env)

@@ -20,6 +20,8 @@ UMOCI = shutil.which("umoci")
 CONFIG_FIELDS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes", "Labels", "StopSignal",
                  "Healthcheck")
 
+#: Known differences left out of the cases: a port range (`EXPOSE 8000-8001`) is one key for buildah
+#: and one key per port for docker and imagekit (BuildKit expands it with nat.ParsePortSpecs).
 CASES = {
     "metadata": """\
 ARG BASE
@@ -27,7 +29,7 @@ FROM $BASE
 ENV A=1 B="two words"
 ENV PATH=/opt/bin:$PATH
 LABEL one=1 two="2 2"
-EXPOSE 80 53/udp 8000-8001
+EXPOSE 80 53/udp 8000
 VOLUME /data ["/logs"]
 WORKDIR /srv
 WORKDIR app
@@ -47,7 +49,7 @@ COPY files/a.txt files/sub/b.txt /many/
 COPY --chmod=0750 files/a.txt /chmodded
 COPY --chown=1000:2000 files/sub /owned
 RUN mkdir -p /made/deep && echo run > /made/deep/file && ln -s /made/deep/file /made/link
-RUN rm -rf /etc/hostname && mkdir /tmp/t && chmod 1777 /tmp/t
+RUN rm -f /bin/ls && mkdir /tmp/t && chmod 1777 /tmp/t
 ADD files/archive.tar.gz /unpacked/
 """,
     "user_and_shell": """\
@@ -85,14 +87,14 @@ def _buildah(*args: str) -> str:
     return result.stdout
 
 
-@pytest.mark.skipif(not BUILDAH or not UMOCI, reason="buildah and umoci are installed by make test")
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_imagekit_and_buildah_build_the_same_image(name: str, root: Path, tmp_path: Path) -> None:
+    assert BUILDAH and UMOCI, "buildah and umoci are installed by make test"
     context = _context(tmp_path, name)
     ok(build(root, context, "-t", "mine:1", "--build-arg", "BASE=busybox"))
     base = f"oci:{root}:docker.io/library/busybox:latest"
     tag = f"localhost/imagekit-diff-{uuid.uuid4().hex[:12]}:1"
-    _buildah("bud", "--isolation", "chroot", "--layers", "--build-arg", f"BASE={base}", "-t", tag, str(context))
+    _buildah("bud", "--isolation", "chroot", "--layers", "-f", str(context / "Builderfile"), "--build-arg", f"BASE={base}", "-t", tag, str(context))
     theirs_layout = tmp_path / "theirs"
     try:
         _buildah("push", tag, f"oci:{theirs_layout}:theirs")
@@ -104,6 +106,8 @@ def test_imagekit_and_buildah_build_the_same_image(name: str, root: Path, tmp_pa
         left, right = mine["config"].get(field), theirs["config"].get(field)
         if field == "Labels":
             right = {k: v for k, v in (right or {}).items() if not k.startswith("io.buildah.")} or None
+        if field == "Env":  # buildah moves a replaced variable to the end; docker (and imagekit) replace in place
+            left, right = sorted(left or []), sorted(right or [])
         assert (left or None) == (right or None), f"{field}: imagekit {left!r}, buildah {right!r}"
     assert [h.get("empty_layer", False) for h in mine["history"]] == [h.get("empty_layer", False) for h in theirs["history"]]
     assert len(mine["rootfs"]["diff_ids"]) == len(theirs["rootfs"]["diff_ids"])
@@ -111,7 +115,18 @@ def test_imagekit_and_buildah_build_the_same_image(name: str, root: Path, tmp_pa
     for layout, ref, out in ((root, "docker.io/library/mine:1", tmp_path / "mine"), (theirs_layout, "theirs", tmp_path / "theirs-b")):
         subprocess.run([UMOCI, "unpack", "--image", f"{layout}:{ref}", str(out)], check=True, capture_output=True, timeout=120)
         trees.append(tree_manifest(out / "rootfs", mtimes=False))
-    assert diff(trees[0], trees[1]) == []
+    trees[1] = {path: item for path, item in trees[1].items() if not _buildah_stub(path, item, trees[0])}
+    assert diff(trees[0], trees[1]) == [], "\n".join(diff(trees[0], trees[1]))
+
+
+def _buildah_stub(path: str, item: dict, mine: dict) -> bool:
+    """A mount point buildah leaves in its layers (empty /dev, /proc, /sys, /run, /etc/hosts,
+    /etc/resolv.conf) where BuildKit, as imagekit, removes the stubs it made."""
+    if path in mine:
+        return False
+    if path in ("dev", "proc", "sys", "run"):
+        return item["type"] == "dir"
+    return path in ("etc/hosts", "etc/resolv.conf") and item.get("size") == 0
 
 
 def _config(layout: Path, ref: str) -> dict:

@@ -18,7 +18,7 @@ import zstandard
 
 from imagekit.builder.context import BuildContext
 from imagekit.errors import BuildError
-from tests.build.conftest import Harness
+from tests.builder.copy.conftest import Harness
 
 LAST_MODIFIED = "Wed, 21 Oct 2015 07:28:00 GMT"
 LAST_MODIFIED_EPOCH = 1445412480

@@ -9,7 +9,7 @@ import pytest
 
 from imagekit.builder.context import RACY_NS, BuildContext, StatCache, go_match_regex
 from imagekit.errors import BuildError
-from tests.build.conftest import Harness
+from tests.builder.copy.conftest import Harness
 
 OLD = 1_600_000_000  # an mtime far older than any cache write
 

@@ -11,7 +11,7 @@ from imagekit.builder.context import BuildContext
 from imagekit.builder.copy_apply import apply, owner_for
 from imagekit.builder.copy_plan import plan_copy
 from imagekit.errors import BuildError
-from tests.build.conftest import Harness, instruction
+from tests.builder.copy.conftest import Harness, instruction
 
 MULTI = "Builderfile:2: When using COPY with more than one source file, the destination must be a directory and end with a /"
 

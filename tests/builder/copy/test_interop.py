@@ -20,7 +20,7 @@ from builderfile.instructions import Add, Copy, Workdir, load
 from imagekit.builder.context import BuildContext
 from imagekit.builder.copy_apply import apply
 from imagekit.builder.copy_plan import plan_copy
-from tests.build.conftest import listing
+from tests.builder.copy.conftest import listing
 
 BUILDERFILE = """FROM scratch
 COPY a.txt /app/

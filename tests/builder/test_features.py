@@ -1,0 +1,142 @@
+"""Builder features beyond the basics: RUN --mount=bind/tmpfs, ONBUILD, --format docker, --build-arg
+and --label, concurrent builds on one store, the copy snapshotter giving the same layers, and a
+read-only or full store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.builder.conftest import build, inspect, ok, one_line_error, run_imagekit, unpack
+
+
+def test_run_mount_bind_from_context_and_stage_and_tmpfs(root: Path, tmp_path: Path) -> None:
+    context = tmp_path / "ctx"
+    (context / "src").mkdir(parents=True)
+    (context / "src" / "input").write_text("from the context\n")
+    text = """\
+FROM busybox AS first
+RUN mkdir /out && echo from-stage > /out/data
+FROM busybox
+RUN --mount=type=bind,source=src,target=/mnt cat /mnt/input > /from-context
+RUN --mount=type=bind,from=first,source=/out,target=/stage cat /stage/data > /from-stage
+RUN --mount=type=tmpfs,target=/scratch echo x > /scratch/f && cat /scratch/f > /from-tmpfs
+RUN --mount=type=bind,source=src,target=/rw,rw echo changed > /rw/input
+"""
+    ok(build(root, context, "-t", "mounts:1", text=text))
+    out = unpack(root, "mounts:1", tmp_path / "out")
+    assert (out / "from-context").read_text() == "from the context\n"
+    assert (out / "from-stage").read_text() == "from-stage\n"
+    assert (out / "from-tmpfs").read_text() == "x\n"
+    for target in ("mnt", "stage", "scratch", "rw"):
+        assert not (out / target).exists(), f"mount target /{target} leaked into a layer"
+    assert (context / "src" / "input").read_text() == "from the context\n", "an rw bind wrote into the context"
+
+
+def test_onbuild_triggers_of_the_base_run_first(root: Path, tmp_path: Path) -> None:
+    ok(build(root, tmp_path / "base", "-t", "with-onbuild:1", text="FROM busybox\nONBUILD RUN echo triggered > /trigger\n"))
+    assert inspect(root, "with-onbuild:1")["Config"]["OnBuild"] == ["RUN echo triggered > /trigger"]
+    ok(build(root, tmp_path / "child", "-t", "child:1", text="FROM with-onbuild:1\nRUN cat /trigger > /seen\n"))
+    out = unpack(root, "child:1", tmp_path / "out")
+    assert (out / "seen").read_text() == "triggered\n"
+    assert not inspect(root, "child:1")["Config"].get("OnBuild")
+
+
+def test_format_docker_and_build_args_and_labels(root: Path, tmp_path: Path) -> None:
+    text = "ARG BASE=busybox\nFROM $BASE\nARG GREETING=default\nRUN echo $GREETING > /greeting\n"
+    ok(build(root, tmp_path / "ctx", "-t", "fmt:1", "--format", "docker", "--build-arg", "GREETING=given",
+             "--label", "built.by=test", text=text))
+    info = inspect(root, "fmt:1")
+    assert info["Config"]["Labels"] == {"built.by": "test"}
+    assert not any(e.startswith("GREETING=") for e in info["Config"].get("Env", [])), "a build arg leaked into Env"
+    index = json.loads((root / "index.json").read_text())
+    entry = next(m for m in index["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"].endswith("fmt:1"))
+    assert entry["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    manifest = json.loads((root / "blobs" / "sha256" / entry["digest"].split(":")[1]).read_text())
+    assert manifest["config"]["mediaType"] == "application/vnd.docker.container.image.v1+json"
+    assert {layer["mediaType"] for layer in manifest["layers"]} == {"application/vnd.docker.image.rootfs.diff.tar.gzip"}
+    assert (unpack(root, "fmt:1", tmp_path / "out") / "greeting").read_text() == "given\n"
+
+
+def test_zstd_layers(root: Path, tmp_path: Path) -> None:
+    ok(build(root, tmp_path / "ctx", "-t", "z:1", "--compression", "zstd", text="FROM busybox\nRUN echo z > /z\n"))
+    config = inspect(root, "z:1")
+    assert (unpack(root, "z:1", tmp_path / "out") / "z").read_text() == "z\n"
+    assert config["RootFS"]["Layers"]
+
+
+def test_concurrent_builds_share_the_store(root: Path, tmp_path: Path) -> None:
+    results: dict[int, subprocess.CompletedProcess[str]] = {}
+
+    def one(index: int) -> None:
+        text = f"FROM busybox\nRUN echo {index} > /n\nRUN echo shared > /s\n"
+        results[index] = build(root, tmp_path / f"ctx{index}", "-t", f"conc:{index}", text=text)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for index in range(3):
+        ok(results[index])
+        assert (unpack(root, f"conc:{index}", tmp_path / f"out{index}") / "n").read_text() == f"{index}\n"
+    subprocess.run(["oci-image-tool", "validate", "--type", "image", str(root)], check=True, capture_output=True)
+
+
+def test_copy_snapshotter_gives_the_same_layers_as_overlay(root: Path, tmp_path: Path) -> None:
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "f").write_text("file\n")
+    text = "FROM busybox\nCOPY f /dir/f\nRUN mkdir -p /a/b && echo run > /a/b/c && rm /bin/cat && chmod 700 /tmp\n"
+    env = {"SOURCE_DATE_EPOCH": "1700000000"}
+    overlay = ok(build(root, context, "-t", "snap:overlay", "--no-cache", text=text, env={**env, "IMAGEKIT_SNAPSHOTTER": "overlay"})).strip()
+    copied = ok(build(root, context, "-t", "snap:copy", "--no-cache", env={**env, "IMAGEKIT_SNAPSHOTTER": "copy"})).strip()
+    assert inspect(root, "snap:overlay")["RootFS"]["Layers"] == inspect(root, "snap:copy")["RootFS"]["Layers"]
+    assert overlay == copied
+    out = unpack(root, "snap:copy", tmp_path / "out")
+    assert not (out / "bin" / "cat").exists() and (out / "a" / "b" / "c").read_text() == "run\n"
+
+
+@pytest.fixture
+def read_only_store(root: Path) -> Iterator[Path]:
+    """The store, bind-mounted read-only over itself (we are root); unmounted afterwards."""
+    subprocess.run(["mount", "--bind", str(root), str(root)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(root)], check=True)
+        yield root
+    finally:
+        subprocess.run(["umount", str(root)], check=True)
+
+
+def test_read_only_store_is_one_line(read_only_store: Path, tmp_path: Path) -> None:
+    line = one_line_error(build(read_only_store, tmp_path / "ctx", "-q", "-t", "ro:1", text="FROM busybox\nRUN true\n"))
+    assert "Read-only file system" in line or "not writable" in line
+
+
+@pytest.fixture
+def small_store(tmp_path: Path, busybox_base_tar: Path) -> Iterator[Path]:
+    """A store on a 6 MiB tmpfs holding busybox: room for the base, not for a 20 MB RUN."""
+    mountpoint = tmp_path / "small"
+    mountpoint.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mountpoint)], check=True)
+    try:
+        store = mountpoint / "store"
+        ok(run_imagekit(store, "import", str(busybox_base_tar), "busybox:latest"))
+        yield store
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=True)
+
+
+def test_full_disk_is_one_line_naming_the_step(small_store: Path, tmp_path: Path) -> None:
+    text = "FROM busybox\nRUN head -c 20000000 /dev/zero > /big\n"
+    result = build(small_store, tmp_path / "ctx", "-q", "-t", "full:1", text=text)
+    line = one_line_error(result)
+    assert "Builderfile:2:" in line
+    assert "full" not in ok(run_imagekit(small_store, "images"))
+    snapshots = small_store / "snapshots"
+    assert not snapshots.exists() or not any(snapshots.iterdir())

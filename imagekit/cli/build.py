@@ -18,6 +18,7 @@ from imagekit.builder.options import FORMATS, BuildOptions, Secret
 from imagekit.cli import Context, cli
 from imagekit.errors import ImagekitError
 from imagekit.image import Image
+from imagekit.progress import human_size
 from imagekit.oci import Platform
 from imagekit.reference import Reference, parse_reference
 from imagekit.store import Store
@@ -134,11 +135,15 @@ def builder_group() -> None:
 @builder_group.command("prune")
 @click.pass_obj
 def builder_prune(ctx: Context) -> None:
-    """Remove build cache that no image uses."""
-    from imagekit.builder.cache import BuildCache
+    """Remove build cache that no image uses: step records whose layer no image has, RUN cache mounts
+    and the context's file digests, as `docker builder prune` does."""
+    from imagekit.builder.cache import BuildCache, remove_tree_size
 
     store = Store(ctx.root)
     in_use = {d.digest for stored in store.images() for d in stored.image.layers}
-    removed, freed = BuildCache(store.state_dir("cache") / "build").prune(in_use)
+    cache = store.state_dir("cache")
+    removed, freed = BuildCache(cache / "build").prune(in_use)
+    for name in ("mounts", "context"):
+        freed += remove_tree_size(cache / name)
     click.echo(f"Deleted {removed} build cache records", err=True)
-    click.echo(f"Total reclaimed space: {freed}B")
+    click.echo(f"Total reclaimed space: {human_size(freed)}")

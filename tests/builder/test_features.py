@@ -140,3 +140,15 @@ def test_full_disk_is_one_line_naming_the_step(small_store: Path, tmp_path: Path
     assert "full" not in ok(run_imagekit(small_store, "images"))
     snapshots = small_store / "snapshots"
     assert not snapshots.exists() or not any(snapshots.iterdir())
+
+
+def test_builder_prune_removes_cache_no_image_uses(root: Path, tmp_path: Path) -> None:
+    text = "FROM busybox\nRUN --mount=type=cache,target=/c echo x > /c/f && echo kept > /kept\n"
+    ok(build(root, tmp_path / "ctx", "-t", "pr:1", text=text))
+    ok(build(root, tmp_path / "other", "-t", "gone:1", text="FROM busybox\nRUN echo gone > /gone\n"))
+    ok(run_imagekit(root, "rmi", "gone:1"))
+    result = run_imagekit(root, "builder", "prune")
+    assert "Deleted 1 build cache records" in result.stderr
+    assert not (root / "cache" / "mounts").exists()
+    assert "CACHED" in build(root, tmp_path / "ctx", "-t", "pr:1").stderr  # the step an image uses stays cached
+    assert "CACHED" not in build(root, tmp_path / "other", "-t", "gone:1").stderr

@@ -28,9 +28,13 @@ def build(context: str | Path | None, *, root: str | Path | None = None, tags: t
     from imagekit.builder.build import Builder
     from imagekit.builder.options import BuildOptions
     from imagekit.fetch import RegistryOptions, pull_to_store
-    from imagekit.store import Store, default_root
+    from imagekit.store import Store
 
-    store = Store(Path(root) if root is not None else default_root())
+    if root is None:
+        from imagekit.cli import default_root
+
+        root = default_root()
+    store = Store(Path(root))
     options.setdefault("quiet", True)
     build_options = BuildOptions(
         context=Path(context) if context is not None else None,

@@ -152,3 +152,32 @@ def test_builder_prune_removes_cache_no_image_uses(root: Path, tmp_path: Path) -
     assert not (root / "cache" / "mounts").exists()
     assert "CACHED" in build(root, tmp_path / "ctx", "-t", "pr:1").stderr  # the step an image uses stays cached
     assert "CACHED" not in build(root, tmp_path / "other", "-t", "gone:1").stderr
+
+
+def test_python_api_builds_and_returns_the_image(root: Path, tmp_path: Path) -> None:
+    import imagekit
+
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Builderfile").write_text("FROM busybox\nARG V=1\nRUN echo $V > /v\nCMD [\"cat\", \"/v\"]\n")
+    built = imagekit.build(context, root=root, tags=["api:1"], build_args={"V": "2"})
+    assert built.tags == ("docker.io/library/api:1",)
+    assert built.image.config["config"]["Cmd"] == ["cat", "/v"]
+    assert inspect(root, "api:1")["Id"] == built.id
+    assert (unpack(root, "api:1", tmp_path / "out") / "v").read_text() == "2\n"
+
+
+def test_builderfile_on_stdin_and_iidfile(root: Path, tmp_path: Path) -> None:
+    iid = tmp_path / "iid"
+    result = subprocess.run(
+        [str(Path(__import__("sys").executable).with_name("imagekit")), "--root", str(root), "build", "-t", "stdin:1",
+         "--iidfile", str(iid), "-"],
+        input=b"FROM busybox\nRUN echo piped > /p\n", capture_output=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert iid.read_text() == result.stdout.decode().strip() == inspect(root, "stdin:1")["Id"]
+    failed = subprocess.run(
+        [str(Path(__import__("sys").executable).with_name("imagekit")), "--root", str(root), "build", "-q", "-"],
+        input=b"FROM busybox\nCOPY x /x\n", capture_output=True, timeout=120,
+    )
+    assert failed.returncode != 0 and b"there is no build context" in failed.stderr

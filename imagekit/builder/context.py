@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builderfile.errors import IgnoreFileError
-from builderfile.ignore import Matcher, ignore_file, load_matcher
+from builderfile.ignore import Matcher, filepath_match_regex, ignore_file, load_matcher
 from imagekit.errors import BuildError
 
 #: Git's "racy" window: a file modified this close to (or after) the cache write is always re-hashed.
@@ -68,53 +68,6 @@ class Node:
     def identity(self) -> str:
         """What a cache key sees of this node (BuildKit's contenthash: no times)."""
         return f"{self.kind} {self.path!r} {self.mode:o} {self.uid}:{self.gid} {self.size} {self.digest} {self.link!r}"
-
-
-def go_match_regex(pattern: str) -> re.Pattern[str]:
-    """Go's filepath.Match as a regex over slash-separated paths; ValueError where Go says ErrBadPattern."""
-    out, i, end = [], 0, len(pattern)
-    while i < end:
-        ch = pattern[i]
-        i += 1
-        if ch == "*":
-            out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
-        elif ch == "\\":
-            if i >= end:
-                raise ValueError("trailing backslash")
-            out.append(re.escape(pattern[i]))
-            i += 1
-        elif ch == "[":
-            negate = i < end and pattern[i] == "^"
-            i += negate
-            items: list[str] = []
-            while True:
-                if i >= end:
-                    raise ValueError("unclosed [")
-                if pattern[i] == "]" and items:
-                    i += 1
-                    break
-                low, i = _class_char(pattern, i)
-                if i < end and pattern[i] == "-":
-                    high, i = _class_char(pattern, i + 1)
-                    items.append(f"{re.escape(low)}-{re.escape(high)}")
-                else:
-                    items.append(re.escape(low))
-            out.append("[" + ("^" if negate else "") + "".join(items) + "]")
-        else:
-            out.append(re.escape(ch))
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
-
-
-def _class_char(pattern: str, i: int) -> tuple[str, int]:
-    if i >= len(pattern) or pattern[i] in "-]":
-        raise ValueError("bad character class")
-    if pattern[i] == "\\":
-        if i + 1 >= len(pattern):
-            raise ValueError("trailing backslash")
-        return pattern[i + 1], i + 2
-    return pattern[i], i + 1
 
 
 def has_wildcards(name: str) -> bool:
@@ -307,7 +260,7 @@ class SourceRoot:
         if first is None:
             return [pattern]
         base_rel = "/".join(parts[:first])
-        regex = go_match_regex("/".join(parts[first:]))
+        regex = filepath_match_regex("/".join(parts[first:]))
         base = self.resolve(base_rel)
         if base is None:
             return []

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from imagekit.builder.context import RACY_NS, BuildContext, StatCache, go_match_regex
+from builderfile.ignore import filepath_match_regex
+from imagekit.builder.context import RACY_NS, BuildContext, StatCache
 from imagekit.errors import BuildError
 from tests.builder.copy.conftest import Harness
 
@@ -257,10 +258,10 @@ def test_large_files_hash_in_chunks(harness: Harness) -> None:
     ],
 )
 def test_go_filepath_match(pattern: str, name: str, matches: bool) -> None:
-    assert bool(go_match_regex(pattern).match(name)) is matches
+    assert bool(filepath_match_regex(pattern).match(name)) is matches
 
 
 @pytest.mark.parametrize("pattern", ["[", "[^", "[^bc", "a[", "[]a]", "[-]", "[x-]", "[a-b-c]x" + "[", "\\", "a\\"])
 def test_go_filepath_match_bad_patterns(pattern: str) -> None:
     with pytest.raises(ValueError):
-        go_match_regex(pattern)
+        filepath_match_regex(pattern)

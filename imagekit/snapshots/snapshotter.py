@@ -37,7 +37,7 @@ from imagekit.digest import Digest
 from imagekit.errors import ImagekitError, LayerError, SnapshotError
 from imagekit.image import Image
 from imagekit.layers import Limits, Root, overlay_upper, snapshot_diff
-from imagekit.layers.apply import Budget, clean
+from imagekit.layers.apply import Budget
 from imagekit.layers.rootfs import remove_path
 from imagekit.layers.tarformat import Member
 from imagekit.layers.unpack import apply_blob, layer_pairs
@@ -45,6 +45,7 @@ from imagekit.oci import Descriptor
 from imagekit.sandbox.spec import Rootfs
 from imagekit.snapshots.copy import apply_changes, merge
 from imagekit.snapshots.overlay import overlay_works
+from imagekit.snapshots.stubs import remove_stubs
 from imagekit.store import Store
 
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -214,16 +215,20 @@ class Snapshots:
 
     def commit(self, key: str, *, remove_paths: Sequence[str] = ()) -> Iterator[Member]:
         """The changes the snapshot `key` holds (the members of its layer, in layer order), after removing
-        `remove_paths` (mount stubs the sandbox made: Result.created) where they are empty files or dirs.
+        `remove_paths` (mount stubs the sandbox made: Result.created) where they are empty files or dirs,
+        and the traces they left on the directories above them (imagekit.snapshots.stubs).
 
         Read after the sandbox has exited. The snapshot stays: adopt() or remove() it afterwards.
         """
         path, meta = self._meta(key)
         upper = path / "upper"
-        _remove_stubs(upper, remove_paths)
-        if meta["kind"] == "overlay":
-            return overlay_upper(upper)
-        return snapshot_diff(path / "before", upper)
+        overlay = meta["kind"] == "overlay"
+        with _errors(f"remove the mount stubs of snapshot {key!r}"):
+            if overlay:
+                remove_stubs(upper, remove_paths, lowers=[Path(lower) for lower in meta["lowers"]])  # type: ignore[attr-defined]
+            else:
+                remove_stubs(upper, remove_paths, before=path / "before")
+        return overlay_upper(upper) if overlay else snapshot_diff(path / "before", upper)
 
     def adopt(self, key: str, diff_id: Digest | str) -> Path:
         """Makes the snapshot `key`'s changes the extracted layer `diff_id` (the layer the caller wrote from
@@ -322,30 +327,6 @@ class Snapshots:
 def _probe(scratch: Path) -> bool:
     """overlay_works, once per scratch directory (per store) and process."""
     return overlay_works(scratch)
-
-
-def _remove_stubs(upper: Path, paths: Sequence[str]) -> None:
-    """Removes each of `paths` (container paths) from `upper` if it is an empty file or directory there.
-
-    Resolved inside `upper` (the process that ran there may have planted symlinks), never followed.
-    """
-    with Root(upper) as root:
-        for text in paths:
-            try:
-                path = clean(os.fsencode(text), "mount stub")
-            except LayerError:
-                continue
-            if not path:
-                continue
-            try:
-                parent, name = root.parent(path)
-                st = os.lstat(name, dir_fd=parent)
-                if stat.S_ISREG(st.st_mode) and st.st_size == 0:
-                    os.unlink(name, dir_fd=parent)
-                elif stat.S_ISDIR(st.st_mode):
-                    os.rmdir(name, dir_fd=parent)  # only if empty
-            except OSError:
-                continue  # gone, not empty, or the way to it is not a directory: nothing of ours to remove
 
 
 def _read_meta(path: Path) -> dict[str, object]:

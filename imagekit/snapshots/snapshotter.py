@@ -14,7 +14,8 @@ containerd's Snapshotter shape, daemonless. On disk, under the store root:
   ephemeral snapshot whose lock is free has lost its owner. Persistent snapshots (containers) go
   only through remove(); gc keeps the layers any snapshot still stands on.
 
-Imports: stdlib, imagekit.errors, digest, image, layers, store, sandbox (the Rootfs value only).
+Imports: stdlib, imagekit.errors, digest, image, oci, layers, store, sandbox (the Rootfs value only),
+imagekit.snapshots (copy, overlay, stubs).
 """
 
 from __future__ import annotations

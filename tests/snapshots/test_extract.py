@@ -22,7 +22,7 @@ from tests.layers.treecmp import diff, tree_manifest
 from tests.layers.unpack.conftest import Sandbox
 from tests.layers.unpack.hostile import CASES, Case, blobs
 from tests.layers.unpack import test_fuzz as fuzz
-from tests.layers.unpack.tars import MEDIA_TYPES, compress, directory, file, image, layers_image, tar
+from tests.layers.unpack.tars import MEDIA_TYPES, compress, directory, file, hardlink, image, layers_image, tar
 from tests.snapshots.conftest import REPO, as_json, merged_manifest, stored
 from tests.snapshots.trees import three_layers
 
@@ -120,6 +120,14 @@ def test_a_config_without_diff_ids_and_a_missing_index(store: Store, snapshots: 
         snapshots.extract(image([(data, MEDIA_TYPES["none"])], []), 0)
     with pytest.raises(ImagekitError, match="has no layer 1"):
         snapshots.extract(image([(data, MEDIA_TYPES["none"])]), 1)
+
+
+def test_a_hardlink_into_a_lower_layer_is_refused_with_its_reason(store: Store, snapshots: Snapshots, tmp_path: Path) -> None:
+    """unpack links to the lower file; a layer extracted alone cannot (containerd refuses it too)."""
+    img = stored(store, [(tar([file("a", b"a")]), MEDIA_TYPES["none"]), (tar([hardlink("b", "a")]), MEDIA_TYPES["none"])])
+    unpack(img, tmp_path / "flat")
+    with pytest.raises(LayerError, match=r"hardlink target 'a' does not exist \(it must come earlier in this layer \(extracted alone, it cannot link into the layers below\)\)$"):
+        snapshots.extract(img, 1)
 
 
 # --- several processes -----------------------------------------------------------------------------------

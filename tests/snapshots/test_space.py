@@ -94,6 +94,12 @@ def test_gc_removes_ephemeral_snapshots_once_their_process_is_gone(store: Store,
     assert os.listdir(store.root / "snapshots") == [] and os.listdir(store.root / "layers" / "sha256") == []
 
 
+def test_gc_removes_a_snapshot_whose_prepare_was_killed_before_its_metadata(store: Store, snapshots: Snapshots) -> None:
+    half = store.root / "snapshots" / "half-made"
+    (half / "upper" / "x").mkdir(parents=True)
+    assert snapshots.gc(keep=set()) > 0 and not half.exists()
+
+
 def test_our_own_ephemeral_snapshot_survives_gc(store: Store, snapshots: Snapshots) -> None:
     base = _image(store, "base", b"b" * 10_000)
     rootfs = snapshots.prepare("mine", snapshots.lowers(store.find("base:1").image))

@@ -76,6 +76,7 @@ class Snapshots:
         self._snapshots = store.root / "snapshots"
         self._use_overlay = use_overlay  # None: probe on first prepare
         self._owned: dict[str, int] = {}  # key -> descriptor of its flocked lock file
+        self._holding = 0  # hold() blocks nested in this instance: gc() would wait for them forever
 
     # --- extracted layers ------------------------------------------------------------------------------
     def layer_dir(self, diff_id: Digest | str) -> Path:
@@ -148,13 +149,18 @@ class Snapshots:
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
         """Keeps gc away while held (shared with every other holder): hold it from adopt() to the next
-        prepare() that stands on the adopted layer, or for a whole build. Never call gc() inside it."""
+        prepare() that stands on the adopted layer, or for a whole build. gc() inside it is refused
+        (it would wait for itself; from another Snapshots of this process it would hang)."""
         with _errors("lock the extracted layers"):
             self._layers.mkdir(parents=True, exist_ok=True)
             fd = os.open(self._layers / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)
-            yield
+            self._holding += 1
+            try:
+                yield
+            finally:
+                self._holding -= 1
         finally:
             os.close(fd)
 
@@ -288,6 +294,8 @@ class Snapshots:
         """Removes extracted layers whose diff_id is not in `keep` (the diff_ids images still list) and no
         snapshot stands on, ephemeral snapshots whose process is gone, and scratch dirs of killed
         extractions. Returns the bytes freed. Waits for extractions and holders of hold() to finish."""
+        if self._holding:
+            raise SnapshotError("gc() inside hold() would wait for its own lock: collect garbage after the block")
         if not self._layers.is_dir() and not self._snapshots.is_dir():
             return 0
         with _errors("collect extracted layers"):

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from imagekit.errors import SnapshotError
 from imagekit.snapshots import Snapshots
 from imagekit.store import Store
 from tests.layers.unpack.tars import MEDIA_TYPES, compress, directory, file, tar
@@ -98,6 +101,12 @@ def test_gc_removes_a_snapshot_whose_prepare_was_killed_before_its_metadata(stor
     half = store.root / "snapshots" / "half-made"
     (half / "upper" / "x").mkdir(parents=True)
     assert snapshots.gc(keep=set()) > 0 and not half.exists()
+
+
+def test_gc_inside_hold_is_refused_rather_than_waiting_for_itself(snapshots: Snapshots) -> None:
+    with snapshots.hold(), pytest.raises(SnapshotError, match=r"gc\(\) inside hold\(\)"):
+        snapshots.gc(keep=set())
+    assert snapshots.gc(keep=set()) == 0
 
 
 def test_our_own_ephemeral_snapshot_survives_gc(store: Store, snapshots: Snapshots) -> None:

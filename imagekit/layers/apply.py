@@ -403,10 +403,8 @@ class _Applier:
                     raise FileNotFoundError(errno.ENOENT, "whited out", target)
                 is_dir = stat.S_ISDIR(found.st_mode)
             except (FileNotFoundError, NotADirectoryError):
-                raise LayerError(
-                    f"{self.what}: entry {show(entry.name)}: hardlink target {show(entry.linkname)} does not exist "
-                    "(it must come earlier in this layer or from a lower one)"
-                ) from None
+                where = "earlier in this layer (extracted alone, it cannot link into the layers below)" if self.overlay else "earlier in this layer or from a lower one"
+                raise LayerError(f"{self.what}: entry {show(entry.name)}: hardlink target {show(entry.linkname)} does not exist (it must come {where})") from None
             if is_dir:
                 raise LayerError(f"{self.what}: entry {show(entry.name)}: hardlink to the directory {show(entry.linkname)}")
             os.link(target_name, name, src_dir_fd=source, dst_dir_fd=parent, follow_symlinks=False)

@@ -7,7 +7,8 @@ writable upper dir as a sandbox Rootfs; `commit` reads the changes the sandbox l
 upper dir the extracted layer of the diff_id the caller wrote, so the next step stands on it without
 extracting anything. Where overlayfs cannot be mounted, a copy of the merged tree stands in, and the
 changes are the difference of two copies. Submodules: `snapshotter` (the Snapshots class and the
-state on disk), `overlay` (the probe), `copy` (the fallback's merging and applying).
+state on disk), `overlay` (the probe and the mount options), `copy` (the fallback's merging and
+applying), `stubs` (mount stubs and their traces out of a snapshot before commit).
 
 Imports: stdlib, imagekit.errors, digest, image, oci, layers, store, sandbox (the Rootfs value only).
 Never registry, build, runtime or cli.

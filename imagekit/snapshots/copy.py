@@ -7,7 +7,7 @@ imagekit.layers.apply_layer from the other end. So a merged root is built with t
 semantics as `unpack`, and a layer dir is made in the same overlay format as an extraction, with no
 second copy of the tree-walking or whiteout code.
 
-Imports: stdlib, imagekit.errors, oci, imagekit.layers.
+Imports: stdlib, imagekit.errors, digest, oci, imagekit.layers.
 """
 
 from __future__ import annotations

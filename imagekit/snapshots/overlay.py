@@ -31,9 +31,10 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 def mount_options(lowers: list[str], upper: str, work: str) -> str:
     """The overlay mount data for these directories (lowers topmost first), as the sandbox should pass it:
-    `userxattr` where whiteout markers are user.* xattrs, and no redirect_dir/metacopy (an upper written
-    with them is not a self-contained changeset)."""
-    options = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work},redirect_dir=off,metacopy=off"
+    `userxattr` where whiteout markers are user.* xattrs; no redirects made or followed and no metacopy
+    (an upper written with them is not a self-contained changeset). `redirect_dir=off` is not used: some
+    kernels read it as "follow", which `userxattr` refuses."""
+    options = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work},redirect_dir=nofollow,metacopy=off"
     return options + (",userxattr" if overlay_xattr_prefix() == "user.overlay." else "")
 
 

@@ -14,7 +14,8 @@ containerd's Snapshotter shape, daemonless. On disk, under the store root:
   ephemeral snapshot whose lock is free has lost its owner. Persistent snapshots (containers) go
   only through remove(); gc keeps the layers any snapshot still stands on.
 
-Imports: stdlib, imagekit.errors, digest, image, layers, store, sandbox (the Rootfs value only).
+Imports: stdlib, imagekit.errors, digest, image, oci, layers, store, sandbox (the Rootfs value only),
+imagekit.snapshots (copy, overlay, stubs).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from imagekit.digest import Digest
 from imagekit.errors import ImagekitError, LayerError, SnapshotError
 from imagekit.image import Image
 from imagekit.layers import Limits, Root, overlay_upper, snapshot_diff
-from imagekit.layers.apply import Budget, clean
+from imagekit.layers.apply import Budget
 from imagekit.layers.rootfs import remove_path
 from imagekit.layers.tarformat import Member
 from imagekit.layers.unpack import apply_blob, layer_pairs
@@ -45,6 +46,7 @@ from imagekit.oci import Descriptor
 from imagekit.sandbox.spec import Rootfs
 from imagekit.snapshots.copy import apply_changes, merge
 from imagekit.snapshots.overlay import overlay_works
+from imagekit.snapshots.stubs import remove_stubs
 from imagekit.store import Store
 
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -74,6 +76,7 @@ class Snapshots:
         self._snapshots = store.root / "snapshots"
         self._use_overlay = use_overlay  # None: probe on first prepare
         self._owned: dict[str, int] = {}  # key -> descriptor of its flocked lock file
+        self._holding = 0  # hold() blocks nested in this instance: gc() would wait for them forever
 
     # --- extracted layers ------------------------------------------------------------------------------
     def layer_dir(self, diff_id: Digest | str) -> Path:
@@ -146,13 +149,18 @@ class Snapshots:
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
         """Keeps gc away while held (shared with every other holder): hold it from adopt() to the next
-        prepare() that stands on the adopted layer, or for a whole build. Never call gc() inside it."""
+        prepare() that stands on the adopted layer, or for a whole build. gc() inside it is refused
+        (it would wait for itself; from another Snapshots of this process it would hang)."""
         with _errors("lock the extracted layers"):
             self._layers.mkdir(parents=True, exist_ok=True)
             fd = os.open(self._layers / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)
-            yield
+            self._holding += 1
+            try:
+                yield
+            finally:
+                self._holding -= 1
         finally:
             os.close(fd)
 
@@ -214,16 +222,20 @@ class Snapshots:
 
     def commit(self, key: str, *, remove_paths: Sequence[str] = ()) -> Iterator[Member]:
         """The changes the snapshot `key` holds (the members of its layer, in layer order), after removing
-        `remove_paths` (mount stubs the sandbox made: Result.created) where they are empty files or dirs.
+        `remove_paths` (mount stubs the sandbox made: Result.created) where they are empty files or dirs,
+        and the traces they left on the directories above them (imagekit.snapshots.stubs).
 
         Read after the sandbox has exited. The snapshot stays: adopt() or remove() it afterwards.
         """
         path, meta = self._meta(key)
         upper = path / "upper"
-        _remove_stubs(upper, remove_paths)
-        if meta["kind"] == "overlay":
-            return overlay_upper(upper)
-        return snapshot_diff(path / "before", upper)
+        overlay = meta["kind"] == "overlay"
+        with _errors(f"remove the mount stubs of snapshot {key!r}"):
+            if overlay:
+                remove_stubs(upper, remove_paths, lowers=[Path(lower) for lower in meta["lowers"]])  # type: ignore[attr-defined]
+            else:
+                remove_stubs(upper, remove_paths, before=path / "before")
+        return overlay_upper(upper) if overlay else snapshot_diff(path / "before", upper)
 
     def adopt(self, key: str, diff_id: Digest | str) -> Path:
         """Makes the snapshot `key`'s changes the extracted layer `diff_id` (the layer the caller wrote from
@@ -282,6 +294,8 @@ class Snapshots:
         """Removes extracted layers whose diff_id is not in `keep` (the diff_ids images still list) and no
         snapshot stands on, ephemeral snapshots whose process is gone, and scratch dirs of killed
         extractions. Returns the bytes freed. Waits for extractions and holders of hold() to finish."""
+        if self._holding:
+            raise SnapshotError("gc() inside hold() would wait for its own lock: collect garbage after the block")
         if not self._layers.is_dir() and not self._snapshots.is_dir():
             return 0
         with _errors("collect extracted layers"):
@@ -322,31 +336,6 @@ class Snapshots:
 def _probe(scratch: Path) -> bool:
     """overlay_works, once per scratch directory (per store) and process."""
     return overlay_works(scratch)
-
-
-def _remove_stubs(upper: Path, paths: Sequence[str]) -> None:
-    """Removes each of `paths` (container paths) from `upper` if it is an empty file or directory there.
-
-    Resolved inside `upper` (the process that ran there may have planted symlinks), never followed.
-    Deepest first, so a stub directory made only to hold a stub file goes too.
-    """
-    with Root(upper) as root:
-        for text in sorted(paths, key=lambda p: p.rstrip("/").count("/"), reverse=True):
-            try:
-                path = clean(os.fsencode(text), "mount stub")
-            except LayerError:
-                continue
-            if not path:
-                continue
-            try:
-                parent, name = root.parent(path)
-                st = os.lstat(name, dir_fd=parent)
-                if stat.S_ISREG(st.st_mode) and st.st_size == 0:
-                    os.unlink(name, dir_fd=parent)
-                elif stat.S_ISDIR(st.st_mode):
-                    os.rmdir(name, dir_fd=parent)  # only if empty
-            except OSError:
-                continue  # gone, not empty, or the way to it is not a directory: nothing of ours to remove
 
 
 def _read_meta(path: Path) -> dict[str, object]:

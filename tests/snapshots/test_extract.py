@@ -7,10 +7,12 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from imagekit.errors import DigestMismatch, ImagekitError, LayerError
 from imagekit.layers import unpack
@@ -19,7 +21,8 @@ from imagekit.store import Store
 from tests.layers.treecmp import diff, tree_manifest
 from tests.layers.unpack.conftest import Sandbox
 from tests.layers.unpack.hostile import CASES, Case, blobs
-from tests.layers.unpack.tars import MEDIA_TYPES, compress, directory, file, image, tar
+from tests.layers.unpack import test_fuzz as fuzz
+from tests.layers.unpack.tars import MEDIA_TYPES, compress, directory, file, hardlink, image, layers_image, tar
 from tests.snapshots.conftest import REPO, as_json, merged_manifest, stored
 from tests.snapshots.trees import three_layers
 
@@ -119,6 +122,14 @@ def test_a_config_without_diff_ids_and_a_missing_index(store: Store, snapshots: 
         snapshots.extract(image([(data, MEDIA_TYPES["none"])]), 1)
 
 
+def test_a_hardlink_into_a_lower_layer_is_refused_with_its_reason(store: Store, snapshots: Snapshots, tmp_path: Path) -> None:
+    """unpack links to the lower file; a layer extracted alone cannot (containerd refuses it too)."""
+    img = stored(store, [(tar([file("a", b"a")]), MEDIA_TYPES["none"]), (tar([hardlink("b", "a")]), MEDIA_TYPES["none"])])
+    unpack(img, tmp_path / "flat")
+    with pytest.raises(LayerError, match=r"hardlink target 'a' does not exist \(it must come earlier in this layer \(extracted alone, it cannot link into the layers below\)\)$"):
+        snapshots.extract(img, 1)
+
+
 # --- several processes -----------------------------------------------------------------------------------
 _EXTRACT = """
 import sys
@@ -212,3 +223,21 @@ def test_hostile_layers_extracted_overlay_style_stay_inside(case: Case, sandbox:
 def _dir(path: Path) -> Path:
     path.mkdir()
     return path
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fuzz.layers)
+def test_random_layers_extracted_overlay_style_stay_inside(spec: list[list[tuple[str, str, object]]]) -> None:
+    """test_fuzz's random layers, each extracted alone: inside the store, or one LayerError line and nothing kept."""
+    with tempfile.TemporaryDirectory() as base:
+        sandbox = Sandbox(Path(base))
+        outside = str(sandbox.outside)
+        img = layers_image(*(tar([fuzz._entry(kind, name, extra, outside) for kind, name, extra in layer]) for layer in spec))
+        store = Store(sandbox.target)
+        for index in range(len(img.layers)):
+            try:
+                Snapshots(store).extract(img, index)
+            except LayerError as err:
+                assert "\n" not in str(err) and str(err).startswith("layer ")
+                assert not Snapshots(store).layer_dir(img.diff_ids[index]).exists() and _scratch(store) == []
+        sandbox.assert_untouched()

@@ -98,6 +98,31 @@ def test_overlay_and_copy_write_the_same_layer_for_the_same_change(store: Store,
     assert digests[0] == digests[1]
 
 
+@pytest.mark.parametrize("use_overlay", [True, False], ids=["overlay", "copy"])
+def test_a_step_that_only_made_mount_stubs_adds_nothing(store: Store, base: list[tuple[bytes, str]], tmp_path: Path, use_overlay: bool) -> None:
+    """The stubs go, and so do their traces: /etc's copy-up and new mtime, /run made on the way to /run/secrets/x."""
+    snapshots = Snapshots(store, use_overlay=use_overlay)
+    rootfs = snapshots.prepare("stubs", snapshots.lowers(stored(store, base)))
+    stubs = "touch etc/resolv.conf etc/hosts && mkdir -p run/secrets && touch run/secrets/x && mkdir -p data/mnt"
+    if rootfs.is_overlay:
+        mount_and_run(rootfs, _fresh(tmp_path / "mnt"), "sh", "-c", stubs)
+        assert os.listdir(rootfs.upper) != []
+    else:
+        subprocess.run(["sh", "-c", stubs], cwd=rootfs.upper, check=True)
+    changes = list(snapshots.commit("stubs", remove_paths=("/etc/resolv.conf", "/etc/hosts", "/run/secrets/x", "/data/mnt")))
+    assert changes == []
+    if rootfs.is_overlay:
+        assert os.listdir(rootfs.upper) == []
+
+
+def test_a_stub_in_a_directory_the_step_also_changed_keeps_the_directory(store: Store, base: list[tuple[bytes, str]], tmp_path: Path) -> None:
+    snapshots = Snapshots(store)
+    rootfs = snapshots.prepare("busy", snapshots.lowers(stored(store, base)))
+    mount_and_run(rootfs, _fresh(tmp_path / "mnt"), "sh", "-c", "touch etc/resolv.conf && echo 1 > etc/new && mkdir ro/stub && chmod 0700 ro")
+    names = [m.name for m in snapshots.commit("busy", remove_paths=("/etc/resolv.conf", "/ro/stub"))]
+    assert names == [b"etc", b"etc/new", b"ro"]  # ro: its mode changed
+
+
 def test_a_snapshot_without_lowers_is_a_plain_directory(store: Store, snapshots: Snapshots) -> None:
     rootfs = snapshots.prepare("scratch", ())
     assert not rootfs.is_overlay and os.listdir(rootfs.upper) == []

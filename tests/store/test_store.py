@@ -160,6 +160,22 @@ def test_index_refs_pick_the_host_platform_and_gc_walks_nested_indexes(store: St
     assert all(layout.has_blob(d) for d in reachable)
 
 
+def test_diff_ids_are_those_of_every_manifest_index_json_reaches(store: Store) -> None:
+    """What extracted layers prune keeps: every platform of an index, nested indexes, plain manifests;
+    a manifest whose config is gone keeps nothing (it cannot be run), and says so nowhere else."""
+    layout = store.layout
+    host, other, plain, broken = (_write_manifest(layout, data) for data in (b"host", b"other", b"plain", b"broken"))
+    inner = Index((Descriptor(other.media_type, other.digest, other.size, platform=Platform("linux", "s390x")),)).to_bytes()
+    outer = Index((Descriptor(host.media_type, host.digest, host.size, platform=host_platform()), Descriptor(OCI_INDEX, layout.write_bytes(inner), len(inner)))).to_bytes()
+    layout.set_ref("docker.io/library/multi:1", Descriptor(OCI_INDEX, layout.write_bytes(outer), len(outer)))
+    layout.set_ref("docker.io/library/plain:1", plain)
+    layout.set_ref("docker.io/library/broken:1", broken)
+    layout.blob_path(layout.image_at(broken).manifest.config.digest).unlink()
+    _write_manifest(layout, b"unreferenced")
+    expected = {str(Digest.of_bytes(_tar("f", data))) for data in (b"host", b"other", b"plain")}
+    assert store.diff_ids() == expected
+
+
 def test_gc_keeps_a_subject_and_removes_debris(store: Store) -> None:
     layout = store.layout
     subject = _write_manifest(layout, b"subject")

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from imagekit.digest import Digest
 from imagekit.errors import ImagekitError, LayerError, SnapshotError
+from imagekit.fsutil import fsync_dir
 from imagekit.image import Image
 from imagekit.layers import Limits, Root, overlay_upper, snapshot_diff
 from imagekit.layers.apply import Budget
@@ -132,7 +133,7 @@ class Snapshots:
             except OSError as err:
                 if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                     raise
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
 
     @contextlib.contextmanager
     def _scratch(self) -> Iterator[Path]:
@@ -414,14 +415,6 @@ def _syncfs(path: Path) -> None:
         if _libc.syncfs(fd) != 0:
             code = ctypes.get_errno()
             raise OSError(code, os.strerror(code), str(path))
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
     finally:
         os.close(fd)
 

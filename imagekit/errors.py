@@ -131,3 +131,15 @@ class UnknownUser(ImagekitError):
 
 class SandboxError(ImagekitError):
     """The isolation layer (namespaces, mounts, cgroups, network) could not be set up."""
+
+
+class ContainerError(ImagekitError):
+    """A container of `imagekit run` cannot be created, started, signalled or removed as asked."""
+
+
+class ContainerNotFound(ContainerError):
+    """No container has the given name or ID (prefix)."""
+
+
+class VolumeError(ImagekitError):
+    """A named volume cannot be created, found or removed as asked."""

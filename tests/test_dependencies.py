@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # area -> the imagekit areas it may import (an area is the first component below `imagekit`).
 ALLOWED: dict[str, set[str]] = {
-    "__init__": {"builder", "fetch", "registry", "store", "cli"},  # imagekit.build(): the Python entry point, imported lazily
+    "__init__": {"builder", "fetch", "registry", "store", "cli", "runtime"},  # imagekit.build() and run(): entry points, imported lazily
     "__main__": {"cli"},
     "errors": set(),
     "fsutil": {"errors"},
@@ -38,7 +38,8 @@ ALLOWED: dict[str, set[str]] = {
     "snapshots": {"errors", "digest", "oci", "image", "layers", "layout", "store", "sandbox", "fsutil"},
     "builder": {"errors", "digest", "oci", "image", "reference", "layers", "layout", "store", "sandbox", "fsutil",
                 "config", "platforms", "snapshots", "users"},
-    "runtime": {"errors", "digest", "oci", "image", "reference", "layers", "layout", "store", "sandbox", "fsutil", "users"},
+    "runtime": {"errors", "digest", "oci", "image", "reference", "config", "layers", "layout", "store", "snapshots", "sandbox",
+                "users", "fsutil", "platforms"},
     "cli": {"*"},
 }
 

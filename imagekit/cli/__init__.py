@@ -60,6 +60,15 @@ COMMAND_MODULES = {
     "unpack": "layers",
     "build": "build",
     "builder": "build",
+    "run": "run",
+    "ps": "containers",
+    "start": "containers",
+    "stop": "containers",
+    "kill": "containers",
+    "rm": "containers",
+    "logs": "containers",
+    "container": "containers",
+    "volume": "containers",
 }
 
 

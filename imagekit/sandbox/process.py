@@ -46,6 +46,7 @@ def send(report: int, **message: object) -> None:
 def become(spec: Spec, *, report: int, lifeline: int, own_netns: bool, userns: bool) -> NoReturn:
     """Sets the sandbox up around this process and execs spec.argv; never returns."""
     try:
+        joins = [os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC) for path in spec.cgroups]
         created = _setup(spec, own_netns=own_netns, userns=userns)
         send(report, created=created)
         linux.limit_capabilities({linux.CAPABILITIES[name] for name in spec.capabilities})
@@ -54,9 +55,14 @@ def become(spec: Spec, *, report: int, lifeline: int, own_netns: bool, userns: b
         if select.select([lifeline], [], [], 0)[0]:  # the intermediate died before PDEATHSIG was armed
             os._exit(SETUP_FAILED)
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+        for fd in joins:  # "0" is this process, whatever its pid in the new PID namespace
+            os.write(fd, b"0")
+            os.close(fd)
     except (OSError, SandboxError) as err:
         send(report, error=describe(err))
         os._exit(SETUP_FAILED)
+    if spec.init:
+        _init(report)
     _exec(spec.argv, spec.env)
 
 
@@ -109,6 +115,38 @@ def _identity(spec: Spec, *, userns: bool) -> None:
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
+
+
+#: What the init passes on to the command (tini forwards every catchable signal; these are the usual ones).
+INIT_FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM,
+                  signal.SIGWINCH, signal.SIGCONT, signal.SIGALRM)
+
+
+def _init(report: int) -> None:
+    """Forks the command (the child returns to exec it); this process stays PID 1: it forwards signals
+    to the command, reaps every child the namespace's orphans leave it and exits with the command's
+    status (128+signal when killed, as tini and docker-init report it)."""
+    child = os.fork()
+    if child == 0:
+        return
+    os.close(report)  # the caller's EOF must come from the command's exec
+    for sig in INIT_FORWARDED:
+        signal.signal(sig, lambda number, _frame: _forward(child, number))
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            os._exit(SETUP_FAILED)
+        if pid == child:
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(128 - code if code < 0 else code)
+
+
+def _forward(pid: int, number: int) -> None:
+    try:
+        os.kill(pid, number)
+    except ProcessLookupError:
+        pass
 
 
 def _exec(argv: tuple[str, ...], env: tuple[str, ...]) -> NoReturn:

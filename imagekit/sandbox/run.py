@@ -27,7 +27,7 @@ import select
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from typing import NoReturn
 
@@ -41,9 +41,12 @@ _MAX_FD = 0x7FFFFFFF
 _NO_ID = 0xFFFFFFFF  # (uid_t)-1 means "no change" to setuid; ids are below it
 
 
-def run(spec: Spec, *, stdin: Stream = None, stdout: Stream = None, stderr: Stream = None) -> Result:
+def run(spec: Spec, *, stdin: Stream = None, stdout: Stream = None, stderr: Stream = None,
+        started: Callable[[int], None] | None = None) -> Result:
     """Runs spec.argv in a sandbox and returns its status and the mount targets it created.
     `stderr is stdout` shares one descriptor, so a captured interleaving keeps its order.
+    `started(pid)` is called with the sandboxed process's host pid once it runs (a runner records it
+    to signal the process later); whatever it raises stops the process and propagates.
 
     Raises SandboxError (one line) when the sandbox cannot be set up; a command that is missing
     or not executable is the process's failure instead (status 127 / 126, a line on its stderr).
@@ -65,6 +68,8 @@ def run(spec: Spec, *, stdin: Stream = None, stdout: Stream = None, stderr: Stre
         with _forwarding(pid, reports):
             try:
                 reports.read()
+                if started is not None and reports.pid is not None and not reports.error:
+                    started(reports.pid)
                 status = _wait(pid)
             except BaseException:
                 if not reports.kill():
@@ -180,6 +185,7 @@ class _Reports:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.pidfd: int | None = None
+        self.pid: int | None = None
         self.created: list[str] = []
         self.error = ""
 
@@ -189,6 +195,7 @@ class _Reports:
             for line in pipe:
                 message = json.loads(line)
                 if "pid" in message:
+                    self.pid = message["pid"]
                     try:
                         self.pidfd = os.pidfd_open(message["pid"])
                     except ProcessLookupError:

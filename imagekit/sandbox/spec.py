@@ -78,6 +78,12 @@ class Spec:
     #: host files bind-mounted read-only over /etc/resolv.conf and /etc/hosts (and /etc/hostname), never captured.
     etc_files: tuple[tuple[str, str], ...] = field(default=())
     capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES
+    #: cgroup directories (sandbox.cgroups.Cgroup.dirs) the process joins just before exec, so the
+    #: sandbox's own set-up is never charged to them and nothing runs outside them after the exec.
+    cgroups: tuple[str, ...] = ()
+    #: PID 1 stays a tiny init (docker's --init): it forks the command, forwards signals to it, reaps
+    #: every orphan and exits with the command's status.
+    init: bool = False
 
 
 @dataclass(frozen=True)

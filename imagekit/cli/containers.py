@@ -1,0 +1,244 @@
+"""Container and volume commands: ps, start, stop, kill, rm, logs, container inspect, volume — docker's words.
+
+Each reads the records under ROOT/containers (imagekit.runtime.state); there is no daemon to ask.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+from imagekit.cli import cli
+from imagekit.errors import ImagekitError
+from imagekit.runtime.container import Runtime
+from imagekit.runtime.state import Container
+from imagekit.store import Store
+
+
+def _runtime(ctx: click.Context) -> Runtime:
+    return Runtime(Store(ctx.obj.root))
+
+
+def _status(container: Container) -> str:
+    if container.state == "running":
+        return "Up"
+    if container.state == "exited":
+        return f"Exited ({container.exit_code})" + (" OOMKilled" if container.oom_killed else "")
+    return "Created"
+
+
+@cli.command("ps")
+@click.option("-a", "--all", "show_all", is_flag=True, help="Show stopped containers too.")
+@click.option("-q", "--quiet", is_flag=True, help="Only the IDs.")
+@click.option("--no-trunc", is_flag=True, help="Full IDs and commands.")
+@click.pass_context
+def ps(ctx: click.Context, show_all: bool, quiet: bool, no_trunc: bool) -> None:
+    """List containers (running ones unless -a)."""
+    containers = [c for c in _runtime(ctx).containers.all() if show_all or c.state == "running"]
+    if quiet:
+        for container in containers:
+            click.echo(container.id if no_trunc else container.short_id)
+        return
+    rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]]
+    for c in containers:
+        command = " ".join(c.argv)
+        command = command if no_trunc or len(command) <= 20 else command[:19] + "…"
+        rows.append([c.id if no_trunc else c.short_id, c.image, json.dumps(command), c.created[:19].replace("T", " "), _status(c), c.name])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+@cli.command("start")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def start(ctx: click.Context, containers: tuple[str, ...]) -> None:
+    """Start stopped containers again (in the background), as `docker start`."""
+    runtime = _runtime(ctx)
+    for text in containers:
+        runtime.start_detached(runtime.containers.find(text))
+        click.echo(text)
+
+
+@cli.command("stop")
+@click.option("-t", "--time", "timeout", type=float, default=10, show_default=True, help="Seconds before SIGKILL.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def stop(ctx: click.Context, timeout: float, containers: tuple[str, ...]) -> None:
+    """Stop containers: the image's STOPSIGNAL (default SIGTERM), then SIGKILL after the timeout."""
+    runtime = _runtime(ctx)
+    for text in containers:
+        runtime.stop(runtime.containers.find(text), timeout)
+        click.echo(text)
+
+
+@cli.command("kill")
+@click.option("-s", "--signal", "signal_name", default="KILL", show_default=True, help="Signal name or number.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def kill(ctx: click.Context, signal_name: str, containers: tuple[str, ...]) -> None:
+    """Send a signal to containers' processes."""
+    from imagekit.runtime.process import parse_signal
+
+    runtime = _runtime(ctx)
+    number = parse_signal(signal_name)
+    for text in containers:
+        runtime.kill(runtime.containers.find(text), number)
+        click.echo(text)
+
+
+@cli.command("rm")
+@click.option("-f", "--force", is_flag=True, help="Kill a running container first.")
+@click.option("-v", "--volumes", is_flag=True, help="Remove its anonymous volumes too.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def rm(ctx: click.Context, force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
+    """Remove containers: record, snapshot and cgroup."""
+    runtime = _runtime(ctx)
+    failed = False
+    for text in containers:
+        try:
+            runtime.remove(runtime.containers.find(text), force=force, volumes=volumes)
+            click.echo(text)
+        except ImagekitError as err:
+            click.echo(f"imagekit: {err}", err=True)
+            failed = True
+    if failed:
+        sys.exit(1)
+
+
+@cli.command("logs")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing until the container exits.")
+@click.option("--tail", default="all", help="Only the last N lines.")
+@click.argument("container")
+@click.pass_context
+def logs(ctx: click.Context, follow: bool, tail: str, container: str) -> None:
+    """Print a detached container's output (stdout and stderr, as written)."""
+    runtime = _runtime(ctx)
+    record = runtime.containers.find(container)
+    path = runtime.containers.log_path(record.id)
+    out = sys.stdout.buffer
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with handle:
+        data = handle.read()
+        if tail != "all":
+            if not tail.isdigit():
+                raise click.BadParameter(f"{tail!r} is not a number of lines", param_hint="--tail")
+            lines = data.splitlines(keepends=True)
+            data = b"".join(lines[len(lines) - int(tail):]) if int(tail) else b""
+        out.write(data)
+        out.flush()
+        while follow:
+            chunk = handle.read()
+            if chunk:
+                out.write(chunk)
+                out.flush()
+                continue
+            if runtime.containers.load(record.id).state != "running":
+                out.write(handle.read())
+                break
+            time.sleep(0.1)
+
+
+@cli.group("container")
+def container_group() -> None:
+    """Containers (inspect; the other commands are top-level, as docker's)."""
+
+
+@container_group.command("inspect")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def container_inspect(ctx: click.Context, containers: tuple[str, ...]) -> None:
+    """Show containers as JSON (docker inspect's fields)."""
+    runtime = _runtime(ctx)
+    click.echo(json.dumps([inspect_container(runtime, runtime.containers.find(text)) for text in containers], indent=4))
+
+
+def inspect_container(runtime: Runtime, c: Container) -> dict[str, Any]:
+    return {
+        "Id": c.id,
+        "Created": c.created,
+        "Path": c.argv[0],
+        "Args": list(c.argv[1:]),
+        "State": {"Status": c.state, "Running": c.state == "running", "OOMKilled": c.oom_killed, "Pid": c.pid,
+                  "ExitCode": c.exit_code, "Error": c.error, "StartedAt": c.started_at, "FinishedAt": c.finished_at},
+        "Image": c.image_id,
+        "Name": "/" + c.name,
+        "LogPath": str(runtime.containers.log_path(c.id)),
+        "HostConfig": {"Memory": c.limits.get("memory", 0), "NanoCpus": int(c.limits.get("cpus", 0) * 1e9),
+                       "PidsLimit": c.limits.get("pids", 0), "ReadonlyRootfs": bool(c.spec["rootfs"]["readonly"]),
+                       "NetworkMode": c.spec["network"], "CapAdd": None, "Init": c.spec.get("init", False),
+                       "AutoRemove": c.auto_remove, "Capabilities": c.spec["capabilities"]},
+        "Mounts": list(c.mounts),
+        "Config": c.config,
+        "GraphDriver": {"Name": "overlay", "Data": {"UpperDir": c.spec["rootfs"]["upper"]}},
+    }
+
+
+@cli.group("volume")
+def volume() -> None:
+    """Named volumes (ROOT/volumes/NAME/_data)."""
+
+
+@volume.command("create")
+@click.argument("name", required=False, default="")
+@click.pass_context
+def volume_create(ctx: click.Context, name: str) -> None:
+    """Create a volume (a generated name when none is given)."""
+    from imagekit.runtime.options import volume_name
+
+    click.echo(_runtime(ctx).volumes.create(volume_name(name) if name else "").name)
+
+
+@volume.command("ls")
+@click.option("-q", "--quiet", is_flag=True, help="Only the names.")
+@click.pass_context
+def volume_ls(ctx: click.Context, quiet: bool) -> None:
+    """List volumes."""
+    volumes = _runtime(ctx).volumes.all()
+    if not quiet:
+        click.echo("DRIVER    VOLUME NAME")
+    for item in volumes:
+        click.echo(item.name if quiet else f"local     {item.name}")
+
+
+@volume.command("inspect")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def volume_inspect(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Show volumes as JSON."""
+    volumes = _runtime(ctx).volumes
+    click.echo(json.dumps([volumes.get(name).inspect() for name in names], indent=4))
+
+
+@volume.command("rm")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def volume_rm(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Remove volumes no container uses."""
+    runtime = _runtime(ctx)
+    in_use = runtime.volumes_in_use()
+    for name in names:
+        runtime.volumes.remove(name, in_use)
+        click.echo(name)
+
+
+@volume.command("prune")
+@click.option("-a", "--all", "all_volumes", is_flag=True, help="Named volumes too, not only anonymous ones.")
+@click.option("-f", "--force", is_flag=True, help="Do not ask (imagekit never asks; accepted for docker's scripts).")
+@click.pass_context
+def volume_prune(ctx: click.Context, all_volumes: bool, force: bool) -> None:
+    """Remove volumes no container uses."""
+    runtime = _runtime(ctx)
+    removed = runtime.volumes.prune(runtime.volumes_in_use(), all_volumes=all_volumes)
+    if removed:
+        click.echo("Deleted Volumes:\n" + "\n".join(removed))
+    click.echo(f"Total reclaimed volumes: {len(removed)}")
+

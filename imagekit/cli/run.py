@@ -1,0 +1,111 @@
+"""`imagekit run`: docker run's flags over imagekit.runtime; imagekit's own failures exit 125, as docker's do.
+
+Start-up time is part of every `run`: this module imports the runtime and nothing of the registry
+unless the image must be pulled (requests alone costs more than runc's whole start).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from imagekit.cli import cli
+from imagekit.errors import ImageNotFound, ImagekitError
+from imagekit.runtime.options import RunOptions, parse_cpus, parse_env, parse_env_file, parse_mount, parse_size, parse_tmpfs, parse_volume
+
+#: docker's status for a failure of the runtime itself (not of the container's command).
+RUN_FAILED = 125
+
+
+@cli.command("run", context_settings={"allow_interspersed_args": False})
+@click.option("--rm", "auto_remove", is_flag=True, help="Remove the container (and its anonymous volumes) when it exits.")
+@click.option("-d", "--detach", is_flag=True, help="Run in the background under a supervisor; print the container ID.")
+@click.option("--name", default="", help="A unique name (default: a generated adjective_scientist).")
+@click.option("-e", "--env", "env", multiple=True, metavar="K=V", help="Set (or with K alone, pass on) a variable.")
+@click.option("--env-file", "env_files", multiple=True, metavar="FILE", help="KEY=VALUE lines, as docker reads them.")
+@click.option("-v", "--volume", "volumes", multiple=True, metavar="SRC:DST[:ro|rw]", help="Bind a host path or a named volume; -v DST makes an anonymous volume.")
+@click.option("--mount", "mounts", multiple=True, metavar="type=bind|volume|tmpfs,...", help="docker's --mount syntax.")
+@click.option("--tmpfs", "tmpfs", multiple=True, metavar="DST[:OPTS]", help="Mount a tmpfs.")
+@click.option("-w", "--workdir", default="", help="Working directory inside the container.")
+@click.option("-u", "--user", default="", metavar="USER[:GROUP]", help="User (name or uid) and group to run as.")
+@click.option("--entrypoint", default=None, help="Replace the image's Entrypoint (and clear its Cmd).")
+@click.option("--hostname", default="", help="Hostname (default: the host's with --network host, else the short ID).")
+@click.option("--network", type=click.Choice(["host", "none"]), default="host", show_default=True,
+              help="host shares the host's network; none gives only loopback. (No bridge yet: host is the default.)")
+@click.option("-m", "--memory", default="", metavar="SIZE", help="Memory limit (256m, 1g; at least 6m).")
+@click.option("--cpus", default="", metavar="N", help="CPU quota in CPUs (0.5: half of one).")
+@click.option("--pids-limit", type=int, default=0, metavar="N", help="Most processes at once.")
+@click.option("--read-only", is_flag=True, help="Mount the root filesystem read-only.")
+@click.option("--init", is_flag=True, help="Run a tiny init as PID 1 that forwards signals and reaps zombies.")
+@click.option("--cap-add", multiple=True, metavar="CAP", help="Add a capability (or ALL).")
+@click.option("--cap-drop", multiple=True, metavar="CAP", help="Drop a capability (or ALL).")
+@click.option("--privileged", is_flag=True, help="Every capability.")
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def run(ctx: click.Context, image: str, command: tuple[str, ...], **flags: object) -> None:
+    """Run COMMAND (default: the image's) in a new container of IMAGE, pulling IMAGE when missing."""
+    try:
+        options = _options(image, command, flags)
+        status = _run(ctx, options, bool(flags["detach"]))
+    except ImagekitError as err:
+        click.echo(f"imagekit: {err}", err=True)
+        sys.exit(RUN_FAILED)
+    sys.exit(status)
+
+
+def _options(image: str, command: tuple[str, ...], flags: dict[str, object]) -> RunOptions:
+    env: tuple[str, ...] = ()
+    for path in flags["env_files"]:  # type: ignore[attr-defined]
+        env += parse_env_file(path)
+    env += parse_env(flags["env"])  # type: ignore[arg-type]
+    volumes = tuple(parse_volume(v) for v in flags["volumes"])  # type: ignore[attr-defined]
+    volumes += tuple(parse_mount(m) for m in flags["mounts"])  # type: ignore[attr-defined]
+    volumes += tuple(parse_tmpfs(t) for t in flags["tmpfs"])  # type: ignore[attr-defined]
+    return RunOptions(
+        image=image, command=command, name=str(flags["name"]), env=env, volumes=volumes, workdir=str(flags["workdir"]),
+        user=str(flags["user"]), entrypoint=flags["entrypoint"], hostname=str(flags["hostname"]),  # type: ignore[arg-type]
+        network=flags["network"],  # type: ignore[arg-type]
+        memory=parse_size(str(flags["memory"])) if flags["memory"] else 0,
+        cpus=parse_cpus(str(flags["cpus"])) if flags["cpus"] else 0.0,
+        pids_limit=int(flags["pids_limit"]),  # type: ignore[call-overload]
+        read_only=bool(flags["read_only"]), init=bool(flags["init"]), cap_add=tuple(flags["cap_add"]),  # type: ignore[arg-type]
+        cap_drop=tuple(flags["cap_drop"]), privileged=bool(flags["privileged"]), auto_remove=bool(flags["auto_remove"]),  # type: ignore[arg-type]
+    )
+
+
+def _run(ctx: click.Context, options: RunOptions, detach: bool) -> int:
+    from imagekit.runtime.container import Runtime
+    from imagekit.store import Store
+
+    store = Store(ctx.obj.root)
+    try:
+        stored = store.find(options.image)
+    except ImageNotFound:
+        stored = _pull(ctx, store, options.image)
+    runtime = Runtime(store)
+    container = runtime.create(options, stored.image, options.image)
+    if detach:
+        runtime.start_detached(container)
+        click.echo(container.id)
+        return 0
+    try:
+        final = runtime.start(container)
+    except ImagekitError:
+        runtime.remove(runtime.containers.load(container.id, refresh=False), force=True, volumes=True)
+        raise
+    if final.auto_remove:
+        runtime.remove(final, volumes=True)
+    return final.exit_code
+
+
+def _pull(ctx: click.Context, store: object, image: str):  # type: ignore[no-untyped-def]
+    """Pulls a missing image as `imagekit pull` does (imports the registry code only now)."""
+    from imagekit.cli.auth import registry_options
+    from imagekit.fetch import pull_to_store
+    from imagekit.reference import parse_reference
+
+    click.echo(f"Unable to find image '{image}' locally", err=True)
+    pull_to_store(parse_reference(image), store, registry_options(ctx.obj))  # type: ignore[arg-type]
+    return store.find(image)  # type: ignore[attr-defined]

@@ -1,0 +1,201 @@
+"""Containers on disk: ROOT/containers/<id>/config.json, one record per container, and finding them.
+
+A record is rewritten whole and atomically (fsutil.atomic_write) at each change of state: created,
+running (with the supervisor's pid and the container's), exited (exit code, OOMKilled). Names are
+unique: a name is taken under ROOT/containers/lock together with the directory's creation. Nothing
+resident watches a container: whoever reads a record checks that a "running" one still has its
+supervisor (pid and start time, so a reused pid does not count) and marks it exited (255, as docker
+reports a container its daemon lost) when not — `imagekit ps` after a SIGKILLed supervisor.
+
+Imports: stdlib, imagekit.errors, fsutil, store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imagekit.errors import ContainerError, ContainerNotFound
+from imagekit.fsutil import atomic_write, locked
+from imagekit.store import Store
+
+_ID = re.compile(r"[0-9a-f]{64}")
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+LOST_EXIT_CODE = 255
+_ADJECTIVES = ("brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "swift", "vivid", "witty", "zen")
+_NOUNS = ("curie", "darwin", "euler", "gauss", "hopper", "lovelace", "noether", "pascal", "ritchie", "turing")
+
+
+@dataclass(frozen=True)
+class Container:
+    """One container's record. `spec` is the sandbox Spec it runs (as JSON), `limits` its cgroup limits,
+    `volumes` the anonymous volumes it owns (removed with it)."""
+
+    id: str
+    name: str
+    image: str
+    image_id: str
+    argv: tuple[str, ...]
+    created: str
+    spec: dict[str, Any]
+    limits: dict[str, Any]
+    stop_signal: int
+    auto_remove: bool = False
+    volumes: tuple[str, ...] = ()
+    mounts: tuple[dict[str, Any], ...] = ()
+    state: str = "created"
+    pid: int = 0
+    supervisor: int = 0
+    supervisor_start: int = 0
+    exit_code: int = 0
+    oom_killed: bool = False
+    started_at: str = ""
+    finished_at: str = ""
+    error: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Container:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in obj.items() if k in known}
+        values["argv"] = tuple(values.get("argv", ()))
+        values["volumes"] = tuple(values.get("volumes", ()))
+        values["mounts"] = tuple(values.get("mounts", ()))
+        return cls(**values)
+
+
+def now() -> str:
+    """RFC 3339 in UTC with nanosecond-style precision, as docker writes times."""
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Containers:
+    """The containers of a store: create, save, load, find, list and delete their records."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.root = store.root / "containers"
+
+    def dir(self, container_id: str) -> Path:
+        return self.root / container_id
+
+    def log_path(self, container_id: str) -> Path:
+        return self.dir(container_id) / "container.log"
+
+    @contextmanager
+    def reserve(self, name: str) -> Iterator[tuple[str, str]]:
+        """A new (id, name) with its directory made, under the names lock; the directory goes again if
+        the block raises. An empty `name` gets a generated one, as docker's adjective_scientist."""
+        root = self.store.state_dir("containers")
+        if name and not _NAME.fullmatch(name):
+            raise ContainerError(f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        with locked(root / "lock"):
+            taken = {c.name for c in self.all(refresh=False)}
+            if name in taken:
+                found = next(c for c in self.all(refresh=False) if c.name == name)
+                raise ContainerError(f'the container name "/{name}" is already in use by container "{found.id}": '
+                                     "remove (or rename) that container to be able to reuse that name")
+            if not name:
+                name = _generated_name(taken)
+            container_id = secrets.token_hex(32)
+            self.dir(container_id).mkdir(mode=0o700)
+            try:
+                yield container_id, name
+            except BaseException:
+                shutil.rmtree(self.dir(container_id), ignore_errors=True)
+                raise
+
+    def save(self, container: Container) -> None:
+        try:
+            atomic_write(self.dir(container.id) / "config.json", json.dumps(container.to_json(), indent=1).encode())
+        except OSError as err:
+            raise ContainerError(f"cannot write the state of container {container.short_id}: {err.strerror}") from err
+
+    def load(self, container_id: str, *, refresh: bool = True) -> Container:
+        path = self.dir(container_id) / "config.json"
+        try:
+            container = Container.from_json(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise ContainerNotFound(f"no such container: {container_id}") from None
+        except (OSError, ValueError, TypeError) as err:
+            raise ContainerError(f"the state of container {container_id[:12]} is unreadable: {err}") from err
+        return self.refresh(container) if refresh else container
+
+    def refresh(self, container: Container) -> Container:
+        """Marks a "running" container whose supervisor is gone as exited (see the module docstring)."""
+        if container.state != "running" or supervisor_alive(container.supervisor, container.supervisor_start):
+            return container
+        lost = dataclasses.replace(container, state="exited", exit_code=LOST_EXIT_CODE, pid=0, finished_at=now(),
+                                   error="its supervisor process died")
+        self.save(lost)
+        return lost
+
+    def all(self, *, refresh: bool = True) -> list[Container]:
+        """Every container, newest first."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for entry in self.root.iterdir():
+            if _ID.fullmatch(entry.name) and (entry / "config.json").is_file():
+                try:
+                    found.append(self.load(entry.name, refresh=refresh))
+                except ContainerNotFound:  # removed meanwhile
+                    continue
+        return sorted(found, key=lambda c: c.created, reverse=True)
+
+    def find(self, text: str) -> Container:
+        """The container named `text`, or whose ID is `text` or starts with it (unique), as docker finds them."""
+        containers = self.all(refresh=False)
+        for container in containers:
+            if text in (container.id, container.name):
+                return self.refresh(container)
+        matches = [c for c in containers if text and re.fullmatch(r"[0-9a-f]+", text) and c.id.startswith(text)]
+        if len(matches) == 1:
+            return self.refresh(matches[0])
+        if len(matches) > 1:
+            raise ContainerError(f"multiple containers match {text!r}: give more of the ID")
+        raise ContainerNotFound(f"no such container: {text}")
+
+    def delete(self, container_id: str) -> None:
+        shutil.rmtree(self.dir(container_id), ignore_errors=True)
+
+
+def process_start(pid: int) -> int:
+    """The start time of `pid` (clock ticks since boot, /proc/PID/stat field 22); 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return 0
+    return int(data[data.rindex(b")") + 2 :].split()[19])
+
+
+def supervisor_alive(pid: int, start: int) -> bool:
+    return pid > 0 and process_start(pid) == start
+
+
+def _generated_name(taken: set[str]) -> str:
+    while True:
+        name = f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}"
+        if name not in taken:
+            return name
+        name = f"{name}_{secrets.token_hex(2)}"
+        if name not in taken:
+            return name

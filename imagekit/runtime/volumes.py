@@ -1,0 +1,100 @@
+"""Named and anonymous volumes: ROOT/volumes/<name>/_data, kept until removed, shared between containers.
+
+docker's local driver, daemonless: a volume is a directory whose `_data` is bind-mounted into the
+containers that name it; `meta.json` records when and how it was made (anonymous volumes, made for
+`-v /dst` and an image's VOLUME entries, are named by 64 hex digits and go with `run --rm` and
+`rm -v`). Whether a volume is in use is the caller's knowledge (the container records), passed in.
+
+Imports: stdlib, imagekit.errors, fsutil, store, runtime.options.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imagekit.errors import VolumeError
+from imagekit.fsutil import atomic_write
+from imagekit.runtime.options import volume_name
+from imagekit.runtime.state import now
+from imagekit.store import Store
+
+
+@dataclass(frozen=True)
+class Volume:
+    """One volume: its name, where its data is, when it was made, whether it is anonymous."""
+
+    name: str
+    mountpoint: Path
+    created: str
+    anonymous: bool = False
+
+    def inspect(self) -> dict[str, Any]:
+        """`docker volume inspect`'s fields."""
+        return {"CreatedAt": self.created, "Driver": "local", "Labels": {"com.docker.volume.anonymous": ""} if self.anonymous else {},
+                "Mountpoint": str(self.mountpoint), "Name": self.name, "Options": {}, "Scope": "local"}
+
+
+class Volumes:
+    """The volumes of a store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.root = store.root / "volumes"
+
+    def create(self, name: str = "", *, exist_ok: bool = True) -> Volume:
+        """Makes volume `name` (an anonymous one when empty); an existing one is returned as it is."""
+        anonymous = not name
+        name = name or secrets.token_hex(32)
+        volume_name(name)
+        path = self.store.state_dir("volumes") / name
+        try:
+            path.mkdir()
+        except FileExistsError:
+            if not exist_ok:
+                raise VolumeError(f"volume {name} already exists") from None
+            return self.get(name)
+        except OSError as err:
+            raise VolumeError(f"cannot create volume {name}: {err.strerror}") from err
+        try:
+            (path / "_data").mkdir(mode=0o755)
+            atomic_write(path / "meta.json", json.dumps({"created": now(), "anonymous": anonymous}).encode(), mode=0o644)
+        except OSError as err:
+            shutil.rmtree(path, ignore_errors=True)
+            raise VolumeError(f"cannot create volume {name}: {err.strerror}") from err
+        return self.get(name)
+
+    def get(self, name: str) -> Volume:
+        path = self.root / name
+        try:
+            meta = json.loads((path / "meta.json").read_text())
+        except FileNotFoundError:
+            raise VolumeError(f"no such volume: {name}") from None
+        except (OSError, ValueError) as err:
+            raise VolumeError(f"volume {name} is unreadable: {err}") from err
+        return Volume(name, path / "_data", str(meta.get("created", "")), bool(meta.get("anonymous")))
+
+    def all(self) -> list[Volume]:
+        if not self.root.is_dir():
+            return []
+        return [self.get(entry.name) for entry in sorted(self.root.iterdir()) if (entry / "meta.json").is_file()]
+
+    def remove(self, name: str, in_use: set[str]) -> None:
+        """Deletes volume `name` and its data; refused while a container uses it."""
+        volume = self.get(name)
+        if name in in_use:
+            raise VolumeError(f"volume {name} is in use by a container: remove the container first")
+        shutil.rmtree(volume.mountpoint.parent)
+
+    def prune(self, in_use: set[str], *, all_volumes: bool = False) -> list[str]:
+        """Removes unused anonymous volumes (every unused one with `all_volumes`), as `docker volume prune`."""
+        removed = []
+        for volume in self.all():
+            if volume.name not in in_use and (all_volumes or volume.anonymous):
+                shutil.rmtree(volume.mountpoint.parent)
+                removed.append(volume.name)
+        return removed

@@ -47,7 +47,7 @@ def ps(ctx: click.Context, show_all: bool, quiet: bool, no_trunc: bool) -> None:
     for c in containers:
         command = " ".join(c.argv)
         command = command if no_trunc or len(command) <= 20 else command[:19] + "…"
-        rows.append([c.id if no_trunc else c.short_id, c.image, json.dumps(command), c.created[:19].replace("T", " "), _status(c), c.name])
+        rows.append([c.id if no_trunc else c.short_id, c.image, json.dumps(command, ensure_ascii=False), c.created[:19].replace("T", " "), _status(c), c.name])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

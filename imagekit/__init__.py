@@ -1,7 +1,7 @@
 """imagekit: a daemonless OCI image toolkit (build, move and run container images without a daemon).
 
-`imagekit.build(...)` is the Python entry point of `imagekit build`; it imports the builder only when
-called, so `import imagekit` stays cheap for the commands that do not build.
+`imagekit.build(...)` and `imagekit.run(...)` are the Python entry points of `imagekit build` and
+`imagekit run`; each imports its machinery only when called, so `import imagekit` stays cheap.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from imagekit.builder.build import BuiltImage
+    from imagekit.runtime.handle import ContainerHandle
 
 __version__ = "0.1.0.dev0"
 
@@ -30,11 +31,7 @@ def build(context: str | Path | None, *, root: str | Path | None = None, tags: t
     from imagekit.fetch import RegistryOptions, pull_to_store
     from imagekit.store import Store
 
-    if root is None:
-        from imagekit.cli import default_root
-
-        root = default_root()
-    store = Store(Path(root))
+    store = Store(_root(root))
     options.setdefault("quiet", True)
     build_options = BuildOptions(
         context=Path(context) if context is not None else None,
@@ -49,3 +46,46 @@ def build(context: str | Path | None, *, root: str | Path | None = None, tags: t
         return pull_to_store(ref, store, registry, platform=platform).image
 
     return Builder(store, build_options, pull).run()
+
+
+def run(image: str, command: tuple[str, ...] | list[str] = (), *, root: str | Path | None = None,
+        **options: Any) -> ContainerHandle:
+    """Starts a container of `image` as `imagekit run -d` does and returns its handle (`wait()`,
+    `logs()`, `stop()`, `kill()`, `remove()`, `reload()`); the image is pulled when the store lacks it.
+
+    Other keywords are RunOptions fields (`name`, `env`, `volumes` as VolumeSpecs, `workdir`, `user`,
+    `entrypoint`, `hostname`, `network`, `memory` in bytes, `cpus`, `pids_limit`, `read_only`, `init`,
+    `cap_add`, `cap_drop`, `privileged`, `auto_remove`). Raises ImagekitErrors with one-line messages.
+    """
+    from imagekit.errors import ImageNotFound
+    from imagekit.runtime.container import Runtime
+    from imagekit.runtime.handle import ContainerHandle
+    from imagekit.runtime.options import RunOptions
+    from imagekit.store import Store
+
+    store = Store(_root(root))
+    try:
+        stored = store.find(image)
+    except ImageNotFound:
+        from imagekit.fetch import RegistryOptions, pull_to_store
+        from imagekit.reference import parse_reference
+
+        pull_to_store(parse_reference(image), store, RegistryOptions())
+        stored = store.find(image)
+    runtime = Runtime(store)
+    container = runtime.create(RunOptions(image=image, command=tuple(command), **options), stored.image, image)
+    try:
+        runtime.start_detached(container)
+    except BaseException:
+        runtime.remove(runtime.containers.load(container.id, refresh=False), force=True, volumes=True)
+        raise
+    return ContainerHandle(runtime, container)
+
+
+def _root(root: str | Path | None) -> Path:
+    """The store root: the given one, else the CLI's default."""
+    if root is None:
+        from imagekit.cli import default_root
+
+        return default_root()
+    return Path(root)

@@ -18,7 +18,6 @@ import dataclasses
 import os
 import select
 import signal
-import socket
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from pathlib import Path
@@ -75,7 +74,7 @@ class Runtime:
             undo.callback(lambda: [self.volumes.remove(v, set()) for v in anonymous])
             user = options.user or config.user
             uid, gid, groups = sandbox.call(rootfs, users.resolve_user, user) if user else (0, 0, ())
-            hostname = options.hostname or (socket.gethostname() if options.network == "host" else container_id[:12])
+            hostname = options.hostname or (os.uname().nodename if options.network == "host" else container_id[:12])
             spec = Spec(
                 rootfs=rootfs,
                 argv=argv,

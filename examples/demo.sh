@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the main job end to end, with no daemon and no registry. Extended as features land.
 # Today: make a busybox-static rootfs and import it as the base image, build examples/hello (RUN with a
-# heredoc, COPY, metadata) with `imagekit build`, rebuild it from the cache, and (until `imagekit run`
-# lands) run the built image's CMD in its unpacked rootfs with chroot.
+# heredoc, COPY, metadata) with `imagekit build`, rebuild it from the cache, and (as root) run the built
+# image with `imagekit run --rm`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(mktemp -d "${TMPDIR:-/tmp}/imagekit-demo.XXXXXX")
@@ -45,11 +45,7 @@ import json, sys
 info = json.load(sys.stdin)[0]
 print(json.dumps({k: info[k] for k in ("Id", "RepoTags", "Config", "RootFS")}, indent=4))'
 
-if [ "$(id -u)" = 0 ] && command -v chroot >/dev/null; then
-    echo "== the image's CMD in its unpacked rootfs (chroot; imagekit run will replace this)"
-    imagekit unpack demo/hello:latest "$root/unpacked"
-    mapfile -d '' cmd < <(imagekit inspect demo/hello | python3 -c '
-import json, sys
-sys.stdout.write("".join(arg + "\0" for arg in json.load(sys.stdin)[0]["Config"]["Cmd"]))')
-    (cd "$root/unpacked/app" && GREETING_FILE=/app/greeting.txt chroot "$root/unpacked" "${cmd[@]}")
+if [ "$(id -u)" = 0 ]; then
+    echo "== imagekit run --rm demo/hello:latest"
+    imagekit run --rm demo/hello:latest
 fi

@@ -27,6 +27,7 @@ def test_demo_builds_the_example_and_runs_it(tmp_path: Path) -> None:
         "Hello from a Builderfile!",
         "built by imagekit in a sandbox as uid 0, hostname imagekit",
         "greeting is 26 bytes",
-    ]  # the CMD ran in the built image's rootfs (tests run as root)
+    ]  # `imagekit run` ran the image's CMD (tests run as root)
+    assert "== imagekit run --rm demo/hello:latest" in out
     assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []

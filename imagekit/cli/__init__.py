@@ -53,6 +53,7 @@ COMMAND_MODULES = {
     "inspect": "store",
     "prune": "store",
     "import": "store",
+    "image": "store",
     "pull": "registry",
     "push": "registry",
     "tags": "registry",
@@ -174,10 +175,15 @@ def default_root() -> Path:
     return Path(data_home) / "imagekit"
 
 
+def report_error(err: ImagekitError) -> None:
+    """An expected failure as the one line users see (`imagekit: ...` on stderr)."""
+    click.echo(f"imagekit: {err}", err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: runs the CLI and turns every expected failure into one line."""
     try:
-        cli.main(args=argv, prog_name="imagekit", standalone_mode=False)
+        status = cli.main(args=argv, prog_name="imagekit", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("imagekit: aborted", err=True)
         sys.exit(130)
@@ -185,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
         err.show()
         sys.exit(err.exit_code)
     except ImagekitError as err:
-        click.echo(f"imagekit: {err}", err=True)
+        report_error(err)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("imagekit: interrupted", err=True)
@@ -197,4 +203,6 @@ def main(argv: list[str] | None = None) -> None:
         where = f": {err.filename}" if err.filename else ""
         click.echo(f"imagekit: {err.strerror or err}{where}", err=True)
         sys.exit(1)
+    if isinstance(status, int) and status:  # a command's ctx.exit(N): it reported its failures itself
+        sys.exit(status)
 

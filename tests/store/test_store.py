@@ -43,7 +43,7 @@ def test_find_by_reference_normalised(store: Store) -> None:
     digest = _import(store, "demo/app:1")
     for text in ("demo/app:1", "docker.io/demo/app:1", "index.docker.io/demo/app:1"):
         assert store.find(text).descriptor.digest == digest
-    with pytest.raises(ImageNotFound, match="no image 'demo/app'"):
+    with pytest.raises(ImageNotFound, match="no image 'demo/app:latest'"):
         store.find("demo/app")  # means demo/app:latest
 
 

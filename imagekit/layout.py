@@ -360,7 +360,7 @@ class Layout:
         if not self.exists():
             return GarbageReport()
         removed: list[tuple[Digest, int]] = []
-        temp_files = temp_bytes = 0
+        temp_files = debris_bytes = 0
         with _store_errors(self.root, "collect garbage"), _flock(self.root / GC_LOCK, fcntl.LOCK_EX):
             keep = self.reachable()
             for algorithm_dir in sorted((self.root / "blobs").iterdir()):
@@ -374,15 +374,17 @@ class Layout:
                     path.unlink()
                     if digest is not None:
                         removed.append((digest, size))
+                    else:
+                        debris_bytes += size
             if self.tmp_dir.is_dir():
                 for path in self.tmp_dir.iterdir():
-                    temp_bytes += _size_of(path)
+                    debris_bytes += _size_of(path)
                     if path.is_dir() and not path.is_symlink():
                         shutil.rmtree(path)
                     else:
                         path.unlink()
                     temp_files += 1
-        return GarbageReport(tuple(removed), temp_files, temp_bytes)
+        return GarbageReport(tuple(removed), temp_files, debris_bytes)
 
 
 def _without_name(descriptor: Descriptor) -> Descriptor:
@@ -411,15 +413,16 @@ def _digest_of_blob_path(algorithm: str, name: str) -> Digest | None:
 
 @dataclass(frozen=True, slots=True)
 class GarbageReport:
-    """What a garbage collection removed: blobs (digest, bytes) and temp files of dead writers (count, bytes)."""
+    """What a garbage collection removed: blobs (digest, bytes), temp files of dead writers (count), and the
+    bytes of those and of other debris (files in `blobs/` not named by a digest): all count as reclaimed."""
 
     blobs: tuple[tuple[Digest, int], ...] = ()
     temp_files: int = 0
-    temp_bytes: int = 0
+    debris_bytes: int = 0
 
     @property
     def bytes_freed(self) -> int:
-        return sum(size for _, size in self.blobs) + self.temp_bytes
+        return sum(size for _, size in self.blobs) + self.debris_bytes
 
 
 class BlobWriter:

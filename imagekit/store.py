@@ -135,7 +135,7 @@ class Store:
         A reference matches a ref name written in full (imagekit's own, `docker.io/library/x:1`) or
         in a short form other tools write (`x:1`, `x`, a bare tag): both sides are normalised, and
         when names of different images match, the full form wins and a warning says which was used.
-        A ref name exactly equal to `text` (even one that is no valid reference) is found too.
+        Failing that, a ref name exactly equal to `text` (one that is no valid reference) is found too.
         Raises BadReference for text that is neither a valid reference nor a hex ID prefix, and
         ImageNotFound (naming the store) when nothing matches or an ID prefix is ambiguous.
         """
@@ -144,19 +144,19 @@ class Store:
     def _lookup(self, text: str) -> tuple[StoredImage, list[str] | None]:
         """The image `text` names and the ref names that matched (None when found by ID or digest)."""
         entries = list(self._entries())
-        for entry, names in entries:
-            if entry.annotations.get(REF_NAME) == text:
-                return self._load(entry, names), [text]
         try:
             ref: Reference | None = parse_reference(text)
         except BadReference:
-            if not _ID_PREFIX.fullmatch(text):
+            if not _ID_PREFIX.fullmatch(text) and all(entry.annotations.get(REF_NAME) != text for entry, _ in entries):
                 raise
             ref = None
         if ref is not None:
             found = self._find_reference(ref, entries)
             if found is not None:
                 return found
+        for entry, names in entries:
+            if entry.annotations.get(REF_NAME) == text:
+                return self._load(entry, names), [text]
         match = _ID_PREFIX.fullmatch(text)
         if match is not None:
             return self._find_id(match.group(1), text), None

@@ -76,8 +76,8 @@ def _lex(source: str) -> list[_Node | list[_Token]]:
         while True:
             match = _TOKEN.match(source, pos)
             if match is None or match.end() == pos:
-                rest = source[pos:].strip()
-                raise TemplateError(f"template: unexpected {rest[:20]!r} in action" if rest else "template: unclosed action")
+                rest = source[pos:].split()
+                raise TemplateError(f"template: unexpected {rest[0][:20]!r} in action" if rest else "template: unclosed action")
             pos = match.end()
             kind = match.lastgroup or ""
             if kind == "close":

@@ -164,11 +164,12 @@ def test_gc_keeps_a_subject_and_removes_debris(store: Store) -> None:
     subject = _write_manifest(layout, b"subject")
     referrer_manifest = Manifest(OCI_MANIFEST, Descriptor(OCI_CONFIG, layout.write_bytes(b"{}"), 2), (), subject=subject).to_bytes()
     layout.set_ref("docker.io/library/sig:1", Descriptor(OCI_MANIFEST, layout.write_bytes(referrer_manifest), len(referrer_manifest)))
-    (layout.tmp_dir / "blob.dead").write_bytes(b"half a blob")
+    (layout.tmp_dir / "blob.dead").write_bytes(b"half a blob" * 100_000)  # a killed pull's download
     (layout.tmp_dir / "index.json.dead").write_bytes(b"{")
     (layout.root / "blobs" / "sha256" / "not-a-digest").write_bytes(b"junk")
     report = store.prune()
     assert report.temp_files == 2 and list(layout.tmp_dir.iterdir()) == []
+    assert report.blobs == () and report.bytes_freed == 1_100_000 + 1 + 4  # debris counts as reclaimed
     assert not (layout.root / "blobs" / "sha256" / "not-a-digest").exists()
     assert layout.has_blob(subject.digest)
     assert all(layout.has_blob(d.digest) for d in layout.image_at(subject).blobs())

@@ -66,6 +66,10 @@ class InvalidChange(ImagekitError):
     """A Dockerfile-style `--change` instruction (as `docker import -c` takes) that is unsupported or malformed."""
 
 
+class NotAvailable(ImagekitError):
+    """A command the README announces as coming, asked for before it exists."""
+
+
 class TemplateError(ImagekitError):
     """A `--format` template that does not parse, or fails on the data it is given (Go's text/template words)."""
 

@@ -94,6 +94,7 @@ def pull_command(ctx: Context, platform_text: str | None, quiet: bool, reference
 def push_command(ctx: Context, quiet: bool, source: str, destination: str | None) -> None:
     """Upload an image from the store to a registry; prints the pushed manifest digest.
 
+    Without DEST, the image goes to SOURCE's own name (SOURCE must then be a reference, not an ID).
     DEST names a tag, or `name@digest` to push by digest only (the digest must be the image's).
     """
     dest = parse_reference(destination or source)

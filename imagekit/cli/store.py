@@ -111,7 +111,7 @@ _FILTERS = ("dangling", "reference", "before", "since", "label")
 
 
 @cli.command()
-@click.argument("repository", required=False)
+@click.argument("repository", required=False, metavar="[REPOSITORY[:TAG]]")
 @click.option("-a", "--all", "all_", is_flag=True, help="Show all images (the same as without: imagekit keeps no intermediate images).")
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs (each once).")
 @click.option("--digests", is_flag=True, help="Show manifest digests.")
@@ -266,8 +266,8 @@ def _reference_matches(name: str | None, patterns: list[re.Pattern[str]]) -> boo
 
 
 @cli.command()
-@click.argument("source")
-@click.argument("target")
+@click.argument("source", metavar="SRC")
+@click.argument("target", metavar="DST")
 @click.pass_context
 def tag(ctx: click.Context, source: str, target: str) -> None:
     """Give the image SOURCE (reference or ID) the additional name TARGET."""
@@ -275,7 +275,7 @@ def tag(ctx: click.Context, source: str, target: str) -> None:
 
 
 @cli.command()
-@click.argument("refs", nargs=-1, required=True)
+@click.argument("refs", nargs=-1, required=True, metavar="REF|ID...")
 @click.option("--no-prune", is_flag=True, help="Only remove the names; leave unreferenced blobs for `imagekit prune`.")
 @click.option("-f", "--force", is_flag=True, help="By image ID, remove its names even in several repositories.")
 @click.pass_context
@@ -329,7 +329,7 @@ def _report(report: GarbageReport, total: bool) -> None:
 
 
 @cli.command()
-@click.argument("refs", nargs=-1, required=True)
+@click.argument("refs", nargs=-1, required=True, metavar="REF|ID...")
 @click.option("-f", "--format", "fmt", metavar="TEMPLATE", help="A Go template per image, e.g. '{{.Id}}' or '{{json .Config}}'.")
 @click.pass_context
 def inspect(ctx: click.Context, refs: tuple[str, ...], fmt: str | None) -> None:
@@ -377,10 +377,10 @@ def _inspect(stored: StoredImage) -> dict[str, Any]:
 
 @cli.command("import")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID (no hint about naming an unnamed image).")
-@click.argument("tarball")
-@click.argument("reference", required=False)
-@click.option("-c", "--change", "changes", multiple=True, help="Dockerfile instruction for the config: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL.")
-@click.option("-m", "--message", default="", help="Commit message for the image's history.")
+@click.argument("tarball", metavar="TARBALL|-")
+@click.argument("reference", required=False, metavar="[REF]")
+@click.option("-c", "--change", "changes", multiple=True, metavar="INSTRUCTION", help="Dockerfile instruction for the config: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL.")
+@click.option("-m", "--message", default="", metavar="MSG", help="Commit message for the image's history.")
 @click.pass_context
 def import_(ctx: click.Context, quiet: bool, tarball: str, reference: str | None, changes: tuple[str, ...], message: str) -> None:
     """Make a one-layer image from a rootfs TARBALL (plain, gzip, zstd, xz, bzip2; `-` for stdin)."""

@@ -100,6 +100,7 @@ def test_login_to_tls_registry_needs_its_ca(tls_registry: AuthRegistry, docker_c
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "IMAGEKIT_CERTS_D"):
         monkeypatch.delenv(name, raising=False)
     argv = ["login", "-u", "anyone", "--password-stdin", tls_registry.host]
+    (tmp_path / "empty").mkdir()  # a certs dir without this registry's CA
     code, _, err = run(["--certs-dir", str(tmp_path / "empty"), *argv], capsys, "pw")
     assert code == 1 and err.count("\n") == 1 and f"imagekit: TLS verification of {tls_registry.host} failed" in err
     code, out, err = run(["--certs-dir", str(tls_registry.certs_dir), *argv], capsys, "pw")
@@ -192,16 +193,16 @@ def test_transport_for_applies_global_options_and_stored_credentials(docker_conf
         assert transport_for("https://index.docker.io/v1/").credentials == Credentials("hubuser", "hub-secret")
 
 
-def test_global_registry_options_parse_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_global_registry_options_parse_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from imagekit.cli import cli
 
     ctx = cli.make_context("imagekit", ["--insecure-registry", "a.example:5000", "--insecure-registry", "b.example", "--tls-verify=false", "logout"])
     assert ctx.params["insecure_registries"] == ("a.example:5000", "b.example") and ctx.params["tls_verify"] is False
     monkeypatch.setenv("IMAGEKIT_INSECURE_REGISTRIES", "c.example d.example:1")
-    monkeypatch.setenv("IMAGEKIT_CERTS_D", "/somewhere/certs.d")
+    monkeypatch.setenv("IMAGEKIT_CERTS_D", str(tmp_path))
     ctx = cli.make_context("imagekit", ["logout"])
     assert ctx.params["insecure_registries"] == ("c.example", "d.example:1") and ctx.params["tls_verify"] is True
-    assert str(ctx.params["certs_dir"]) == "/somewhere/certs.d"
+    assert ctx.params["certs_dir"] == tmp_path
 
 
 @pytest.mark.filterwarnings("ignore::getpass.GetPassWarning")  # the prompt reads a pipe, not a terminal

@@ -21,8 +21,9 @@ from imagekit.errors import BadReference, ImagekitError, LayerError
 from imagekit.importer import import_tarball
 from imagekit.layout import GarbageReport
 from imagekit.oci import REF_NAME
+from imagekit.platforms import host
 from imagekit.reference import Reference, parse_reference
-from imagekit.store import Store, StoredImage, host_platform
+from imagekit.store import Store, StoredImage
 
 if TYPE_CHECKING:
     from imagekit.cli.template import Template  # loaded only when a --format template is given
@@ -387,7 +388,7 @@ def import_(ctx: click.Context, quiet: bool, tarball: str, reference: str | None
     ref = parse_reference(reference) if reference else None
     store = _store(ctx)
     with _open_tarball(tarball) as stream:
-        image = import_tarball(store.layout, stream, ref, source=tarball, changes=changes, message=message, platform=host_platform())
+        image = import_tarball(store.layout, stream, ref, source=tarball, changes=changes, message=message, platform=host())
     click.echo(str(image.manifest.config.digest))
     if ref is None and not quiet:
         click.echo(f"imagekit: the image has no name (`imagekit tag {image.manifest.config.digest.short} NAME` gives it one)", err=True)

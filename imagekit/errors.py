@@ -75,6 +75,10 @@ class InvalidChange(ImagekitError):
     """A Dockerfile-style `--change` instruction (as `docker import -c` takes) that is unsupported or malformed."""
 
 
+class NotATerminal(ImagekitError):
+    """A prompt was needed (a login without a password) but standard input is not a terminal."""
+
+
 class NotAvailable(ImagekitError):
     """A command the README announces as coming, asked for before it exists."""
 

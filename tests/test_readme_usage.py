@@ -27,7 +27,7 @@ EXAMPLES = [
     for line in block.splitlines()
     if "imagekit " in line.split("#")[0]
 ]
-_OPTION = re.compile(r"\[(-[-\w]+)(?:[ =][^\]]*)?\](?:\.\.\.)?")
+_OPTION = re.compile(r"\[(-[-\w]+)(?:[ =](?:[^\[\]]|\[[^\]]*\])*)?\](?:\.\.\.)?")  # values may hold [...]
 _WORD = re.compile(r"[a-z][a-z-]*")
 
 

@@ -403,9 +403,23 @@ def _open_tarball(path: str) -> BinaryIO:
         raise LayerError(f"cannot read {path}: {err.strerror}") from err
 
 
-@cli.group("image")
+class _ImageGroup(click.Group):
+    """docker's `image` group; its `pull` and `push` are the top-level commands, loaded only when asked for."""
+
+    _ELSEWHERE = ("pull", "push")
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._ELSEWHERE))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self._ELSEWHERE:
+            return cli.get_command(ctx, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@cli.group("image", cls=_ImageGroup)
 def image_group() -> None:
-    """Manage images: docker's `image` commands (ls, rm, prune, inspect, tag, import) beside the short forms."""
+    """Manage images: docker's `image` commands (ls, rm, prune, inspect, tag, import, pull, push) beside the short forms."""
 
 
 for _name, _command in {"ls": images, "list": images, "rm": rmi, "remove": rmi, "prune": prune, "inspect": inspect, "tag": tag, "import": import_}.items():

@@ -94,3 +94,5 @@ def test_image_command_group(three: dict[str, str], imagekit: Run) -> None:
     assert json.loads(ok(imagekit("image", "inspect", "again:1")))[0]["Id"] == three["old:1"]
     assert ok(imagekit("image", "rm", "again:1")) == "Untagged: again:1\n"
     assert ok(imagekit("image", "prune", "-f")) == "Total reclaimed space: 0B\n"
+    assert "Download an image from a registry" in ok(imagekit("image", "pull", "--help"))
+    assert "Upload an image from the store" in ok(imagekit("image", "push", "--help"))

@@ -232,7 +232,7 @@ class Store:
             names = [name for name in stored.names if _repository(name) == repository]
         else:
             names = list(stored.names)
-            repositories = {_repository(name) or name for name in names}
+            repositories = {_familiar_repository(name) for name in names}  # as `images` shows them
             if len(repositories) > 1 and not force:
                 raise ImageConflict(
                     f"image {text!r} is named in {len(repositories)} repositories ({', '.join(sorted(repositories))}): "
@@ -267,6 +267,13 @@ def _normalised(name: str | None) -> str | None:
         return str(parse_reference(name))
     except BadReference:
         return None
+
+
+def _familiar_repository(name: str) -> str:
+    try:
+        return parse_reference(name).familiar_name
+    except BadReference:
+        return name
 
 
 def _repository(name: str) -> str:

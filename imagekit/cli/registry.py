@@ -108,7 +108,10 @@ def push_command(ctx: Context, quiet: bool, source: str, destination: str | None
     DEST names a tag, or `name@digest` to push by digest only (the digest must be the image's).
     """
     dest = parse_reference(destination or source)
-    image = Store(ctx.root).find(source).image
+    stored = Store(ctx.root).find(source)
+    if destination is None and str(dest) not in {str(r) for r in stored.references()}:
+        raise ImagekitError(f"{source!r} is not a name of the image it found: give DEST to push an image found by ID")
+    image = stored.image
     if dest.digest and dest.digest != str(image.digest):
         raise ImagekitError(f"cannot push {source} as {dest}: the image's digest is {image.digest}")
     if not quiet:

@@ -84,6 +84,13 @@ def test_a_port_out_of_range_is_named(tmp_path: Path, capsys: pytest.CaptureFixt
     assert err == "imagekit: invalid registry address 'localhost:99999': the port must be a number from 1 to 65535\n"
 
 
+def test_push_by_id_needs_a_destination(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image = build_image(Layout(tmp_path), "local/app:1", [random_layer(100)])
+    code, _, err = run_cli(capsys, "--root", str(tmp_path), "push", image.manifest.config.digest.hex[:12])
+    assert_one_line_error(code, err)
+    assert "is not a name of the image it found: give DEST to push an image found by ID" in err
+
+
 def test_second_pull_and_push_skip_present_blobs(tmp_path: Path, open_registry: RegistryServer, capsys: pytest.CaptureFixture[str]) -> None:
     root = tmp_path / "store"
     build_image(Layout(root), "local/app:1", [random_layer(1000)])

@@ -310,12 +310,12 @@ def _familiar(name: str) -> str:
 
 
 @cli.command()
-@click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation (asked only on a terminal).")
+@click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation (asked only when stdin and stderr are a terminal).")
 @click.pass_context
 def prune(ctx: click.Context, force: bool) -> None:
     """Delete dangling images (those without a name), blobs no image reaches, and leftovers of interrupted writes."""
-    if not force and sys.stdin.isatty():
-        click.confirm("WARNING! This will remove all dangling images.\nAre you sure you want to continue?", abort=True)
+    if not force and sys.stdin.isatty() and sys.stderr.isatty():  # a person at a terminal, as docker asks
+        click.confirm("WARNING! This will remove all dangling images.\nAre you sure you want to continue?", abort=True, err=True)
     store = _store(ctx)
     for image_id in store.prune_dangling():
         click.echo(f"Deleted image: {image_id}")

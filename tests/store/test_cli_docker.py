@@ -96,3 +96,24 @@ def test_image_command_group(three: dict[str, str], imagekit: Run) -> None:
     assert ok(imagekit("image", "prune", "-f")) == "Total reclaimed space: 0B\n"
     assert "Download an image from a registry" in ok(imagekit("image", "pull", "--help"))
     assert "Upload an image from the store" in ok(imagekit("image", "push", "--help"))
+
+
+def test_prune_asks_a_person_at_a_terminal(root: Path, imagekit: Run, busybox_tar: Path) -> None:
+    import os
+    import pty
+    import subprocess
+
+    from tests.store.conftest import IMAGEKIT
+
+    image_id = ok(imagekit("import", "-q", str(busybox_tar))).strip()
+    for answer, kept in ((b"n\n", True), (b"y\n", False)):
+        master, slave = pty.openpty()
+        child = subprocess.Popen([IMAGEKIT, "--root", str(root), "prune"], stdin=slave, stderr=slave, stdout=subprocess.PIPE)
+        os.close(slave)
+        seen = b""
+        while b"continue?" not in seen:
+            seen += os.read(master, 1024)
+        os.write(master, answer)
+        child.communicate(timeout=60)
+        os.close(master)
+        assert (ok(imagekit("images", "-q")) == image_id[7:19] + "\n") == kept

@@ -82,7 +82,7 @@ def test_corrupt_blob(store_with_image: Path, imagekit: Run) -> None:
 
 
 def test_unknown_image_and_ambiguous_prefix(store_with_image: Path, imagekit: Run) -> None:
-    assert "no image 'nothere'" in one_line_error(imagekit("inspect", "nothere"))
+    assert "no image 'nothere:latest'" in one_line_error(imagekit("inspect", "nothere"))
     assert "no image 'ffffffffffff'" in one_line_error(imagekit("rmi", "ffffffffffff"))
 
 

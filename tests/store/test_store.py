@@ -166,7 +166,7 @@ def test_diff_ids_are_those_of_every_manifest_index_json_reaches(store: Store) -
     layout = store.layout
     host, other, plain, broken = (_write_manifest(layout, data) for data in (b"host", b"other", b"plain", b"broken"))
     inner = Index((Descriptor(other.media_type, other.digest, other.size, platform=Platform("linux", "s390x")),)).to_bytes()
-    outer = Index((Descriptor(host.media_type, host.digest, host.size, platform=host_platform()), Descriptor(OCI_INDEX, layout.write_bytes(inner), len(inner)))).to_bytes()
+    outer = Index((Descriptor(host.media_type, host.digest, host.size, platform=platforms.host()), Descriptor(OCI_INDEX, layout.write_bytes(inner), len(inner)))).to_bytes()
     layout.set_ref("docker.io/library/multi:1", Descriptor(OCI_INDEX, layout.write_bytes(outer), len(outer)))
     layout.set_ref("docker.io/library/plain:1", plain)
     layout.set_ref("docker.io/library/broken:1", broken)

@@ -198,7 +198,7 @@ class StatCache:
         fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w") as handle:
-                json.dump({"version": _CACHE_VERSION, "entries": keep}, handle, separators=(",", ":"))
+                handle.write(json.dumps({"version": _CACHE_VERSION, "entries": keep}, separators=(",", ":")))  # one C pass
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temp, self.path)

@@ -389,6 +389,19 @@ def test_symlinked_parent_directories_resolve_inside_the_root(harness: Harness, 
     assert (harness.root / str(outside).lstrip("/") / "passwd").read_text() == "image"
 
 
+def test_copied_directory_never_enters_an_image_symlink(harness: Harness, tmp_path: Path) -> None:
+    """A copied `sub/` meeting the image's `sub -> /host-etc` is an error (fsutil's), not a write through it."""
+    target = tmp_path / "host-etc"
+    target.mkdir()
+    (harness.root / "app").mkdir()
+    os.symlink(str(target), harness.root / "app" / "sub")
+    harness.write("dir/sub/passwd", "evil")
+    with pytest.raises(BuildError, match="Builderfile:2: COPY: cannot copy to non-directory: /app/sub"):
+        harness.copy("COPY dir /app/")
+    assert list(target.iterdir()) == []
+    assert not (harness.root / str(target).lstrip("/")).exists()
+
+
 def test_apply_takes_a_pickled_plan(harness: Harness) -> None:
     import pickle
 

@@ -13,7 +13,8 @@ The rules (tonistiigi/fsutil copy.Copy, as BuildKit's file op calls it):
   when a non-directory is there); the contents keep mode, mtime and (for --from) owner, with
   existing directories' metadata overwritten;
 - a file goes inside the destination when that is a directory (after following in-root symlinks),
-  else it becomes the destination; a file replaces a file or symlink, never a directory;
+  else it becomes the destination, written through a symlink there (resolved inside the root);
+  inside a copied directory a file replaces a file or symlink, never a directory;
 - `--chmod` replaces the mode of everything copied, `--chown` the owner of everything copied and
   of every directory created; symlinks are copied as symlinks;
 - an ADD archive is extracted into the destination directory by the layer applier (owners from
@@ -42,6 +43,7 @@ from imagekit.users import resolve_owner
 _DIR_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _SEND = 1 << 30
+_MAX_SYMLINKS = 40
 
 
 def owner_for(root: str, plan: CopyPlan) -> tuple[int, int] | None:
@@ -130,7 +132,11 @@ class _Writer:
                 raise self.plan.error(f"{self.plan.keyword}: cannot copy a directory to {_shown(dest)}: it is not a directory")
             self.contents(dest, source.nodes[1:])
             return
-        target = _join(dest, source.name) if kind == "dir" else dest
+        if kind == "dir":
+            self.node(_join(dest, source.name), top)
+            return
+        target = self.follow(dest)  # fsutil resolves the destination itself: a symlink there is written through
+        self.mkdir_p(split(target)[0])
         self.node(target, top)
 
     def contents(self, base: bytes, nodes: tuple[Node, ...]) -> None:
@@ -157,6 +163,22 @@ class _Writer:
             if err.errno in (errno.ENOTDIR, errno.ELOOP):
                 return "other"
             raise
+
+    def follow(self, path: bytes) -> bytes:
+        """`path` with the symlinks at its end followed inside the root (containerd's fs.RootPath on a
+        destination): a relative target is joined to the link's directory and an absolute one starts
+        at the root; the kernel (openat2 RESOLVE_IN_ROOT) does the rest, `..` included, when it is used."""
+        for _ in range(_MAX_SYMLINKS):
+            try:
+                parent, name = self.tree.parent(path)
+                info = os.lstat(name, dir_fd=parent)
+            except FileNotFoundError:
+                return path
+            if not stat.S_ISLNK(info.st_mode):
+                return path
+            link = os.readlink(name, dir_fd=parent)
+            path = link.lstrip(b"/") if link.startswith(b"/") else _join(split(path)[0], os.fsdecode(link))
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
 
     def open_dir(self, path: bytes) -> int:
         """An owned O_PATH descriptor of the directory `path` itself (its last component not followed)."""

@@ -72,20 +72,43 @@ def test_relative_destinations_follow_workdir(harness: Harness, dest: str, workd
     assert harness.listing()[expected][4] == b"A"
 
 
-def test_a_file_replaces_a_file_and_a_symlink_but_not_a_directory(harness: Harness, tmp_path: Path) -> None:
+def test_a_file_replaces_a_file_but_not_a_directory(harness: Harness) -> None:
     harness.write("a.txt", "new")
     (harness.root / "old.txt").write_text("old")
-    outside = tmp_path / "outside.txt"
-    outside.write_text("keep")
-    os.symlink(outside, harness.root / "link.txt")
     harness.copy("COPY a.txt /old.txt")
-    harness.copy("COPY a.txt /link.txt")
     assert harness.listing()["old.txt"][4] == b"new"
-    assert harness.listing()["link.txt"][0] == "file"
-    assert outside.read_text() == "keep"
     (harness.root / "dir" / "a.txt").mkdir(parents=True)
     with pytest.raises(BuildError, match=r"Builderfile:2: COPY: cannot replace the directory /dir/a.txt with a file"):
         harness.copy("COPY a.txt /dir/")
+
+
+def test_a_destination_symlink_is_written_through_inside_the_root(harness: Harness, tmp_path: Path) -> None:
+    """BuildKit resolves the destination (fs.RootPath): the link stays, its in-root target gets the file."""
+    harness.write("app.conf", "mine")
+    (harness.root / "usr" / "share").mkdir(parents=True)
+    (harness.root / "usr" / "share" / "default.conf").write_text("default")
+    (harness.root / "etc").mkdir()
+    os.symlink("../usr/share/default.conf", harness.root / "etc" / "app.conf")
+    harness.copy("COPY app.conf /etc/app.conf")
+    assert harness.listing()["etc/app.conf"] == ("symlink", 0, 0, "../usr/share/default.conf")
+    assert harness.listing()["usr/share/default.conf"][4] == b"mine"
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep")
+    os.symlink("/../../../.." + str(outside), harness.root / "escape.conf")
+    harness.copy("COPY app.conf /escape.conf")
+    assert outside.read_text() == "keep"
+    assert (harness.root / str(outside).lstrip("/")).read_text() == "mine"
+
+
+def test_inside_a_copied_directory_symlinks_are_replaced(harness: Harness, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep")
+    harness.write("dir/f", "F")
+    (harness.root / "app").mkdir()
+    os.symlink(str(outside), harness.root / "app" / "f")
+    harness.copy("COPY dir /app/")
+    assert harness.listing()["app/f"][0] == "file"
+    assert outside.read_text() == "keep"
 
 
 # --- directories ---------------------------------------------------------------------------------------

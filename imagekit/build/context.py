@@ -311,51 +311,57 @@ class SourceRoot:
         base = self.resolve(base_rel)
         if base is None:
             return []
-        found: list[str] = []
-        self._match(base, "", regex, found, base_rel)
-        return found
+        return self._match(base, regex, base_rel)
 
-    def _match(self, base: str, rel: str, regex: re.Pattern[str], found: list[str], shown: str) -> None:
-        """filepath.Walk of `base` (sorted, symlinks not entered), collecting what matches `regex`."""
-        try:
-            names = sorted(os.listdir(self.host(posixpath.join(base, rel) if rel else base)))
-        except (NotADirectoryError, FileNotFoundError):
-            return
-        for name in names:
-            child = f"{rel}/{name}" if rel else name
-            full = posixpath.join(base, child) if base else child
-            info = os.lstat(self.host(full))
+    def _match(self, base: str, regex: re.Pattern[str], shown: str) -> list[str]:
+        """filepath.Walk of `base` (sorted, symlinks not entered, matched directories not entered),
+        as `shown`-prefixed paths of what matches `regex`. An explicit stack: depth is unbounded."""
+        found: list[str] = []
+        stack = self._children(base)
+        while stack:
+            full, info = stack.pop()
+            child = full[len(base) + 1 :] if base else full
             is_dir = stat.S_ISDIR(info.st_mode)
             if not self.present(full, is_dir):
                 continue
             if regex.match(child):
                 found.append(posixpath.join(shown, child) if shown else child)
             elif is_dir:
-                self._match(base, child, regex, found, shown)
+                stack.extend(self._children(full))
+        return found
+
+    def _children(self, top: str) -> list[tuple[str, os.stat_result]]:
+        """(path, lstat) of the entries of the directory `top`, in reverse name order (for a stack)."""
+        try:
+            with os.scandir(self.host(top)) as listing:
+                names = sorted((entry.name for entry in listing), reverse=True)
+        except (NotADirectoryError, FileNotFoundError):
+            return []
+        prefix = top + "/" if top else ""
+        return [(prefix + name, os.lstat(self._prefix + prefix + name)) for name in names]
 
     # --- what a source copies -------------------------------------------------------------------------
     def _walk(self, top: str) -> Iterator[tuple[str, os.stat_result]]:
         """(path, lstat) of everything below the directory `top` that is in the root, parents first,
-        sorted; an ignored directory is entered only when a `!` exception may take something back."""
-        try:
-            with os.scandir(self.host(top)) as listing:
-                found = sorted((entry.name, entry.path) for entry in listing)
-        except (NotADirectoryError, FileNotFoundError):
-            return
-        prefix = top + "/" if top else ""
-        for name, host in found:
-            rel = prefix + name
-            info = os.lstat(host)
+        sorted; an ignored directory is entered only when a `!` exception may take something back,
+        and listed only when something inside it is. An explicit stack: depth is unbounded."""
+        stack: list[tuple[str, os.stat_result, tuple[tuple[str, os.stat_result], ...]]] = [
+            (path, info, ()) for path, info in self._children(top)
+        ]
+        listed: set[str] = set()  # ignored directories already yielded for something inside them
+        while stack:
+            rel, info, hidden = stack.pop()
             is_dir = stat.S_ISDIR(info.st_mode)
             if not self.matcher.ignored(rel):
+                for parent in hidden:
+                    if parent[0] not in listed:
+                        listed.add(parent[0])
+                        yield parent
                 yield rel, info
                 if is_dir:
-                    yield from self._walk(rel)
+                    stack.extend((path, child, ()) for path, child in self._children(rel))
             elif is_dir and self._exceptions:
-                below = list(self._walk(rel))
-                if below:
-                    yield rel, info
-                    yield from below
+                stack.extend((path, child, (*hidden, (rel, info))) for path, child in self._children(rel))
 
     def tree(self, rel: str, excludes: Matcher | None = None) -> list[Node]:
         """The nodes a (resolved, present) source copies: itself at path "", then, for a directory,

@@ -35,7 +35,7 @@ from imagekit.build.context import Node
 from imagekit.build.copy_plan import CopyPlan, Source
 from imagekit.errors import LayerError, UnknownUser
 from imagekit.layers.apply import apply_layer
-from imagekit.layers.compression import decompressed, sniff
+from imagekit.layers.compression import MEDIA_TYPES, decompressed, sniff
 from imagekit.layers.rootfs import IMPLICIT_DIR_MODE, Root, proc_path, split
 from imagekit.oci import OCI_LAYER
 from imagekit.users import resolve_owner
@@ -281,7 +281,11 @@ class _Writer:
         with open(node.host, "rb") as handle, Root(proc_path(fd)) as inside:
             codec = sniff(handle.read(8))
             handle.seek(0)
-            apply_layer(decompressed(handle, codec), OCI_LAYER, inside, what=f"{self.plan.keyword} {name}")
+            what = f"{self.plan.keyword} {name}"
+            if codec in MEDIA_TYPES:  # gzip, zstd: the applier's own reader (and its cut-stream checks)
+                apply_layer(handle, MEDIA_TYPES[codec], inside, what=what)
+            else:
+                apply_layer(decompressed(handle, codec), OCI_LAYER, inside, what=what)
 
 
 def _copy(source: int, out: int) -> None:

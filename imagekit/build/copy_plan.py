@@ -146,7 +146,7 @@ def is_archive(path: str) -> bool:
         with open(path, "rb") as handle:
             codec = sniff(handle.read(8))
             handle.seek(0)
-            reader = TarReader(chunks(decompressed(handle, codec)), path)
+            reader = TarReader(chunks(decompressed(handle, codec), 4096), path)  # the first header, not the end
             next(iter(reader), None)
             return reader.offset > 0
     except (LayerError, *DECOMPRESS_ERRORS):

@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import lzma
+import os
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -75,6 +76,13 @@ def test_archive_cannot_escape_its_destination(harness: Harness, tmp_path: Path)
         harness.copy("ADD evil.tar /opt/")
     assert not (tmp_path / "escape.txt").exists()
     assert not (harness.root / "escape.txt").exists()
+
+
+def test_archive_cut_short_is_an_error(harness: Harness) -> None:
+    whole = gzip.compress(tar_bytes({"a": os.urandom(100_000), "b": b"B"}))  # the cut falls inside "a"
+    harness.write("cut.tgz", whole[: len(whole) // 2])
+    with pytest.raises(BuildError, match=r"Builderfile:2: ADD cut.tgz: corrupt gzip stream"):
+        harness.copy("ADD cut.tgz /x/")
 
 
 def test_unpack_is_in_the_checksum(harness: Harness) -> None:

@@ -111,6 +111,14 @@ def test_inside_a_copied_directory_symlinks_are_replaced(harness: Harness, tmp_p
     assert outside.read_text() == "keep"
 
 
+def test_a_file_in_the_way_of_a_directory(harness: Harness) -> None:
+    harness.write("a.txt", "A")
+    (harness.root / "file").write_text("F")
+    with pytest.raises(BuildError) as caught:
+        harness.copy("COPY a.txt /file/sub/")
+    assert str(caught.value) == "Builderfile:2: COPY: cannot create directory /file: a file is in the way"
+
+
 # --- directories ---------------------------------------------------------------------------------------
 
 

@@ -188,6 +188,14 @@ def test_url_flag_errors(harness: Harness, server: Server, text: str, message: s
     assert message in str(caught.value)
 
 
+def test_url_password_never_in_a_message(harness: Harness, server: Server) -> None:
+    url = server.url.replace("http://", "http://user:s3cret@")
+    with pytest.raises(BuildError) as caught:
+        harness.copy(f"ADD {url}/missing /m")
+    assert "s3cret" not in str(caught.value)
+    assert "user:***@127.0.0.1" in str(caught.value)
+
+
 def test_url_http_error(harness: Harness, server: Server) -> None:
     with pytest.raises(BuildError, match=rf"Builderfile:2: ADD {server.url}/missing: the server answered 404"):
         harness.copy(f"ADD {server.url}/missing /m")

@@ -40,6 +40,8 @@ HASH_THREADS = max(2, min(os.cpu_count() or 1, 8))
 _MAX_SYMLINKS = 255  # containerd's fs.RootPath limit
 _CACHE_VERSION = 1
 _CHUNK = 1 << 20
+_BATCH_FILES = 64
+_BATCH_BYTES = 8 << 20
 #: Entries kept in a stat cache file beyond those used by the last build (renamed files age out).
 _CACHE_SLACK = 100_000
 
@@ -368,49 +370,33 @@ class SourceRoot:
         everything below it that neither .dockerignore nor `excludes` (COPY --exclude, matched on
         paths relative to the source) drops. Only directories, regular files and symlinks are copied
         (as BuildKit). File digests come from the stat cache, or are computed by HASH_THREADS
-        threads while the walk goes on."""
+        threads while the walk goes on, small files in batches (a task per file costs more than
+        hashing it)."""
         top = os.lstat(self.host(rel))
         entries: dict[str, os.stat_result] = {"": top}
-        digests: dict[str, str | Future[str]] = {}
-        with ThreadPoolExecutor(HASH_THREADS) as pool:
-
-            def want(path: str, info: os.stat_result) -> None:
-                if stat.S_ISREG(info.st_mode):
-                    cached = self.cache.get(path, info)
-                    digests[path] = cached if cached is not None else pool.submit(file_digest, self.host(path))
-
-            want(rel, top)
+        with _Hashing(self) as hashing:
+            hashing.want(rel, top)
             if stat.S_ISDIR(top.st_mode):
                 prefix = len(rel) + 1 if rel else 0
                 below: dict[str, os.stat_result] = {}
-                kept: set[str] = set()
                 for path, info in self._walk(rel):
                     inner = path[prefix:]
-                    below[inner] = info
                     if excludes is None or not excludes.ignored(inner):
-                        kept.add(inner)
-                        want(path, info)
-                for inner in list(kept):  # a directory an exclude drops still holds what a `!` takes back
-                    while "/" in inner:
-                        inner = inner.rsplit("/", 1)[0]
-                        kept.add(inner)
-                entries.update((inner, info) for inner, info in below.items() if inner in kept)
+                        below[inner] = info
+                        hashing.want(path, info)
+                    elif stat.S_ISDIR(info.st_mode):
+                        below[inner] = info  # kept only if a `!` exception keeps something inside
+                if excludes is not None:
+                    below = _with_parents(below, excludes)
+                entries.update(below)
+            hashing.flush()
             nodes = []
             for inner, info in entries.items():
                 path = f"{rel}/{inner}" if rel and inner else rel or inner
-                node = self._node(inner, path, info, self._digest(path, info, digests.get(path, "")))
+                node = self._node(inner, path, info, hashing.digest(path, info))
                 if node is not None:
                     nodes.append(node)
         return nodes
-
-    def _digest(self, path: str, info: os.stat_result, found: str | Future[str]) -> str:
-        if isinstance(found, str):
-            return found
-        digest = found.result()
-        self.cache.put(path, info, digest)
-        self.hashed_files += 1
-        self.hashed_bytes += info.st_size
-        return digest
 
     def _node(self, inner: str, path: str, info: os.stat_result, digest: str) -> Node | None:
         uid, gid = (info.st_uid, info.st_gid) if self.keep_owner else (0, 0)
@@ -423,6 +409,69 @@ class SourceRoot:
         if stat.S_ISLNK(info.st_mode):
             return Node(kind="symlink", link=os.readlink(self.host(path)), **common)
         return None  # sockets, fifos, devices: not part of a build context
+
+
+def _with_parents(below: dict[str, os.stat_result], excludes: Matcher) -> dict[str, os.stat_result]:
+    """`below` without the directories --exclude dropped, except those holding something kept."""
+    kept = {inner for inner in below if not excludes.ignored(inner)}
+    for inner in list(kept):
+        while "/" in inner:
+            inner = inner.rsplit("/", 1)[0]
+            if inner in kept:
+                break  # its own parents are (or will be) walked from it
+            kept.add(inner)
+    return {inner: info for inner, info in below.items() if inner in kept}
+
+
+class _Hashing:
+    """The digests one tree() needs: from the stat cache, or from hashing threads fed in batches of
+    up to _BATCH_FILES files or _BATCH_BYTES bytes."""
+
+    def __init__(self, root: SourceRoot) -> None:
+        self.root = root
+        self.pool = ThreadPoolExecutor(HASH_THREADS)
+        self.found: dict[str, str | tuple[Future[list[str]], int]] = {}
+        self.batch: list[str] = []
+        self.batch_bytes = 0
+
+    def __enter__(self) -> _Hashing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+    def want(self, path: str, info: os.stat_result) -> None:
+        if not stat.S_ISREG(info.st_mode):
+            return
+        cached = self.root.cache.get(path, info)
+        if cached is not None:
+            self.found[path] = cached
+            return
+        self.batch.append(path)
+        self.batch_bytes += info.st_size
+        if len(self.batch) >= _BATCH_FILES or self.batch_bytes >= _BATCH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.batch:
+            future = self.pool.submit(_hash_files, [self.root.host(path) for path in self.batch])
+            self.found.update((path, (future, index)) for index, path in enumerate(self.batch))
+            self.batch, self.batch_bytes = [], 0
+
+    def digest(self, path: str, info: os.stat_result) -> str:
+        found = self.found.get(path, "")
+        if isinstance(found, str):
+            return found
+        future, index = found
+        digest = future.result()[index]
+        self.root.cache.put(path, info, digest)
+        self.root.hashed_files += 1
+        self.root.hashed_bytes += info.st_size
+        return digest
+
+
+def _hash_files(paths: list[str]) -> list[str]:
+    return [file_digest(path) for path in paths]
 
 
 class BuildContext(SourceRoot):

@@ -17,6 +17,7 @@ Imports: stdlib, builderfile.ignore, imagekit.errors. Never the copy itself (ima
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -38,6 +39,8 @@ RACY_NS = 1_000_000_000
 #: Threads hashing files: hashlib and reads release the GIL, so they run on every core.
 HASH_THREADS = max(2, min(os.cpu_count() or 1, 8))
 _MAX_SYMLINKS = 255  # containerd's fs.RootPath limit
+#: Extended attributes never copied: the host's SELinux label, and the owner record a rootless unpack writes.
+SKIPPED_XATTRS = frozenset({"security.selinux", "user.rootlesscontainers"})
 _CACHE_VERSION = 1
 _CHUNK = 1 << 20
 _BATCH_FILES = 64
@@ -52,7 +55,9 @@ class Node:
 
     `kind` is "dir", "file" or "symlink"; `mode` the permission bits (07777); files carry `size`,
     the sha256 `digest` (hex) of their content and either `host` (an absolute path to read) or
-    inline `data`; symlinks carry `link`. `mtime_ns` is copied but never part of a checksum.
+    inline `data`; symlinks carry `link`. Files and directories carry their extended attributes
+    (file capabilities among them), but for the host's SELinux label and imagekit's rootless owner
+    record. `mtime_ns` is copied but never part of a checksum.
     """
 
     path: str
@@ -66,10 +71,12 @@ class Node:
     link: str = ""
     host: str = ""
     data: bytes = b""
+    xattrs: tuple[tuple[str, bytes], ...] = ()
 
     def identity(self) -> str:
-        """What a cache key sees of this node (BuildKit's contenthash: no times)."""
-        return f"{self.kind} {self.path!r} {self.mode:o} {self.uid}:{self.gid} {self.size} {self.digest} {self.link!r}"
+        """What a cache key sees of this node (BuildKit's contenthash: xattrs too, no times)."""
+        extra = f" {self.xattrs!r}" if self.xattrs else ""
+        return f"{self.kind} {self.path!r} {self.mode:o} {self.uid}:{self.gid} {self.size} {self.digest} {self.link!r}{extra}"
 
 
 def go_match_regex(pattern: str) -> re.Pattern[str]:
@@ -208,6 +215,26 @@ class StatCache:
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
+
+
+def read_xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
+    """The extended attributes of `path` (not followed), sorted; none where the filesystem has none."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError as err:
+        if err.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            return ()
+        raise
+    found = []
+    for name in sorted(names):
+        if name in SKIPPED_XATTRS:
+            continue
+        try:
+            found.append((name, os.getxattr(path, name, follow_symlinks=False)))
+        except OSError as err:
+            if err.errno != errno.ENODATA:  # removed meanwhile
+                raise
+    return tuple(found)
 
 
 def file_digest(path: str) -> str:
@@ -403,9 +430,10 @@ class SourceRoot:
         mode = stat.S_IMODE(info.st_mode)
         common = {"path": inner, "mode": mode, "uid": uid, "gid": gid, "mtime_ns": info.st_mtime_ns}
         if stat.S_ISDIR(info.st_mode):
-            return Node(kind="dir", **common)
+            return Node(kind="dir", xattrs=read_xattrs(self.host(path)), **common)
         if stat.S_ISREG(info.st_mode):
-            return Node(kind="file", size=info.st_size, digest=digest, host=self.host(path), **common)
+            host = self.host(path)
+            return Node(kind="file", size=info.st_size, digest=digest, host=host, xattrs=read_xattrs(host), **common)
         if stat.S_ISLNK(info.st_mode):
             return Node(kind="symlink", link=os.readlink(self.host(path)), **common)
         return None  # sockets, fifos, devices: not part of a build context

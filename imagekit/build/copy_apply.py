@@ -44,6 +44,7 @@ _DIR_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _SEND = 1 << 30
 _MAX_SYMLINKS = 40
+_XATTR_REFUSED = (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES, errno.EINVAL, errno.ERANGE)
 
 
 def owner_for(root: str, plan: CopyPlan) -> tuple[int, int] | None:
@@ -245,6 +246,7 @@ class _Writer:
         fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
         try:
             os.chown(proc_path(fd), *self.ids(node))
+            _set_xattrs(proc_path(fd), node)
         finally:
             os.close(fd)
         self.deferred.append((target, self.mode(node), node.mtime_ns))
@@ -264,6 +266,7 @@ class _Writer:
                 while view:
                     view = view[os.write(fd, view) :]
             os.fchown(fd, *self.ids(node))
+            _set_xattrs(fd, node)  # after chown, which clears security.capability
             os.fchmod(fd, self.mode(node))  # after chown, which clears setuid bits
             os.utime(fd, ns=(node.mtime_ns, node.mtime_ns))
         finally:
@@ -286,6 +289,17 @@ class _Writer:
                 apply_layer(handle, MEDIA_TYPES[codec], inside, what=what)
             else:
                 apply_layer(decompressed(handle, codec), OCI_LAYER, inside, what=what)
+
+
+def _set_xattrs(target: int | bytes, node: Node) -> None:
+    """The node's extended attributes on `target`; those this filesystem or kernel refuses are skipped,
+    as BuildKit's copy allows xattr errors."""
+    for name, value in node.xattrs:
+        try:
+            os.setxattr(target, name, value)
+        except OSError as err:
+            if err.errno not in _XATTR_REFUSED:
+                raise
 
 
 def _copy(source: int, out: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,26 @@ def test_a_directory_copies_its_contents_with_metadata(harness: Harness) -> None
     assert (harness.root / "app" / "top.txt").stat().st_mtime == 1_000_000
     assert (harness.root / "app" / "sub").stat().st_mtime == 3_000_000
     assert found["app"] == ("dir", 0o755, 0, 0)
+
+
+def test_extended_attributes_are_copied_and_checksummed(harness: Harness) -> None:
+    path = harness.write("dir/sub/tool", "T")
+    os.setxattr(path, "user.origin", b"context")
+    os.setxattr(harness.context / "dir" / "sub", "user.kind", b"tree")
+    first = harness.copy("COPY dir /app/").checksum()
+    assert os.getxattr(harness.root / "app" / "sub" / "tool", "user.origin") == b"context"
+    assert os.getxattr(harness.root / "app" / "sub", "user.kind") == b"tree"
+    os.setxattr(path, "user.origin", b"changed")
+    assert harness.plan("COPY dir /app/").checksum() != first
+
+
+def test_file_capabilities_survive_chown(harness: Harness) -> None:
+    """security.capability (cap_net_bind_service+ep, VFS_CAP_REVISION_2) is set after the chown that clears it."""
+    capability = struct.pack("<IIIII", 0x02000001, 1 << 10, 0, 0, 0)
+    path = harness.write("ping", "P", mode=0o755)
+    os.setxattr(path, "security.capability", capability)
+    harness.copy("COPY --chown=1000:1000 ping /bin/", owner=(1000, 1000))
+    assert os.getxattr(harness.root / "bin" / "ping", "security.capability") == capability
 
 
 def test_a_directory_over_a_file_is_an_error(harness: Harness) -> None:

@@ -12,12 +12,12 @@ Owns source resolution and content hashing, as BuildKit does for a local context
   hashes file contents; `Node` values travel in the copy plan to the process that writes the layer.
   Content digests of the context are kept in a stat cache (`StatCache`) between builds.
 
-Imports: stdlib, builderfile.ignore, imagekit.errors. Never the copy itself (imagekit.build.copy_*).
+Imports: stdlib, builderfile.ignore, imagekit.errors, imagekit.layers.changes (read_xattrs). Never
+the copy itself (imagekit.build.copy_*).
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -33,6 +33,7 @@ from pathlib import Path
 from builderfile.errors import IgnoreFileError
 from builderfile.ignore import Matcher, ignore_file, load_matcher
 from imagekit.errors import BuildError
+from imagekit.layers.changes import read_xattrs
 
 #: Git's "racy" window: a file modified this close to (or after) the cache write is always re-hashed.
 RACY_NS = 1_000_000_000
@@ -217,24 +218,9 @@ class StatCache:
             raise
 
 
-def read_xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
-    """The extended attributes of `path` (not followed), sorted; none where the filesystem has none."""
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError as err:
-        if err.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
-            return ()
-        raise
-    found = []
-    for name in sorted(names):
-        if name in SKIPPED_XATTRS:
-            continue
-        try:
-            found.append((name, os.getxattr(path, name, follow_symlinks=False)))
-        except OSError as err:
-            if err.errno != errno.ENODATA:  # removed meanwhile
-                raise
-    return tuple(found)
+def copied_xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
+    """The extended attributes of `path` (not followed) that a copy carries: all but SKIPPED_XATTRS."""
+    return tuple((name, value) for name, value in read_xattrs(path) if name not in SKIPPED_XATTRS)
 
 
 def file_digest(path: str) -> str:
@@ -430,10 +416,10 @@ class SourceRoot:
         mode = stat.S_IMODE(info.st_mode)
         common = {"path": inner, "mode": mode, "uid": uid, "gid": gid, "mtime_ns": info.st_mtime_ns}
         if stat.S_ISDIR(info.st_mode):
-            return Node(kind="dir", xattrs=read_xattrs(self.host(path)), **common)
+            return Node(kind="dir", xattrs=copied_xattrs(self.host(path)), **common)
         if stat.S_ISREG(info.st_mode):
             host = self.host(path)
-            return Node(kind="file", size=info.st_size, digest=digest, host=host, xattrs=read_xattrs(host), **common)
+            return Node(kind="file", size=info.st_size, digest=digest, host=host, xattrs=copied_xattrs(host), **common)
         if stat.S_ISLNK(info.st_mode):
             return Node(kind="symlink", link=os.readlink(self.host(path)), **common)
         return None  # sockets, fifos, devices: not part of a build context

@@ -66,15 +66,14 @@ def apply(root: str, plan: CopyPlan, owner: tuple[int, int] | None) -> None:
     Raises BuildError naming the plan's line; the root may then hold part of the step (the builder
     discards the step's upper directory).
     """
-    with Root(root) as tree:
-        writer = _Writer(tree, plan, owner)
-        try:
-            writer.run()
-        except LayerError as err:
-            raise plan.error(str(err)) from err
-        except OSError as err:
-            where = os.fsdecode(err.filename) if isinstance(err.filename, (str, bytes)) else plan.dest
-            raise plan.error(f"{plan.keyword} to {plan.dest}: {where}: {err.strerror or err}") from err
+    try:
+        with Root(root) as tree:
+            _Writer(tree, plan, owner).run()
+    except LayerError as err:
+        raise plan.error(str(err)) from err
+    except OSError as err:
+        where = os.fsdecode(err.filename) if isinstance(err.filename, (str, bytes)) else plan.dest
+        raise plan.error(f"{plan.keyword} to {plan.dest}: {where}: {err.strerror or err}") from err
 
 
 def _join(base: bytes, name: str) -> bytes:

@@ -454,6 +454,12 @@ def test_copied_directory_never_enters_an_image_symlink(harness: Harness, tmp_pa
     assert not (harness.root / str(target).lstrip("/")).exists()
 
 
+def test_a_missing_root_is_a_build_error(harness: Harness, tmp_path: Path) -> None:
+    harness.write("f")
+    with pytest.raises(BuildError, match="Builderfile:2: COPY to /f: .*No such file or directory"):
+        apply(str(tmp_path / "no-root"), harness.plan("COPY f /f"), None)
+
+
 def test_apply_takes_a_pickled_plan(harness: Harness) -> None:
     import pickle
 

@@ -8,46 +8,34 @@ Owns source resolution and content hashing, as BuildKit does for a local context
   symlinks on the way are resolved inside the root (as containerd's fs.RootPath: `/` is the root).
 - wildcards are Go's filepath.Match (`*`, `?`, `[...]`, `\\` escapes), matched from the first
   component that holds one, as fsutil's ResolveWildcards: a matched directory is not entered.
-- `tree()` lists what a source copies (directory, file, symlink nodes with their metadata) and
-  hashes file contents; `Node` values travel in the copy plan to the process that writes the layer.
-  Content digests of the context are kept in a stat cache (`StatCache`) between builds.
+- `tree()` lists what a source copies (directory, file, symlink nodes with their metadata and
+  content digests, from imagekit.build.statcache); `Node` values travel in the copy plan to the
+  process that writes the layer.
 
-Imports: stdlib, builderfile.ignore, imagekit.errors, imagekit.layers.changes (read_xattrs). Never
-the copy itself (imagekit.build.copy_*).
+Imports: stdlib, builderfile.ignore, imagekit.errors, imagekit.layers.changes (read_xattrs),
+imagekit.build.statcache. Never the copy itself (imagekit.build.copy_*).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import posixpath
 import re
 import stat
-import tempfile
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from builderfile.errors import IgnoreFileError
 from builderfile.ignore import Matcher, ignore_file, load_matcher
+from imagekit.build.statcache import Hashing, StatCache
 from imagekit.errors import BuildError
 from imagekit.layers.changes import read_xattrs
 
-#: Git's "racy" window: a file modified this close to (or after) the cache write is always re-hashed.
-RACY_NS = 1_000_000_000
-#: Threads hashing files: hashlib and reads release the GIL, so they run on every core.
-HASH_THREADS = max(2, min(os.cpu_count() or 1, 8))
 _MAX_SYMLINKS = 255  # containerd's fs.RootPath limit
 #: Extended attributes never copied: the host's SELinux label, and the owner record a rootless unpack writes.
 SKIPPED_XATTRS = frozenset({"security.selinux", "user.rootlesscontainers"})
-_CACHE_VERSION = 1
-_CHUNK = 1 << 20
-_BATCH_FILES = 64
-_BATCH_BYTES = 8 << 20
-#: Entries kept in a stat cache file beyond those used by the last build (renamed files age out).
-_CACHE_SLACK = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,93 +136,9 @@ def clean_source(source: str) -> str | None:
     return "" if cleaned == "." else cleaned
 
 
-class StatCache:
-    """Content digests of files keyed by (inode, size, mtime_ns, ctime_ns), kept in one JSON file.
-
-    Like git's index, an entry is trusted only when the file's mtime is older than the cache file's
-    own write time minus RACY_NS: a file rewritten with the same size within the timestamp
-    granularity of the last build could otherwise keep a stale digest. Written atomically.
-    """
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.entries: dict[str, list[int | str]] = {}
-        self.used: set[str] = set()
-        self.dirty = False  # an entry was added or changed: save() has something to write
-        self.written_ns = 0
-        if path is None:
-            return
-        try:
-            with open(path, "rb") as handle:
-                self.written_ns = os.fstat(handle.fileno()).st_mtime_ns
-                data = json.load(handle)
-            if data.get("version") == _CACHE_VERSION and isinstance(data.get("entries"), dict):
-                self.entries = data["entries"]
-        except (OSError, ValueError, AttributeError):
-            self.entries = {}  # no cache, or one we cannot read: every file is hashed again
-
-    @staticmethod
-    def key(info: os.stat_result) -> list[int]:
-        return [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
-
-    def get(self, name: str, info: os.stat_result) -> str | None:
-        """The cached digest of `name` if its stat is unchanged and it is not racy, else None."""
-        entry = self.entries.get(name)
-        if entry is None or entry[:4] != self.key(info) or info.st_mtime_ns >= self.written_ns - RACY_NS:
-            return None
-        self.used.add(name)
-        return str(entry[4])
-
-    def put(self, name: str, info: os.stat_result, digest: str) -> None:
-        entry: list[int | str] = [*self.key(info), digest]
-        if self.entries.get(name) != entry or info.st_mtime_ns >= self.written_ns - RACY_NS:
-            self.entries[name] = entry  # a racy entry, too: a new write time may make it trusted
-            self.dirty = True
-        self.used.add(name)
-
-    def save(self) -> None:
-        """Writes the entries (those used by this build first) to a temp file and renames it in place.
-
-        Nothing is written when nothing changed: the old write time keeps the old entries trusted.
-        """
-        if self.path is None or not self.dirty:
-            return
-        keep = {k: v for k, v in self.entries.items() if k in self.used}
-        for name, entry in self.entries.items():
-            if len(keep) >= len(self.used) + _CACHE_SLACK:
-                break
-            keep.setdefault(name, entry)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(json.dumps({"version": _CACHE_VERSION, "entries": keep}, separators=(",", ":")))  # one C pass
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, self.path)
-            self.dirty = False
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-
-
 def copied_xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
     """The extended attributes of `path` (not followed) that a copy carries: all but SKIPPED_XATTRS."""
     return tuple((name, value) for name, value in read_xattrs(path) if name not in SKIPPED_XATTRS)
-
-
-def file_digest(path: str) -> str:
-    """The sha256 (hex) of a regular file's content, read in chunks (never through a symlink)."""
-    hasher = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO swapped in must not block
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise BuildError(f"{path}: changed while the build read it (no longer a regular file)")
-        while chunk := os.read(fd, _CHUNK):
-            hasher.update(chunk)
-    finally:
-        os.close(fd)
-    return hasher.hexdigest()
 
 
 class SourceRoot:
@@ -387,7 +291,7 @@ class SourceRoot:
         hashing it)."""
         top = os.lstat(self.host(rel))
         entries: dict[str, os.stat_result] = {"": top}
-        with _Hashing(self) as hashing:
+        with Hashing(self.cache, self.host) as hashing:
             hashing.want(rel, top)
             if stat.S_ISDIR(top.st_mode):
                 prefix = len(rel) + 1 if rel else 0
@@ -409,6 +313,8 @@ class SourceRoot:
                 node = self._node(inner, path, info, hashing.digest(path, info))
                 if node is not None:
                     nodes.append(node)
+        self.hashed_files += hashing.hashed_files
+        self.hashed_bytes += hashing.hashed_bytes
         return nodes
 
     def _node(self, inner: str, path: str, info: os.stat_result, digest: str) -> Node | None:
@@ -435,57 +341,6 @@ def _with_parents(below: dict[str, os.stat_result], excludes: Matcher) -> dict[s
                 break  # its own parents are (or will be) walked from it
             kept.add(inner)
     return {inner: info for inner, info in below.items() if inner in kept}
-
-
-class _Hashing:
-    """The digests one tree() needs: from the stat cache, or from hashing threads fed in batches of
-    up to _BATCH_FILES files or _BATCH_BYTES bytes."""
-
-    def __init__(self, root: SourceRoot) -> None:
-        self.root = root
-        self.pool = ThreadPoolExecutor(HASH_THREADS)
-        self.found: dict[str, str | tuple[Future[list[str]], int]] = {}
-        self.batch: list[str] = []
-        self.batch_bytes = 0
-
-    def __enter__(self) -> _Hashing:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.pool.shutdown(cancel_futures=True)
-
-    def want(self, path: str, info: os.stat_result) -> None:
-        if not stat.S_ISREG(info.st_mode):
-            return
-        cached = self.root.cache.get(path, info)
-        if cached is not None:
-            self.found[path] = cached
-            return
-        self.batch.append(path)
-        self.batch_bytes += info.st_size
-        if len(self.batch) >= _BATCH_FILES or self.batch_bytes >= _BATCH_BYTES:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.batch:
-            future = self.pool.submit(_hash_files, [self.root.host(path) for path in self.batch])
-            self.found.update((path, (future, index)) for index, path in enumerate(self.batch))
-            self.batch, self.batch_bytes = [], 0
-
-    def digest(self, path: str, info: os.stat_result) -> str:
-        found = self.found.get(path, "")
-        if isinstance(found, str):
-            return found
-        future, index = found
-        digest = future.result()[index]
-        self.root.cache.put(path, info, digest)
-        self.root.hashed_files += 1
-        self.root.hashed_bytes += info.st_size
-        return digest
-
-
-def _hash_files(paths: list[str]) -> list[str]:
-    return [file_digest(path) for path in paths]
 
 
 class BuildContext(SourceRoot):

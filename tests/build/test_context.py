@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from imagekit.build.context import RACY_NS, BuildContext, StatCache, go_match_regex
+from imagekit.build.context import BuildContext, go_match_regex
+from imagekit.build.statcache import RACY_NS, StatCache
 from imagekit.errors import BuildError
 from tests.build.conftest import Harness
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from builderfile.errors import BuilderfileError
+
 from imagekit.builder.context import BuildContext
 from imagekit.builder.copy_apply import apply, owner_for
 from imagekit.builder.copy_plan import plan_copy
@@ -378,12 +380,18 @@ def test_chmod_applies_to_files_and_directories(harness: Harness) -> None:
     assert found["app/l"][0] == "symlink"
 
 
-@pytest.mark.parametrize("mode", ["999", "u+x", "17777", "-1"])
-def test_bad_chmod(harness: Harness, mode: str) -> None:
+def test_symbolic_chmod_is_refused_by_the_plan(harness: Harness) -> None:
     harness.write("f")
     with pytest.raises(BuildError) as caught:
-        harness.copy(f"COPY --chmod={mode} f /f")
-    assert str(caught.value) == f"Builderfile:2: invalid chmod parameter: '{mode}'. it should be octal string and between 0 and 07777"
+        harness.copy("COPY --chmod=u+x f /f")
+    assert str(caught.value) == "Builderfile:2: invalid chmod parameter: 'u+x'. it should be octal string and between 0 and 07777"
+
+
+@pytest.mark.parametrize("mode", ["999", "17777", "-1"])
+def test_bad_chmod_is_refused_by_the_parser(mode: str) -> None:
+    with pytest.raises(BuilderfileError) as caught:
+        instruction(f"COPY --chmod={mode} f /f")
+    assert caught.value.line == 2 and mode in caught.value.message
 
 
 def test_history_words(harness: Harness) -> None:

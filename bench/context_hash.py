@@ -20,8 +20,8 @@ from pathlib import Path
 from bench._report import ratio, shell, time_interleaved
 from bench.layer_create import make_tree
 from builderfile.instructions import load
-from imagekit.build.context import BuildContext
-from imagekit.build.copy_plan import plan_copy
+from imagekit.builder.context import BuildContext
+from imagekit.builder.copy_plan import plan_copy
 
 STEP = load("FROM scratch\nCOPY . /app/\n").stages[0].instructions[0]
 

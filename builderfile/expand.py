@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from builderfile.errors import ExpansionError
+from builderfile.errors import ExpansionError, Warning
 from builderfile.instructions import (
     Add,
     Arg,
@@ -31,6 +31,13 @@ from builderfile.instructions import (
     Workdir,
 )
 from builderfile.shell import Lex
+
+#: The global args BuildKit defines on its own (usable in FROM without an ARG line).
+PREDEFINED_ARGS = frozenset({
+    "BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT",
+    "TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT", "TARGETSTAGE",
+})
+_UNDEFINED_ARG_URL = "https://docs.docker.com/go/dockerfile/rule/undefined-arg-in-from/"
 
 # Heredoc bodies are scripts: only $VAR is replaced, quotes stay (BuildKit's ExpandRaw lexer).
 _RAW = Lex(skip_process_quotes=True)
@@ -175,6 +182,40 @@ def _expand_mount(spec: str, scope: _Scope) -> str:
         key, sep, value = part.partition("=")
         parts.append(key + sep + scope.word(value) if sep else part)
     return ",".join(parts)
+
+
+class _Lookups(dict[str, str]):
+    """Variables for the lexer that remember each name looked up and not found."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        super().__init__(values)
+        self.missing: list[str] = []
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        if name not in self and name not in self.missing:
+            self.missing.append(name)
+        return super().get(name, default)
+
+
+def undeclared_in_from(builderfile: Builderfile) -> list[Warning]:
+    """BuildKit's UndefinedArgInFrom lint: a FROM using a variable that no global ARG declares
+    (and that is not one of BuildKit's predefined args) expands to nothing, which is rarely meant."""
+    lex = Lex(builderfile.escape)
+    declared = {name: "" for arg in builderfile.meta_args for name, _ in arg.pairs}
+    declared.update(dict.fromkeys(PREDEFINED_ARGS, ""))
+    found = []
+    for stage in builderfile.stages:
+        lookups = _Lookups(declared)
+        for word in (stage.start.base, stage.start.platform):
+            try:
+                lex.process_word(word, lookups)
+            except ExpansionError:
+                continue  # expand() reports it as an error
+        found.extend(
+            Warning(f"FROM argument {name!r} is not declared (UndefinedArgInFrom)", stage.start.line, _UNDEFINED_ARG_URL)
+            for name in lookups.missing
+        )
+    return found
 
 
 def stage_base(builderfile: Builderfile, stage: Stage) -> Stage | str:

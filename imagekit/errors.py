@@ -79,6 +79,18 @@ class InvalidChange(ImagekitError):
     """A Dockerfile-style `--change` instruction (as `docker import -c` takes) that is unsupported or malformed."""
 
 
+class NotATerminal(ImagekitError):
+    """A prompt was needed (a login without a password) but standard input is not a terminal."""
+
+
+class NotAvailable(ImagekitError):
+    """A command the README announces as coming, asked for before it exists."""
+
+
+class TemplateError(ImagekitError):
+    """A `--format` template that does not parse, or fails on the data it is given (Go's text/template words)."""
+
+
 class RegistryError(ImagekitError):
     """A registry answered with an error or could not be reached.
 

@@ -125,3 +125,15 @@ def test_relative_symlink_and_loops(tmp_path: Path) -> None:
     assert resolve_owner(root, "rel") == (3, 4)
     assert read_in_root(root, "etc/group") is None
     assert read_in_root(root, "etc/missing") is None
+
+
+def test_hostile_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Junk lines are skipped, a FIFO is never opened for reading, a huge file is refused."""
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "passwd").write_bytes(b"\x00\xff:x:y:z\n::::\nok:x:5:6::/:/bin/sh\n" + b"a" * 1000 + b"\n")
+    os.mkfifo(root / "etc" / "group")
+    assert resolve_user(root, "ok") == (5, 6, ())
+    monkeypatch.setattr("imagekit.users.MAX_FILE_BYTES", 100)
+    with pytest.raises(UnknownUser, match="larger than"):
+        resolve_user(root, "ok")

@@ -251,13 +251,24 @@ class Builder:
                 plan = self._copy_plan(state, instruction)
                 key = step_key(state.key, _describe(instruction), plan.checksum())
                 return self._filesystem_step(state, instruction, key, lambda s, i: self._do_copy(s, plan))
-            return dispatch.apply(state, instruction, self._created())
+            return self._config_step(state, instruction)
         except BuilderfileError as err:
             raise BuildError(err.message, file=self.file_name, line=instruction.line) from None
         except BuildError as err:
             if err.line is None:
                 raise BuildError(str(err), file=self.file_name, line=instruction.line) from None
             raise
+
+    def _config_step(self, state: StageState, instruction: bf.Instruction) -> StageState:
+        """A step that only edits the config; cached too, so a rebuild keeps the history's times and
+        with them the image ID."""
+        key = step_key(state.key, _describe(instruction))
+        after = dispatch.apply(state, instruction, self._created())
+        record = None if self.options.no_cache else self.cache.get(key)
+        if record is not None and record.layer is None:
+            return dataclasses.replace(after, config=ImageConfig.from_json(record.config), key=key)
+        self.cache.put(key, Record(None, "", after.config.to_json()))
+        return dataclasses.replace(after, key=key)
 
     def _run_key(self, state: StageState, run: bf.Run) -> str:
         secrets = sorted(_mount_option(m, "id") for m in run.mounts if _mount_option(m, "type") == "secret")

@@ -8,40 +8,34 @@ Owns source resolution and content hashing, as BuildKit does for a local context
   symlinks on the way are resolved inside the root (as containerd's fs.RootPath: `/` is the root).
 - wildcards are Go's filepath.Match (`*`, `?`, `[...]`, `\\` escapes), matched from the first
   component that holds one, as fsutil's ResolveWildcards: a matched directory is not entered.
-- `tree()` lists what a source copies (directory, file, symlink nodes with their metadata) and
-  hashes file contents; `Node` values travel in the copy plan to the process that writes the layer.
-  Content digests of the context are kept in a stat cache (`StatCache`) between builds.
+- `tree()` lists what a source copies (directory, file, symlink nodes with their metadata and
+  content digests, from imagekit.builder.statcache); `Node` values travel in the copy plan to the
+  process that writes the layer.
 
-Imports: stdlib, builderfile.ignore, imagekit.errors. Never the copy itself (imagekit.builder.copy_*).
+Imports: stdlib, builderfile.ignore, imagekit.errors, imagekit.layers.changes (read_xattrs),
+imagekit.builder.statcache. Never the copy itself (imagekit.builder.copy_*).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import posixpath
 import re
 import stat
-import tempfile
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from builderfile.errors import IgnoreFileError
 from builderfile.ignore import Matcher, filepath_match_regex, ignore_file, load_matcher
+from imagekit.builder.statcache import Hashing, StatCache
 from imagekit.errors import BuildError
+from imagekit.layers.changes import read_xattrs
 
-#: Git's "racy" window: a file modified this close to (or after) the cache write is always re-hashed.
-RACY_NS = 1_000_000_000
-#: Threads hashing files: hashlib and reads release the GIL, so they run on every core.
-HASH_THREADS = max(2, min(os.cpu_count() or 1, 8))
 _MAX_SYMLINKS = 255  # containerd's fs.RootPath limit
-_CACHE_VERSION = 1
-_CHUNK = 1 << 20
-#: Entries kept in a stat cache file beyond those used by the last build (renamed files age out).
-_CACHE_SLACK = 100_000
+#: Extended attributes never copied: the host's SELinux label, and the owner record a rootless unpack writes.
+SKIPPED_XATTRS = frozenset({"security.selinux", "user.rootlesscontainers"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +44,9 @@ class Node:
 
     `kind` is "dir", "file" or "symlink"; `mode` the permission bits (07777); files carry `size`,
     the sha256 `digest` (hex) of their content and either `host` (an absolute path to read) or
-    inline `data`; symlinks carry `link`. `mtime_ns` is copied but never part of a checksum.
+    inline `data`; symlinks carry `link`. Files and directories carry their extended attributes
+    (file capabilities among them), but for the host's SELinux label and imagekit's rootless owner
+    record. `mtime_ns` is copied but never part of a checksum.
     """
 
     path: str
@@ -64,10 +60,12 @@ class Node:
     link: str = ""
     host: str = ""
     data: bytes = b""
+    xattrs: tuple[tuple[str, bytes], ...] = ()
 
     def identity(self) -> str:
-        """What a cache key sees of this node (BuildKit's contenthash: no times)."""
-        return f"{self.kind} {self.path!r} {self.mode:o} {self.uid}:{self.gid} {self.size} {self.digest} {self.link!r}"
+        """What a cache key sees of this node (BuildKit's contenthash: xattrs too, no times)."""
+        extra = f" {self.xattrs!r}" if self.xattrs else ""
+        return f"{self.kind} {self.path!r} {self.mode:o} {self.uid}:{self.gid} {self.size} {self.digest} {self.link!r}{extra}"
 
 
 def has_wildcards(name: str) -> bool:
@@ -91,88 +89,9 @@ def clean_source(source: str) -> str | None:
     return "" if cleaned == "." else cleaned
 
 
-class StatCache:
-    """Content digests of files keyed by (inode, size, mtime_ns, ctime_ns), kept in one JSON file.
-
-    Like git's index, an entry is trusted only when the file's mtime is older than the cache file's
-    own write time minus RACY_NS: a file rewritten with the same size within the timestamp
-    granularity of the last build could otherwise keep a stale digest. Written atomically.
-    """
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.entries: dict[str, list[int | str]] = {}
-        self.used: set[str] = set()
-        self.dirty = False  # an entry was added or changed: save() has something to write
-        self.written_ns = 0
-        if path is None:
-            return
-        try:
-            with open(path, "rb") as handle:
-                self.written_ns = os.fstat(handle.fileno()).st_mtime_ns
-                data = json.load(handle)
-            if data.get("version") == _CACHE_VERSION and isinstance(data.get("entries"), dict):
-                self.entries = data["entries"]
-        except (OSError, ValueError, AttributeError):
-            self.entries = {}  # no cache, or one we cannot read: every file is hashed again
-
-    @staticmethod
-    def key(info: os.stat_result) -> list[int]:
-        return [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
-
-    def get(self, name: str, info: os.stat_result) -> str | None:
-        """The cached digest of `name` if its stat is unchanged and it is not racy, else None."""
-        entry = self.entries.get(name)
-        if entry is None or entry[:4] != self.key(info) or info.st_mtime_ns >= self.written_ns - RACY_NS:
-            return None
-        self.used.add(name)
-        return str(entry[4])
-
-    def put(self, name: str, info: os.stat_result, digest: str) -> None:
-        entry: list[int | str] = [*self.key(info), digest]
-        if self.entries.get(name) != entry or info.st_mtime_ns >= self.written_ns - RACY_NS:
-            self.entries[name] = entry  # a racy entry, too: a new write time may make it trusted
-            self.dirty = True
-        self.used.add(name)
-
-    def save(self) -> None:
-        """Writes the entries (those used by this build first) to a temp file and renames it in place.
-
-        Nothing is written when nothing changed: the old write time keeps the old entries trusted.
-        """
-        if self.path is None or not self.dirty:
-            return
-        keep = {k: v for k, v in self.entries.items() if k in self.used}
-        for name, entry in self.entries.items():
-            if len(keep) >= len(self.used) + _CACHE_SLACK:
-                break
-            keep.setdefault(name, entry)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump({"version": _CACHE_VERSION, "entries": keep}, handle, separators=(",", ":"))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, self.path)
-            self.dirty = False
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-
-
-def file_digest(path: str) -> str:
-    """The sha256 (hex) of a regular file's content, read in chunks (never through a symlink)."""
-    hasher = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO swapped in must not block
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise BuildError(f"{path}: changed while the build read it (no longer a regular file)")
-        while chunk := os.read(fd, _CHUNK):
-            hasher.update(chunk)
-    finally:
-        os.close(fd)
-    return hasher.hexdigest()
+def copied_xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
+    """The extended attributes of `path` (not followed) that a copy carries: all but SKIPPED_XATTRS."""
+    return tuple((name, value) for name, value in read_xattrs(path) if name not in SKIPPED_XATTRS)
 
 
 class SourceRoot:
@@ -264,112 +183,117 @@ class SourceRoot:
         base = self.resolve(base_rel)
         if base is None:
             return []
-        found: list[str] = []
-        self._match(base, "", regex, found, base_rel)
-        return found
+        return self._match(base, regex, base_rel)
 
-    def _match(self, base: str, rel: str, regex: re.Pattern[str], found: list[str], shown: str) -> None:
-        """filepath.Walk of `base` (sorted, symlinks not entered), collecting what matches `regex`."""
-        try:
-            names = sorted(os.listdir(self.host(posixpath.join(base, rel) if rel else base)))
-        except (NotADirectoryError, FileNotFoundError):
-            return
-        for name in names:
-            child = f"{rel}/{name}" if rel else name
-            full = posixpath.join(base, child) if base else child
-            info = os.lstat(self.host(full))
+    def _match(self, base: str, regex: re.Pattern[str], shown: str) -> list[str]:
+        """filepath.Walk of `base` (sorted, symlinks not entered, matched directories not entered),
+        as `shown`-prefixed paths of what matches `regex`. An explicit stack: depth is unbounded."""
+        found: list[str] = []
+        stack = self._children(base)
+        while stack:
+            full, info = stack.pop()
+            child = full[len(base) + 1 :] if base else full
             is_dir = stat.S_ISDIR(info.st_mode)
             if not self.present(full, is_dir):
                 continue
             if regex.match(child):
                 found.append(posixpath.join(shown, child) if shown else child)
             elif is_dir:
-                self._match(base, child, regex, found, shown)
+                stack.extend(self._children(full))
+        return found
+
+    def _children(self, top: str) -> list[tuple[str, os.stat_result]]:
+        """(path, lstat) of the entries of the directory `top`, in reverse name order (for a stack)."""
+        try:
+            with os.scandir(self.host(top)) as listing:
+                names = sorted((entry.name for entry in listing), reverse=True)
+        except (NotADirectoryError, FileNotFoundError):
+            return []
+        prefix = top + "/" if top else ""
+        return [(prefix + name, os.lstat(self._prefix + prefix + name)) for name in names]
 
     # --- what a source copies -------------------------------------------------------------------------
     def _walk(self, top: str) -> Iterator[tuple[str, os.stat_result]]:
         """(path, lstat) of everything below the directory `top` that is in the root, parents first,
-        sorted; an ignored directory is entered only when a `!` exception may take something back."""
-        try:
-            with os.scandir(self.host(top)) as listing:
-                found = sorted((entry.name, entry.path) for entry in listing)
-        except (NotADirectoryError, FileNotFoundError):
-            return
-        prefix = top + "/" if top else ""
-        for name, host in found:
-            rel = prefix + name
-            info = os.lstat(host)
+        sorted; an ignored directory is entered only when a `!` exception may take something back,
+        and listed only when something inside it is. An explicit stack: depth is unbounded."""
+        stack: list[tuple[str, os.stat_result, tuple[tuple[str, os.stat_result], ...]]] = [
+            (path, info, ()) for path, info in self._children(top)
+        ]
+        listed: set[str] = set()  # ignored directories already yielded for something inside them
+        while stack:
+            rel, info, hidden = stack.pop()
             is_dir = stat.S_ISDIR(info.st_mode)
             if not self.matcher.ignored(rel):
+                for parent in hidden:
+                    if parent[0] not in listed:
+                        listed.add(parent[0])
+                        yield parent
                 yield rel, info
                 if is_dir:
-                    yield from self._walk(rel)
+                    stack.extend((path, child, ()) for path, child in self._children(rel))
             elif is_dir and self._exceptions:
-                below = list(self._walk(rel))
-                if below:
-                    yield rel, info
-                    yield from below
+                stack.extend((path, child, (*hidden, (rel, info))) for path, child in self._children(rel))
 
     def tree(self, rel: str, excludes: Matcher | None = None) -> list[Node]:
         """The nodes a (resolved, present) source copies: itself at path "", then, for a directory,
         everything below it that neither .dockerignore nor `excludes` (COPY --exclude, matched on
         paths relative to the source) drops. Only directories, regular files and symlinks are copied
         (as BuildKit). File digests come from the stat cache, or are computed by HASH_THREADS
-        threads while the walk goes on."""
+        threads while the walk goes on, small files in batches (a task per file costs more than
+        hashing it)."""
         top = os.lstat(self.host(rel))
         entries: dict[str, os.stat_result] = {"": top}
-        digests: dict[str, str | Future[str]] = {}
-        with ThreadPoolExecutor(HASH_THREADS) as pool:
-
-            def want(path: str, info: os.stat_result) -> None:
-                if stat.S_ISREG(info.st_mode):
-                    cached = self.cache.get(path, info)
-                    digests[path] = cached if cached is not None else pool.submit(file_digest, self.host(path))
-
-            want(rel, top)
+        with Hashing(self.cache, self.host) as hashing:
+            hashing.want(rel, top)
             if stat.S_ISDIR(top.st_mode):
                 prefix = len(rel) + 1 if rel else 0
                 below: dict[str, os.stat_result] = {}
-                kept: set[str] = set()
                 for path, info in self._walk(rel):
                     inner = path[prefix:]
-                    below[inner] = info
                     if excludes is None or not excludes.ignored(inner):
-                        kept.add(inner)
-                        want(path, info)
-                for inner in list(kept):  # a directory an exclude drops still holds what a `!` takes back
-                    while "/" in inner:
-                        inner = inner.rsplit("/", 1)[0]
-                        kept.add(inner)
-                entries.update((inner, info) for inner, info in below.items() if inner in kept)
+                        below[inner] = info
+                        hashing.want(path, info)
+                    elif stat.S_ISDIR(info.st_mode):
+                        below[inner] = info  # kept only if a `!` exception keeps something inside
+                if excludes is not None:
+                    below = _with_parents(below, excludes)
+                entries.update(below)
+            hashing.flush()
             nodes = []
             for inner, info in entries.items():
                 path = f"{rel}/{inner}" if rel and inner else rel or inner
-                node = self._node(inner, path, info, self._digest(path, info, digests.get(path, "")))
+                node = self._node(inner, path, info, hashing.digest(path, info))
                 if node is not None:
                     nodes.append(node)
+        self.hashed_files += hashing.hashed_files
+        self.hashed_bytes += hashing.hashed_bytes
         return nodes
-
-    def _digest(self, path: str, info: os.stat_result, found: str | Future[str]) -> str:
-        if isinstance(found, str):
-            return found
-        digest = found.result()
-        self.cache.put(path, info, digest)
-        self.hashed_files += 1
-        self.hashed_bytes += info.st_size
-        return digest
 
     def _node(self, inner: str, path: str, info: os.stat_result, digest: str) -> Node | None:
         uid, gid = (info.st_uid, info.st_gid) if self.keep_owner else (0, 0)
         mode = stat.S_IMODE(info.st_mode)
         common = {"path": inner, "mode": mode, "uid": uid, "gid": gid, "mtime_ns": info.st_mtime_ns}
         if stat.S_ISDIR(info.st_mode):
-            return Node(kind="dir", **common)
+            return Node(kind="dir", xattrs=copied_xattrs(self.host(path)), **common)
         if stat.S_ISREG(info.st_mode):
-            return Node(kind="file", size=info.st_size, digest=digest, host=self.host(path), **common)
+            host = self.host(path)
+            return Node(kind="file", size=info.st_size, digest=digest, host=host, xattrs=copied_xattrs(host), **common)
         if stat.S_ISLNK(info.st_mode):
             return Node(kind="symlink", link=os.readlink(self.host(path)), **common)
         return None  # sockets, fifos, devices: not part of a build context
+
+
+def _with_parents(below: dict[str, os.stat_result], excludes: Matcher) -> dict[str, os.stat_result]:
+    """`below` without the directories --exclude dropped, except those holding something kept."""
+    kept = {inner for inner in below if not excludes.ignored(inner)}
+    for inner in list(kept):
+        while "/" in inner:
+            inner = inner.rsplit("/", 1)[0]
+            if inner in kept:
+                break  # its own parents are (or will be) walked from it
+            kept.add(inner)
+    return {inner: info for inner, info in below.items() if inner in kept}
 
 
 class BuildContext(SourceRoot):

@@ -13,7 +13,8 @@ The rules (tonistiigi/fsutil copy.Copy, as BuildKit's file op calls it):
   when a non-directory is there); the contents keep mode, mtime and (for --from) owner, with
   existing directories' metadata overwritten;
 - a file goes inside the destination when that is a directory (after following in-root symlinks),
-  else it becomes the destination; a file replaces a file or symlink, never a directory;
+  else it becomes the destination, written through a symlink there (resolved inside the root);
+  inside a copied directory a file replaces a file or symlink, never a directory;
 - `--chmod` replaces the mode of everything copied, `--chown` the owner of everything copied and
   of every directory created; symlinks are copied as symlinks;
 - an ADD archive is extracted into the destination directory by the layer applier (owners from
@@ -34,7 +35,7 @@ from imagekit.builder.context import Node
 from imagekit.builder.copy_plan import CopyPlan, Source
 from imagekit.errors import LayerError, UnknownUser
 from imagekit.layers.apply import apply_layer
-from imagekit.layers.compression import decompressed, sniff
+from imagekit.layers.compression import MEDIA_TYPES, decompressed, sniff
 from imagekit.layers.rootfs import IMPLICIT_DIR_MODE, Root, proc_path, split
 from imagekit.oci import OCI_LAYER
 from imagekit.users import resolve_owner
@@ -42,6 +43,8 @@ from imagekit.users import resolve_owner
 _DIR_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _SEND = 1 << 30
+_MAX_SYMLINKS = 40
+_XATTR_REFUSED = (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES, errno.EINVAL, errno.ERANGE)
 
 
 def owner_for(root: str, plan: CopyPlan) -> tuple[int, int] | None:
@@ -63,15 +66,14 @@ def apply(root: str, plan: CopyPlan, owner: tuple[int, int] | None) -> None:
     Raises BuildError naming the plan's line; the root may then hold part of the step (the builder
     discards the step's upper directory).
     """
-    with Root(root) as tree:
-        writer = _Writer(tree, plan, owner)
-        try:
-            writer.run()
-        except LayerError as err:
-            raise plan.error(str(err)) from err
-        except OSError as err:
-            where = os.fsdecode(err.filename) if isinstance(err.filename, (str, bytes)) else plan.dest
-            raise plan.error(f"{plan.keyword} to {plan.dest}: {where}: {err.strerror or err}") from err
+    try:
+        with Root(root) as tree:
+            _Writer(tree, plan, owner).run()
+    except LayerError as err:
+        raise plan.error(str(err)) from err
+    except OSError as err:
+        where = os.fsdecode(err.filename) if isinstance(err.filename, (str, bytes)) else plan.dest
+        raise plan.error(f"{plan.keyword} to {plan.dest}: {where}: {err.strerror or err}") from err
 
 
 def _join(base: bytes, name: str) -> bytes:
@@ -130,7 +132,11 @@ class _Writer:
                 raise self.plan.error(f"{self.plan.keyword}: cannot copy a directory to {_shown(dest)}: it is not a directory")
             self.contents(dest, source.nodes[1:])
             return
-        target = _join(dest, source.name) if kind == "dir" else dest
+        if kind == "dir":
+            self.node(_join(dest, source.name), top)
+            return
+        target = self.follow(dest)  # fsutil resolves the destination itself: a symlink there is written through
+        self.mkdir_p(split(target)[0])
         self.node(target, top)
 
     def contents(self, base: bytes, nodes: tuple[Node, ...]) -> None:
@@ -157,6 +163,22 @@ class _Writer:
             if err.errno in (errno.ENOTDIR, errno.ELOOP):
                 return "other"
             raise
+
+    def follow(self, path: bytes) -> bytes:
+        """`path` with the symlinks at its end followed inside the root (containerd's fs.RootPath on a
+        destination): a relative target is joined to the link's directory and an absolute one starts
+        at the root; the kernel (openat2 RESOLVE_IN_ROOT) does the rest, `..` included, when it is used."""
+        for _ in range(_MAX_SYMLINKS):
+            try:
+                parent, name = self.tree.parent(path)
+                info = os.lstat(name, dir_fd=parent)
+            except FileNotFoundError:
+                return path
+            if not stat.S_ISLNK(info.st_mode):
+                return path
+            link = os.readlink(name, dir_fd=parent)
+            path = link.lstrip(b"/") if link.startswith(b"/") else _join(split(path)[0], os.fsdecode(link))
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
 
     def open_dir(self, path: bytes) -> int:
         """An owned O_PATH descriptor of the directory `path` itself (its last component not followed)."""
@@ -223,6 +245,7 @@ class _Writer:
         fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
         try:
             os.chown(proc_path(fd), *self.ids(node))
+            _set_xattrs(proc_path(fd), node)
         finally:
             os.close(fd)
         self.deferred.append((target, self.mode(node), node.mtime_ns))
@@ -242,6 +265,7 @@ class _Writer:
                 while view:
                     view = view[os.write(fd, view) :]
             os.fchown(fd, *self.ids(node))
+            _set_xattrs(fd, node)  # after chown, which clears security.capability
             os.fchmod(fd, self.mode(node))  # after chown, which clears setuid bits
             os.utime(fd, ns=(node.mtime_ns, node.mtime_ns))
         finally:
@@ -259,7 +283,22 @@ class _Writer:
         with open(node.host, "rb") as handle, Root(proc_path(fd)) as inside:
             codec = sniff(handle.read(8))
             handle.seek(0)
-            apply_layer(decompressed(handle, codec), OCI_LAYER, inside, what=f"{self.plan.keyword} {name}")
+            what = f"{self.plan.keyword} {name}"
+            if codec in MEDIA_TYPES:  # gzip, zstd: the applier's own reader (and its cut-stream checks)
+                apply_layer(handle, MEDIA_TYPES[codec], inside, what=what)
+            else:
+                apply_layer(decompressed(handle, codec), OCI_LAYER, inside, what=what)
+
+
+def _set_xattrs(target: int | bytes, node: Node) -> None:
+    """The node's extended attributes on `target`; those this filesystem or kernel refuses are skipped,
+    as BuildKit's copy allows xattr errors."""
+    for name, value in node.xattrs:
+        try:
+            os.setxattr(target, name, value)
+        except OSError as err:
+            if err.errno not in _XATTR_REFUSED:
+                raise
 
 
 def _copy(source: int, out: int) -> None:

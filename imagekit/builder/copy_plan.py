@@ -146,7 +146,7 @@ def is_archive(path: str) -> bool:
         with open(path, "rb") as handle:
             codec = sniff(handle.read(8))
             handle.seek(0)
-            reader = TarReader(chunks(decompressed(handle, codec)), path)
+            reader = TarReader(chunks(decompressed(handle, codec), 4096), path)  # the first header, not the end
             next(iter(reader), None)
             return reader.offset > 0
     except (LayerError, *DECOMPRESS_ERRORS):
@@ -195,10 +195,10 @@ def plan_copy(
     sources: list[Source] = []
     for spec in instruction.sources:
         if is_git(spec):
-            raise fail(f"{keyword} {spec}: git sources are not supported yet")
+            raise fail(f"{keyword} {redacted(spec)}: git sources are not supported yet")
         if is_url(spec):
             if keyword == "COPY":
-                raise fail(f"COPY {spec}: source can't be a URL for COPY (use ADD)")
+                raise fail(f"COPY {redacted(spec)}: source can't be a URL for COPY (use ADD)")
             assert isinstance(instruction, Add)
             sources.append(_download(instruction, spec, staging, session, fail))
             continue
@@ -297,39 +297,48 @@ def _download(instruction: Add, url: str, staging: Path | None, session: request
     Named from the URL's last path component (UNNAMED without one), mode 0600, mtime from
     Last-Modified or the epoch, as BuildKit's HTTP source; never unpacked unless --unpack=true.
     """
+    shown = redacted(url)
     if staging is None:
-        raise fail(f"ADD {url}: no staging directory to download into")
+        raise fail(f"ADD {shown}: no staging directory to download into")
     limit = parse_size(os.environ[MAX_DOWNLOAD_ENV], MAX_DOWNLOAD_ENV) if os.environ.get(MAX_DOWNLOAD_ENV) else DEFAULT_MAX_DOWNLOAD
     name = posixpath.basename(urllib.parse.urlsplit(url).path) or UNNAMED
     staging.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix="add-", dir=staging)
     hasher, size = hashlib.sha256(), 0
     try:
-        with os.fdopen(fd, "wb") as out, (session or requests.Session()).get(url, stream=True, timeout=DOWNLOAD_TIMEOUT) as response:
+        with os.fdopen(fd, "wb") as out, (session.get if session else requests.get)(url, stream=True, timeout=DOWNLOAD_TIMEOUT) as response:
             if response.status_code != 200:
-                raise fail(f"ADD {url}: the server answered {response.status_code} {response.reason}")
+                raise fail(f"ADD {shown}: the server answered {response.status_code} {response.reason}")
             for chunk in response.iter_content(CHUNK):
                 size += len(chunk)
                 if size > limit:
-                    raise fail(f"ADD {url}: the download is larger than {limit} bytes (raise {MAX_DOWNLOAD_ENV})")
+                    raise fail(f"ADD {shown}: the download is larger than {limit} bytes (raise {MAX_DOWNLOAD_ENV})")
                 hasher.update(chunk)
                 out.write(chunk)
             modified = response.headers.get("Last-Modified", "")
         digest = f"sha256:{hasher.hexdigest()}"
         if instruction.checksum and instruction.checksum != digest:
-            raise fail(f"ADD {url}: checksum mismatch: --checksum={instruction.checksum} but the download is {digest}")
+            raise fail(f"ADD {shown}: checksum mismatch: --checksum={instruction.checksum} but the download is {digest}")
         mtime_ns = _http_time(modified)
         os.chmod(temp, DOWNLOAD_MODE)
         os.utime(temp, ns=(mtime_ns, mtime_ns))
     except requests.RequestException as err:
         Path(temp).unlink(missing_ok=True)
-        raise fail(f"ADD {url}: download failed ({type(err).__name__}: {err})") from None
+        raise fail(f"ADD {shown}: download failed ({type(err).__name__}: {err})") from None
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
     node = Node("", "file", DOWNLOAD_MODE, mtime_ns=mtime_ns, size=size, digest=hasher.hexdigest(), host=temp)
     unpack = bool(instruction.unpack) and is_archive(temp)
     return Source(name, (node,), unpack)
+
+
+def redacted(url: str) -> str:
+    """`url` without the password of its user-info part, for messages (they never carry credentials)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")))
 
 
 def _http_time(value: str) -> int:

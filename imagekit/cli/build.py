@@ -68,7 +68,7 @@ def _secret(text: str) -> Secret:
 @click.option("--format", "image_format", type=click.Choice(FORMATS), default="oci", help="Manifest format (default oci).")
 @click.option("--secret", "secrets", multiple=True, metavar="id=ID,src=PATH", help="A secret file RUN --mount=type=secret can read.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
-@click.argument("context", type=click.Path(allow_dash=True))
+@click.argument("context", metavar="CONTEXT|-", type=click.Path(allow_dash=True))
 @click.pass_obj
 def build_command(ctx: Context, tags: tuple[str, ...], file: Path | None, build_args: tuple[str, ...], target: str,
                   no_cache: bool, pull: bool, network: str, isolation: str, compression: str, labels: tuple[str, ...],

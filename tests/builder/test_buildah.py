@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.builder.conftest import build, ok, run_imagekit
+from tests.builder.conftest import build, ok
 from tests.layers.treecmp import diff, tree_manifest
 
 BUILDAH = shutil.which("buildah")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import mounts
+
 from tests.builder.conftest import build, inspect, ok, one_line_error, run_imagekit, unpack
 
 
@@ -105,12 +107,8 @@ def test_copy_snapshotter_gives_the_same_layers_as_overlay(root: Path, tmp_path:
 @pytest.fixture
 def read_only_store(root: Path) -> Iterator[Path]:
     """The store, bind-mounted read-only over itself (we are root); unmounted afterwards."""
-    subprocess.run(["mount", "--bind", str(root), str(root)], check=True)
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(root)], check=True)
+    with mounts.read_only(root):
         yield root
-    finally:
-        subprocess.run(["umount", str(root)], check=True)
 
 
 def test_read_only_store_is_one_line(read_only_store: Path, tmp_path: Path) -> None:
@@ -121,15 +119,10 @@ def test_read_only_store_is_one_line(read_only_store: Path, tmp_path: Path) -> N
 @pytest.fixture
 def small_store(tmp_path: Path, busybox_base_tar: Path) -> Iterator[Path]:
     """A store on a 6 MiB tmpfs holding busybox: room for the base, not for a 20 MB RUN."""
-    mountpoint = tmp_path / "small"
-    mountpoint.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mountpoint)], check=True)
-    try:
+    with mounts.tmpfs(tmp_path / "small", "6m") as mountpoint:
         store = mountpoint / "store"
         ok(run_imagekit(store, "import", str(busybox_base_tar), "busybox:latest"))
         yield store
-    finally:
-        subprocess.run(["umount", "-l", str(mountpoint)], check=True)
 
 
 def test_full_disk_is_one_line_naming_the_step(small_store: Path, tmp_path: Path) -> None:

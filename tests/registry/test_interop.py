@@ -86,10 +86,10 @@ def test_buildah_push_is_pulled_by_imagekit(tmp_path: Path, open_registry: Regis
     dest = new_name(open_registry.host) + ":v1"
     run(*buildah, "push", "--tls-verify=false", "imagekit-test-bb", f"docker://{dest}")
     root = tmp_path / "store"
-    code, out, err = run_cli(capsys, "--root", str(root), "pull", "-q", dest)
+    code, out, err = run_cli(capsys, "--root", str(root), "pull", "-q", "--digestfile", str(tmp_path / "digest"), dest)
     assert code == 0, err
     image = Layout(root).image(dest)
-    assert str(image.digest) == out.strip()
+    assert str(image.digest) == (tmp_path / "digest").read_text() and out.strip() == dest
     assert len(image.layers) == 1 and image.config["config"]["Cmd"] == ["/bin/busybox", "sh"]
     for digest in blob_digests(root, dest):
         assert Layout(root).has_blob(digest)

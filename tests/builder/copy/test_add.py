@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import lzma
+import os
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -75,6 +76,13 @@ def test_archive_cannot_escape_its_destination(harness: Harness, tmp_path: Path)
         harness.copy("ADD evil.tar /opt/")
     assert not (tmp_path / "escape.txt").exists()
     assert not (harness.root / "escape.txt").exists()
+
+
+def test_archive_cut_short_is_an_error(harness: Harness) -> None:
+    whole = gzip.compress(tar_bytes({"a": os.urandom(100_000), "b": b"B"}))  # the cut falls inside "a"
+    harness.write("cut.tgz", whole[: len(whole) // 2])
+    with pytest.raises(BuildError, match=r"Builderfile:2: ADD cut.tgz: corrupt gzip stream"):
+        harness.copy("ADD cut.tgz /x/")
 
 
 def test_unpack_is_in_the_checksum(harness: Harness) -> None:
@@ -178,6 +186,14 @@ def test_url_flag_errors(harness: Harness, server: Server, text: str, message: s
         harness.copy(text.replace("URL", server.url))
     assert str(caught.value).startswith("Builderfile:2: ")
     assert message in str(caught.value)
+
+
+def test_url_password_never_in_a_message(harness: Harness, server: Server) -> None:
+    url = server.url.replace("http://", "http://user:s3cret@")
+    with pytest.raises(BuildError) as caught:
+        harness.copy(f"ADD {url}/missing /m")
+    assert "s3cret" not in str(caught.value)
+    assert "user:***@127.0.0.1" in str(caught.value)
 
 
 def test_url_http_error(harness: Harness, server: Server) -> None:

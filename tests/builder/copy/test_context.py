@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from builderfile.ignore import filepath_match_regex
-from imagekit.builder.context import RACY_NS, BuildContext, StatCache
+from imagekit.builder.context import BuildContext
+from imagekit.builder.statcache import RACY_NS, StatCache
 from imagekit.errors import BuildError
 from tests.builder.copy.conftest import Harness
 
@@ -211,6 +213,30 @@ def test_special_files_are_left_out(harness: Harness) -> None:
     assert files(harness) == {"app/f"}
     with pytest.raises(BuildError, match="COPY d/pipe: no source files were specified"):
         harness.copy("COPY d/pipe /p")
+
+
+def test_deep_trees_and_odd_names(harness: Harness) -> None:
+    """A tree deeper than the recursion limit allows, a name that is not UTF-8 and one with a newline."""
+    deep = harness.context / "/".join(["d"] * 400)
+    deep.mkdir(parents=True)
+    (deep / "leaf").write_text("L")
+    odd = os.fsdecode(b"bad\xffname")
+    harness.write(odd, "B")
+    harness.write("new\nline", "N")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(250)  # walks, matches and writes must not recurse per level
+    try:
+        checksum = harness.plan("COPY . /app/").checksum()
+        harness.copy("COPY . /app/")
+        again = harness.plan("COPY . /app/").checksum()
+        harness.copy("COPY d*/d/d /wild/")
+    finally:
+        sys.setrecursionlimit(limit)
+    assert (harness.root / "app" / "/".join(["d"] * 400) / "leaf").read_text() == "L"
+    assert (harness.root / "app" / odd).read_text() == "B"
+    assert (harness.root / "app" / "new\nline").read_text() == "N"
+    assert again == checksum  # the cache file holds such names too
+    assert (harness.root / "wild" / "/".join(["d"] * 397) / "leaf").read_text() == "L"
 
 
 def test_large_files_hash_in_chunks(harness: Harness) -> None:

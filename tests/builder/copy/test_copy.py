@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import pytest
+
+from builderfile.errors import BuilderfileError
 
 from imagekit.builder.context import BuildContext
 from imagekit.builder.copy_apply import apply, owner_for
@@ -72,20 +75,51 @@ def test_relative_destinations_follow_workdir(harness: Harness, dest: str, workd
     assert harness.listing()[expected][4] == b"A"
 
 
-def test_a_file_replaces_a_file_and_a_symlink_but_not_a_directory(harness: Harness, tmp_path: Path) -> None:
+def test_a_file_replaces_a_file_but_not_a_directory(harness: Harness) -> None:
     harness.write("a.txt", "new")
     (harness.root / "old.txt").write_text("old")
-    outside = tmp_path / "outside.txt"
-    outside.write_text("keep")
-    os.symlink(outside, harness.root / "link.txt")
     harness.copy("COPY a.txt /old.txt")
-    harness.copy("COPY a.txt /link.txt")
     assert harness.listing()["old.txt"][4] == b"new"
-    assert harness.listing()["link.txt"][0] == "file"
-    assert outside.read_text() == "keep"
     (harness.root / "dir" / "a.txt").mkdir(parents=True)
     with pytest.raises(BuildError, match=r"Builderfile:2: COPY: cannot replace the directory /dir/a.txt with a file"):
         harness.copy("COPY a.txt /dir/")
+
+
+def test_a_destination_symlink_is_written_through_inside_the_root(harness: Harness, tmp_path: Path) -> None:
+    """BuildKit resolves the destination (fs.RootPath): the link stays, its in-root target gets the file."""
+    harness.write("app.conf", "mine")
+    (harness.root / "usr" / "share").mkdir(parents=True)
+    (harness.root / "usr" / "share" / "default.conf").write_text("default")
+    (harness.root / "etc").mkdir()
+    os.symlink("../usr/share/default.conf", harness.root / "etc" / "app.conf")
+    harness.copy("COPY app.conf /etc/app.conf")
+    assert harness.listing()["etc/app.conf"] == ("symlink", 0, 0, "../usr/share/default.conf")
+    assert harness.listing()["usr/share/default.conf"][4] == b"mine"
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep")
+    os.symlink("/../../../.." + str(outside), harness.root / "escape.conf")
+    harness.copy("COPY app.conf /escape.conf")
+    assert outside.read_text() == "keep"
+    assert (harness.root / str(outside).lstrip("/")).read_text() == "mine"
+
+
+def test_inside_a_copied_directory_symlinks_are_replaced(harness: Harness, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep")
+    harness.write("dir/f", "F")
+    (harness.root / "app").mkdir()
+    os.symlink(str(outside), harness.root / "app" / "f")
+    harness.copy("COPY dir /app/")
+    assert harness.listing()["app/f"][0] == "file"
+    assert outside.read_text() == "keep"
+
+
+def test_a_file_in_the_way_of_a_directory(harness: Harness) -> None:
+    harness.write("a.txt", "A")
+    (harness.root / "file").write_text("F")
+    with pytest.raises(BuildError) as caught:
+        harness.copy("COPY a.txt /file/sub/")
+    assert str(caught.value) == "Builderfile:2: COPY: cannot create directory /file: a file is in the way"
 
 
 # --- directories ---------------------------------------------------------------------------------------
@@ -108,6 +142,26 @@ def test_a_directory_copies_its_contents_with_metadata(harness: Harness) -> None
     assert (harness.root / "app" / "top.txt").stat().st_mtime == 1_000_000
     assert (harness.root / "app" / "sub").stat().st_mtime == 3_000_000
     assert found["app"] == ("dir", 0o755, 0, 0)
+
+
+def test_extended_attributes_are_copied_and_checksummed(harness: Harness) -> None:
+    path = harness.write("dir/sub/tool", "T")
+    os.setxattr(path, "user.origin", b"context")
+    os.setxattr(harness.context / "dir" / "sub", "user.kind", b"tree")
+    first = harness.copy("COPY dir /app/").checksum()
+    assert os.getxattr(harness.root / "app" / "sub" / "tool", "user.origin") == b"context"
+    assert os.getxattr(harness.root / "app" / "sub", "user.kind") == b"tree"
+    os.setxattr(path, "user.origin", b"changed")
+    assert harness.plan("COPY dir /app/").checksum() != first
+
+
+def test_file_capabilities_survive_chown(harness: Harness) -> None:
+    """security.capability (cap_net_bind_service+ep, VFS_CAP_REVISION_2) is set after the chown that clears it."""
+    capability = struct.pack("<IIIII", 0x02000001, 1 << 10, 0, 0, 0)
+    path = harness.write("ping", "P", mode=0o755)
+    os.setxattr(path, "security.capability", capability)
+    harness.copy("COPY --chown=1000:1000 ping /bin/", owner=(1000, 1000))
+    assert os.getxattr(harness.root / "bin" / "ping", "security.capability") == capability
 
 
 def test_a_directory_over_a_file_is_an_error(harness: Harness) -> None:
@@ -326,12 +380,18 @@ def test_chmod_applies_to_files_and_directories(harness: Harness) -> None:
     assert found["app/l"][0] == "symlink"
 
 
-@pytest.mark.parametrize("mode", ["999", "u+x", "17777", "-1"])
-def test_bad_chmod(harness: Harness, mode: str) -> None:
+def test_symbolic_chmod_is_refused_by_the_plan(harness: Harness) -> None:
     harness.write("f")
     with pytest.raises(BuildError) as caught:
-        harness.copy(f"COPY --chmod={mode} f /f")
-    assert str(caught.value) == f"Builderfile:2: invalid chmod parameter: '{mode}'. it should be octal string and between 0 and 07777"
+        harness.copy("COPY --chmod=u+x f /f")
+    assert str(caught.value) == "Builderfile:2: invalid chmod parameter: 'u+x'. it should be octal string and between 0 and 07777"
+
+
+@pytest.mark.parametrize("mode", ["999", "17777", "-1"])
+def test_bad_chmod_is_refused_by_the_parser(mode: str) -> None:
+    with pytest.raises(BuilderfileError) as caught:
+        instruction(f"COPY --chmod={mode} f /f")
+    assert caught.value.line == 2 and mode in caught.value.message
 
 
 def test_history_words(harness: Harness) -> None:
@@ -387,6 +447,25 @@ def test_symlinked_parent_directories_resolve_inside_the_root(harness: Harness, 
     harness.copy("COPY passwd /link/passwd")
     assert (outside / "passwd").read_text() == "host"
     assert (harness.root / str(outside).lstrip("/") / "passwd").read_text() == "image"
+
+
+def test_copied_directory_never_enters_an_image_symlink(harness: Harness, tmp_path: Path) -> None:
+    """A copied `sub/` meeting the image's `sub -> /host-etc` is an error (fsutil's), not a write through it."""
+    target = tmp_path / "host-etc"
+    target.mkdir()
+    (harness.root / "app").mkdir()
+    os.symlink(str(target), harness.root / "app" / "sub")
+    harness.write("dir/sub/passwd", "evil")
+    with pytest.raises(BuildError, match="Builderfile:2: COPY: cannot copy to non-directory: /app/sub"):
+        harness.copy("COPY dir /app/")
+    assert list(target.iterdir()) == []
+    assert not (harness.root / str(target).lstrip("/")).exists()
+
+
+def test_a_missing_root_is_a_build_error(harness: Harness, tmp_path: Path) -> None:
+    harness.write("f")
+    with pytest.raises(BuildError, match="Builderfile:2: COPY to /f: .*No such file or directory"):
+        apply(str(tmp_path / "no-root"), harness.plan("COPY f /f"), None)
 
 
 def test_apply_takes_a_pickled_plan(harness: Harness) -> None:

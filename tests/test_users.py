@@ -133,7 +133,7 @@ def test_hostile_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (root / "etc").mkdir(parents=True)
     (root / "etc" / "passwd").write_bytes(b"\x00\xff:x:y:z\n::::\nok:x:5:6::/:/bin/sh\n" + b"a" * 1000 + b"\n")
     os.mkfifo(root / "etc" / "group")
-    assert resolve_user(root, "ok") == (5, 6, ())
+    assert resolve_user(root, "ok") == (5, 6, (6,))
     monkeypatch.setattr("imagekit.users.MAX_FILE_BYTES", 100)
     with pytest.raises(UnknownUser, match="larger than"):
         resolve_user(root, "ok")

@@ -163,10 +163,9 @@ class Builder:
             if base is not None:
                 pending.append(base)
             for instruction in stage.instructions:
-                source = getattr(instruction, "from_", "") or ""
-                for mount in getattr(instruction, "mounts", ()):
-                    source = source or _mount_option(mount, "from")
-                if source:
+                sources = [getattr(instruction, "from_", "")]
+                sources += [_mount_option(mount, "from") for mount in getattr(instruction, "mounts", ())]
+                for source in filter(None, sources):
                     earlier = self._earlier_stage(source, index)
                     if earlier is not None:
                         pending.append(earlier)
@@ -193,9 +192,10 @@ class Builder:
                                            dict(item.partition("=")[::2] for item in state.config.env))
         except BuilderfileError as err:
             raise BuildError(err.message, file=self.file_name, line=max(err.line, 1)) from None
-        instructions = list(onbuild) + list(stage.instructions)
-        for instruction in instructions:
-            state = self._step(state, instruction, next(counter) if instruction in stage.instructions else 0, total)
+        for trigger in onbuild:  # the base image's ONBUILD triggers, before the stage's own steps, unnumbered
+            state = self._step(state, trigger, 0, total)
+        for instruction in stage.instructions:
+            state = self._step(state, instruction, next(counter), total)
         return state
 
     def _base_state(self, base_name: str, stage: bf.Stage, index: int) -> tuple[StageState, list[bf.Instruction]]:

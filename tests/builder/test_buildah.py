@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
@@ -81,8 +80,10 @@ def _context(tmp_path: Path, name: str) -> Path:
     return context
 
 
-def _buildah(*args: str) -> str:
-    result = subprocess.run([BUILDAH, "--storage-driver", "vfs", *args], capture_output=True, text=True, timeout=300)
+def _buildah(storage: Path, *args: str) -> str:
+    """buildah with its own storage under the test's tmp_path, so parallel tests never share its cache."""
+    argv = [BUILDAH, "--root", str(storage / "root"), "--runroot", str(storage / "run"), "--storage-driver", "vfs", *args]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"buildah {' '.join(args)}: {result.stderr}"
     return result.stdout
 
@@ -93,14 +94,12 @@ def test_imagekit_and_buildah_build_the_same_image(name: str, root: Path, tmp_pa
     context = _context(tmp_path, name)
     ok(build(root, context, "-t", "mine:1", "--build-arg", "BASE=busybox"))
     base = f"oci:{root}:docker.io/library/busybox:latest"
-    tag = f"localhost/imagekit-diff-{uuid.uuid4().hex[:12]}:1"
-    _buildah("bud", "--isolation", "chroot", "--layers", "--format", "docker", "-f", str(context / "Builderfile"), "--build-arg", f"BASE={base}", "-t", tag, str(context))
+    tag = "localhost/imagekit-diff:1"
+    storage = tmp_path / "buildah"
+    _buildah(storage, "bud", "--isolation", "chroot", "--layers", "--format", "docker", "-f", str(context / "Builderfile"), "--build-arg", f"BASE={base}", "-t", tag, str(context))
     theirs_layout = tmp_path / "theirs"
-    try:
-        _buildah("push", tag, f"oci:{theirs_layout}:theirs")
-        theirs = json.loads(_buildah("inspect", "--type", "image", tag))["Docker"]  # Healthcheck is docker-only
-    finally:
-        subprocess.run([BUILDAH, "--storage-driver", "vfs", "rmi", "-f", tag], capture_output=True, timeout=120)
+    _buildah(storage, "push", tag, f"oci:{theirs_layout}:theirs")
+    theirs = json.loads(_buildah(storage, "inspect", "--type", "image", tag))["Docker"]  # Healthcheck is docker-only
     mine = _config(root, "docker.io/library/mine:1")
     for field in CONFIG_FIELDS:
         left, right = mine["config"].get(field), theirs["config"].get(field)

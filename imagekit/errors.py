@@ -83,10 +83,6 @@ class NotATerminal(ImagekitError):
     """A prompt was needed (a login without a password) but standard input is not a terminal."""
 
 
-class NotAvailable(ImagekitError):
-    """A command the README announces as coming, asked for before it exists."""
-
-
 class TemplateError(ImagekitError):
     """A `--format` template that does not parse, or fails on the data it is given (Go's text/template words)."""
 

@@ -108,13 +108,3 @@ def test_certs_dir_must_exist(tmp_path: Path) -> None:
 def test_push_help_says_where_a_missing_dest_goes() -> None:
     text = " ".join(CliRunner().invoke(cli, ["push", "--help"]).output.split())
     assert "Without DEST" in text and "SOURCE's own name" in text
-
-
-def test_a_command_that_is_coming_says_so_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    from imagekit.cli import main
-
-    with pytest.raises(SystemExit) as exit_:
-        main(["run", "busybox"])
-    assert exit_.value.code == 1
-    assert capsys.readouterr().err == "imagekit: `imagekit run` is coming but not there yet: `imagekit unpack REF DIR` gives an image's root filesystem meanwhile\n"
-    assert "`run` is coming and not there yet" in README

@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from imagekit import __version__
-from imagekit.errors import ImagekitError, NotAvailable
+from imagekit.errors import ImagekitError
 
 
 class Context:
@@ -73,12 +73,6 @@ COMMAND_MODULES = {
 }
 
 
-#: Commands the README announces that are not there yet -> what to use meanwhile.
-COMING = {
-    "run": "`imagekit unpack REF DIR` gives an image's root filesystem meanwhile",
-}
-
-
 class LazyGroup(click.Group):
     """Imports a command's module only when that command is asked for: start-up is a large part of a
     short command's time (`imagekit pull` needs requests, never the layer code; `images` needs neither)."""
@@ -90,10 +84,7 @@ class LazyGroup(click.Group):
         module = COMMAND_MODULES.get(cmd_name)
         if module is not None:
             importlib.import_module(f"imagekit.cli.{module}")
-        command = super().get_command(ctx, cmd_name)
-        if command is None and cmd_name in COMING:
-            raise NotAvailable(f"`imagekit {cmd_name}` is coming but not there yet: {COMING[cmd_name]}")
-        return command
+        return super().get_command(ctx, cmd_name)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 
 def time_interleaved(
@@ -38,3 +41,12 @@ def ratio(name: str, ours: float, theirs: float, peer: str, target: str = "") ->
     value = theirs / ours if ours else float("inf")
     goal = f"  target {target}" if target else ""
     print(f"RATIO {name}: {value:.2f}  (imagekit {ours:.3f}s, {peer} {theirs:.3f}s){goal}", flush=True)
+
+
+def runc_true(bundle: Path) -> Callable[[], object]:
+    """The peer of every "run busybox true" bench: `runc run` of `bundle` (a `runc spec` or `umoci unpack`
+    bundle whose rootfs has /bin/true) made to run `true` without a terminal, each run a new container ID."""
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"].update(args=["true"], terminal=False)
+    (bundle / "config.json").write_text(json.dumps(config))
+    return lambda: subprocess.run(["runc", "run", "-b", str(bundle), f"imagekit-bench-{uuid.uuid4().hex[:12]}"], check=True)

@@ -9,13 +9,12 @@ per RUN step. Target: at most the time of `runc run` (ratio >= 1.00); the runner
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-from bench._report import ratio, time_interleaved
+from bench._report import ratio, runc_true, time_interleaved
 from imagekit.sandbox import Rootfs, Spec, run
 
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
@@ -29,9 +28,7 @@ def main() -> None:
         shutil.copy2(BUSYBOX, rootfs / "bin" / "busybox")
         (rootfs / "bin" / "true").symlink_to("busybox")
         subprocess.run(["runc", "spec"], cwd=work / "bundle", check=True)
-        config = json.loads((work / "bundle" / "config.json").read_text())
-        config["process"].update(args=["true"], terminal=False)
-        (work / "bundle" / "config.json").write_text(json.dumps(config))
+        runc = runc_true(work / "bundle")
         counter = iter(range(100000))
 
         def ours() -> object:
@@ -40,9 +37,6 @@ def main() -> None:
             (work / f"work{n}").mkdir()
             spec = Spec(Rootfs((str(rootfs),), str(work / f"upper{n}"), str(work / f"work{n}")), ("true",), env=("PATH=/bin",), network="none")
             assert run(spec).status == 0
-
-        def runc() -> object:
-            return subprocess.run(["runc", "run", "-b", str(work / "bundle"), f"imagekit-bench-{next(counter)}"], check=True)
 
         times = time_interleaved({"imagekit": ours, "runc": runc}, rounds=20)
         ratio("run busybox true (median of 20)", times["imagekit"], times["runc"], "runc run", "ratio >= 1.00")

@@ -157,19 +157,16 @@ def parse_env_file(path: str) -> tuple[str, ...]:
             lines = handle.read().splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise ContainerError(f"cannot read env file {path}: {getattr(err, 'strerror', None) or err}") from err
-    out = []
+    words = []
     for number, line in enumerate(lines, 1):
         line = line.lstrip()
         if not line or line.startswith("#"):
             continue
-        key, eq, _ = line.partition("=")
+        key = line.partition("=")[0]
         if not key or any(c.isspace() for c in key):
             raise ContainerError(f"{path}:{number}: invalid variable name {key!r}")
-        if eq:
-            out.append(line)
-        elif key in os.environ:
-            out.append(f"{key}={os.environ[key]}")
-    return tuple(out)
+        words.append(line)
+    return parse_env(tuple(words))
 
 
 def parse_env(words: tuple[str, ...]) -> tuple[str, ...]:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from imagekit.digest import Digest
 from imagekit.errors import ImagekitError, LayerError, SnapshotError
-from imagekit.fsutil import fsync_dir
+from imagekit.fsutil import atomic_write, fsync_dir
 from imagekit.image import Image
 from imagekit.layers import Limits, Root, overlay_upper, snapshot_diff
 from imagekit.layers.apply import Budget
@@ -335,8 +335,22 @@ class Snapshots:
 
 @cache
 def _probe(scratch: Path) -> bool:
-    """overlay_works, once per scratch directory (per store) and process."""
-    return overlay_works(scratch)
+    """overlay_works, once per scratch directory (per store) and process, and remembered in the store
+    for this kernel and this effective uid (layers/overlay-probe.json): a short-lived process such as
+    `imagekit run` would otherwise pay a fork and a test mount each time. A store moved to another file
+    system keeps the answer of the old one; deleting the file asks again."""
+    record = scratch.parent / "overlay-probe.json"
+    key = {"kernel": os.uname().release, "euid": os.geteuid()}
+    try:
+        known = json.loads(record.read_text())
+        if isinstance(known, dict) and {k: known.get(k) for k in key} == key and isinstance(known.get("usable"), bool):
+            return bool(known["usable"])
+    except (OSError, ValueError):
+        pass
+    usable = overlay_works(scratch)
+    with contextlib.suppress(OSError):  # a read-only store probes again next time
+        atomic_write(record, json.dumps({**key, "usable": usable}).encode(), mode=0o644)
+    return usable
 
 
 def _read_meta(path: Path) -> dict[str, object]:

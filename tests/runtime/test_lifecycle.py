@@ -121,3 +121,10 @@ def test_foreground_signals_are_forwarded(root: Path) -> None:
     process.send_signal(signal.SIGTERM)
     out, _ = process.communicate(timeout=30)
     assert out == "got-term\n" and process.returncode == 7
+
+
+def test_logs_follow_ends_when_the_container_exits(ik: Run) -> None:
+    ok(ik("run", "-d", "--name", "talker", "busybox", "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 0.2; done; exit 5"))
+    followed = ik("logs", "-f", "talker", timeout=30)  # returns only once the container has exited
+    assert ok(followed).split() == ["line1", "line2", "line3"]
+    assert inspect(ik, "talker")["State"]["ExitCode"] == 5

@@ -30,7 +30,7 @@ from imagekit.image import Image
 from imagekit.runtime import process
 from imagekit.runtime.options import RunOptions, VolumeSpec
 from imagekit.runtime.state import Container, Containers, now, process_start, supervisor_alive
-from imagekit.runtime.volumes import Volumes
+from imagekit.runtime.volumes import Volumes, copy_up
 from imagekit.sandbox import Mount, Rootfs, Spec, cgroups
 from imagekit.snapshots import Snapshots
 from imagekit.store import Store
@@ -70,7 +70,7 @@ class Runtime:
             rootfs = self.snapshots.prepare(container_id, self.snapshots.lowers(image), persistent=True)
             undo.callback(self.snapshots.remove, container_id)
             rootfs = dataclasses.replace(rootfs, readonly=options.read_only)
-            mounts, anonymous = self._mounts(config, options)
+            mounts, anonymous = self._mounts(config, options, rootfs)
             undo.callback(lambda: [self.volumes.remove(v, set()) for v in anonymous])
             user = options.user or config.user
             uid, gid, groups = sandbox.call(rootfs, users.resolve_user, user) if user else (0, 0, ())
@@ -103,9 +103,10 @@ class Runtime:
             undo.pop_all()
         return container
 
-    def _mounts(self, config: ImageConfig, options: RunOptions) -> tuple[list[Mount], list[str]]:
+    def _mounts(self, config: ImageConfig, options: RunOptions, rootfs: Rootfs) -> tuple[list[Mount], list[str]]:
         """The sandbox mounts for -v/--mount/--tmpfs, plus an anonymous volume for each image VOLUME
-        that none covers; returns them and the anonymous volumes made (removed if creation fails)."""
+        that none covers; returns them and the anonymous volumes made (removed if creation fails).
+        A volume still empty gets what the image has at its target, as docker fills one."""
         mounts: list[Mount] = []
         anonymous: list[str] = []
         covered = {v.target for v in options.volumes}
@@ -124,6 +125,8 @@ class Runtime:
                     volume = self.volumes.create(item.source)
                     if not item.source:
                         anonymous.append(volume.name)
+                    if not any(volume.mountpoint.iterdir()):
+                        sandbox.call(rootfs, copy_up, item.target, str(volume.mountpoint))
                     mounts.append(Mount(item.target, "bind", str(volume.mountpoint), mode))
         except BaseException:
             for name in anonymous:

@@ -11,8 +11,10 @@ Imports: stdlib, imagekit.errors, fsutil, store, runtime.options.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,3 +100,29 @@ class Volumes:
                 shutil.rmtree(volume.mountpoint.parent)
                 removed.append(volume.name)
         return removed
+
+
+def copy_up(root: str, target: str, data: str) -> None:
+    """In a sandbox.call child over the container's rootfs: what the image has at `target` is copied into
+    the new, empty volume directory `data` (owners, modes, times and symlinks kept), as docker fills a
+    fresh volume from the image. A target the image lacks, or one that resolves outside the root, gives
+    nothing to copy; only directories, regular files and symlinks are copied (a FIFO would block the copy,
+    a device node has no business in a volume)."""
+    real_root = os.path.realpath(root)
+    source = os.path.realpath(os.path.join(real_root, target.lstrip("/")))
+    if os.path.commonpath([source, real_root]) != real_root or not os.path.isdir(source):
+        return
+    shutil.copytree(source, data, symlinks=True, dirs_exist_ok=True, copy_function=_copy_regular)
+    shutil.copystat(source, data)
+    for directory, dirs, files in os.walk(source):
+        relative = os.path.relpath(directory, source)
+        for name in [".", *dirs, *files] if relative == "." else [*dirs, *files]:
+            copied = os.path.normpath(os.path.join(data, relative, name))
+            if os.path.lexists(copied):
+                info = os.lstat(os.path.join(directory, name))
+                os.lchown(copied, info.st_uid, info.st_gid)
+
+
+def _copy_regular(source: str, destination: str) -> None:
+    if stat.S_ISREG(os.lstat(source).st_mode):
+        shutil.copy2(source, destination)

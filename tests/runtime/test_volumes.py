@@ -4,7 +4,10 @@ volumes for -v DST and the image's VOLUME, --mount, and the `volume` commands.""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+
+from imagekit.runtime.volumes import copy_up
 
 from tests.runtime.conftest import Run, inspect, ok, one_line_error
 
@@ -36,7 +39,7 @@ def test_anonymous_volumes_image_volume_and_rm_v(ik: Run, root: Path) -> None:
     ok(ik("run", "--name", "anon", "-v", "/scratch", "withvol", "sh", "-c", "echo a > /scratch/f; echo b > /data/g"))
     names = ok(ik("volume", "ls", "-q")).split()
     assert len(names) == 2 and all(len(name) == 64 for name in names)  # -v /scratch and the image's VOLUME /data
-    assert sorted(p.read_text() for name in names for p in (root / "volumes" / name / "_data").iterdir()) == ["a\n", "b\n"]
+    assert sorted(p.read_text() for name in names for p in (root / "volumes" / name / "_data").iterdir()) == ["a\n", "b\n", "from the image\n"]
     assert "in use" in one_line_error(ik("volume", "rm", names[0]))
     ok(ik("rm", "-v", "anon"))
     assert ok(ik("volume", "ls", "-q")) == ""
@@ -60,3 +63,30 @@ def test_mount_tmpfs_and_inspect_mounts(ik: Run) -> None:
                 "grep ' /t ' /proc/mounts"))
     assert out.split()[2] == "tmpfs" and "size=2048k" in out
     assert inspect(ik, "t")["Mounts"] == [{"Type": "tmpfs", "Source": "", "Destination": "/t", "RW": True}]
+
+
+def test_a_fresh_volume_gets_the_images_content(ik: Run, root: Path) -> None:
+    out = ok(ik("run", "--rm", "-v", "seeded:/data", "busybox", "sh", "-c", "cat /data/seed; stat -c '%u:%g %a' /data/seed"))
+    assert out.splitlines() == ["from the image", "0:0 644"]
+    (root / "volumes" / "seeded" / "_data" / "seed").write_text("changed\n")
+    assert ok(ik("run", "--rm", "-v", "seeded:/data", "busybox", "cat", "/data/seed")) == "changed\n"  # not empty: kept
+    assert ok(ik("run", "--rm", "withvol", "cat", "/data/seed")) == "from the image\n"  # VOLUME /data, anonymous
+    assert ok(ik("run", "--rm", "-v", "other:/nothing/here", "busybox", "ls", "-A", "/nothing/here")) == ""
+
+
+def test_copy_up_skips_fifos_and_stays_in_the_root(tmp_path: Path) -> None:
+    image = tmp_path / "root"
+    (image / "data" / "sub").mkdir(parents=True)
+    (image / "data" / "sub" / "file").write_text("x")
+    os.mkfifo(image / "data" / "pipe")
+    (image / "data" / "link").symlink_to("/etc/passwd")
+    (image / "escape").symlink_to("/etc")
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    copy_up(str(image), "/data", str(volume))
+    assert sorted(p.name for p in volume.iterdir()) == ["link", "sub"]  # no FIFO: it would have blocked the copy
+    assert os.readlink(volume / "link") == "/etc/passwd" and (volume / "sub" / "file").read_text() == "x"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    copy_up(str(image), "/escape", str(empty))  # /etc through a symlink out of the root: nothing copied
+    assert list(empty.iterdir()) == []

@@ -89,6 +89,7 @@ class Runtime:
                 etc_files=self._etc_files(container_id, hostname, options.network),
                 capabilities=capabilities,
                 init=options.init,
+                mask_paths=not options.privileged,
             )
             container = Container(
                 id=container_id, name=name, image=image_name, image_id=str(image.manifest.config.digest), argv=argv,

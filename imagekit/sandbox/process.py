@@ -85,7 +85,8 @@ def _setup(spec: Spec, *, own_netns: bool, userns: bool) -> list[str]:
     made: list[str] = []
     created = mounts.attach(standard, made)
     mounts.dev_links()
-    mounts.mask()
+    if spec.mask_paths:
+        mounts.mask()
     created += mounts.attach(requested, made)
     os.makedirs(spec.cwd, mode=0o755, exist_ok=True)
     mounts.seal(spec.rootfs.readonly)

@@ -84,6 +84,9 @@ class Spec:
     #: PID 1 stays a tiny init (docker's --init): it forks the command, forwards signals to it, reaps
     #: every orphan and exits with the command's status.
     init: bool = False
+    #: runc's masked and read-only /proc and /sys paths (mounts.MASKED, mounts.READONLY); docker's
+    #: --privileged turns them off.
+    mask_paths: bool = True
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ def test_masked_and_readonly_proc_paths(ik: Run) -> None:
     keys, acpi, write = out.split()
     assert keys == "0" and acpi == "0"
     assert write == "refused"
+    privileged = ok(ik("run", "--rm", "--privileged", "busybox", "sh", "-c", "wc -c < /proc/keys; grep -c ' /proc/sys ' /proc/mounts; true"))
+    assert int(privileged.split()[0]) > 0 and privileged.split()[1] == "0"  # docker's --privileged: nothing masked
 
 
 def test_capabilities_default_add_drop_privileged(ik: Run) -> None:

@@ -35,7 +35,8 @@ def test_cgroup_files_carry_the_limits(ik: Run) -> None:
 
 
 def test_fork_bomb_is_contained_by_pids_limit(ik: Run) -> None:
-    container_id = ok(ik("run", "-d", "--pids-limit", "20", "busybox", "sh", "-c", "bomb() { bomb | bomb & }; bomb; sleep 100")).strip()
+    # exec, not fork: PID 1 must outlive the refused forks, or the container (and its cgroup) ends first
+    container_id = ok(ik("run", "-d", "--pids-limit", "20", "busybox", "sh", "-c", "bomb() { bomb | bomb & }; bomb; exec sleep 100")).strip()
     pids = cgroup_dirs(container_id)[2]
     wait_for(lambda: int((pids / "pids.events").read_text().split()[1]) > 0)  # forks were refused
     assert int((pids / "pids.current").read_text()) <= 20

@@ -1,0 +1,358 @@
+"""Docker's bridge network without a daemon: the bridge, one address, veth and network namespace per container.
+
+`connect(bridge, id, hostname)` wires a container: the bridge `imagekit0` with the gateway address (made on
+first use), forwarding and masquerading for the subnet, a network namespace pinned on
+ROOT/containers/<id>/netns (Spec.netns joins it), a veth pair (`ik<id[:12]>` on the bridge, `eth0` in the
+container), an address leased from ROOT/networks/<bridge>.json, `lo` up, the default route through the
+gateway, and the container's /etc/hosts, /etc/hostname and /etc/resolv.conf (Spec.etc_files).
+`release(bridge, id)` undoes all of it, port rules included; both are idempotent and serialized by
+ROOT/networks/<bridge>.lock, and `cleanup_stale(bridge, live_ids)` releases what a killed runner left.
+
+Everything on the host side happens in `Bridge.host_netns`: "" is this process's namespace (production);
+tests pass a namespace they made, so the machine's own network is never touched. Links and addresses go
+through iproute2 (`ip -batch`), NAT through nftables (`nft`, table `ip imagekit`), each run under
+`nsenter --net` when host_netns is set; sysctls and sockets use `within`, a thread that joined the namespace.
+
+Imports: stdlib, imagekit.errors, imagekit.fsutil, imagekit.sandbox.linux.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import json
+import os
+import subprocess
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from imagekit.errors import NetworkError
+from imagekit.fsutil import atomic_write, locked
+from imagekit.sandbox import linux
+
+BRIDGE = "imagekit0"
+#: podman's default: Docker's 172.17.0.0/16 would collide with a Docker daemon on the same host.
+DEFAULT_SUBNET = "10.88.0.0/16"
+SUBNET_ENV = "IMAGEKIT_BRIDGE_SUBNET"
+TABLE = "imagekit"
+#: Docker's fallback when the host's resolv.conf names only loopback resolvers, unreachable from a container.
+FALLBACK_NAMESERVERS = ("8.8.8.8", "8.8.4.4")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """One bridge network: its state lives under `root` (the store root), its links in `host_netns`."""
+
+    root: Path
+    host_netns: str = ""
+    name: str = BRIDGE
+    subnet: str = DEFAULT_SUBNET
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.subnet)
+
+    @property
+    def gateway(self) -> str:
+        return str(self.network.network_address + 1)
+
+    @property
+    def state(self) -> Path:
+        return self.root / "networks"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A container on the bridge: `netns` goes to Spec.netns, `etc_files` to Spec.etc_files."""
+
+    container_id: str
+    address: str
+    gateway: str
+    netns: str
+    veth: str
+    etc_files: tuple[tuple[str, str], ...]
+
+
+def bridge(root: Path | str, host_netns: str = "") -> Bridge:
+    """The default bridge of the store at `root`; its subnet from $IMAGEKIT_BRIDGE_SUBNET, else ROOT/networks/config.json
+    ({"subnet": "10.88.0.0/16"}), else DEFAULT_SUBNET. A subnet must leave room for the gateway and one container."""
+    root = Path(root)
+    subnet = os.environ.get(SUBNET_ENV, "")
+    config = root / "networks" / "config.json"
+    if not subnet and config.exists():
+        try:
+            subnet = json.loads(config.read_text()).get("subnet", "")
+        except (OSError, ValueError, AttributeError) as err:
+            raise NetworkError(f"{config}: not a JSON object with a \"subnet\": {err}") from err
+    subnet = subnet or DEFAULT_SUBNET
+    try:
+        network = ipaddress.IPv4Network(subnet)
+    except ValueError as err:
+        raise NetworkError(f"bridge subnet {subnet!r} is not an IPv4 network like {DEFAULT_SUBNET}: {err}") from err
+    if network.prefixlen > 30:
+        raise NetworkError(f"bridge subnet {subnet!r} is too small: it needs a gateway and a container (a /30 at least)")
+    return Bridge(root=root, host_netns=host_netns, subnet=str(network))
+
+
+def veth_name(container_id: str) -> str:
+    """The host-side link of a container: derived from its id (15 bytes at most), so a crash loses nothing."""
+    return f"ik{container_id[:12]}"
+
+
+def netns_path(root: Path, container_id: str) -> Path:
+    return root / "containers" / container_id / "netns"
+
+
+def connect(bridge: Bridge, container_id: str, hostname: str, names: Iterable[str] = ()) -> Endpoint:
+    """Puts the container on the bridge and returns its endpoint; again, the same endpoint (the etc files rewritten).
+    On failure nothing is left behind."""
+    with _lock(bridge):
+        try:
+            return _connect(bridge, container_id, hostname, tuple(names))
+        except BaseException:
+            _release(bridge, container_id)
+            raise
+
+
+def release(bridge: Bridge, container_id: str) -> None:
+    """Removes the container's port rules, veth, network namespace and lease; what is gone already is skipped."""
+    with _lock(bridge):
+        _release(bridge, container_id)
+
+
+def cleanup_stale(bridge: Bridge, live_ids: Iterable[str]) -> list[str]:
+    """Releases every container known to the network (a lease, a veth, a pinned namespace, a rule) that is not in
+    `live_ids`, as after a runner that was killed; returns the ids released (veths without one are deleted too)."""
+    live = set(live_ids)
+    with _lock(bridge):
+        known = set(_leases(bridge).values()) | set(_rule_ids(bridge))
+        containers = bridge.root / "containers"
+        if containers.is_dir():
+            known |= {entry.name for entry in containers.iterdir() if os.path.ismount(entry / "netns")}
+        stale = sorted(known - live)
+        for container_id in stale:
+            _release(bridge, container_id)
+        keep = {veth_name(container_id) for container_id in live}
+        for link in _bridge_links(bridge):
+            if link not in keep:
+                _ip(bridge, [f"link del {link}"])
+        return stale
+
+
+def within(netns: str, fn: Callable[[], T]) -> T:
+    """fn() in the network namespace `netns` ("" is this process's): on a thread that joined it and then ends,
+    so the caller's own threads never move. Sockets made there stay in that namespace."""
+    if not netns:
+        return fn()
+    outcome: list[object] = []
+
+    def body() -> None:
+        try:
+            linux.setns(netns, linux.CLONE_NEWNET)
+            outcome.append(fn())
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+            outcome.append(err)
+
+    thread = threading.Thread(target=body, name="netns")
+    thread.start()
+    thread.join()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]  # type: ignore[return-value]
+
+
+def nft(bridge: Bridge, script: str) -> str:
+    """Runs an nft script (`nft -f -`) in the bridge's host namespace and returns its output."""
+    return _run(bridge, ["nft", "-f", "-"], script)
+
+
+def hosts_file(address: str, hostname: str, names: Iterable[str] = ()) -> str:
+    """Docker's /etc/hosts for a container: loopback and IPv6 names, then its address with its hostname and names."""
+    extra = " ".join(name for name in names if name and name != hostname)
+    return (
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
+        "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+        f"{address}\t{hostname}{' ' + extra if extra else ''}\n"
+    )
+
+
+def resolv_conf(host: str) -> str:
+    """The container's resolv.conf from the host's text: loopback resolvers (systemd-resolved, dnsmasq) cannot be
+    reached from the container's namespace and are dropped, as Docker does; none left gives Docker's fallback."""
+    lines, servers = [], 0
+    for line in host.splitlines():
+        words = line.split()
+        if words[:1] == ["nameserver"] and len(words) > 1:
+            try:
+                if ipaddress.ip_address(words[1].split("%")[0]).is_loopback:
+                    continue
+            except ValueError:
+                continue
+            servers += 1
+        lines.append(line)
+    if not servers:
+        lines += [f"nameserver {server}" for server in FALLBACK_NAMESERVERS]
+    return "\n".join(lines) + "\n"
+
+
+def _connect(bridge: Bridge, container_id: str, hostname: str, names: tuple[str, ...]) -> Endpoint:
+    _ensure_bridge(bridge)
+    address = _lease(bridge, container_id)
+    pin = netns_path(bridge.root, container_id)
+    if not os.path.ismount(pin):
+        pin.parent.mkdir(parents=True, exist_ok=True)
+        pin.touch()
+        _check(["unshare", f"--net={pin}", "true"], "", what="network namespace")
+    veth = veth_name(container_id)
+    if veth not in _links(bridge):
+        _ip(bridge, [f"link add {veth} type veth peer name eth0 netns {pin}", f"link set {veth} master {bridge.name}", f"link set {veth} up"])
+        inside = ["link set lo up", f"addr add {address}/{bridge.network.prefixlen} dev eth0", "link set eth0 up", f"route add default via {bridge.gateway}"]
+        _check(["nsenter", f"--net={pin}", "ip", "-batch", "-"], "\n".join(inside) + "\n")
+    folder = pin.parent
+    files = {"hosts": hosts_file(address, hostname, names), "hostname": hostname + "\n", "resolv.conf": resolv_conf(_read_host_resolv())}
+    for name, text in files.items():
+        atomic_write(folder / name, text.encode(), mode=0o644)
+    etc = tuple((str(folder / name), f"/etc/{name}") for name in files)
+    return Endpoint(container_id=container_id, address=address, gateway=bridge.gateway, netns=str(pin), veth=veth, etc_files=etc)
+
+
+def _release(bridge: Bridge, container_id: str) -> None:
+    _delete_rules(bridge, container_id)
+    veth = veth_name(container_id)
+    if veth in _links(bridge):
+        _ip(bridge, [f"link del {veth}"])
+    pin = netns_path(bridge.root, container_id)
+    try:
+        linux.umount2(str(pin), linux.MNT_DETACH)
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.ENOENT):  # not a mount point (any more), or gone
+            raise NetworkError(f"cannot remove the network namespace {pin}: {err.strerror}") from err
+    pin.unlink(missing_ok=True)
+    leases = _leases(bridge)
+    if container_id in leases.values():
+        _save_leases(bridge, {address: owner for address, owner in leases.items() if owner != container_id})
+
+
+def _ensure_bridge(bridge: Bridge) -> None:
+    """The bridge with its gateway address, up; forwarding on; the NAT table with masquerading. Idempotent."""
+    if bridge.name not in _links(bridge):
+        _ip(bridge, [f"link add {bridge.name} type bridge", f"addr add {bridge.gateway}/{bridge.network.prefixlen} dev {bridge.name}", f"link set {bridge.name} up"])
+    within(bridge.host_netns, lambda: Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n"))
+    if _table_exists(bridge):
+        return
+    nft(
+        bridge,
+        f"""table ip {TABLE} {{
+    chain ports {{ }}
+    chain prerouting {{ type nat hook prerouting priority dstnat; policy accept; fib daddr type local jump ports; }}
+    chain output {{ type nat hook output priority -100; policy accept; ip daddr != 127.0.0.0/8 fib daddr type local jump ports; }}
+    chain postrouting {{ type nat hook postrouting priority srcnat; policy accept; ip saddr {bridge.subnet} oifname != "{bridge.name}" masquerade; }}
+}}
+""",
+    )
+
+
+def _lease(bridge: Bridge, container_id: str) -> str:
+    """The container's address: the one it holds, else the lowest free one after the gateway."""
+    leases = _leases(bridge)
+    for address, owner in leases.items():
+        if owner == container_id:
+            return address
+    for host in bridge.network.hosts():
+        address = str(host)
+        if address != bridge.gateway and address not in leases:
+            _save_leases(bridge, {**leases, address: container_id})
+            return address
+    raise NetworkError(f"no free address left on {bridge.name} ({bridge.subnet}, {len(leases)} containers)")
+
+
+def _leases(bridge: Bridge) -> dict[str, str]:
+    path = bridge.state / f"{bridge.name}.json"
+    if not path.exists():
+        return {}
+    try:
+        leases = json.loads(path.read_text())["leases"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise NetworkError(f"{path}: unreadable leases ({err}); remove it when no container runs") from err
+    return {str(address): str(owner) for address, owner in leases.items()}
+
+
+def _save_leases(bridge: Bridge, leases: dict[str, str]) -> None:
+    body = {"subnet": bridge.subnet, "leases": dict(sorted(leases.items(), key=lambda item: ipaddress.IPv4Address(item[0])))}
+    atomic_write(bridge.state / f"{bridge.name}.json", json.dumps(body, indent=2).encode() + b"\n", mode=0o644)
+
+
+def _lock(bridge: Bridge) -> object:
+    bridge.state.mkdir(parents=True, exist_ok=True)
+    return locked(bridge.state / f"{bridge.name}.lock")
+
+
+def _read_host_resolv() -> str:
+    try:
+        return Path("/etc/resolv.conf").read_text()
+    except OSError:
+        return ""
+
+
+def _links(bridge: Bridge) -> set[str]:
+    return {link["ifname"] for link in json.loads(_run(bridge, ["ip", "-j", "link", "show"]) or "[]")}
+
+
+def _bridge_links(bridge: Bridge) -> list[str]:
+    if bridge.name not in _links(bridge):
+        return []
+    return [link["ifname"] for link in json.loads(_run(bridge, ["ip", "-j", "link", "show", "master", bridge.name]) or "[]")]
+
+
+def _table_exists(bridge: Bridge) -> bool:
+    return any("table" in item and item["table"]["name"] == TABLE for item in _ruleset(bridge))
+
+
+def _ruleset(bridge: Bridge) -> list[dict]:
+    return list(json.loads(_run(bridge, ["nft", "-j", "list", "tables", "ip"]) or "{}").get("nftables", []))
+
+
+def _rules(bridge: Bridge) -> list[dict]:
+    """The rules of the imagekit table (nft's JSON, with handles)."""
+    if not _table_exists(bridge):
+        return []
+    items = json.loads(_run(bridge, ["nft", "-j", "-a", "list", "table", "ip", TABLE])).get("nftables", [])
+    return [item["rule"] for item in items if "rule" in item]
+
+
+def _rule_ids(bridge: Bridge) -> list[str]:
+    """Container ids named by the comments of rules (every per-container rule carries its id as comment)."""
+    return [rule["comment"] for rule in _rules(bridge) if rule.get("comment")]
+
+
+def _delete_rules(bridge: Bridge, container_id: str) -> None:
+    doomed = [rule for rule in _rules(bridge) if rule.get("comment") == container_id]
+    if doomed:
+        nft(bridge, "".join(f"delete rule ip {TABLE} {rule['chain']} handle {rule['handle']}\n" for rule in doomed))
+
+
+def _ip(bridge: Bridge, commands: list[str]) -> None:
+    _run(bridge, ["ip", "-batch", "-"], "\n".join(commands) + "\n")
+
+
+def _run(bridge: Bridge, argv: list[str], stdin: str = "") -> str:
+    prefix = ["nsenter", f"--net={bridge.host_netns}"] if bridge.host_netns else []
+    return _check([*prefix, *argv], stdin)
+
+
+def _check(argv: list[str], stdin: str, what: str = "") -> str:
+    """Runs a network tool; its failure is a one-line NetworkError naming the tool and its last complaint."""
+    tool = argv[2] if argv[0] == "nsenter" else argv[0]
+    try:
+        done = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
+    except FileNotFoundError as err:
+        raise NetworkError(f"{argv[0]} is not installed: bridge networking needs iproute2, nftables and util-linux") from err
+    if done.returncode != 0:
+        complaint = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise NetworkError(f"{what or tool}: {complaint}")
+    return done.stdout

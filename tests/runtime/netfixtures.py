@@ -1,0 +1,110 @@
+"""Network test fixtures: a "host" network namespace per test (the bridge, NAT rules and addresses live there,
+never on the machine's own network), a busybox rootfs with httpd, and containers run on the bridge."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from imagekit.runtime import network
+from imagekit.sandbox import Result, Spec, run
+from tests.sandbox.conftest import ENV, make_box
+from tests.store.conftest import make_busybox_rootfs
+
+APPLETS = ("httpd", "wget", "nc", "ip", "cat", "hostname", "sleep")
+PAGE = "hello from the container\n"
+
+
+@pytest.fixture(scope="session")
+def www(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A read-only lower: busybox with httpd and wget, and /www/index.html."""
+    root = make_busybox_rootfs(tmp_path_factory.mktemp("net") / "busybox")
+    for applet in APPLETS:
+        if not (root / "bin" / applet).exists():
+            (root / "bin" / applet).symlink_to("busybox")
+    (root / "www").mkdir()
+    (root / "www" / "index.html").write_text(PAGE)
+    return root
+
+
+def host_exec(netns: str, *argv: str, check: bool = True) -> str:
+    """Runs a command in the test's host namespace (no proxy variables: nothing may leave it)."""
+    done = subprocess.run(["nsenter", f"--net={netns}", *argv], capture_output=True, text=True, env={"PATH": os.environ["PATH"]}, timeout=60)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{argv}: {done.returncode} {done.stderr}")
+    return done.stdout + done.stderr
+
+
+@pytest.fixture
+def bridge(tmp_path: Path) -> Iterator[network.Bridge]:
+    """The default bridge of a store in tmp_path, its host side in a network namespace this test made (lo up)."""
+    pin = tmp_path / "hostns"
+    pin.touch()
+    subprocess.run(["unshare", f"--net={pin}", "ip", "link", "set", "lo", "up"], check=True)
+    try:
+        yield network.bridge(tmp_path / "store", host_netns=str(pin))
+    finally:
+        containers = tmp_path / "store" / "containers"
+        for entry in containers.iterdir() if containers.is_dir() else ():
+            if os.path.ismount(entry / "netns"):
+                subprocess.run(["umount", str(entry / "netns")], check=True)
+        subprocess.run(["umount", str(pin)], check=True)
+
+
+def links(bridge: network.Bridge) -> list[str]:
+    return sorted(link["ifname"] for link in json.loads(host_exec(bridge.host_netns, "ip", "-j", "link", "show")))
+
+
+def ruleset(bridge: network.Bridge) -> str:
+    return host_exec(bridge.host_netns, "nft", "list", "ruleset")
+
+
+class Container:
+    """A container of the test: a fresh overlay over `www`, on the bridge with `endpoint`."""
+
+    def __init__(self, base: Path, lower: Path, endpoint: network.Endpoint) -> None:
+        self.box = make_box(base, lower)
+        self.endpoint = endpoint
+
+    def spec(self, script: str) -> Spec:
+        return Spec(rootfs=self.box.rootfs, argv=("sh", "-c", script), env=ENV, netns=self.endpoint.netns, etc_files=self.endpoint.etc_files, hostname=self.endpoint.container_id[:12])
+
+    def sh(self, script: str) -> tuple[int, str]:
+        out = io.BytesIO()
+        result = run(self.spec(script), stdout=out, stderr=out)
+        return result.status, out.getvalue().decode()
+
+    @contextmanager
+    def serving(self, script: str = "httpd -f -p 80 -h /www") -> Iterator[None]:
+        """Runs `script` in the background until the block ends (then its shell, PID 1, exits and the server dies)."""
+        read, write = os.pipe()
+        results: list[Result] = []
+        thread = threading.Thread(target=lambda: results.append(run(self.spec(f"{script} & read line; exit 0"), stdin=read)))
+        thread.start()
+        try:
+            yield
+        finally:
+            os.close(write)
+            thread.join()
+            os.close(read)
+        assert results and results[0].status == 0
+
+
+def eventually(probe: Callable[[], str], expected: str) -> str:
+    """Probes until `expected` is in the answer (a server in a thread needs a moment to listen); the last answer."""
+    answer = ""
+    for _ in range(100):
+        answer = probe()
+        if expected in answer:
+            return answer
+        time.sleep(0.1)
+    return answer

@@ -153,7 +153,7 @@ def within(netns: str, fn: Callable[[], T]) -> T:
 
     def body() -> None:
         try:
-            linux.setns(netns, linux.CLONE_NEWNET)
+            _join(netns)
             outcome.append(fn())
         except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
             outcome.append(err)
@@ -164,6 +164,26 @@ def within(netns: str, fn: Callable[[], T]) -> T:
     if isinstance(outcome[0], BaseException):
         raise outcome[0]
     return outcome[0]  # type: ignore[return-value]
+
+
+def thread_in(netns: str, target: Callable[[], None], name: str) -> threading.Thread:
+    """A daemon thread (not started) that joins `netns` ("" stays) and runs target(); the threads it starts
+    inherit the namespace. A namespace that cannot be joined ends the thread before target runs."""
+
+    def body() -> None:
+        _join(netns)
+        target()
+
+    return threading.Thread(target=body, name=name, daemon=True)
+
+
+def _join(netns: str) -> None:
+    """Moves the calling thread into `netns` ("" stays); a failure is a NetworkError naming it."""
+    if netns:
+        try:
+            linux.setns(netns, linux.CLONE_NEWNET)
+        except OSError as err:
+            raise NetworkError(f"cannot enter the network namespace {netns}: {err.strerror}") from err
 
 
 def nft(bridge: Bridge, script: str) -> str:
@@ -328,6 +348,12 @@ def _rules(bridge: Bridge) -> list[dict]:
 def _rule_ids(bridge: Bridge) -> list[str]:
     """Container ids named by the comments of rules (every per-container rule carries its id as comment)."""
     return [rule["comment"] for rule in _rules(bridge) if rule.get("comment")]
+
+
+def delete_rules(bridge: Bridge, container_id: str) -> None:
+    """Deletes the container's NAT rules (those commented with its id); release() does it too."""
+    with _lock(bridge):
+        _delete_rules(bridge, container_id)
 
 
 def _delete_rules(bridge: Bridge, container_id: str) -> None:

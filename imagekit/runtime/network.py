@@ -10,10 +10,10 @@ ROOT/networks/<bridge>.lock, and `cleanup_stale(bridge, live_ids)` releases what
 
 Everything on the host side happens in `Bridge.host_netns`: "" is this process's namespace (production);
 tests pass a namespace they made, so the machine's own network is never touched. Links and addresses go
-through iproute2 (`ip -batch`), NAT through nftables (`nft`, table `ip imagekit`), each run under
+through iproute2 (`ip -batch`), NAT through imagekit.runtime.nat (nftables or iptables), each run under
 `nsenter --net` when host_netns is set; sysctls and sockets use `within`, a thread that joined the namespace.
 
-Imports: stdlib, imagekit.errors, imagekit.fsutil, imagekit.sandbox.linux.
+Imports: stdlib, imagekit.errors, imagekit.fsutil, imagekit.sandbox.linux, imagekit.runtime.nat.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import errno
 import ipaddress
 import json
 import os
-import subprocess
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -31,13 +30,13 @@ from typing import TypeVar
 
 from imagekit.errors import NetworkError
 from imagekit.fsutil import atomic_write, locked
+from imagekit.runtime import nat
 from imagekit.sandbox import linux
 
 BRIDGE = "imagekit0"
 #: podman's default: Docker's 172.17.0.0/16 would collide with a Docker daemon on the same host.
 DEFAULT_SUBNET = "10.88.0.0/16"
 SUBNET_ENV = "IMAGEKIT_BRIDGE_SUBNET"
-TABLE = "imagekit"
 #: Docker's fallback when the host's resolv.conf names only loopback resolvers, unreachable from a container.
 FALLBACK_NAMESERVERS = ("8.8.8.8", "8.8.4.4")
 
@@ -52,6 +51,12 @@ class Bridge:
     host_netns: str = ""
     name: str = BRIDGE
     subnet: str = DEFAULT_SUBNET
+    #: the NAT backend, "nft" or "iptables"; "" picks $IMAGEKIT_NAT, else nft when installed (imagekit.runtime.nat)
+    nat: str = ""
+
+    @property
+    def rules(self) -> nat.Nat:
+        return nat.backend(self.nat, self.host_netns, self.name, self.subnet)
 
     @property
     def network(self) -> ipaddress.IPv4Network:
@@ -111,6 +116,7 @@ def netns_path(root: Path, container_id: str) -> Path:
 def connect(bridge: Bridge, container_id: str, hostname: str, names: Iterable[str] = ()) -> Endpoint:
     """Puts the container on the bridge and returns its endpoint; again, the same endpoint (the etc files rewritten).
     On failure nothing is left behind."""
+    nat.check_id(container_id)
     with _lock(bridge):
         try:
             return _connect(bridge, container_id, hostname, tuple(names))
@@ -130,7 +136,7 @@ def cleanup_stale(bridge: Bridge, live_ids: Iterable[str]) -> list[str]:
     `live_ids`, as after a runner that was killed; returns the ids released (veths without one are deleted too)."""
     live = set(live_ids)
     with _lock(bridge):
-        known = set(_leases(bridge).values()) | set(_rule_ids(bridge))
+        known = set(_leases(bridge).values()) | bridge.rules.owners()
         containers = bridge.root / "containers"
         if containers.is_dir():
             known |= {entry.name for entry in containers.iterdir() if os.path.ismount(entry / "netns")}
@@ -186,11 +192,6 @@ def _join(netns: str) -> None:
             raise NetworkError(f"cannot enter the network namespace {netns}: {err.strerror}") from err
 
 
-def nft(bridge: Bridge, script: str) -> str:
-    """Runs an nft script (`nft -f -`) in the bridge's host namespace and returns its output."""
-    return _run(bridge, ["nft", "-f", "-"], script)
-
-
 def hosts_file(address: str, hostname: str, names: Iterable[str] = ()) -> str:
     """Docker's /etc/hosts for a container: loopback and IPv6 names, then its address with its hostname and names."""
     extra = " ".join(name for name in names if name and name != hostname)
@@ -227,12 +228,12 @@ def _connect(bridge: Bridge, container_id: str, hostname: str, names: tuple[str,
     if not os.path.ismount(pin):
         pin.parent.mkdir(parents=True, exist_ok=True)
         pin.touch()
-        _check(["unshare", f"--net={pin}", "true"], "", what="network namespace")
+        nat.command("", ["unshare", f"--net={pin}", "true"], what="network namespace")
     veth = veth_name(container_id)
     if veth not in _links(bridge):
         _ip(bridge, [f"link add {veth} type veth peer name eth0 netns {pin}", f"link set {veth} master {bridge.name}", f"link set {veth} up"])
         inside = ["link set lo up", f"addr add {address}/{bridge.network.prefixlen} dev eth0", "link set eth0 up", f"route add default via {bridge.gateway}"]
-        _check(["nsenter", f"--net={pin}", "ip", "-batch", "-"], "\n".join(inside) + "\n")
+        nat.command(str(pin), ["ip", "-batch", "-"], "\n".join(inside) + "\n")
     folder = pin.parent
     files = {"hosts": hosts_file(address, hostname, names), "hostname": hostname + "\n", "resolv.conf": resolv_conf(_read_host_resolv())}
     for name, text in files.items():
@@ -242,7 +243,7 @@ def _connect(bridge: Bridge, container_id: str, hostname: str, names: tuple[str,
 
 
 def _release(bridge: Bridge, container_id: str) -> None:
-    _delete_rules(bridge, container_id)
+    bridge.rules.delete(container_id)
     veth = veth_name(container_id)
     if veth in _links(bridge):
         _ip(bridge, [f"link del {veth}"])
@@ -263,18 +264,7 @@ def _ensure_bridge(bridge: Bridge) -> None:
     if bridge.name not in _links(bridge):
         _ip(bridge, [f"link add {bridge.name} type bridge", f"addr add {bridge.gateway}/{bridge.network.prefixlen} dev {bridge.name}", f"link set {bridge.name} up"])
     within(bridge.host_netns, lambda: Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n"))
-    if _table_exists(bridge):
-        return
-    nft(
-        bridge,
-        f"""table ip {TABLE} {{
-    chain ports {{ }}
-    chain prerouting {{ type nat hook prerouting priority dstnat; policy accept; fib daddr type local jump ports; }}
-    chain output {{ type nat hook output priority -100; policy accept; ip daddr != 127.0.0.0/8 fib daddr type local jump ports; }}
-    chain postrouting {{ type nat hook postrouting priority srcnat; policy accept; ip saddr {bridge.subnet} oifname != "{bridge.name}" masquerade; }}
-}}
-""",
-    )
+    bridge.rules.ensure()
 
 
 def _lease(bridge: Bridge, container_id: str) -> str:
@@ -329,37 +319,10 @@ def _bridge_links(bridge: Bridge) -> list[str]:
     return [link["ifname"] for link in json.loads(_run(bridge, ["ip", "-j", "link", "show", "master", bridge.name]) or "[]")]
 
 
-def _table_exists(bridge: Bridge) -> bool:
-    return any("table" in item and item["table"]["name"] == TABLE for item in _ruleset(bridge))
-
-
-def _ruleset(bridge: Bridge) -> list[dict]:
-    return list(json.loads(_run(bridge, ["nft", "-j", "list", "tables", "ip"]) or "{}").get("nftables", []))
-
-
-def _rules(bridge: Bridge) -> list[dict]:
-    """The rules of the imagekit table (nft's JSON, with handles)."""
-    if not _table_exists(bridge):
-        return []
-    items = json.loads(_run(bridge, ["nft", "-j", "-a", "list", "table", "ip", TABLE])).get("nftables", [])
-    return [item["rule"] for item in items if "rule" in item]
-
-
-def _rule_ids(bridge: Bridge) -> list[str]:
-    """Container ids named by the comments of rules (every per-container rule carries its id as comment)."""
-    return [rule["comment"] for rule in _rules(bridge) if rule.get("comment")]
-
-
 def delete_rules(bridge: Bridge, container_id: str) -> None:
     """Deletes the container's NAT rules (those commented with its id); release() does it too."""
     with _lock(bridge):
-        _delete_rules(bridge, container_id)
-
-
-def _delete_rules(bridge: Bridge, container_id: str) -> None:
-    doomed = [rule for rule in _rules(bridge) if rule.get("comment") == container_id]
-    if doomed:
-        nft(bridge, "".join(f"delete rule ip {TABLE} {rule['chain']} handle {rule['handle']}\n" for rule in doomed))
+        bridge.rules.delete(container_id)
 
 
 def _ip(bridge: Bridge, commands: list[str]) -> None:
@@ -367,18 +330,4 @@ def _ip(bridge: Bridge, commands: list[str]) -> None:
 
 
 def _run(bridge: Bridge, argv: list[str], stdin: str = "") -> str:
-    prefix = ["nsenter", f"--net={bridge.host_netns}"] if bridge.host_netns else []
-    return _check([*prefix, *argv], stdin)
-
-
-def _check(argv: list[str], stdin: str, what: str = "") -> str:
-    """Runs a network tool; its failure is a one-line NetworkError naming the tool and its last complaint."""
-    tool = argv[2] if argv[0] == "nsenter" else argv[0]
-    try:
-        done = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
-    except FileNotFoundError as err:
-        raise NetworkError(f"{argv[0]} is not installed: bridge networking needs iproute2, nftables and util-linux") from err
-    if done.returncode != 0:
-        complaint = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-        raise NetworkError(f"{what or tool}: {complaint}")
-    return done.stdout
+    return nat.command(bridge.host_netns, argv, stdin)

@@ -2,7 +2,7 @@
 
 `parse_publish("127.0.0.1:8080:80/tcp")` and `publish_all(exposed)` give PortSpecs; `publish(bridge, id, address,
 specs)` takes the host ports (a port in use is a one-line NetworkError before anything else changes), adds one
-DNAT rule per port to the chain `ports` of nft table `ip imagekit` (commented with the container id, so
+DNAT rule per port (imagekit.runtime.nat: nftables or iptables, commented with the container id, so
 network.release and network.cleanup_stale find them) and serves the proxies: Docker's default, because
 DNAT never sees connections to 127.0.0.1 (they do not leave the host's loopback). The proxies are threads of
 the caller (the runner's supervisor, one per container), not a daemon; `Published.close()` stops them and
@@ -11,7 +11,7 @@ removes the rules. `format_ports` prints what `port CONTAINER` prints (`80/tcp -
 Sockets are made in the bridge's host namespace (network.within), so tests run all of it inside a namespace
 they made.
 
-Imports: stdlib, imagekit.errors, imagekit.runtime.network.
+Imports: stdlib, imagekit.errors, imagekit.runtime.{nat,network}.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from imagekit.errors import InvalidPublish, NetworkError
-from imagekit.runtime import network
+from imagekit.runtime import nat, network
 
 PROTOCOLS = ("tcp", "udp")
 _CHUNK = 65536
@@ -117,13 +117,13 @@ def format_ports(bindings: Iterable[Binding], private: str = "", container: str 
 def publish(bridge: network.Bridge, container_id: str, address: str, specs: Iterable[PortSpec], *, userland_proxy: bool = True) -> Published:
     """Publishes the container's ports (at `address` on the bridge) and returns the handle that unpublishes them.
     Host ports are taken first, so a port in use changes nothing; the proxies serve until close()."""
+    nat.check_id(container_id)
     sockets: list[tuple[Binding, socket.socket]] = []
     try:
         for spec in specs:
             sockets.append(_take(bridge, spec))
-        rules = "".join(_rule(bridge, container_id, address, binding) for binding, _ in sockets)
-        if rules:
-            network.nft(bridge, rules)
+        rules = [nat.Dnat(binding.proto, binding.host_ip, binding.host_port, address, binding.container_port) for binding, _ in sockets]
+        bridge.rules.add(container_id, rules)
     except BaseException:
         for _, sock in sockets:
             sock.close()
@@ -263,15 +263,6 @@ def _take(bridge: network.Bridge, spec: PortSpec) -> tuple[Binding, socket.socke
             raise NetworkError(f"Bind for {ip}:{wanted} failed: {err.strerror}") from err
         return Binding(spec.container_port, spec.proto, ip, sock.getsockname()[1]), sock
     raise AssertionError("unreachable: a range has at least one port")
-
-
-def _rule(bridge: network.Bridge, container_id: str, address: str, binding: Binding) -> str:
-    """Docker's DNAT: traffic for the host port that does not come from the bridge goes to the container."""
-    daddr = "" if binding.host_ip == "0.0.0.0" else f"ip daddr {binding.host_ip} "
-    return (
-        f'add rule ip {network.TABLE} ports {daddr}iifname != "{bridge.name}" {binding.proto} dport {binding.host_port} '
-        f'dnat to {address}:{binding.container_port} comment "{container_id}"\n'
-    )
 
 
 def _range(text: str, what: str, spec: str) -> tuple[int, int]:

@@ -12,11 +12,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from imagekit.runtime import network
+from imagekit.runtime import nat, network
 from imagekit.sandbox import Result, Spec, run
 from tests.sandbox.conftest import ENV, make_box
 from tests.store.conftest import make_busybox_rootfs
@@ -45,19 +46,38 @@ def host_exec(netns: str, *argv: str, check: bool = True) -> str:
     return done.stdout + done.stderr
 
 
-@pytest.fixture
-def bridge(tmp_path: Path) -> Iterator[network.Bridge]:
-    """The default bridge of a store in tmp_path, its host side in a network namespace this test made (lo up)."""
+@pytest.fixture(params=nat.BACKENDS)
+def bridge(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[network.Bridge]:
+    """The default bridge of a store in tmp_path, its host side in a network namespace this test made (lo up),
+    with each NAT backend."""
     pin = tmp_path / "hostns"
     pin.touch()
     subprocess.run(["unshare", f"--net={pin}", "ip", "link", "set", "lo", "up"], check=True)
     try:
-        yield network.bridge(tmp_path / "store", host_netns=str(pin))
+        yield replace(network.bridge(tmp_path / "store", host_netns=str(pin)), nat=request.param)
     finally:
         containers = tmp_path / "store" / "containers"
         for entry in containers.iterdir() if containers.is_dir() else ():
             if os.path.ismount(entry / "netns"):
                 subprocess.run(["umount", str(entry / "netns")], check=True)
+        subprocess.run(["umount", str(pin)], check=True)
+
+
+@pytest.fixture
+def outside(bridge: network.Bridge, tmp_path: Path) -> Iterator[str]:
+    """Another namespace made by the test, standing for the world beyond the host: 192.0.2.2/24 on a veth whose
+    host end `ikout` has 192.0.2.1/24 (TEST-NET-1, which exists only in these namespaces)."""
+    pin = tmp_path / "outside"
+    pin.touch()
+    subprocess.run(["unshare", f"--net={pin}", "ip", "link", "set", "lo", "up"], check=True)
+    try:
+        host_exec(bridge.host_netns, "ip", "link", "add", "ikout", "type", "veth", "peer", "name", "eth0", "netns", str(pin))
+        host_exec(bridge.host_netns, "ip", "addr", "add", "192.0.2.1/24", "dev", "ikout")
+        host_exec(bridge.host_netns, "ip", "link", "set", "ikout", "up")
+        host_exec(str(pin), "ip", "addr", "add", "192.0.2.2/24", "dev", "eth0")
+        host_exec(str(pin), "ip", "link", "set", "eth0", "up")
+        yield str(pin)
+    finally:
         subprocess.run(["umount", str(pin)], check=True)
 
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
 from pathlib import Path
 
 import pytest
 
 from imagekit.errors import NetworkError
 from imagekit.runtime import network
-from tests.runtime.netfixtures import PAGE, Container, bridge, eventually, host_exec, links, ruleset, www
+from tests.runtime.netfixtures import PAGE, Container, bridge, eventually, host_exec, links, outside, www
 
-__all__ = ["bridge", "www"]
+__all__ = ["bridge", "outside", "www"]
 
 A, B = "a" * 64, "b" * 64
 
@@ -31,7 +33,28 @@ def test_two_containers_on_the_bridge_reach_each_other(bridge: network.Bridge, w
     assert "10.88.0.2\tfirst web\n" in Path(first.endpoint.etc_files[0][0]).read_text()
     assert links(bridge) == ["ik" + A[:12], "ik" + B[:12], "imagekit0", "lo"]
     assert host_exec(bridge.host_netns, "cat", "/proc/sys/net/ipv4/ip_forward") == "1\n"
-    assert "ip saddr 10.88.0.0/16 oifname != \"imagekit0\" masquerade" in ruleset(bridge)
+
+
+def test_a_container_reaches_beyond_the_host_masqueraded(bridge: network.Bridge, outside: str, www: Path, tmp_path: Path) -> None:
+    client = Container(tmp_path / "client", www, network.connect(bridge, A, "client"))
+    server = network.within(outside, lambda: socket.create_server(("192.0.2.2", 8000)))
+    peers: list[str] = []
+
+    def answer() -> None:
+        connection, peer = server.accept()
+        with connection:
+            peers.append(peer[0])
+            connection.recv(4096)
+            connection.sendall(b"HTTP/1.0 200 OK\r\n\r\nfrom outside\n")
+
+    thread = threading.Thread(target=answer)
+    thread.start()
+    with server:
+        status, out = client.sh("wget -q -O- http://192.0.2.2:8000/")
+        thread.join()
+    assert (status, out) == (0, "from outside\n")
+    assert peers == ["192.0.2.1"]  # masqueraded: the outside never learns the container's address
+    network.release(bridge, A)
 
 
 def test_release_removes_veth_namespace_and_lease_and_is_idempotent(bridge: network.Bridge, www: Path, tmp_path: Path) -> None:
@@ -64,6 +87,12 @@ def test_a_failed_connect_leaves_nothing(bridge: network.Bridge, tmp_path: Path)
     assert links(bridge) == ["imagekit0", "lo", "notabridge"]
     assert not (bridge.root / "containers" / A / "netns").exists()
     assert json.loads((bridge.root / "networks" / "imagekit0.json").read_text())["leases"] == {}
+
+
+def test_a_container_id_that_could_escape_is_refused(bridge: network.Bridge) -> None:
+    with pytest.raises(NetworkError, match=r"^container id '../x' cannot name NAT rules"):
+        network.connect(bridge, "../x", "evil")
+    assert not (bridge.root / "x").exists()
 
 
 def test_the_subnet_comes_from_the_environment_or_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,9 +12,9 @@ import pytest
 from imagekit.errors import InvalidPublish, NetworkError
 from imagekit.runtime import network, ports
 from imagekit.runtime.ports import Binding, PortSpec
-from tests.runtime.netfixtures import PAGE, Container, bridge, eventually, host_exec, http_get, ruleset, www
+from tests.runtime.netfixtures import PAGE, Container, bridge, eventually, host_exec, http_get, outside, ruleset, www
 
-__all__ = ["bridge", "www"]
+__all__ = ["bridge", "outside", "www"]
 
 A, B = "a" * 64, "b" * 64
 
@@ -76,19 +76,19 @@ def test_port_prints_as_docker_port() -> None:
         ports.format_ports(bindings, "53", container="web")
 
 
-def test_a_published_port_serves_through_the_proxy_and_through_dnat(bridge: network.Bridge, www: Path, tmp_path: Path) -> None:
+def test_a_published_port_serves_through_the_proxy_and_through_dnat(bridge: network.Bridge, outside: str, www: Path, tmp_path: Path) -> None:
     web = Container(tmp_path / "web", www, network.connect(bridge, A, "web"))
     published = ports.publish(bridge, A, web.endpoint.address, ports.parse_publish("8080:80"))
     direct = ports.publish(bridge, A, web.endpoint.address, ports.parse_publish("127.0.0.1:8081:80") + ports.parse_publish("8082:80"), userland_proxy=False)
     assert [str(binding) for binding in published.bindings + direct.bindings] == ["80/tcp -> 0.0.0.0:8080", "80/tcp -> 127.0.0.1:8081", "80/tcp -> 0.0.0.0:8082"]
-    rules = ruleset(bridge)
-    assert f'iifname != "imagekit0" tcp dport 8080 dnat to 10.88.0.2:80 comment "{A}"' in rules
-    assert f'ip daddr 127.0.0.1 iifname != "imagekit0" tcp dport 8081 dnat to 10.88.0.2:80 comment "{A}"' in rules
+    assert bridge.rules.owners() == {A}
     with web.serving(), published, direct:
         assert eventually(lambda: http_get(bridge.host_netns, "127.0.0.1", 8080), PAGE) == PAGE  # the userland proxy
         assert http_get(bridge.host_netns, "10.88.0.1", 8082) == PAGE  # DNAT in the output chain: no proxy serves 8082
+        assert http_get(outside, "192.0.2.1", 8082) == PAGE  # DNAT in prerouting, from beyond the host
+        assert http_get(outside, "192.0.2.1", 8081) == "error: Connection refused"  # published on 127.0.0.1 only
         assert http_get(bridge.host_netns, "127.0.0.1", 8082) == "error: Connection refused"  # loopback never sees DNAT
-    assert A not in ruleset(bridge)
+    assert bridge.rules.owners() == set() and A not in ruleset(bridge)
     network.release(bridge, A)
 
 

@@ -22,6 +22,7 @@ import errno
 import ipaddress
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ DEFAULT_SUBNET = "10.88.0.0/16"
 SUBNET_ENV = "IMAGEKIT_BRIDGE_SUBNET"
 #: Docker's fallback when the host's resolv.conf names only loopback resolvers, unreachable from a container.
 FALLBACK_NAMESERVERS = ("8.8.8.8", "8.8.4.4")
+_HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
 
 T = TypeVar("T")
 
@@ -117,9 +119,13 @@ def connect(bridge: Bridge, container_id: str, hostname: str, names: Iterable[st
     """Puts the container on the bridge and returns its endpoint; again, the same endpoint (the etc files rewritten).
     On failure nothing is left behind."""
     nat.check_id(container_id)
+    names = tuple(names)
+    for name in (hostname, *names):
+        if not _HOSTNAME.fullmatch(name):
+            raise NetworkError(f"{name!r} cannot name a container in /etc/hosts: use letters, digits, '_', '.', '-'")
     with _lock(bridge):
         try:
-            return _connect(bridge, container_id, hostname, tuple(names))
+            return _connect(bridge, container_id, hostname, names)
         except BaseException:
             _release(bridge, container_id)
             raise
@@ -243,6 +249,7 @@ def _connect(bridge: Bridge, container_id: str, hostname: str, names: tuple[str,
 
 
 def _release(bridge: Bridge, container_id: str) -> None:
+    nat.check_id(container_id)  # it names a path under ROOT/containers
     bridge.rules.delete(container_id)
     veth = veth_name(container_id)
     if veth in _links(bridge):

@@ -90,9 +90,18 @@ def test_a_failed_connect_leaves_nothing(bridge: network.Bridge, tmp_path: Path)
 
 
 def test_a_container_id_that_could_escape_is_refused(bridge: network.Bridge) -> None:
-    with pytest.raises(NetworkError, match=r"^container id '../x' cannot name NAT rules"):
-        network.connect(bridge, "../x", "evil")
+    for act in (lambda: network.connect(bridge, "../x", "evil"), lambda: network.release(bridge, "../x")):
+        with pytest.raises(NetworkError, match=r"^container id '../x' cannot name NAT rules"):
+            act()
     assert not (bridge.root / "x").exists()
+
+
+@pytest.mark.parametrize("name", ["two words", "line\n10.0.0.1 bank", "", "-flag"])
+def test_a_name_that_would_forge_etc_hosts_is_refused(bridge: network.Bridge, name: str) -> None:
+    with pytest.raises(NetworkError, match="cannot name a container in /etc/hosts") as caught:
+        network.connect(bridge, A, "web", names=(name,))
+    assert "\n" not in str(caught.value)  # repr() escapes the newline
+    assert not (bridge.root / "networks" / "imagekit0.json").exists()
 
 
 def test_the_subnet_comes_from_the_environment_or_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

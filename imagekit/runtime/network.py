@@ -19,6 +19,7 @@ Imports: stdlib, imagekit.errors, imagekit.fsutil, imagekit.sandbox.linux, image
 from __future__ import annotations
 
 import errno
+import hashlib
 import ipaddress
 import json
 import os
@@ -107,8 +108,9 @@ def bridge(root: Path | str, host_netns: str = "") -> Bridge:
 
 
 def veth_name(container_id: str) -> str:
-    """The host-side link of a container: derived from its id (15 bytes at most), so a crash loses nothing."""
-    return f"ik{container_id[:12]}"
+    """The host-side link of a container: derived from a digest of its id (15 bytes at most), so a crash loses
+    nothing and ids that share a prefix get different links."""
+    return "ik" + hashlib.sha256(container_id.encode()).hexdigest()[:12]
 
 
 def netns_path(root: Path, container_id: str) -> Path:
@@ -236,7 +238,7 @@ def _connect(bridge: Bridge, container_id: str, hostname: str, names: tuple[str,
         pin.touch()
         nat.command("", ["unshare", f"--net={pin}", "true"], what="network namespace")
     veth = veth_name(container_id)
-    if veth not in _links(bridge):
+    if "eth0" not in _links(str(pin)):
         _ip(bridge, [f"link add {veth} type veth peer name eth0 netns {pin}", f"link set {veth} master {bridge.name}", f"link set {veth} up"])
         inside = ["link set lo up", f"addr add {address}/{bridge.network.prefixlen} dev eth0", "link set eth0 up", f"route add default via {bridge.gateway}"]
         nat.command(str(pin), ["ip", "-batch", "-"], "\n".join(inside) + "\n")
@@ -252,7 +254,7 @@ def _release(bridge: Bridge, container_id: str) -> None:
     nat.check_id(container_id)  # it names a path under ROOT/containers
     bridge.rules.delete(container_id)
     veth = veth_name(container_id)
-    if veth in _links(bridge):
+    if veth in _links(bridge.host_netns):
         _ip(bridge, [f"link del {veth}"])
     pin = netns_path(bridge.root, container_id)
     try:
@@ -268,7 +270,7 @@ def _release(bridge: Bridge, container_id: str) -> None:
 
 def _ensure_bridge(bridge: Bridge) -> None:
     """The bridge with its gateway address, up; forwarding on; the NAT table with masquerading. Idempotent."""
-    if bridge.name not in _links(bridge):
+    if bridge.name not in _links(bridge.host_netns):
         _ip(bridge, [f"link add {bridge.name} type bridge", f"addr add {bridge.gateway}/{bridge.network.prefixlen} dev {bridge.name}", f"link set {bridge.name} up"])
     within(bridge.host_netns, lambda: Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n"))
     bridge.rules.ensure()
@@ -316,12 +318,12 @@ def _read_host_resolv() -> str:
         return ""
 
 
-def _links(bridge: Bridge) -> set[str]:
-    return {link["ifname"] for link in json.loads(_run(bridge, ["ip", "-j", "link", "show"]) or "[]")}
+def _links(netns: str) -> set[str]:
+    return {link["ifname"] for link in json.loads(nat.command(netns, ["ip", "-j", "link", "show"]) or "[]")}
 
 
 def _bridge_links(bridge: Bridge) -> list[str]:
-    if bridge.name not in _links(bridge):
+    if bridge.name not in _links(bridge.host_netns):
         return []
     return [link["ifname"] for link in json.loads(_run(bridge, ["ip", "-j", "link", "show", "master", bridge.name]) or "[]")]
 

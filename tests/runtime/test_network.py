@@ -31,7 +31,7 @@ def test_two_containers_on_the_bridge_reach_each_other(bridge: network.Bridge, w
     assert "inet 10.88.0.3/16" in out and "default via 10.88.0.1 dev eth0" in out
     assert "10.88.0.3\tsecond\n" in out and out.endswith("second\n")
     assert "10.88.0.2\tfirst web\n" in Path(first.endpoint.etc_files[0][0]).read_text()
-    assert links(bridge) == ["ik" + A[:12], "ik" + B[:12], "imagekit0", "lo"]
+    assert links(bridge) == sorted([network.veth_name(A), network.veth_name(B), "imagekit0", "lo"])
     assert host_exec(bridge.host_netns, "cat", "/proc/sys/net/ipv4/ip_forward") == "1\n"
 
 
@@ -74,9 +74,25 @@ def test_cleanup_stale_releases_what_no_live_container_holds(bridge: network.Bri
     host_exec(bridge.host_netns, "ip", "link", "add", "ikorphan", "type", "veth", "peer", "name", "ikorphanpeer")
     host_exec(bridge.host_netns, "ip", "link", "set", "ikorphan", "master", "imagekit0")
     assert network.cleanup_stale(bridge, [A]) == [B]
-    assert links(bridge) == ["ik" + A[:12], "imagekit0", "lo"]
+    assert links(bridge) == sorted([network.veth_name(A), "imagekit0", "lo"])
     assert os.path.ismount(kept.netns) and not Path(stale.netns).exists()
     assert network.cleanup_stale(bridge, [A]) == []
+
+
+def test_concurrent_connects_lease_distinct_addresses(bridge: network.Bridge) -> None:
+    ids = [f"{n:064x}" for n in range(1, 7)]
+    endpoints: list[network.Endpoint] = []
+    threads = [threading.Thread(target=lambda i=i: endpoints.append(network.connect(bridge, i, f"c{i[-1]}"))) for i in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(endpoint.address for endpoint in endpoints) == [f"10.88.0.{n}" for n in range(2, 8)]
+    assert len(links(bridge)) == 2 + len(ids)  # ids that share a prefix still get a veth each
+    for endpoint in endpoints:
+        assert f"inet {endpoint.address}/16" in host_exec(endpoint.netns, "ip", "-o", "-4", "addr", "show", "eth0")
+    assert network.cleanup_stale(bridge, []) == ids
+    assert links(bridge) == ["imagekit0", "lo"]
 
 
 def test_a_failed_connect_leaves_nothing(bridge: network.Bridge, tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 Two backends with one contract (`Nat`): nftables (table `ip imagekit`, chains prerouting, output, postrouting and
 `ports`) where `nft` exists, else iptables (chain IMAGEKIT of the nat table, jumped to from PREROUTING and
-OUTPUT, as Docker's DOCKER chain). Every per-container rule carries the container id as its comment, which is
+OUTPUT, as Docker's DOCKER chain, and Docker's ACCEPT rules in FORWARD for hosts whose policy there is DROP; an
+nftables accept cannot overrule another table's drop, so on such a host pick iptables with IMAGEKIT_NAT=iptables). Every per-container rule carries the container id as its comment, which is
 how delete() and owners() find them after a crash without any state of ours. Connections to 127.0.0.1 never
 reach DNAT (they stay on the host's loopback); the userland proxy of imagekit.runtime.ports serves those.
 
@@ -158,6 +159,11 @@ class Iptables:
         ):
             self._ensure_rule(chain, [*match, "-j", CHAIN])
         self._ensure_rule("POSTROUTING", ["-s", self.subnet, "!", "-o", self.bridge, "-j", "MASQUERADE"])
+        for words in (  # Docker's: a host where Docker runs has FORWARD's policy at DROP
+            ["-i", self.bridge, "-j", "ACCEPT"],
+            ["-o", self.bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "ACCEPT"],
+        ):
+            self._ensure_rule("FORWARD", words, table="filter")
 
     def add(self, container_id: str, rules: list[Dnat]) -> None:
         lines = []
@@ -187,14 +193,15 @@ class Iptables:
     def _chains(self) -> set[str]:
         return {line.split()[0][1:] for line in command(self.netns, ["iptables-save", "-t", "nat"]).splitlines() if line.startswith(":")}
 
-    def _ensure_rule(self, chain: str, words: list[str]) -> None:
+    def _ensure_rule(self, chain: str, words: list[str], table: str = "nat") -> None:
+        """Appends the rule to a nat chain, or inserts it first in a filter chain (before any DROP), unless it is there."""
         try:
-            command(self.netns, ["iptables", "-w", "-t", "nat", "-C", chain, *words])
+            command(self.netns, ["iptables", "-w", "-t", table, "-C", chain, *words])
         except NetworkError:
-            self._iptables("-A", chain, *words)
+            self._iptables("-A" if table == "nat" else "-I", chain, *words, table=table)
 
-    def _iptables(self, *words: str) -> None:
-        command(self.netns, ["iptables", "-w", "-t", "nat", *words])
+    def _iptables(self, *words: str, table: str = "nat") -> None:
+        command(self.netns, ["iptables", "-w", "-t", table, *words])
 
     def _restore(self, lines: list[str]) -> None:
         """Applies rule lines to the nat table in one transaction (all or none), keeping every other rule."""

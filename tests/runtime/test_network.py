@@ -38,6 +38,7 @@ def test_two_containers_on_the_bridge_reach_each_other(bridge: network.Bridge, w
 def test_a_container_reaches_beyond_the_host_masqueraded(bridge: network.Bridge, outside: str, www: Path, tmp_path: Path) -> None:
     client = Container(tmp_path / "client", www, network.connect(bridge, A, "client"))
     server = network.within(outside, lambda: socket.create_server(("192.0.2.2", 8000)))
+    server.settimeout(20)  # a failure to connect fails the test rather than hanging it
     peers: list[str] = []
 
     def answer() -> None:
@@ -50,10 +51,26 @@ def test_a_container_reaches_beyond_the_host_masqueraded(bridge: network.Bridge,
     thread = threading.Thread(target=answer)
     thread.start()
     with server:
-        status, out = client.sh("wget -q -O- http://192.0.2.2:8000/")
+        status, out = client.sh("wget -q -T 10 -O- http://192.0.2.2:8000/")
         thread.join()
     assert (status, out) == (0, "from outside\n")
     assert peers == ["192.0.2.1"]  # masqueraded: the outside never learns the container's address
+    network.release(bridge, A)
+
+
+@pytest.mark.parametrize("bridge", ["iptables"], indirect=True)
+def test_iptables_forwards_through_a_drop_policy_as_docker_does(bridge: network.Bridge, outside: str, www: Path, tmp_path: Path) -> None:
+    host_exec(bridge.host_netns, "iptables", "-P", "FORWARD", "DROP")  # what a host running Docker has
+    client = Container(tmp_path / "client", www, network.connect(bridge, A, "client"))
+    server = network.within(outside, lambda: socket.create_server(("192.0.2.2", 8000)))
+    server.settimeout(20)  # a failure to connect fails the test rather than hanging it
+    thread = threading.Thread(target=lambda: server.accept()[0].sendall(b"HTTP/1.0 200 OK\r\n\r\nthrough\n"))
+    thread.start()
+    with server:
+        status, out = client.sh("wget -q -T 10 -O- http://192.0.2.2:8000/")
+        thread.join()
+    assert (status, out) == (0, "through\n")
+    assert "DROP" in host_exec(bridge.host_netns, "iptables", "-S", "FORWARD").splitlines()[0]
     network.release(bridge, A)
 
 

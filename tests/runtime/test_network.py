@@ -12,7 +12,7 @@ import pytest
 
 from imagekit.errors import NetworkError
 from imagekit.runtime import network
-from tests.runtime.netfixtures import PAGE, Container, bridge, eventually, host_exec, links, outside, www
+from tests.runtime.netfixtures import PAGE, Container, answer_once, bridge, eventually, host_exec, links, outside, www
 
 __all__ = ["bridge", "outside", "www"]
 
@@ -40,18 +40,9 @@ def test_a_container_reaches_beyond_the_host_masqueraded(bridge: network.Bridge,
     server = network.within(outside, lambda: socket.create_server(("192.0.2.2", 8000)))
     server.settimeout(20)  # a failure to connect fails the test rather than hanging it
     peers: list[str] = []
-
-    def answer() -> None:
-        connection, peer = server.accept()
-        with connection:
-            peers.append(peer[0])
-            connection.recv(4096)
-            connection.sendall(b"HTTP/1.0 200 OK\r\n\r\nfrom outside\n")
-
-    thread = threading.Thread(target=answer)
-    thread.start()
+    thread = answer_once(server, b"from outside\n", peers)
     with server:
-        status, out = client.sh("wget -q -T 10 -O- http://192.0.2.2:8000/")
+        status, out = client.sh("timeout 20 wget -q -O- http://192.0.2.2:8000/")
         thread.join()
     assert (status, out) == (0, "from outside\n")
     assert peers == ["192.0.2.1"]  # masqueraded: the outside never learns the container's address
@@ -64,10 +55,9 @@ def test_iptables_forwards_through_a_drop_policy_as_docker_does(bridge: network.
     client = Container(tmp_path / "client", www, network.connect(bridge, A, "client"))
     server = network.within(outside, lambda: socket.create_server(("192.0.2.2", 8000)))
     server.settimeout(20)  # a failure to connect fails the test rather than hanging it
-    thread = threading.Thread(target=lambda: server.accept()[0].sendall(b"HTTP/1.0 200 OK\r\n\r\nthrough\n"))
-    thread.start()
+    thread = answer_once(server, b"through\n", [])
     with server:
-        status, out = client.sh("wget -q -T 10 -O- http://192.0.2.2:8000/")
+        status, out = client.sh("timeout 20 wget -q -O- http://192.0.2.2:8000/")
         thread.join()
     assert (status, out) == (0, "through\n")
     assert "DROP" in host_exec(bridge.host_netns, "iptables", "-S", "FORWARD").splitlines()[0]

@@ -132,7 +132,8 @@ def publish(bridge: network.Bridge, container_id: str, address: str, specs: Iter
 
 
 class Published:
-    """The published ports of one container and, with the userland proxy, the threads that serve them."""
+    """The published ports of one container and, with the userland proxy, the threads that serve them. One per
+    container: close() deletes every NAT rule of the container."""
 
     def __init__(self, bridge: network.Bridge, container_id: str, address: str, sockets: list[tuple[Binding, socket.socket]], proxy: bool) -> None:
         self.bridge = bridge
@@ -142,7 +143,7 @@ class Published:
         self._wake_read, self._wake_write = os.pipe()
         self._open: set[socket.socket] = set()
         self._guard = threading.Lock()
-        self._threads = []
+        self._threads: list[threading.Thread] = []
         if proxy:
             for binding, sock in sockets:
                 target = (address, binding.container_port)

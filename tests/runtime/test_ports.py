@@ -88,8 +88,11 @@ def test_a_published_port_serves_through_the_proxy_and_through_dnat(bridge: netw
         assert http_get(outside, "192.0.2.1", 8082) == PAGE  # DNAT in prerouting, from beyond the host
         assert http_get(outside, "192.0.2.1", 8081) == "error: Connection refused"  # published on 127.0.0.1 only
         assert http_get(bridge.host_netns, "127.0.0.1", 8082) == "error: Connection refused"  # loopback never sees DNAT
+        neighbour = Container(tmp_path / "neighbour", www, network.connect(bridge, B, "neighbour"))
+        assert neighbour.sh("wget -q -O- http://10.88.0.1:8080/") == (0, PAGE)  # from the bridge: the proxy answers
     assert bridge.rules.owners() == set() and A not in ruleset(bridge)
     network.release(bridge, A)
+    network.release(bridge, B)
 
 
 def test_udp_is_proxied_both_ways(bridge: network.Bridge) -> None:

@@ -143,3 +143,11 @@ class UnknownUser(ImagekitError):
 
 class SandboxError(ImagekitError):
     """The isolation layer (namespaces, mounts, cgroups, network) could not be set up."""
+
+
+class NetworkError(ImagekitError):
+    """A container network (bridge, address, veth, NAT rule, published port) that cannot be set up or removed."""
+
+
+class InvalidPublish(ImagekitError):
+    """A `-p/--publish` spec that is malformed, out of range or asks for what imagekit cannot publish."""

@@ -35,8 +35,11 @@ apt-demo:
 demo: apt-demo $(VENV)/.runtime
 	@PATH="$(abspath $(BIN)):$$PATH" bash examples/demo.sh
 
+# Each run gets its own temp root, removed afterwards: what other pytest runs left in the shared
+# /tmp/pytest-of-$USER (a killed run, a mutation run) can never break this one's clean-up.
 test: apt-test $(VENV)/.test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/imagekit-tests.XXXXXX"); \
+	$(BIN)/python -m pytest $(PYTEST_ARGS) --basetemp="$$tmp"; status=$$?; rm -rf "$$tmp"; exit $$status
 
 bench: apt-test $(VENV)/.test
 	@PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m bench

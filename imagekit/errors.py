@@ -151,3 +151,11 @@ class ContainerNotFound(ContainerError):
 
 class VolumeError(ImagekitError):
     """A named volume cannot be created, found or removed as asked."""
+
+
+class NetworkError(ImagekitError):
+    """A container network (bridge, address, veth, NAT rule, published port) that cannot be set up or removed."""
+
+
+class InvalidPublish(ImagekitError):
+    """A `-p/--publish` spec that is malformed, out of range or asks for what imagekit cannot publish."""

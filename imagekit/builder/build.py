@@ -46,6 +46,7 @@ from imagekit.digest import Digest
 from imagekit.errors import BuildError, ImageNotFound, ImagekitError
 from imagekit.image import Image
 from imagekit.layers import write_layer
+from imagekit.layers.changes import as_container_root
 from imagekit.layers.tarformat import source_date_epoch
 from imagekit.oci import (
     DOCKER_CONFIG,
@@ -322,6 +323,8 @@ class Builder:
 
     def _commit_layer(self, snapshot: str, removed: tuple[str, ...] | list[str]) -> Layer:
         changes = self.snapshots.commit(snapshot, remove_paths=tuple(removed))
+        if self.options.isolation == "rootless":  # the step ran as root mapped onto us: give its files back to root
+            changes = as_container_root(changes, os.getuid(), os.getgid())
         with self.layout.blob_writer() as writer:
             written = write_layer(changes, writer, self.options.compression)
         media_type = DOCKER_LAYER_GZIP if self.options.format == "docker" else written.media_type

@@ -286,6 +286,35 @@ def rootless_owner(uid: int, gid: int) -> bytes:
     return b"\x08" + _varint(uid or _NOOP_ID) + b"\x10" + _varint(gid or _NOOP_ID)
 
 
+def parse_rootless_owner(value: bytes) -> tuple[int | None, int | None]:
+    """(uid, gid) from a `user.rootlesscontainers` value; None for an absent or no-op field (the file's
+    own, mapped owner stands) and for a value that is not the protobuf rootless_owner writes."""
+    fields: dict[int, int] = {}
+    i = 0
+    while i < len(value):
+        key, i = _read_varint(value, i)
+        if key is None or key & 7 != 0:
+            return None, None
+        number, i = _read_varint(value, i)
+        if number is None:
+            return None, None
+        fields[key >> 3] = number
+    uid, gid = fields.get(1), fields.get(2)
+    return (None if uid in (None, _NOOP_ID) else uid), (None if gid in (None, _NOOP_ID) else gid)
+
+
+def _read_varint(data: bytes, i: int) -> tuple[int | None, int]:
+    value = shift = 0
+    while i < len(data) and shift < 64:
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, i
+        shift += 7
+    return None, i
+
+
 def _varint(value: int) -> bytes:
     out = bytearray()
     while value > 0x7F:

@@ -25,11 +25,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
 
 from imagekit.errors import LayerError
+from imagekit.layers.apply import ROOTLESS_XATTR, parse_rootless_owner
 from imagekit.layers.tarformat import (
     BLKTYPE,
     CHRTYPE,
@@ -88,6 +89,21 @@ def snapshot_diff(before: str | os.PathLike[str], after: str | os.PathLike[str])
     """
     old, new = _directory(before), _directory(after)
     return _depth_first(_diff_items(old, new, b""))
+
+
+def as_container_root(members: Iterable[Member], uid: int, gid: int) -> Iterator[Member]:
+    """The members of a tree written by a rootless container, with the owners the container saw: the
+    caller's `uid`/`gid` (mapped to root inside) become 0, and an owner recorded in umoci's
+    `user.rootlesscontainers` xattr (by a rootless extraction or copy) wins; that xattr is not kept."""
+    for member in members:
+        recorded = dict(member.xattrs).get(ROOTLESS_XATTR)
+        owner_uid, owner_gid = parse_rootless_owner(recorded) if recorded is not None else (None, None)
+        yield replace(
+            member,
+            uid=owner_uid if owner_uid is not None else (0 if member.uid == uid else member.uid),
+            gid=owner_gid if owner_gid is not None else (0 if member.gid == gid else member.gid),
+            xattrs=tuple(x for x in member.xattrs if x[0] != ROOTLESS_XATTR),
+        )
 
 
 def unreadable(err: OSError) -> LayerError:

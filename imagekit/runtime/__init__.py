@@ -1,4 +1,5 @@
-"""Containers of `imagekit run`: images become sandboxed processes with limits, volumes and a record.
+"""Running images as containers (issue 10): images become sandboxed processes with limits, volumes,
+networks and a record.
 
     options.py    RunOptions, VolumeSpec and the parsers of docker's flag syntax (-v, --mount, --memory...)
     process.py    docker's rules for argv (Entrypoint + Cmd), env, user, cwd, capabilities, stop signal
@@ -6,8 +7,13 @@
     volumes.py    named and anonymous volumes under ROOT/volumes/<name>/_data
     container.py  Runtime: create, start (foreground or supervised), stop, kill, wait, remove
     handle.py     ContainerHandle: what imagekit.run() returns (wait, logs, stop, remove)
+    network.py    the bridge `imagekit0`, one pinned network namespace, veth and leased address per container
+    nat.py        masquerading and DNAT rules, nftables or iptables
+    ports.py      -p/-P parsing, published ports (DNAT and the userland proxy), `port` output
 
-Not yet here: networks other than host and none (bridge, veth, -p), stats.
+`imagekit run` uses the network modules only for host and none so far: wiring the bridge and -p into
+Runtime is the next step.
 
-Imports: stdlib, imagekit.errors, config, image, fsutil, snapshots, sandbox, store, users.
+Imports: see each module (imagekit.runtime may use errors, fsutil, sandbox, store, snapshots, config, layers,
+users, image, platforms).
 """

@@ -1,4 +1,4 @@
-"""Thin ctypes bindings for the Linux calls Python 3.11 lacks: namespaces, the mount API, pivot_root, prctl.
+"""Thin ctypes bindings for the Linux calls Python 3.11 lacks: namespaces (unshare, setns), the mount API, pivot_root, prctl.
 
 Each wrapper raises OSError(errno, strerror, what) like the os module, so the callers word one message.
 The new mount API (fsopen/fsconfig/fsmount, open_tree, move_mount, mount_setattr, Linux 5.2-5.12) is
@@ -93,6 +93,16 @@ def _c(text: str | None) -> bytes | None:
 
 def unshare(flags: int) -> None:
     _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+
+
+def setns(path: str, nstype: int) -> None:
+    """Moves the calling thread into the namespace pinned at `path` (a /proc/PID/ns/* file or a bind
+    mount of one); `nstype` (a CLONE_NEW* flag) makes the kernel check that the file is of that kind."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), f"setns {path}")
+    finally:
+        os.close(fd)
 
 
 def unshare_as_root(flags: int) -> None:

@@ -4,9 +4,9 @@ This runs in the child that is PID 1 of the new PID namespace (or, for `chroot`,
 already inside every namespace the intermediate unshared. It only makes system calls and never
 returns: it reports the created mount targets (or one error line) on `report` as JSON lines, then
 execs the spec's argv. `report` is close-on-exec, so the parent reads until EOF and knows the exec
-happened. The order is runc's: mounts and root first, then hostname, cwd, umask 0022, the
-capabilities, then the identity (groups, gid, uid: dropping root last), the parent-death signal (credential changes clear
-it), no_new_privs and the exec.
+happened. The order is runc's: the network namespace to join (Spec.netns), mounts and root first, then
+hostname, cwd, umask 0022, the capabilities, then the identity (groups, gid, uid: dropping root last), the
+parent-death signal (credential changes clear it), no_new_privs and the exec.
 
 Exec failures are the process's, not the sandbox's: "exec: NAME: not found" on its stderr and
 status 127, or 126 when found but not executable, as a shell reports them.
@@ -77,6 +77,8 @@ def describe(err: BaseException) -> str:
 
 
 def _setup(spec: Spec, *, own_netns: bool, userns: bool) -> list[str]:
+    if spec.netns:  # first: the path is a host path, and sysfs shows the network namespace it is mounted in
+        linux.setns(spec.netns, linux.CLONE_NEWNET)
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_SLAVE)
     root = mounts.root(spec.rootfs)
     standard = mounts.standard(own_netns=own_netns, userns=userns)

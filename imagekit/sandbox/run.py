@@ -93,6 +93,8 @@ def _namespaces(spec: Spec) -> int:
         raise SandboxError(f"sandbox: unknown isolation {spec.isolation!r}")
     if spec.network not in ("host", "none"):
         raise SandboxError(f"sandbox: unknown network {spec.network!r}")
+    if spec.netns and (spec.network == "none" or not os.path.isabs(spec.netns)):
+        raise SandboxError(f"sandbox: netns {spec.netns!r} must be an absolute path, with network 'host' (the default)")
     unknown = sorted(set(spec.capabilities) - set(linux.CAPABILITIES))
     if unknown:
         raise SandboxError(f"sandbox: unknown capability {unknown[0]!r} (names as in OCI configs, without CAP_)")

@@ -73,6 +73,9 @@ class Spec:
     groups: tuple[int, ...] = ()
     hostname: str = ""
     network: Network = "host"
+    #: an existing network namespace to join (/proc/PID/ns/net or a bind mount of one, as imagekit.runtime.network
+    #: pins a container's) instead of the host's or a new one; "" joins none. Excludes network "none".
+    netns: str = ""
     isolation: Isolation = "namespaces"
     mounts: tuple[Mount, ...] = ()
     #: host files bind-mounted read-only over /etc/resolv.conf and /etc/hosts (and /etc/hostname), never captured.

@@ -174,3 +174,34 @@ def test_builderfile_on_stdin_and_iidfile(root: Path, tmp_path: Path) -> None:
         input=b"FROM busybox\nCOPY x /x\n", capture_output=True, timeout=120,
     )
     assert failed.returncode != 0 and b"there is no build context" in failed.stderr
+
+
+def test_file_flag_and_the_default_names(root: Path, tmp_path: Path) -> None:
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Containerfile").write_text("FROM busybox\nRUN echo containerfile > /which\n")
+    ok(build(root, context, "-t", "names:1"))
+    assert (unpack(root, "names:1", tmp_path / "o1") / "which").read_text() == "containerfile\n"
+    (context / "Dockerfile").write_text("FROM busybox\nRUN echo dockerfile > /which\n")
+    ok(build(root, context, "-t", "names:2"))  # Dockerfile comes before Containerfile
+    assert (unpack(root, "names:2", tmp_path / "o2") / "which").read_text() == "dockerfile\n"
+    (context / "other.build").write_text("FROM busybox\nRUN echo other > /which\nBOGUS\n")
+    failed = build(root, context, "-q", "-f", str(context / "other.build"))
+    assert "imagekit: other.build:3: unknown instruction: BOGUS" == one_line_error(failed)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no Builderfile, Dockerfile, Containerfile in" in one_line_error(build(root, empty, "-q"))
+
+
+def test_platform_args_and_a_foreign_platform_without_run(root: Path, tmp_path: Path) -> None:
+    from imagekit.platforms import host
+
+    here = str(host())
+    text = "FROM busybox\nARG TARGETPLATFORM\nARG BUILDARCH\nRUN echo $TARGETPLATFORM $BUILDARCH > /platform\n"
+    ok(build(root, tmp_path / "ctx", "-t", "plat:1", "--platform", here, text=text))
+    assert (unpack(root, "plat:1", tmp_path / "out") / "platform").read_text() == f"{here} {host().architecture}\n"
+    context = tmp_path / "foreign"
+    context.mkdir()
+    (context / "f").write_text("data\n")
+    ok(build(root, context, "-t", "plat:riscv", "--platform", "linux/riscv64", text="FROM scratch\nCOPY f /f\n"))
+    assert inspect(root, "plat:riscv")["Architecture"] == "riscv64"

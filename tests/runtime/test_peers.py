@@ -13,11 +13,12 @@ from imagekit.sandbox.mounts import MASKED, READONLY
 from tests.runtime.conftest import Run, ok
 
 #: What both runtimes must agree on: PID 1, cwd, identity, hostname, capability sets, no_new_privs,
-#: masked and read-only /proc paths, /dev's contents, the mount points, and the view of processes.
+#: masked and read-only /proc paths, /dev's contents, the mount points, and the view of processes (ls
+#: alone, not in a pipeline whose other side may or may not have started: sh and ls).
 SCRIPT = (
     "echo pid=$$; pwd; id; hostname; grep -E '^(Cap|NoNewPrivs)' /proc/self/status; wc -c < /proc/keys; "
     "ls /proc/acpi 2>/dev/null | wc -l; (echo 1 > /proc/sys/vm/drop_caches) 2>/dev/null && echo proc-sys-rw || echo proc-sys-ro; "
-    "ls /dev | grep -v -e '^core$' | tr '\\n' ' '; echo; ls /proc | grep -c '^[0-9]'; "
+    "ls /dev | grep -v -e '^core$' | tr '\\n' ' '; echo; ls /proc > /tmp/procs; grep -c '^[0-9]' /tmp/procs; "
     "for m in /proc /dev /dev/pts /dev/shm /dev/mqueue /sys; do grep -q \" $m \" /proc/mounts && echo mounted $m; done; "
     "touch /new-file && echo root-writable"
 )

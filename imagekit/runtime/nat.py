@@ -1,0 +1,209 @@
+"""NAT for the bridge network, as Docker sets it up: masquerading out of the subnet and DNAT for published ports.
+
+Two backends with one contract (`Nat`): nftables (table `ip imagekit`, chains prerouting, output, postrouting and
+`ports`) where `nft` exists, else iptables (chain IMAGEKIT of the nat table, jumped to from PREROUTING and
+OUTPUT, as Docker's DOCKER chain, and Docker's ACCEPT rules in FORWARD for hosts whose policy there is DROP; an
+nftables accept cannot overrule another table's drop, so on such a host pick iptables with IMAGEKIT_NAT=iptables). Every per-container rule carries the container id as its comment, which is
+how delete() and owners() find them after a crash without any state of ours. Connections to 127.0.0.1 never
+reach DNAT (they stay on the host's loopback); the userland proxy of imagekit.runtime.ports serves those.
+
+Every tool runs in the network namespace `netns` ("" is this process's), through `nsenter --net`: tests pass
+one they made. `command` is also how imagekit.runtime.network runs iproute2.
+
+Imports: stdlib, imagekit.errors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Protocol
+
+from imagekit.errors import NetworkError
+
+TABLE = "imagekit"
+CHAIN = "IMAGEKIT"
+BACKEND_ENV = "IMAGEKIT_NAT"
+BACKENDS = ("nft", "iptables")
+
+
+@dataclass(frozen=True)
+class Dnat:
+    """One published port: `proto` traffic for host_ip:host_port ("0.0.0.0": every local address) goes to
+    address:container_port, unless it comes from the bridge itself."""
+
+    proto: str
+    host_ip: str
+    host_port: int
+    address: str
+    container_port: int
+
+
+class Nat(Protocol):
+    def ensure(self) -> None:
+        """Creates the base chains and the masquerading rule once; idempotent."""
+
+    def add(self, container_id: str, rules: list[Dnat]) -> None:
+        """Adds the container's DNAT rules, all or none."""
+
+    def delete(self, container_id: str) -> None:
+        """Deletes every rule commented with the container's id; none is fine."""
+
+    def owners(self) -> set[str]:
+        """The container ids that rules are commented with."""
+
+
+def check_id(container_id: str) -> str:
+    """A container id fit for a rule comment (the runner's ids are hex): no quotes, spaces or newlines to escape."""
+    if not re.fullmatch(r"[0-9A-Za-z_.-]{1,64}", container_id):
+        raise NetworkError(f"container id {container_id!r} cannot name NAT rules: use letters, digits, '_', '.', '-'")
+    return container_id
+
+
+def backend(kind: str, netns: str, bridge: str, subnet: str) -> Nat:
+    """The NAT of the bridge `bridge` (subnet `subnet`) in `netns`; `kind` "" picks $IMAGEKIT_NAT, else nft when
+    installed, else iptables."""
+    kind = kind or os.environ.get(BACKEND_ENV, "") or ("nft" if shutil.which("nft") else "iptables" if shutil.which("iptables") else "")
+    if kind == "nft":
+        return Nftables(netns, bridge, subnet)
+    if kind == "iptables":
+        return Iptables(netns, bridge, subnet)
+    if not kind:
+        raise NetworkError("neither nft nor iptables is installed: bridge networking needs one of them (apt-get install nftables)")
+    raise NetworkError(f"unknown NAT backend {kind!r} (from ${BACKEND_ENV}): use one of {', '.join(BACKENDS)}")
+
+
+def command(netns: str, argv: list[str], stdin: str = "", what: str = "") -> str:
+    """Runs a network tool in `netns` and returns its output; a failure is one line naming the tool (or `what`)
+    and its last complaint."""
+    full = ["nsenter", f"--net={netns}", *argv] if netns else argv
+    try:
+        done = subprocess.run(full, input=stdin, capture_output=True, text=True, check=False)
+    except FileNotFoundError as err:
+        raise NetworkError(f"{full[0]} is not installed: bridge networking needs iproute2, util-linux and nftables or iptables") from err
+    if done.returncode != 0:
+        complaint = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise NetworkError(f"{what or argv[0]}: {complaint}")
+    return done.stdout
+
+
+@dataclass(frozen=True)
+class Nftables:
+    netns: str
+    bridge: str
+    subnet: str
+
+    def ensure(self) -> None:
+        if self._exists():
+            return
+        self._nft(
+            f"""table ip {TABLE} {{
+    chain ports {{ }}
+    chain prerouting {{ type nat hook prerouting priority dstnat; policy accept; fib daddr type local jump ports; }}
+    chain output {{ type nat hook output priority -100; policy accept; ip daddr != 127.0.0.0/8 fib daddr type local jump ports; }}
+    chain postrouting {{ type nat hook postrouting priority srcnat; policy accept; ip saddr {self.subnet} oifname != "{self.bridge}" masquerade; }}
+}}
+"""
+        )
+
+    def add(self, container_id: str, rules: list[Dnat]) -> None:
+        script = ""
+        for rule in rules:
+            daddr = "" if rule.host_ip == "0.0.0.0" else f"ip daddr {rule.host_ip} "
+            script += (
+                f'add rule ip {TABLE} ports {daddr}iifname != "{self.bridge}" {rule.proto} dport {rule.host_port} '
+                f'dnat to {rule.address}:{rule.container_port} comment "{container_id}"\n'
+            )
+        if script:
+            self._nft(script)  # one transaction: all or none
+
+    def delete(self, container_id: str) -> None:
+        doomed = [rule for rule in self._rules() if rule.get("comment") == container_id]
+        if doomed:
+            self._nft("".join(f"delete rule ip {TABLE} {rule['chain']} handle {rule['handle']}\n" for rule in doomed))
+
+    def owners(self) -> set[str]:
+        return {rule["comment"] for rule in self._rules() if rule.get("comment")}
+
+    def _exists(self) -> bool:
+        items = json.loads(command(self.netns, ["nft", "-j", "list", "tables", "ip"]) or "{}").get("nftables", [])
+        return any(item.get("table", {}).get("name") == TABLE for item in items)
+
+    def _rules(self) -> list[dict]:
+        """The rules of the imagekit table (nft's JSON, with handles)."""
+        if not self._exists():
+            return []
+        items = json.loads(command(self.netns, ["nft", "-j", "-a", "list", "table", "ip", TABLE])).get("nftables", [])
+        return [item["rule"] for item in items if "rule" in item]
+
+    def _nft(self, script: str) -> None:
+        command(self.netns, ["nft", "-f", "-"], script)
+
+
+@dataclass(frozen=True)
+class Iptables:
+    netns: str
+    bridge: str
+    subnet: str
+
+    def ensure(self) -> None:
+        if CHAIN not in self._chains():
+            self._iptables("-N", CHAIN)
+        for chain, match in (
+            ("PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL"]),
+            ("OUTPUT", ["!", "-d", "127.0.0.0/8", "-m", "addrtype", "--dst-type", "LOCAL"]),
+        ):
+            self._ensure_rule(chain, [*match, "-j", CHAIN])
+        self._ensure_rule("POSTROUTING", ["-s", self.subnet, "!", "-o", self.bridge, "-j", "MASQUERADE"])
+        for words in (  # Docker's: a host where Docker runs has FORWARD's policy at DROP
+            ["-i", self.bridge, "-j", "ACCEPT"],
+            ["-o", self.bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "ACCEPT"],
+        ):
+            self._ensure_rule("FORWARD", words, table="filter")
+
+    def add(self, container_id: str, rules: list[Dnat]) -> None:
+        lines = []
+        for rule in rules:
+            daddr = [] if rule.host_ip == "0.0.0.0" else ["-d", f"{rule.host_ip}/32"]
+            words = [*daddr, "!", "-i", self.bridge, "-p", rule.proto, "-m", rule.proto, "--dport", str(rule.host_port)]
+            words += ["-m", "comment", "--comment", container_id, "-j", "DNAT", "--to-destination", f"{rule.address}:{rule.container_port}"]
+            lines.append(" ".join(["-A", CHAIN, *words]))  # iptables-restore would keep shlex's quotes
+        self._restore(lines)
+
+    def delete(self, container_id: str) -> None:
+        self._restore(["-D" + line.removeprefix("-A") for line in self._lines() if self._owner(line) == container_id])
+
+    def owners(self) -> set[str]:
+        return {owner for owner in map(self._owner, self._lines()) if owner}
+
+    def _lines(self) -> list[str]:
+        """The rules of the IMAGEKIT chain as iptables-save prints them (`-A IMAGEKIT ...`)."""
+        saved = command(self.netns, ["iptables-save", "-t", "nat"])
+        return [line for line in saved.splitlines() if line.startswith(f"-A {CHAIN} ")]
+
+    @staticmethod
+    def _owner(line: str) -> str:
+        found = re.search(r'--comment ("[^"]*"|\S+)', line)
+        return found.group(1).strip('"') if found else ""
+
+    def _chains(self) -> set[str]:
+        return {line.split()[0][1:] for line in command(self.netns, ["iptables-save", "-t", "nat"]).splitlines() if line.startswith(":")}
+
+    def _ensure_rule(self, chain: str, words: list[str], table: str = "nat") -> None:
+        """Appends the rule to a nat chain, or inserts it first in a filter chain (before any DROP), unless it is there."""
+        try:
+            command(self.netns, ["iptables", "-w", "-t", table, "-C", chain, *words])
+        except NetworkError:
+            self._iptables("-A" if table == "nat" else "-I", chain, *words, table=table)
+
+    def _iptables(self, *words: str, table: str = "nat") -> None:
+        command(self.netns, ["iptables", "-w", "-t", table, *words])
+
+    def _restore(self, lines: list[str]) -> None:
+        """Applies rule lines to the nat table in one transaction (all or none), keeping every other rule."""
+        if lines:
+            command(self.netns, ["iptables-restore", "-w", "--noflush"], "*nat\n" + "\n".join(lines) + "\nCOMMIT\n")

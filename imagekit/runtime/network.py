@@ -1,0 +1,342 @@
+"""Docker's bridge network without a daemon: the bridge, one address, veth and network namespace per container.
+
+`connect(bridge, id, hostname)` wires a container: the bridge `imagekit0` with the gateway address (made on
+first use), forwarding and masquerading for the subnet, a network namespace pinned on
+ROOT/containers/<id>/netns (Spec.netns joins it), a veth pair (`ik<id[:12]>` on the bridge, `eth0` in the
+container), an address leased from ROOT/networks/<bridge>.json, `lo` up, the default route through the
+gateway, and the container's /etc/hosts, /etc/hostname and /etc/resolv.conf (Spec.etc_files).
+`release(bridge, id)` undoes all of it, port rules included; both are idempotent and serialized by
+ROOT/networks/<bridge>.lock, and `cleanup_stale(bridge, live_ids)` releases what a killed runner left.
+
+Everything on the host side happens in `Bridge.host_netns`: "" is this process's namespace (production);
+tests pass a namespace they made, so the machine's own network is never touched. Links and addresses go
+through iproute2 (`ip -batch`), NAT through imagekit.runtime.nat (nftables or iptables), each run under
+`nsenter --net` when host_netns is set; sysctls and sockets use `within`, a thread that joined the namespace.
+
+Imports: stdlib, imagekit.errors, imagekit.fsutil, imagekit.sandbox.linux, imagekit.runtime.nat.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from imagekit.errors import NetworkError
+from imagekit.fsutil import atomic_write, locked
+from imagekit.runtime import nat
+from imagekit.sandbox import linux
+
+BRIDGE = "imagekit0"
+#: podman's default: Docker's 172.17.0.0/16 would collide with a Docker daemon on the same host.
+DEFAULT_SUBNET = "10.88.0.0/16"
+SUBNET_ENV = "IMAGEKIT_BRIDGE_SUBNET"
+#: Docker's fallback when the host's resolv.conf names only loopback resolvers, unreachable from a container.
+FALLBACK_NAMESERVERS = ("8.8.8.8", "8.8.4.4")
+_HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """One bridge network: its state lives under `root` (the store root), its links in `host_netns`."""
+
+    root: Path
+    host_netns: str = ""
+    name: str = BRIDGE
+    subnet: str = DEFAULT_SUBNET
+    #: the NAT backend, "nft" or "iptables"; "" picks $IMAGEKIT_NAT, else nft when installed (imagekit.runtime.nat)
+    nat: str = ""
+
+    @property
+    def rules(self) -> nat.Nat:
+        return nat.backend(self.nat, self.host_netns, self.name, self.subnet)
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.subnet)
+
+    @property
+    def gateway(self) -> str:
+        return str(self.network.network_address + 1)
+
+    @property
+    def state(self) -> Path:
+        return self.root / "networks"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A container on the bridge: `netns` goes to Spec.netns, `etc_files` to Spec.etc_files."""
+
+    container_id: str
+    address: str
+    gateway: str
+    netns: str
+    veth: str
+    etc_files: tuple[tuple[str, str], ...]
+
+
+def bridge(root: Path | str, host_netns: str = "") -> Bridge:
+    """The default bridge of the store at `root`; its subnet from $IMAGEKIT_BRIDGE_SUBNET, else ROOT/networks/config.json
+    ({"subnet": "10.88.0.0/16"}), else DEFAULT_SUBNET. A subnet must leave room for the gateway and one container."""
+    root = Path(root)
+    subnet = os.environ.get(SUBNET_ENV, "")
+    config = root / "networks" / "config.json"
+    if not subnet and config.exists():
+        try:
+            subnet = json.loads(config.read_text()).get("subnet", "")
+        except (OSError, ValueError, AttributeError) as err:
+            raise NetworkError(f"{config}: not a JSON object with a \"subnet\": {err}") from err
+    subnet = subnet or DEFAULT_SUBNET
+    try:
+        network = ipaddress.IPv4Network(subnet)
+    except ValueError as err:
+        raise NetworkError(f"bridge subnet {subnet!r} is not an IPv4 network like {DEFAULT_SUBNET}: {err}") from err
+    if network.prefixlen > 30:
+        raise NetworkError(f"bridge subnet {subnet!r} is too small: it needs a gateway and a container (a /30 at least)")
+    return Bridge(root=root, host_netns=host_netns, subnet=str(network))
+
+
+def veth_name(container_id: str) -> str:
+    """The host-side link of a container: derived from a digest of its id (15 bytes at most), so a crash loses
+    nothing and ids that share a prefix get different links."""
+    return "ik" + hashlib.sha256(container_id.encode()).hexdigest()[:12]
+
+
+def netns_path(root: Path, container_id: str) -> Path:
+    return root / "containers" / container_id / "netns"
+
+
+def connect(bridge: Bridge, container_id: str, hostname: str, names: Iterable[str] = ()) -> Endpoint:
+    """Puts the container on the bridge and returns its endpoint; again, the same endpoint (the etc files rewritten).
+    On failure nothing is left behind."""
+    nat.check_id(container_id)
+    names = tuple(names)
+    for name in (hostname, *names):
+        if not _HOSTNAME.fullmatch(name):
+            raise NetworkError(f"{name!r} cannot name a container in /etc/hosts: use letters, digits, '_', '.', '-'")
+    with _lock(bridge):
+        try:
+            return _connect(bridge, container_id, hostname, names)
+        except BaseException:
+            _release(bridge, container_id)
+            raise
+
+
+def release(bridge: Bridge, container_id: str) -> None:
+    """Removes the container's port rules, veth, network namespace and lease; what is gone already is skipped."""
+    with _lock(bridge):
+        _release(bridge, container_id)
+
+
+def cleanup_stale(bridge: Bridge, live_ids: Iterable[str]) -> list[str]:
+    """Releases every container known to the network (a lease, a veth, a pinned namespace, a rule) that is not in
+    `live_ids`, as after a runner that was killed; returns the ids released (veths without one are deleted too)."""
+    live = set(live_ids)
+    with _lock(bridge):
+        known = set(_leases(bridge).values()) | bridge.rules.owners()
+        containers = bridge.root / "containers"
+        if containers.is_dir():
+            known |= {entry.name for entry in containers.iterdir() if os.path.ismount(entry / "netns")}
+        stale = sorted(known - live)
+        for container_id in stale:
+            _release(bridge, container_id)
+        keep = {veth_name(container_id) for container_id in live}
+        for link in _bridge_links(bridge):
+            if link not in keep:
+                _ip(bridge, [f"link del {link}"])
+        return stale
+
+
+def within(netns: str, fn: Callable[[], T]) -> T:
+    """fn() in the network namespace `netns` ("" is this process's): on a thread that joined it and then ends,
+    so the caller's own threads never move. Sockets made there stay in that namespace."""
+    if not netns:
+        return fn()
+    outcome: list[object] = []
+
+    def body() -> None:
+        try:
+            _join(netns)
+            outcome.append(fn())
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+            outcome.append(err)
+
+    thread = threading.Thread(target=body, name="netns")
+    thread.start()
+    thread.join()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]  # type: ignore[return-value]
+
+
+def thread_in(netns: str, target: Callable[[], None], name: str) -> threading.Thread:
+    """A daemon thread (not started) that joins `netns` ("" stays) and runs target(); the threads it starts
+    inherit the namespace. A namespace that cannot be joined ends the thread before target runs."""
+
+    def body() -> None:
+        _join(netns)
+        target()
+
+    return threading.Thread(target=body, name=name, daemon=True)
+
+
+def _join(netns: str) -> None:
+    """Moves the calling thread into `netns` ("" stays); a failure is a NetworkError naming it."""
+    if netns:
+        try:
+            linux.setns(netns, linux.CLONE_NEWNET)
+        except OSError as err:
+            raise NetworkError(f"cannot enter the network namespace {netns}: {err.strerror}") from err
+
+
+def hosts_file(address: str, hostname: str, names: Iterable[str] = ()) -> str:
+    """Docker's /etc/hosts for a container: loopback and IPv6 names, then its address with its hostname and names."""
+    extra = " ".join(name for name in names if name and name != hostname)
+    return (
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
+        "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+        f"{address}\t{hostname}{' ' + extra if extra else ''}\n"
+    )
+
+
+def resolv_conf(host: str) -> str:
+    """The container's resolv.conf from the host's text: loopback resolvers (systemd-resolved, dnsmasq) cannot be
+    reached from the container's namespace and are dropped, as Docker does; none left gives Docker's fallback."""
+    lines, servers = [], 0
+    for line in host.splitlines():
+        words = line.split()
+        if words[:1] == ["nameserver"] and len(words) > 1:
+            try:
+                if ipaddress.ip_address(words[1].split("%")[0]).is_loopback:
+                    continue
+            except ValueError:
+                continue
+            servers += 1
+        lines.append(line)
+    if not servers:
+        lines += [f"nameserver {server}" for server in FALLBACK_NAMESERVERS]
+    return "\n".join(lines) + "\n"
+
+
+def _connect(bridge: Bridge, container_id: str, hostname: str, names: tuple[str, ...]) -> Endpoint:
+    _ensure_bridge(bridge)
+    address = _lease(bridge, container_id)
+    pin = netns_path(bridge.root, container_id)
+    if not os.path.ismount(pin):
+        pin.parent.mkdir(parents=True, exist_ok=True)
+        pin.touch()
+        nat.command("", ["unshare", f"--net={pin}", "true"], what="network namespace")
+    veth = veth_name(container_id)
+    if "eth0" not in _links(str(pin)):
+        _ip(bridge, [f"link add {veth} type veth peer name eth0 netns {pin}", f"link set {veth} master {bridge.name}", f"link set {veth} up"])
+        inside = ["link set lo up", f"addr add {address}/{bridge.network.prefixlen} dev eth0", "link set eth0 up", f"route add default via {bridge.gateway}"]
+        nat.command(str(pin), ["ip", "-batch", "-"], "\n".join(inside) + "\n")
+    folder = pin.parent
+    files = {"hosts": hosts_file(address, hostname, names), "hostname": hostname + "\n", "resolv.conf": resolv_conf(_read_host_resolv())}
+    for name, text in files.items():
+        atomic_write(folder / name, text.encode(), mode=0o644)
+    etc = tuple((str(folder / name), f"/etc/{name}") for name in files)
+    return Endpoint(container_id=container_id, address=address, gateway=bridge.gateway, netns=str(pin), veth=veth, etc_files=etc)
+
+
+def _release(bridge: Bridge, container_id: str) -> None:
+    nat.check_id(container_id)  # it names a path under ROOT/containers
+    bridge.rules.delete(container_id)
+    veth = veth_name(container_id)
+    if veth in _links(bridge.host_netns):
+        _ip(bridge, [f"link del {veth}"])
+    pin = netns_path(bridge.root, container_id)
+    try:
+        linux.umount2(str(pin), linux.MNT_DETACH)
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.ENOENT):  # not a mount point (any more), or gone
+            raise NetworkError(f"cannot remove the network namespace {pin}: {err.strerror}") from err
+    pin.unlink(missing_ok=True)
+    leases = _leases(bridge)
+    if container_id in leases.values():
+        _save_leases(bridge, {address: owner for address, owner in leases.items() if owner != container_id})
+
+
+def _ensure_bridge(bridge: Bridge) -> None:
+    """The bridge with its gateway address, up; forwarding on; the NAT table with masquerading. Idempotent."""
+    if bridge.name not in _links(bridge.host_netns):
+        _ip(bridge, [f"link add {bridge.name} type bridge", f"addr add {bridge.gateway}/{bridge.network.prefixlen} dev {bridge.name}", f"link set {bridge.name} up"])
+    within(bridge.host_netns, lambda: Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n"))
+    bridge.rules.ensure()
+
+
+def _lease(bridge: Bridge, container_id: str) -> str:
+    """The container's address: the one it holds, else the lowest free one after the gateway."""
+    leases = _leases(bridge)
+    for address, owner in leases.items():
+        if owner == container_id:
+            return address
+    for host in bridge.network.hosts():
+        address = str(host)
+        if address != bridge.gateway and address not in leases:
+            _save_leases(bridge, {**leases, address: container_id})
+            return address
+    raise NetworkError(f"no free address left on {bridge.name} ({bridge.subnet}, {len(leases)} containers)")
+
+
+def _leases(bridge: Bridge) -> dict[str, str]:
+    path = bridge.state / f"{bridge.name}.json"
+    if not path.exists():
+        return {}
+    try:
+        leases = json.loads(path.read_text())["leases"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise NetworkError(f"{path}: unreadable leases ({err}); remove it when no container runs") from err
+    return {str(address): str(owner) for address, owner in leases.items()}
+
+
+def _save_leases(bridge: Bridge, leases: dict[str, str]) -> None:
+    body = {"subnet": bridge.subnet, "leases": dict(sorted(leases.items(), key=lambda item: ipaddress.IPv4Address(item[0])))}
+    atomic_write(bridge.state / f"{bridge.name}.json", json.dumps(body, indent=2).encode() + b"\n", mode=0o644)
+
+
+def _lock(bridge: Bridge) -> object:
+    bridge.state.mkdir(parents=True, exist_ok=True)
+    return locked(bridge.state / f"{bridge.name}.lock")
+
+
+def _read_host_resolv() -> str:
+    try:
+        return Path("/etc/resolv.conf").read_text()
+    except OSError:
+        return ""
+
+
+def _links(netns: str) -> set[str]:
+    return {link["ifname"] for link in json.loads(nat.command(netns, ["ip", "-j", "link", "show"]) or "[]")}
+
+
+def _bridge_links(bridge: Bridge) -> list[str]:
+    if bridge.name not in _links(bridge.host_netns):
+        return []
+    return [link["ifname"] for link in json.loads(_run(bridge, ["ip", "-j", "link", "show", "master", bridge.name]) or "[]")]
+
+
+def delete_rules(bridge: Bridge, container_id: str) -> None:
+    """Deletes the container's NAT rules (those commented with its id); release() does it too."""
+    with _lock(bridge):
+        bridge.rules.delete(container_id)
+
+
+def _ip(bridge: Bridge, commands: list[str]) -> None:
+    _run(bridge, ["ip", "-batch", "-"], "\n".join(commands) + "\n")
+
+
+def _run(bridge: Bridge, argv: list[str], stdin: str = "") -> str:
+    return nat.command(bridge.host_netns, argv, stdin)

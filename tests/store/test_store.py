@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from imagekit.digest import Digest
-from imagekit.errors import BadReference, ImageConflict, ImageNotFound, StoreError
+from imagekit.errors import BadReference, DigestMismatch, ImageConflict, ImageNotFound, StoreError
 from imagekit.importer import import_tarball
 from imagekit.layout import Layout
 from imagekit.oci import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Descriptor, Index, Manifest, Platform, canonical_json
@@ -197,6 +197,22 @@ def test_blob_writer_discards_on_error(store: Store) -> None:
             raise RuntimeError("producer failed")
     assert list(store.layout.tmp_dir.iterdir()) == []
     assert not store.layout.has_blob(Digest.of_bytes(b"partial"))
+
+
+@pytest.mark.parametrize(
+    ("content", "size"),
+    [(b"evil!", None), (b"evil!", 5), (b"good", 5), (b"good!!", 5), (b"good!", 4), (b"good!", 6)],
+    ids=["other-bytes", "other-bytes-same-size", "short", "long", "size-too-small", "size-too-large"],
+)
+def test_write_blob_refuses_bytes_that_do_not_match_and_stores_nothing(store: Store, content: bytes, size: int | None) -> None:
+    """Not under the expected digest, and not under the bytes' own digest either: nothing appears."""
+    expected = Digest.of_bytes(b"good!")
+    with pytest.raises(DigestMismatch):
+        store.layout.write_blob(io.BytesIO(content), expected, size)
+    assert list((store.layout.root / "blobs" / "sha256").iterdir()) == []
+    assert list(store.layout.tmp_dir.iterdir()) == []
+    assert store.layout.write_blob(io.BytesIO(b"good!"), expected, 5) == (expected, 5)
+    assert [p.name for p in (store.layout.root / "blobs" / "sha256").iterdir()] == [expected.encoded]
 
 
 def test_listing_skips_entries_that_are_not_images(store: Store) -> None:

@@ -149,6 +149,11 @@ CASES = [
         lambda o: [tar([symlink("lib", str(o))]), tar([file("lib/outside.txt", b"pwned")])],
         check=_inside("{o}", "outside.txt"),
     ),
+    Case(
+        "symlink-absolute-mid-path",
+        lambda o: [tar([directory("a"), directory("a/b"), symlink("a/b/esc", str(o)), file("a/b/esc/outside.txt", b"pwned")])],
+        check=_inside("{o}", "outside.txt", content=b"pwned"),
+    ),
     Case("symlink-dangling-parent", lambda o: [tar([symlink("gone", "/nowhere/at/all"), file("gone/x")])], check=_inside("nowhere", "at", "all", "x")),
     # --- hardlinks ---------------------------------------------------------------------------------------
     Case("hardlink-absolute-escape", lambda o: [tar([hardlink("pw", f"{o}/outside.txt")])], error="does not exist"),
@@ -161,6 +166,8 @@ CASES = [
     Case("whiteout-dotdot", lambda o: [tar([file("../.wh.outside.txt")])], error="leaves the root"),
     Case("whiteout-through-symlink", lambda o: [tar([symlink("s", str(o)), file("s/.wh.outside.txt")])], check=_absent("s", ".wh.outside.txt")),
     Case("whiteout-dot-names", lambda o: [tar([file(".wh..")])], error="invalid whiteout"),
+    Case("whiteout-dotdot-name", lambda o: [tar([file(".wh...")])], error="invalid whiteout"),
+    Case("whiteout-dotdot-name-nested", lambda o: [tar([directory("d"), file("d/keep"), file("d/.wh...")])], error="invalid whiteout"),
     Case("whiteout-as-directory", lambda o: [tar([file(".wh.etc/passwd")])], error="such names are whiteouts, never directories"),
     Case("opaque-through-symlink", lambda o: [tar([symlink("s", str(o)), file("s/.wh..wh..opq")])]),
     Case("opaque-through-relative-symlink", lambda o: [tar([symlink("s", "../.."), file("s/.wh..wh..opq")])]),

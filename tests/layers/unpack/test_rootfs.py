@@ -23,6 +23,8 @@ def tree(tmp_path: Path) -> Path:
     os.symlink("/etc", root / "abs-etc")
     os.symlink("../../../../..", root / "up")
     os.symlink(str(tmp_path / "host"), root / "host")
+    os.symlink("/etc", root / "usr/lib/abs-etc")  # absolute in the middle of a path: restarts at the root
+    os.symlink("/usr/lib/abs-etc", root / "etc/via")
     os.symlink("loop2", root / "loop1")
     os.symlink("loop1", root / "loop2")
     (root / "file").write_text("f")
@@ -43,7 +45,8 @@ def test_openat2_is_there_on_this_kernel(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("path", "expected"),
-    [(b"lib", "usr/lib"), (b"abs-etc", "etc"), (b"up", ""), (b"up/etc", "etc"), (b"up/up/usr/lib", "usr/lib"), (b"lib/..", "usr"), (b"lib/../../..", "")],
+    [(b"lib", "usr/lib"), (b"abs-etc", "etc"), (b"up", ""), (b"up/etc", "etc"), (b"up/up/usr/lib", "usr/lib"), (b"lib/..", "usr"), (b"lib/../../..", ""),
+     (b"usr/lib/abs-etc", "etc"), (b"lib/abs-etc", "etc"), (b"usr/lib/abs-etc/via/..", ""), (b"etc/via", "etc")],
 )
 def test_symlinks_and_dotdot_resolve_inside_the_root(tree: Path, path: bytes, expected: str, resolver: str) -> None:
     with Root(tree) as root:

@@ -118,6 +118,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         body = self._body()
+        if len(body) < int(self.headers.get("Content-Length") or 0):  # the client gave up mid-body
+            self.close_connection = True
+            return
         headers = {k: v for k, v in self.headers.items()}
         fault = self.owner.take(self.command, self.path, headers)
         prefix = self.owner.prefix

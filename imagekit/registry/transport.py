@@ -24,7 +24,8 @@ CONTRACT (stable for client.py / transfer.py):
 Scheme: https, verified against the system CAs (or REQUESTS_CA_BUNDLE/SSL_CERT_FILE) plus the
 registry's certs directory (see tls.py). Loopback hosts (as Docker allows) try https first and use
 plain http when that fails for any reason but a certificate the server presented and we could not
-verify: that is a TLSError, never a downgrade. Hosts passed as `insecure` (--insecure-registry) skip
+verify, or a TLS alert ending the handshake (a server wanting a client certificate): those are
+TLSErrors, never a downgrade. Hosts passed as `insecure` (--insecure-registry) skip
 verification and may use http. A caller that knows the scheme (a mirror URL names it) passes `scheme`:
 no probing then, and "http" is refused for a host that is neither loopback nor insecure. `prefix` is a
 path the API lives under (a mirror at `https://host/some/path` answers `/some/path/v2/...`), as
@@ -221,7 +222,8 @@ class Transport:
     def _ping_once(self) -> requests.Response:
         """One ping; for a host allowed plain HTTP, settles the scheme: https unless the server lacks TLS.
 
-        A certificate the server presents but we cannot verify is an error, never a reason to use http.
+        A certificate the server presents but we cannot verify is an error, never a reason to use http, and
+        so is a TLS alert ending the handshake (a server that wants a client certificate speaks TLS).
         Any other failure of the https attempt (no TLS on the port, a server that hangs or hangs up on a
         ClientHello) leads to plain http; the probe uses a short timeout since the host is loopback or
         explicitly insecure.
@@ -231,7 +233,8 @@ class Transport:
         try:
             response = self._send_raw("GET", self._root("https") + "/v2/", {}, None, None, False, timeout=_PROBE_TIMEOUT)
         except RegistryError as err:
-            if isinstance(err, TLSError) and err.__cause__ is not None and tls.certificate_problem(err.__cause__):
+            cause = err.__cause__
+            if isinstance(err, TLSError) and cause is not None and (tls.certificate_problem(cause) or tls.server_alert(cause)):
                 raise
             if self.debug:
                 log.debug("%s: no TLS (%s); using plain http, allowed for this host", self.registry, err)
@@ -439,6 +442,10 @@ class Transport:
         if problem is not None:
             hint = f"supply the CA (REQUESTS_CA_BUNDLE, or {tls.CERTS_DIR_ENV}/{host}/ca.crt) or pass --tls-verify=false"
             return TLSError(f"TLS verification of {host} failed: {problem}; {hint}", url=redact_url(url))
+        alert = tls.server_alert(err)
+        if alert is not None and "CERTIFICATE" in alert:
+            hint = f"the registry wants a client certificate it trusts ({tls.CERTS_DIR_ENV}/{host}/client.cert and client.key)"
+            return TLSError(f"TLS handshake with {host} failed: {alert}; {hint}", url=redact_url(url))
         return TLSError(f"TLS handshake with {host} failed: {tls.tls_problem(err) or 'protocol error'}", url=redact_url(url))
 
     def _redact(self, text: str) -> str:

@@ -30,8 +30,9 @@ verification and may use http. A caller that knows the scheme (a mirror URL name
 no probing then, and "http" is refused for a host that is neither loopback nor insecure. `prefix` is a
 path the API lives under (a mirror at `https://host/some/path` answers `/some/path/v2/...`), as
 distribution's URL builder roots its routes at the endpoint's path.
-Authorization goes only to the registry's own host: redirects are followed here, and a hop to another
-host (Docker Hub's 307 to its CDN) is sent without it. Debug logs carry method, URL without query,
+Authorization goes only to the registry's own host, and over plain http only when the registry itself
+speaks it: redirects are followed here, and a hop to another host (Docker Hub's 307 to its CDN) or
+from https down to http is sent without it. Debug logs carry method, URL without query,
 and status; never headers, tokens or passwords.
 """
 
@@ -361,8 +362,10 @@ class Transport:
                 log.warning("registry %s warns: %s", self.registry, warning[3:].strip(' -"')[:300])
 
     def _carries_auth(self, url: str) -> bool:
+        """Whether `url` may receive Authorization: the registry's own host, over https unless the
+        registry itself speaks plain http (a redirect from https down to http is a downgrade)."""
         parts = urlsplit(url)
-        return parts.netloc.lower() == self.registry.lower() and (parts.scheme == "https" or self.insecure)
+        return parts.netloc.lower() == self.registry.lower() and parts.scheme in ("https", self._scheme)
 
     # -- authorization ---------------------------------------------------------------------------
 

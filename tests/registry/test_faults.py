@@ -100,6 +100,23 @@ def test_downloads_run_in_parallel_within_the_bound(tmp_path: Path, open_registr
     assert fault_proxy.peak == 3
 
 
+def test_the_cli_pushes_and_pulls_four_blobs_at_a_time_by_default(
+    tmp_path: Path, fault_proxy: FaultProxy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The default parallelism (4), seen as the most requests in flight at once through a slow proxy."""
+    build_image(Layout(tmp_path / "src"), "many", [random_layer(1000 + i) for i in range(7)])
+    dest = f"{fault_proxy.host}/test/{uuid.uuid4().hex[:12]}:v1"
+    fault_proxy.inject(Fault("slow", "/blobs/uploads/", method="PUT", times=100, delay=0.3))
+    code, _, err = run_cli(capsys, "--root", str(tmp_path / "src"), "push", "-q", "many", dest)
+    assert code == 0, err
+    assert fault_proxy.peak == 4
+    fault_proxy.clear()
+    fault_proxy.inject(Fault("slow", "/blobs/sha256:", times=100, delay=0.3))
+    code, _, err = run_cli(capsys, "--root", str(tmp_path / "dst"), "pull", "-q", dest)
+    assert code == 0, err
+    assert fault_proxy.peak == 4
+
+
 def test_truncated_manifest_is_fetched_again_or_fails_clearly(
     tmp_path: Path, fault_proxy: FaultProxy, pushed: tuple[str, Image], sleeps: Sleeps
 ) -> None:

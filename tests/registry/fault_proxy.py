@@ -113,6 +113,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.owner.entered(1)
         try:
             self._serve()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away (an upload it cancelled): nothing to answer
         finally:
             self.owner.entered(-1)
 

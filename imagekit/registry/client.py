@@ -35,7 +35,7 @@ from imagekit.oci import (
     Descriptor,
     load_json,
 )
-from imagekit.registry.retry import NO_RETRY
+from imagekit.registry.retry import RetryPolicy
 from imagekit.registry.transport import Transport
 
 #: What imagekit can read, most specific first; the OCI index must be there or Docker Hub answers 404.
@@ -44,6 +44,8 @@ OCTET_STREAM = "application/octet-stream"
 #: Upload chunk for PATCH: large enough that per-request overhead vanishes, small enough to resume cheaply.
 DEFAULT_CHUNK = 64 << 20
 _MAX_TAG_PAGES = 10_000
+#: Cancelling an upload happens on the way out of a failure (or Ctrl-C): retry a dropped connection once, quickly.
+_CANCEL_RETRY = RetryPolicy(attempts=2, base=0.05, cap=0.05)
 #: What a broken connection surfaces as while a body streams (requests wraps some, urllib3 raises others).
 STREAM_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
 
@@ -293,10 +295,10 @@ class Repository:
         return self._location(response)
 
     def cancel_upload(self, location: str) -> None:
-        """Abandons an upload session with DELETE, best effort: one try, its failure ignored, since the
-        registry expires sessions anyway and the caller is already on its way out with an error."""
+        """Abandons an upload session with DELETE, best effort: one quick retry, then its failure is
+        ignored, since the registry expires sessions anyway and the caller is on its way out with an error."""
         with contextlib.suppress(RegistryError):
-            self.transport.request("DELETE", location, scopes=[self.push_scope], expected=(204, 200, 202, 404), retry=NO_RETRY)
+            self.transport.request("DELETE", location, scopes=[self.push_scope], expected=(204, 200, 202, 404), retry=_CANCEL_RETRY)
 
     def upload_blob(
         self,

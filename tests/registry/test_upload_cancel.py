@@ -73,7 +73,7 @@ def test_a_failed_upload_cancels_its_session(
     with pytest.raises(RegistryError):
         repo.upload_blob(stream, Digest.of_bytes(data), size, chunk_size=CHUNK)  # type: ignore[arg-type]
     assert sessions_started(fault_proxy) == 1
-    assert open_sessions(open_registry, name) == []
+    assert open_sessions(open_registry, name) == [], fault_proxy.requests
     assert len(deletes(fault_proxy)) == 1
 
 
@@ -85,7 +85,7 @@ def test_a_push_that_retries_an_upload_cancels_the_session_it_abandons(
     repo = Repository(Transport(fault_proxy.host, retry=RetryPolicy(sleep=lambda s: None)), name)
     assert push(image, repo, "v1") == image.digest
     assert sessions_started(fault_proxy) == 3  # config, layer, and the one the 503 hit again
-    assert open_sessions(open_registry, name) == []
+    assert open_sessions(open_registry, name) == [], fault_proxy.requests
     assert len(deletes(fault_proxy)) == 1
 
 
@@ -127,5 +127,5 @@ def test_ctrl_c_in_the_middle_of_a_chunked_push_cancels_the_session(
     assert pusher.returncode == 130, err
     patches = sum(1 for method, _, _ in fault_proxy.requests if method == "PATCH")
     assert patches < len(layer) // CHUNK, "the push was not interrupted: the test proved nothing"
-    assert open_sessions(open_registry, name) == []
+    assert open_sessions(open_registry, name) == [], fault_proxy.requests
     assert len(deletes(fault_proxy)) == 1

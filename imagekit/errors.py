@@ -42,6 +42,10 @@ class InvalidManifest(ImagekitError):
     """A manifest, index, config or descriptor that is not valid OCI/Docker JSON."""
 
 
+class PlatformNotFound(ImagekitError):
+    """An image index has no image for the wanted platform."""
+
+
 class StoreError(ImagekitError):
     """The store (OCI image layout) is unreadable, corrupt or not writable."""
 
@@ -60,6 +64,11 @@ class ImageConflict(StoreError):
 
 class LayerError(ImagekitError):
     """A layer tarball that cannot be written or applied: corrupt, unsafe or too large."""
+
+
+class InvalidConfigEdit(ImagekitError):
+    """An edit of an image config that docker refuses (an EXPOSE port that is not a port, an empty ENV name);
+    import and build add where the edit came from (the --change line, the Builderfile line)."""
 
 
 class InvalidChange(ImagekitError):

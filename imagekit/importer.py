@@ -3,10 +3,10 @@
 The tarball (plain, gzip, zstd, xz or bzip2, told apart by magic bytes; a file or stdin) is kept
 byte for byte as the layer: it streams once through a tar reader (so anything that is not a tar
 archive is refused), the diff_id hasher, a gzip compressor and the store's blob writer, so a layer of
-any size never sits in memory. The image config gets docker's `--change` instructions (CMD,
-ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL).
+any size never sits in memory. The image config (an imagekit.config.ImageConfig) gets docker's
+`--change` instructions (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL).
 
-Imports: stdlib, imagekit.errors, digest, oci, image, reference, layers, layout.
+Imports: stdlib, imagekit.errors, digest, oci, config, image, reference, layers, layout.
 """
 
 from __future__ import annotations
@@ -18,14 +18,16 @@ import os
 import shlex
 import tarfile
 from collections.abc import Callable, Iterable
-from typing import Any, BinaryIO
+from dataclasses import replace
+from typing import BinaryIO
 
+from imagekit.config import History, ImageConfig
 from imagekit.digest import CHUNK, Hasher
-from imagekit.errors import InvalidChange, LayerError
+from imagekit.errors import InvalidChange, InvalidConfigEdit, LayerError
 from imagekit.image import Image
 from imagekit.layers import compression
 from imagekit.layout import Layout
-from imagekit.oci import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, Manifest, Platform, canonical_json
+from imagekit.oci import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, Manifest, Platform
 from imagekit.reference import Reference
 
 
@@ -46,21 +48,12 @@ def import_tarball(
     at any point leaves no name pointing at anything partial. Raises LayerError for input that is
     not a (compressed) tar archive, InvalidChange for a bad `changes` line (before writing anything).
     """
-    container_config = apply_changes({}, changes)
     created = _created()
+    config = apply_changes(ImageConfig(architecture=platform.architecture, os=platform.os, variant=platform.variant, created=created), changes)
     with layout.writing():
         layer, diff_id = _write_layer(layout, stream, source)
-        config: dict[str, Any] = {
-            "created": created,
-            "architecture": platform.architecture,
-            "os": platform.os,
-            "config": container_config,
-            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-            "history": [{"created": created, "comment": message or f"Imported from {source}"}],
-        }
-        if platform.variant:
-            config["variant"] = platform.variant
-        config_bytes = canonical_json(config)
+        config = config.with_layer(diff_id, History(created=created, comment=message or f"Imported from {source}"))
+        config_bytes = config.to_bytes()
         config_digest = layout.write_bytes(config_bytes)
         manifest = Manifest(OCI_MANIFEST, Descriptor(OCI_CONFIG, config_digest, len(config_bytes)), (layer,))
         manifest_bytes = manifest.to_bytes()
@@ -129,9 +122,13 @@ class _Tee:
 _CHANGEABLE = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR")
 
 
-def apply_changes(config: dict[str, Any], changes: Iterable[str]) -> dict[str, Any]:
-    """Returns a copy of a container config with Dockerfile-style `--change` lines applied in order."""
-    out = json.loads(json.dumps(config))
+def apply_changes(config: ImageConfig, changes: Iterable[str]) -> ImageConfig:
+    """`config` with Dockerfile-style `--change` lines applied in order, as `docker import -c` applies them.
+
+    Raises InvalidChange naming the line for an unsupported instruction, a malformed argument, or an
+    edit docker refuses (`EXPOSE abc`).
+    """
+    cmd_set = False
     for change in changes:
         keyword, _, rest = change.strip().partition(" ")
         keyword, rest = keyword.upper(), rest.strip()
@@ -139,8 +136,37 @@ def apply_changes(config: dict[str, Any], changes: Iterable[str]) -> dict[str, A
             raise InvalidChange(f"--change {change!r}: unsupported instruction {keyword or '(empty)'!r} (use one of {', '.join(_CHANGEABLE)})")
         if not rest:
             raise InvalidChange(f"--change {change!r}: {keyword} needs an argument")
-        _APPLY[keyword](out, rest, change)
-    return out
+        try:
+            config = _apply(config, keyword, rest, change, cmd_set)
+        except InvalidConfigEdit as err:
+            raise InvalidChange(f"--change {change!r}: {err}") from err
+        cmd_set = cmd_set or keyword == "CMD"
+    return config
+
+
+def _apply(config: ImageConfig, keyword: str, rest: str, change: str, cmd_set: bool) -> ImageConfig:
+    """One change; `cmd_set` says whether an earlier change set CMD (an ENTRYPOINT keeps it then)."""
+    match keyword:
+        case "CMD":
+            return config.with_cmd(_json_strings(rest) or config.shell_form(rest))
+        case "ENTRYPOINT":
+            return config.with_entrypoint(_json_strings(rest) or config.shell_form(rest), keep_cmd=cmd_set)
+        case "ENV":
+            for key, value in _pairs(rest, change):
+                config = config.with_env(key, value)
+            return config
+        case "EXPOSE":
+            return config.with_exposed_ports(_json_strings(rest) or rest.split())
+        case "LABEL":
+            return config.with_labels(dict(_pairs(rest, change)))
+        case "VOLUME":
+            return config.with_volumes(_json_strings(rest) or rest.split())
+        case "WORKDIR":
+            return config.with_working_dir(rest)
+        case "USER":
+            return replace(config, user=rest)
+        case _:  # STOPSIGNAL
+            return replace(config, stop_signal=rest)
 
 
 def _json_strings(rest: str) -> list[str] | None:
@@ -168,53 +194,3 @@ def _pairs(rest: str, change: str) -> list[tuple[str, str]]:
             raise InvalidChange(f"--change {change!r}: expected KEY=VALUE, got {word!r}")
         pairs.append((key, value))
     return pairs
-
-
-def _set_env(config: dict[str, Any], rest: str, change: str) -> None:
-    env = list(config.get("Env", []))
-    for key, value in _pairs(rest, change):
-        env = [e for e in env if e.partition("=")[0] != key] + [f"{key}={value}"]
-    config["Env"] = env
-
-
-def _set_labels(config: dict[str, Any], rest: str, change: str) -> None:
-    config.setdefault("Labels", {}).update(dict(_pairs(rest, change)))
-
-
-def _set_keys(field: str) -> Any:
-    """EXPOSE and VOLUME: words (or a JSON array) become keys of an object of empty objects."""
-
-    def apply(config: dict[str, Any], rest: str, change: str) -> None:
-        for item in _json_strings(rest) or rest.split():
-            if field == "ExposedPorts" and "/" not in item:
-                item += "/tcp"
-            config.setdefault(field, {})[item] = {}
-
-    return apply
-
-
-def _set_string(field: str) -> Any:
-    def apply(config: dict[str, Any], rest: str, change: str) -> None:
-        config[field] = rest
-
-    return apply
-
-
-def _set_command(field: str) -> Any:
-    def apply(config: dict[str, Any], rest: str, change: str) -> None:
-        config[field] = _json_strings(rest) or ["/bin/sh", "-c", rest]
-
-    return apply
-
-
-_APPLY = {
-    "CMD": _set_command("Cmd"),
-    "ENTRYPOINT": _set_command("Entrypoint"),
-    "ENV": _set_env,
-    "EXPOSE": _set_keys("ExposedPorts"),
-    "LABEL": _set_labels,
-    "STOPSIGNAL": _set_string("StopSignal"),
-    "USER": _set_string("User"),
-    "VOLUME": _set_keys("Volumes"),
-    "WORKDIR": _set_string("WorkingDir"),
-}

@@ -13,14 +13,13 @@ imagekit's other state (extracted layers, caches, containers) lives in other dir
 `blobs/`; OCI tools ignore them. Refs are `org.opencontainers.image.ref.name` annotations holding
 whatever name the caller gives (the CLI gives fully normalised references).
 
-Imports: stdlib, imagekit.errors, digest, oci, image.
+Imports: stdlib, imagekit.errors, digest, oci, image, fsutil.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import io
 import os
 import tempfile
@@ -33,6 +32,7 @@ from typing import BinaryIO
 
 from imagekit.digest import CHUNK, Digest, Hasher
 from imagekit.errors import BlobNotFound, DigestMismatch, ImageNotFound, ImagekitError, StoreError
+from imagekit.fsutil import atomic_write, fsync_dir, locked
 from imagekit.image import Image
 from imagekit.oci import (
     INDEX_TYPES,
@@ -49,24 +49,6 @@ LAYOUT_FILE = "oci-layout"
 GC_LOCK = "gc.lock"
 INDEX_LOCK = "index.lock"
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def _flock(path: Path, mode: int) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, mode)
-        yield
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -110,7 +92,7 @@ class Layout:
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
             # Under the index lock: otherwise a second process creating the store at the same moment
             # could replace an index.json the first has already added a ref to.
-            with _flock(self.root / INDEX_LOCK, fcntl.LOCK_EX):
+            with locked(self.root / INDEX_LOCK):
                 if not (self.root / "index.json").exists():
                     self._replace_file("index.json", Index(manifests=()).to_bytes())
             if not self.exists():
@@ -123,7 +105,7 @@ class Layout:
         Holding the shared gc lock for the temp file's life is what lets gc treat every file it finds
         in `tmp/` while it holds the lock exclusively as debris of a killed writer.
         """
-        with _flock(self.root / GC_LOCK, fcntl.LOCK_SH):
+        with locked(self.root / GC_LOCK, exclusive=False):
             fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix=prefix)
             try:
                 with os.fdopen(fd, "wb") as out:
@@ -133,12 +115,9 @@ class Layout:
                     os.unlink(tmp)
 
     def _replace_file(self, name: str, data: bytes) -> None:
-        with self._temp_file(f"{name}.") as (out, tmp):
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-            os.replace(tmp, self.root / name)
-        _fsync_dir(self.root)
+        """Replaces ROOT/name atomically, its temp file in `tmp/` under the shared gc lock (see _temp_file)."""
+        with locked(self.root / GC_LOCK, exclusive=False):
+            atomic_write(self.root / name, data, temp_dir=self.tmp_dir)
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
@@ -146,7 +125,7 @@ class Layout:
         self._ensure()
         with contextlib.ExitStack() as stack:
             with _store_errors(self.root, "lock the store"):
-                stack.enter_context(_flock(self.root / GC_LOCK, fcntl.LOCK_SH))
+                stack.enter_context(locked(self.root / GC_LOCK, exclusive=False))
             yield  # the caller's own errors pass through untranslated
 
     # --- blobs -----------------------------------------------------------------------------------------
@@ -193,7 +172,7 @@ class Layout:
                 target = self.blob_path(writer.digest)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp, target)
-                _fsync_dir(target.parent)
+                fsync_dir(target.parent)
 
     def write_blob(self, stream: BinaryIO, expected: Digest | None = None, size: int | None = None) -> tuple[Digest, int]:
         """Copies a stream into the store and returns (digest, size); idempotent.
@@ -239,7 +218,7 @@ class Layout:
     def _updating_index(self) -> Iterator[list[Descriptor]]:
         """Yields the index entries as a mutable list; writes them back atomically on success."""
         self._ensure()
-        with _store_errors(self.root, "update index.json"), _flock(self.root / INDEX_LOCK, fcntl.LOCK_EX):
+        with _store_errors(self.root, "update index.json"), locked(self.root / INDEX_LOCK):
             current = self.index()
             entries = list(current.manifests)
             yield entries
@@ -338,7 +317,7 @@ class Layout:
             return GarbageReport()
         removed: list[tuple[Digest, int]] = []
         temp_files = 0
-        with _store_errors(self.root, "collect garbage"), _flock(self.root / GC_LOCK, fcntl.LOCK_EX):
+        with _store_errors(self.root, "collect garbage"), locked(self.root / GC_LOCK):
             keep = self.reachable()
             for algorithm_dir in sorted((self.root / "blobs").iterdir()):
                 if not algorithm_dir.is_dir():

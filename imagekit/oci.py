@@ -80,7 +80,8 @@ def load_json(data: bytes, what: str) -> dict[str, Any]:
     return value
 
 
-def _field(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str, required: bool = True) -> Any:
+def json_field(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str, required: bool = True) -> Any:
+    """obj[key] checked to be a `kind` (a bool is no int); None when absent and not required; else InvalidManifest."""
     if key not in obj:
         if required:
             raise InvalidManifest(f"{what}: missing {key!r}")
@@ -91,15 +92,17 @@ def _field(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what
     return value
 
 
-def _strings(obj: Mapping[str, Any], key: str, what: str) -> tuple[str, ...]:
-    value = _field(obj, key, list, what, required=False) or []
+def json_strings(obj: Mapping[str, Any], key: str, what: str) -> tuple[str, ...]:
+    """An optional list of strings (empty when absent); anything else is InvalidManifest."""
+    value = json_field(obj, key, list, what, required=False) or []
     if not all(isinstance(v, str) for v in value):
         raise InvalidManifest(f"{what}: {key!r} must be a list of strings")
     return tuple(value)
 
 
-def _string_map(obj: Mapping[str, Any], key: str, what: str) -> Mapping[str, str]:
-    value = _field(obj, key, dict, what, required=False) or {}
+def json_string_map(obj: Mapping[str, Any], key: str, what: str) -> Mapping[str, str]:
+    """An optional object of strings to strings, read-only (empty when absent); anything else is InvalidManifest."""
+    value = json_field(obj, key, dict, what, required=False) or {}
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise InvalidManifest(f"{what}: {key!r} must map strings to strings")
     return MappingProxyType(dict(value))
@@ -133,11 +136,11 @@ class Platform:
         if not isinstance(obj, dict):
             raise InvalidManifest(f"{what} is not a JSON object")
         return cls(
-            os=_field(obj, "os", str, what),
-            architecture=_field(obj, "architecture", str, what),
-            variant=_field(obj, "variant", str, what, required=False) or "",
-            os_version=_field(obj, "os.version", str, what, required=False) or "",
-            os_features=_strings(obj, "os.features", what),
+            os=json_field(obj, "os", str, what),
+            architecture=json_field(obj, "architecture", str, what),
+            variant=json_field(obj, "variant", str, what, required=False) or "",
+            os_version=json_field(obj, "os.version", str, what, required=False) or "",
+            os_features=json_strings(obj, "os.features", what),
         )
 
 
@@ -172,22 +175,22 @@ class Descriptor:
         if not isinstance(obj, dict):
             raise InvalidManifest(f"{what} is not a JSON object")
         try:
-            digest = Digest.parse(_field(obj, "digest", str, what))
+            digest = Digest.parse(json_field(obj, "digest", str, what))
         except BadDigest as err:
             raise InvalidManifest(f"{what}: {err}") from err
-        size = _field(obj, "size", int, what)
+        size = json_field(obj, "size", int, what)
         if size < 0:
             raise InvalidManifest(f"{what}: negative size")
         known = {"mediaType", "digest", "size", "annotations", "platform", "urls", "artifactType"}
         platform = obj.get("platform")
         return cls(
-            media_type=_field(obj, "mediaType", str, what),
+            media_type=json_field(obj, "mediaType", str, what),
             digest=digest,
             size=size,
-            annotations=_string_map(obj, "annotations", what),
+            annotations=json_string_map(obj, "annotations", what),
             platform=None if platform is None else Platform.from_json(platform, f"{what} platform"),
-            urls=_strings(obj, "urls", what),
-            artifact_type=_field(obj, "artifactType", str, what, required=False) or "",
+            urls=json_strings(obj, "urls", what),
+            artifact_type=json_field(obj, "artifactType", str, what, required=False) or "",
             extra=MappingProxyType({k: v for k, v in obj.items() if k not in known}),
         )
 
@@ -225,22 +228,22 @@ class Manifest:
     def from_bytes(cls, data: bytes, media_type: str = "") -> Manifest:
         """Parses untrusted manifest bytes; `media_type` is the Content-Type or descriptor's, if known."""
         obj = load_json(data, "manifest")
-        kind = _field(obj, "mediaType", str, "manifest", required=False) or media_type or OCI_MANIFEST
+        kind = json_field(obj, "mediaType", str, "manifest", required=False) or media_type or OCI_MANIFEST
         if kind in SCHEMA1_TYPES or obj.get("schemaVersion") == 1:
             raise InvalidManifest("Docker schema 1 manifests are deprecated and not supported; push the image again with a current client")
         if kind not in MANIFEST_TYPES:
             raise InvalidManifest(f"expected an image manifest, got media type {kind!r}")
         if obj.get("schemaVersion") != 2:
             raise InvalidManifest("manifest: schemaVersion must be 2")
-        layers = _field(obj, "layers", list, "manifest")
+        layers = json_field(obj, "layers", list, "manifest")
         subject = obj.get("subject")
         return cls(
             media_type=kind,
             config=Descriptor.from_json(obj.get("config"), "manifest config"),
             layers=tuple(Descriptor.from_json(layer, f"manifest layer {i}") for i, layer in enumerate(layers)),
-            annotations=_string_map(obj, "annotations", "manifest"),
+            annotations=json_string_map(obj, "annotations", "manifest"),
             subject=None if subject is None else Descriptor.from_json(subject, "manifest subject"),
-            artifact_type=_field(obj, "artifactType", str, "manifest", required=False) or "",
+            artifact_type=json_field(obj, "artifactType", str, "manifest", required=False) or "",
         )
 
 
@@ -268,14 +271,14 @@ class Index:
     @classmethod
     def from_bytes(cls, data: bytes, media_type: str = "", what: str = "index") -> Index:
         obj = load_json(data, what)
-        kind = _field(obj, "mediaType", str, what, required=False) or media_type or OCI_INDEX
+        kind = json_field(obj, "mediaType", str, what, required=False) or media_type or OCI_INDEX
         if kind not in INDEX_TYPES:
             raise InvalidManifest(f"expected an image index, got media type {kind!r}")
         if obj.get("schemaVersion") != 2:
             raise InvalidManifest(f"{what}: schemaVersion must be 2")
-        manifests = _field(obj, "manifests", list, what)
+        manifests = json_field(obj, "manifests", list, what)
         return cls(
             manifests=tuple(Descriptor.from_json(m, f"{what} entry {i}") for i, m in enumerate(manifests)),
             media_type=kind,
-            annotations=_string_map(obj, "annotations", what),
+            annotations=json_string_map(obj, "annotations", what),
         )

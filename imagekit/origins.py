@@ -6,23 +6,21 @@ pushes read it back. It is a hint, never the truth: a stale entry only costs one
 registry then opens a normal upload), so an unreadable file reads as empty rather than failing a push.
 OCI tools ignore files they do not know in a layout directory.
 
-Imports: stdlib, imagekit.errors, imagekit.digest.
+Imports: stdlib, imagekit.errors, digest, fsutil.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 from imagekit.digest import Digest
 from imagekit.errors import StoreError
+from imagekit.fsutil import atomic_write, locked
 
 FILE = "blob-origins.json"
+LOCK = "blob-origins.lock"
 #: Repositories remembered per blob, most recent first: enough to find one on any registry used lately.
 KEEP = 8
 
@@ -45,38 +43,18 @@ class BlobOrigins:
             return {}
         return {k: [r for r in v if isinstance(r, str)] for k, v in value.items() if isinstance(k, str) and isinstance(v, list)}
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.root / "blob-origins.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as err:
-            raise StoreError(f"cannot record blob origins in {self.root}: {err.strerror}") from err
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-
     def record(self, digests: Iterable[Digest], repository: str) -> None:
         """Notes that `repository` (`host/path`) holds these blobs, most recent first."""
-        with self._locked():
-            table = self._load()
-            for digest in digests:
-                known = [r for r in table.get(str(digest), []) if r != repository]
-                table[str(digest)] = [repository, *known][:KEEP]
-            data = json.dumps(table, sort_keys=True, separators=(",", ":")).encode()
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{FILE}.")
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(data)
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(tmp, self.path)
-            except OSError as err:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise StoreError(f"cannot record blob origins in {self.root}: {err.strerror}") from err
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with locked(self.root / LOCK):
+                table = self._load()
+                for digest in digests:
+                    known = [r for r in table.get(str(digest), []) if r != repository]
+                    table[str(digest)] = [repository, *known][:KEEP]
+                atomic_write(self.path, json.dumps(table, sort_keys=True, separators=(",", ":")).encode())
+        except OSError as err:
+            raise StoreError(f"cannot record blob origins in {self.root}: {err.strerror}") from err
 
     def on_registry(self, digests: Iterable[Digest], host: str) -> dict[Digest, list[str]]:
         """For each digest, the repository paths on registry `host` known to hold it (possibly none)."""

@@ -10,49 +10,27 @@ Images are found as docker finds them: by reference (normalised, so `busybox` me
 `docker.io/library/busybox:latest`), by `name@digest`, or by a prefix of the image ID, which is the
 digest of the image's config (`docker images` shows its first 12 hex digits).
 
-Imports: stdlib, imagekit.errors, digest, oci, image, reference, layout.
+Imports: stdlib, imagekit.errors, digest, oci, image, reference, layout, platforms.
 """
 
 from __future__ import annotations
 
-import platform
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from imagekit.digest import Digest
-from imagekit.errors import BadReference, ImageConflict, ImageNotFound, StoreError
+from imagekit.errors import BadReference, ImageConflict, ImageNotFound, PlatformNotFound, StoreError
 from imagekit.image import Image
 from imagekit.layout import GarbageReport, Layout
-from imagekit.oci import INDEX_TYPES, MANIFEST_TYPES, REF_NAME, Descriptor, Index, Platform
+from imagekit.oci import INDEX_TYPES, MANIFEST_TYPES, REF_NAME, Descriptor, Index
+from imagekit.platforms import host, select
 from imagekit.reference import Reference, parse_reference
 
 STATE_DIRS = ("layers", "cache", "containers", "volumes")
 IMAGE_TYPES = MANIFEST_TYPES | INDEX_TYPES
 _ID_PREFIX = re.compile(r"(?:sha256:)?([a-f0-9]{1,64})")
-
-#: Python's machine names -> OCI (GOARCH) architecture and variant.
-_ARCHITECTURES = {
-    "x86_64": ("amd64", ""),
-    "amd64": ("amd64", ""),
-    "aarch64": ("arm64", ""),
-    "arm64": ("arm64", ""),
-    "armv7l": ("arm", "v7"),
-    "armv6l": ("arm", "v6"),
-    "i386": ("386", ""),
-    "i686": ("386", ""),
-    "ppc64le": ("ppc64le", ""),
-    "s390x": ("s390x", ""),
-    "riscv64": ("riscv64", ""),
-}
-
-
-def host_platform() -> Platform:
-    """The platform images run on here (linux/<GOARCH>[/variant]), for picking from an index."""
-    architecture, variant = _ARCHITECTURES.get(platform.machine(), (platform.machine(), ""))
-    return Platform("linux", architecture, variant)
-
 
 @dataclass(frozen=True)
 class StoredImage:
@@ -187,8 +165,10 @@ class Store:
         children = [c for c in self._index_children(entry) if c.media_type not in INDEX_TYPES]
         if not children:
             raise StoreError(f"image index {entry.digest} in the store at {self.root} lists no image manifests")
-        host = host_platform()
-        chosen = next((c for c in children if c.platform and (c.platform.os, c.platform.architecture) == (host.os, host.architecture)), children[0])
+        try:
+            chosen = select(children, host())
+        except PlatformNotFound:
+            chosen = children[0]
         return self._stored(entry, chosen, names)
 
     def _stored(self, entry: Descriptor, descriptor: Descriptor, names: tuple[str, ...]) -> StoredImage:

@@ -1,73 +1,35 @@
-"""`imagekit login` and `imagekit logout`, and `transport_for()`: the one way commands reach a registry.
+"""`imagekit login` and `imagekit logout`, and `registry_options()`: the global options as the library takes them.
 
-`transport_for(host)` builds a Transport from the global options (`--insecure-registry`,
-`--tls-verify`, `--certs-dir`, `--debug`) and the user's stored credentials, so pull, push, tags and
-manifest all trust and authenticate the same way; a registry mirror gets the same treatment under its
-own host. Login verifies the credentials against the registry (GET /v2/ with Basic, or a token from
-the realm, as `docker login` does) before storing anything.
-
-`IMAGEKIT_DOCKER_HUB_API` (host[:port]) is a test hook: the address that answers for Docker Hub in
-place of registry-1.docker.io, so tests can stand a local registry in for Docker Hub, which they must
-never contact. Docker Hub's credentials still apply to it; nothing else changes.
+Every command that reaches a registry (pull, push, tags, manifest, login, and build for its FROM
+images) builds its Transports with imagekit.registry.options.transport_for from these options, so all
+trust and authenticate the same way. Login verifies the credentials against the registry (GET /v2/
+with Basic, or a token from the realm, as `docker login` does) before storing anything.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
 
 from imagekit.cli import Context, cli
+from imagekit.cli.config import config_path, registry_mirrors
 from imagekit.errors import AuthError
-from imagekit.reference import DOCKER_HUB, DOCKER_HUB_API, Reference
+from imagekit.reference import DOCKER_HUB
 from imagekit.registry.credentials import Credentials, CredentialStore, registry_hostname
-from imagekit.registry.mirrors import MIRROR_RETRY, Mirror
-from imagekit.registry.retry import RetryPolicy
-from imagekit.registry.transport import Transport
-
-DOCKER_HUB_API_ENV = "IMAGEKIT_DOCKER_HUB_API"
+from imagekit.registry.options import RegistryOptions, transport_for
 
 
-def api_host(registry: str) -> str:
-    """Where the API of a registry named as the user spells it (`docker.io`, `https://host:5000/`) answers."""
-    host = registry_hostname(registry)
-    return (os.environ.get(DOCKER_HUB_API_ENV) or DOCKER_HUB_API) if host == DOCKER_HUB else host
-
-
-def is_insecure(host: str, insecure_registries: tuple[str, ...]) -> bool:
-    """True when `host` (host[:port]) was listed with --insecure-registry, with or without its port."""
-    listed = {registry_hostname(entry) for entry in insecure_registries}
-    return host in listed or host.rsplit(":", 1)[0] in listed
-
-
-def transport_for(
-    target: str | Reference | Mirror, *, credentials: Credentials | None = None, ctx: click.Context | None = None
-) -> Transport:
-    """A Transport to the registry of `target` (a Reference, a registry name or a mirror) with the CLI's options.
-
-    Credentials default to what the user stored for that registry (login, config.json, helpers); a
-    mirror is its own registry: its URL's scheme and path, its own host's credentials, fewer retries.
-    """
-    obj: Context = (ctx or click.get_current_context()).obj
-    if isinstance(target, Mirror):
-        name = host = target.host
-        scheme, prefix, retry = target.scheme, target.path, MIRROR_RETRY
-    else:
-        name = target.domain if isinstance(target, Reference) else target
-        host, scheme, prefix, retry = api_host(name), None, "", RetryPolicy()
-    if credentials is None:
-        credentials = CredentialStore().get(name)
-    return Transport(
-        host,
-        insecure=is_insecure(host, obj.insecure_registries),
+def registry_options(obj: Context) -> RegistryOptions:
+    """`--insecure-registry`, `--tls-verify`, `--certs-dir`, `--registry-mirror` and `--debug` as a value;
+    without --registry-mirror (or IMAGEKIT_REGISTRY_MIRRORS) the settings file's mirrors, read only if needed."""
+    return RegistryOptions(
+        insecure_registries=obj.insecure_registries,
         tls_verify=obj.tls_verify,
-        credentials=credentials,
-        debug=obj.debug,
         certs_dir=obj.certs_dir,
-        retry=retry,
-        scheme=scheme,
-        prefix=prefix,
+        registry_mirrors=obj.registry_mirrors,
+        debug=obj.debug,
+        default_mirrors=lambda: registry_mirrors(config_path()),
     )
 
 
@@ -100,7 +62,7 @@ def login(ctx: click.Context, username: str | None, password: str | None, passwo
         raise click.UsageError("a username and a password are required")
     credentials = Credentials(username, password)
     try:
-        transport_for(registry, credentials=credentials, ctx=ctx).authenticate()
+        transport_for(registry, registry_options(ctx.obj), credentials=credentials).authenticate()
     except AuthError as err:
         raise AuthError(f"login to {registry_hostname(registry)} failed: {err}", status=err.status) from None
     where = CredentialStore().store(registry, credentials)
@@ -115,7 +77,7 @@ def _stored_credentials_work(ctx: click.Context, registry: str) -> bool:
     if stored is None:
         return False
     try:
-        transport_for(registry, credentials=stored, ctx=ctx).authenticate()
+        transport_for(registry, registry_options(ctx.obj), credentials=stored).authenticate()
     except AuthError as err:
         click.echo(f"The stored credentials for {registry_hostname(registry)} do not work: {err}", err=True)
         return False

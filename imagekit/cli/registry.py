@@ -1,8 +1,8 @@
 """`imagekit pull`, `push`, `tags` and `manifest inspect`: where the registry meets the store.
 
 Progress goes to stderr; stdout carries what scripts read (the digest, the tag list, the manifest JSON).
-A pull of a docker.io image tries the registry mirrors first (imagekit.registry.mirrors); push, tags
-and manifest inspect always talk to the registry the reference names.
+Pull is imagekit.fetch.pull_to_store with docker's output (a docker.io image tries the registry mirrors
+first); push, tags and manifest inspect always talk to the registry the reference names.
 """
 
 from __future__ import annotations
@@ -13,38 +13,17 @@ import sys
 import click
 
 from imagekit.cli import Context, cli
-from imagekit.cli.auth import transport_for
-from imagekit.cli.config import config_path, registry_mirrors
+from imagekit.cli.auth import registry_options
 from imagekit.errors import ImagekitError
-from imagekit.layout import Layout
+from imagekit.fetch import manifest_reference, pull_to_store
 from imagekit.origins import BlobOrigins
-from imagekit.progress import reporter
-from imagekit.reference import Reference, parse_reference
-from imagekit.registry.client import Repository
-from imagekit.registry.mirrors import Source, first_serving, parse_mirrors, uses_mirrors
-from imagekit.registry.platforms import parse_platform
-from imagekit.registry.transfer import Pulled, download, pull, push
+from imagekit.platforms import parse_platform
+from imagekit.progress import Progress, reporter
+from imagekit.reference import parse_reference
+from imagekit.registry.mirrors import Source
+from imagekit.registry.options import repository
+from imagekit.registry.transfer import push
 from imagekit.store import Store
-
-
-def repository(ref: Reference) -> Repository:
-    """The repository a reference names, reached with the CLI's trust options and stored credentials."""
-    return Repository(transport_for(ref), ref.path)
-
-
-def pull_sources(ctx: Context, ref: Reference) -> list[Source]:
-    """Where a pull of `ref` may come from, in order: for docker.io the mirrors (--registry-mirror or
-    IMAGEKIT_REGISTRY_MIRRORS, else the settings file), then always the registry itself."""
-    own = Source(repository(ref))
-    if not uses_mirrors(ref):
-        return [own]
-    mirrors = parse_mirrors(ctx.registry_mirrors or registry_mirrors(config_path()))
-    return [Source(Repository(transport_for(mirror), ref.path), mirror) for mirror in mirrors] + [own]
-
-
-def _manifest_reference(ref: Reference) -> str:
-    """What to ask the registry for: the digest when there is one (it pins the content), else the tag."""
-    return ref.digest or ref.tag or "latest"
 
 
 @cli.command("pull")
@@ -56,29 +35,17 @@ def pull_command(ctx: Context, platform_text: str | None, quiet: bool, reference
     """Download an image from a registry into the store."""
     ref = parse_reference(reference)
     wanted = parse_platform(platform_text) if platform_text else None
-    layout = Layout(ctx.root)
-    asked = _manifest_reference(ref)
 
-    def attempt(source: Source) -> Pulled:
-        """Manifest, config and layers all from `source`; the store verifies every blob before keeping it."""
-        pulled = pull(source.repo, asked, wanted)
+    def pulling(source: Source) -> Progress:
         if not quiet:
-            click.echo(f"{asked}: Pulling from {ref.path}" + (f" via {source}" if source.mirror else ""), err=True)
-        progress = reporter(sys.stderr, quiet=quiet)
-        try:
-            with layout.writing():
-                download(pulled.image, layout, progress=progress)
-                layout.write_image(pulled.image, str(ref))
-        finally:
-            progress.close()
-        return pulled
+            click.echo(f"{manifest_reference(ref)}: Pulling from {ref.path}" + (f" via {source}" if source.mirror else ""), err=True)
+        return reporter(sys.stderr, quiet=quiet)
 
     def fell_back(failed: Source, err: ImagekitError, following: Source) -> None:
         if not quiet:
             click.echo(f"{failed} failed: {err}; trying {following}", err=True)
 
-    pulled = first_serving(pull_sources(ctx, ref), attempt, fell_back)
-    BlobOrigins(ctx.root).record((d.digest for d in pulled.image.blobs()), ref.name)
+    pulled = pull_to_store(ref, Store(ctx.root), registry_options(ctx), platform=wanted, progress=pulling, on_fallback=fell_back)
     if quiet:
         click.echo(str(pulled.digest))
     else:
@@ -105,7 +72,7 @@ def push_command(ctx: Context, quiet: bool, source: str, destination: str | None
     progress = reporter(sys.stderr, quiet=quiet)
     digest = push(
         image,
-        repository(dest),
+        repository(dest, registry_options(ctx)),
         dest.tag,
         origins=origins.on_registry(digests, dest.domain),
         progress=progress,
@@ -119,12 +86,13 @@ def push_command(ctx: Context, quiet: bool, source: str, destination: str | None
 
 @cli.command("tags")
 @click.argument("repo")
-def tags_command(repo: str) -> None:
+@click.pass_obj
+def tags_command(ctx: Context, repo: str) -> None:
     """List the tags of a repository, one per line."""
     ref = parse_reference(repo, default_tag=False)
     if ref.tag or ref.digest:
         raise click.UsageError("tags takes a repository name without a tag or digest")
-    for tag in repository(ref).tags():
+    for tag in repository(ref, registry_options(ctx)).tags():
         click.echo(tag)
 
 
@@ -135,8 +103,9 @@ def manifest_group() -> None:
 
 @manifest_group.command("inspect")
 @click.argument("reference")
-def manifest_inspect(reference: str) -> None:
+@click.pass_obj
+def manifest_inspect(ctx: Context, reference: str) -> None:
     """Print a remote manifest or index as JSON (verified against its digest)."""
     ref = parse_reference(reference)
-    fetched = repository(ref).get_manifest(_manifest_reference(ref))
+    fetched = repository(ref, registry_options(ctx)).get_manifest(manifest_reference(ref))
     click.echo(json.dumps(json.loads(fetched.data), indent=2))

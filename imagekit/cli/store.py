@@ -19,8 +19,9 @@ from imagekit.errors import BadReference, LayerError
 from imagekit.importer import import_tarball
 from imagekit.layout import GarbageReport
 from imagekit.oci import REF_NAME
+from imagekit.platforms import host
 from imagekit.reference import Reference, parse_reference
-from imagekit.store import Store, StoredImage, host_platform
+from imagekit.store import Store, StoredImage
 
 
 def _store(ctx: click.Context) -> Store:
@@ -240,7 +241,7 @@ def import_(ctx: click.Context, tarball: str, reference: str | None, changes: tu
     ref = parse_reference(reference) if reference else None
     store = _store(ctx)
     with _open_tarball(tarball) as stream:
-        image = import_tarball(store.layout, stream, ref, source=tarball, changes=changes, message=message, platform=host_platform())
+        image = import_tarball(store.layout, stream, ref, source=tarball, changes=changes, message=message, platform=host())
     click.echo(str(image.manifest.config.digest))
 
 

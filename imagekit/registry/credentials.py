@@ -8,7 +8,7 @@ Reading honours `$REGISTRY_AUTH_FILE` (podman's auth.json) first, then `$DOCKER_
 stdout. Writing keeps every other key of config.json and replaces the file atomically with mode 0600.
 Secrets never enter a message, a repr or a log line.
 
-Imports: stdlib and imagekit.errors only.
+Imports: stdlib, imagekit.errors and imagekit.fsutil only.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import logging
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from imagekit.errors import CredentialsError, ImagekitError
+from imagekit.fsutil import atomic_write
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 DOCKER_HUB_HOST = "docker.io"
@@ -279,23 +279,10 @@ def _drop_host(auths: dict[str, Any], host: str) -> bool:
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Replaces `path` atomically (temp + fsync + rename) with mode 0600; follows a symlinked config."""
+    """Replaces `path` atomically (fsutil.atomic_write) with mode 0600; follows a symlinked config."""
     target = path.resolve() if path.is_symlink() else path
-    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            os.fchmod(out.fileno(), 0o600)
-            json.dump(data, out, indent="\t")
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, target)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        atomic_write(target, (json.dumps(data, indent="\t") + "\n").encode(), mode=0o600)
     except OSError as err:
-        Path(temp).unlink(missing_ok=True)
         raise CredentialsError(f"cannot write {target}: {err.strerror or type(err).__name__}") from err
-    directory = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from imagekit.errors import DigestMismatch, ImagekitError, InvalidManifest, RegistryError
+from imagekit.errors import DigestMismatch, ImagekitError, InvalidManifest, PlatformNotFound, RegistryError
 from imagekit.reference import DOCKER_HUB, Reference, is_registry_host
 from imagekit.registry.client import Repository
-from imagekit.registry.platforms import PlatformNotFound
 from imagekit.registry.retry import RetryPolicy
 
 T = TypeVar("T")

@@ -28,7 +28,7 @@ from imagekit.image import Image
 from imagekit.oci import INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, Platform
 from imagekit.progress import Progress
 from imagekit.registry.client import DEFAULT_CHUNK, STREAM_ERRORS, BrokenBody, FetchedManifest, Repository
-from imagekit.registry.platforms import host, select
+from imagekit.platforms import host, select
 from imagekit.registry.retry import RetryPolicy
 
 T = TypeVar("T")

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from imagekit.cli import main
-from imagekit.cli.auth import api_host, is_insecure
 from imagekit.errors import AuthError
 from imagekit.registry.credentials import Credentials
+from imagekit.registry.options import RegistryOptions, api_host, is_insecure, transport_for
 from tests.registry.auth_servers import OTHER_PASSWORD, OTHER_USER, PASSWORD, AuthRegistry
 from tests.registry.credhelper import FakeHelper
 
@@ -173,23 +173,21 @@ def test_entry_point_subprocess_one_line_error(token_registry: AuthRegistry, tmp
 
 
 def test_transport_for_applies_global_options_and_stored_credentials(docker_config: Path, tmp_path: Path) -> None:
-    import click
-
-    from imagekit.cli import Context, cli
+    from imagekit.cli import Context
+    from imagekit.cli.auth import registry_options
     from imagekit.reference import parse_reference
     from imagekit.registry.credentials import CredentialStore
-    from imagekit.cli.auth import transport_for
 
     CredentialStore().store("docker.io", Credentials("hubuser", "hub-secret"))
-    obj = Context(tmp_path / "root", True, insecure_registries=("reg.example:5000",), tls_verify=True, certs_dir=tmp_path)
-    ctx = click.Context(cli, obj=obj)
-    hub = transport_for(parse_reference("ubuntu:22.04"), ctx=ctx)
+    options = registry_options(Context(tmp_path / "root", True, insecure_registries=("reg.example:5000",), tls_verify=True, certs_dir=tmp_path))
+    assert (options.insecure_registries, options.tls_verify, options.certs_dir, options.debug) == (("reg.example:5000",), True, tmp_path, True)
+    hub = transport_for(parse_reference("ubuntu:22.04"), options)
     assert hub.registry == "registry-1.docker.io" and hub.credentials == Credentials("hubuser", "hub-secret")
     assert hub.tls_verify and not hub.insecure and hub.debug
-    insecure = transport_for(parse_reference("reg.example:5000/app:1"), ctx=ctx)
+    insecure = transport_for(parse_reference("reg.example:5000/app:1"), options)
     assert insecure.insecure and not insecure.tls_verify and insecure.credentials is None
-    with ctx:
-        assert transport_for("https://index.docker.io/v1/").credentials == Credentials("hubuser", "hub-secret")
+    assert transport_for("https://index.docker.io/v1/", options).credentials == Credentials("hubuser", "hub-secret")
+    assert transport_for("https://index.docker.io/v1/", RegistryOptions(), credentials=Credentials("a", "b")).credentials == Credentials("a", "b")
 
 
 def test_global_registry_options_parse_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:

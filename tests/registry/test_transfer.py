@@ -14,9 +14,9 @@ from imagekit.digest import Digest
 from imagekit.layout import Layout
 from imagekit.oci import DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, Descriptor, Index, Platform
 from imagekit.origins import BlobOrigins
+from imagekit.platforms import normalize
 from imagekit.progress import LineProgress, TtyProgress, reporter
 from imagekit.registry.client import Repository
-from imagekit.registry.platforms import PlatformNotFound, normalize, parse_platform, select
 from imagekit.registry.transfer import download, pull, push
 from imagekit.registry.transport import Transport
 from tests.registry.auth_servers import AuthRegistry
@@ -137,18 +137,6 @@ def test_default_platform_is_the_host_and_missing_platform_is_an_error(
     code, _, err = run_cli(capsys, "--root", str(tmp_path / "dst"), "pull", "--platform", "linux/s390x", f"{name}:multi")
     assert_one_line_error(code, err)
     assert "linux/s390x" in err and "linux/arm/v7" in err and "unknown" not in err
-
-
-def test_platform_normalisation_rules() -> None:
-    assert normalize("linux", "aarch64") == ("linux", "arm64", "")
-    assert normalize("linux", "arm64", "v8") == ("linux", "arm64", "")
-    assert normalize("linux", "arm") == ("linux", "arm", "v7")
-    assert normalize("linux", "armhf") == ("linux", "arm", "v7")
-    assert normalize("linux", "x86_64") == ("linux", "amd64", "")
-    assert parse_platform("linux/arm/v6") == Platform("linux", "arm", "v6")
-    only_attestation = (Descriptor(OCI_MANIFEST, Digest.of_bytes(b"x"), 1, platform=Platform("unknown", "unknown")),)
-    with pytest.raises(PlatformNotFound):
-        select(only_attestation, Platform("unknown", "unknown"))
 
 
 @pytest.mark.parametrize("bad", ["linux", "linux/", "a/b/c/d"])

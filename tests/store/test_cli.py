@@ -126,11 +126,11 @@ def test_inspect_and_images_of_a_multi_platform_ref(populated: Path, capsys: pyt
     """A name on an image index: the listing and inspect show the host's image, the repo digest is the index's."""
     from imagekit.layout import Layout
     from imagekit.oci import OCI_INDEX, Descriptor, Index
-    from imagekit.store import host_platform
+    from imagekit.platforms import host
 
     layout = Layout(populated)
     manifest = layout.resolve("docker.io/demo/busybox:latest")
-    index = Index((Descriptor(manifest.media_type, manifest.digest, manifest.size, platform=host_platform()),)).to_bytes()
+    index = Index((Descriptor(manifest.media_type, manifest.digest, manifest.size, platform=host()),)).to_bytes()
     index_digest = layout.write_bytes(index)
     layout.set_ref("docker.io/demo/multi:1", Descriptor(OCI_INDEX, index_digest, len(index)))
     [info] = json.loads(run(capsys, populated, "inspect", "demo/multi:1"))

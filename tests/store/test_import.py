@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from imagekit.config import ImageConfig
 from imagekit.errors import InvalidChange
 from imagekit.importer import apply_changes
 from imagekit.layout import Layout
@@ -72,7 +73,10 @@ def test_import_without_reference_prints_the_id_and_keeps_it_until_prune(root: P
         (["CMD echo hi"], {"Cmd": ["/bin/sh", "-c", "echo hi"]}),
         (['CMD ["/bin/echo", "hi"]'], {"Cmd": ["/bin/echo", "hi"]}),
         (['ENTRYPOINT ["/bin/sh"]', "cmd -c true"], {"Entrypoint": ["/bin/sh"], "Cmd": ["/bin/sh", "-c", "-c true"]}),
-        (["ENV A=1 B=\"two words\"", "ENV A 3"], {"Env": ["B=two words", "A=3"]}),
+        (["ENV A=1 B=\"two words\"", "ENV A 3"], {"Env": ["A=3", "B=two words"]}),  # replaced in place, as docker does
+        (['CMD ["serve"]', 'ENTRYPOINT ["/app"]'], {"Entrypoint": ["/app"], "Cmd": ["serve"]}),  # a CMD given before stays
+        (["WORKDIR /srv", "WORKDIR app/../www"], {"WorkingDir": "/srv/www"}),
+        (["EXPOSE 8000-8002/UDP"], {"ExposedPorts": {"8000/udp": {}, "8001/udp": {}, "8002/udp": {}}}),
         (["WORKDIR /srv", "USER 1000:1000", "STOPSIGNAL SIGINT"], {"WorkingDir": "/srv", "User": "1000:1000", "StopSignal": "SIGINT"}),
         (["EXPOSE 80 53/udp"], {"ExposedPorts": {"80/tcp": {}, "53/udp": {}}}),
         (['VOLUME ["/data", "/logs"]', "VOLUME /cache"], {"Volumes": {"/data": {}, "/logs": {}, "/cache": {}}}),
@@ -80,7 +84,7 @@ def test_import_without_reference_prints_the_id_and_keeps_it_until_prune(root: P
     ],
 )
 def test_changes(changes: list[str], expected: dict[str, object]) -> None:
-    assert apply_changes({}, changes) == expected
+    assert apply_changes(ImageConfig(), changes).container_config() == expected
 
 
 @pytest.mark.parametrize(
@@ -91,16 +95,23 @@ def test_changes(changes: list[str], expected: dict[str, object]) -> None:
         ("CMD", "CMD needs an argument"),
         ("ENV A=1 B", "expected KEY=VALUE, got 'B'"),
         ("LABEL a=\"unclosed", "No closing quotation"),
+        ("EXPOSE abc", "invalid port 'abc'"),
+        ("EXPOSE 0", "invalid port '0'"),
+        ("EXPOSE 70000", "invalid port '70000'"),
+        ("EXPOSE 90-80", "invalid port '90-80'"),
+        ("EXPOSE 80/icmp", "unknown protocol 'icmp'"),
     ],
 )
 def test_bad_changes(change: str, fragment: str) -> None:
     with pytest.raises(InvalidChange) as info:
-        apply_changes({}, [change])
+        apply_changes(ImageConfig(), [change])
     assert fragment in str(info.value)
 
 
 def test_bad_change_through_the_cli(imagekit: Run, busybox_tar: Path) -> None:
     assert "unsupported instruction 'FROM'" in one_line_error(imagekit("import", "-c", "FROM scratch", str(busybox_tar), "x"))
+    assert "--change 'EXPOSE abc': invalid port 'abc'" in one_line_error(imagekit("import", "-c", "EXPOSE abc", str(busybox_tar), "x"))
+    assert ok(imagekit("images", "-q")) == ""  # refused before anything was written
 
 
 def test_zstd_cut_at_a_frame_boundary_inside_the_tar_is_refused(root: Path, imagekit: Run, tmp_path: Path) -> None:

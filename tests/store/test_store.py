@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from imagekit import platforms
 from imagekit.digest import Digest
 from imagekit.errors import BadReference, DigestMismatch, ImageConflict, ImageNotFound, StoreError
 from imagekit.importer import import_tarball
 from imagekit.layout import Layout
 from imagekit.oci import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Descriptor, Index, Manifest, Platform, canonical_json
 from imagekit.reference import parse_reference
-from imagekit.store import STATE_DIRS, Store, host_platform
+from imagekit.store import STATE_DIRS, Store
 
 AMD64 = Platform("linux", "amd64")
 
@@ -137,12 +138,12 @@ def test_index_refs_pick_the_host_platform_and_gc_walks_nested_indexes(store: St
     layout = store.layout
     host, other = _write_manifest(layout, b"host"), _write_manifest(layout, b"other")
     inner = Index((
-        Descriptor(host.media_type, host.digest, host.size, platform=host_platform()),
+        Descriptor(host.media_type, host.digest, host.size, platform=platforms.host()),
     )).to_bytes()
     outer = Index((
         Descriptor(other.media_type, other.digest, other.size, platform=Platform("linux", "s390x-not-here")),
         Descriptor(OCI_INDEX, layout.write_bytes(inner), len(inner)),
-        Descriptor(host.media_type, host.digest, host.size, platform=host_platform()),
+        Descriptor(host.media_type, host.digest, host.size, platform=platforms.host()),
     )).to_bytes()
     entry = Descriptor(OCI_INDEX, layout.write_bytes(outer), len(outer))
     layout.set_ref("docker.io/library/multi:1", entry)

@@ -1,0 +1,68 @@
+"""Crash-safe file primitives: atomic_write, locked, fsync_dir. The one copy of what the store, the origins
+file and the credential store each need, so each gets the same guarantees.
+
+- `atomic_write` replaces a file so that readers, and the file system after a crash or SIGKILL at any
+  instant, see the old content or the new, never a mix or an empty file: a temp file on the same file
+  system, fsync, rename over the target, fsync of the directory (the rename itself is durable only then).
+- `locked` is an flock(2) on a lock file: advisory, shared by every process that takes it, released
+  when the block ends or the process dies (no stale lock files to clean up).
+
+OS errors pass through: callers know what they were doing and turn them into their own ImagekitError.
+
+Imports: stdlib only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Makes the entries of directory `path` (a rename, a new file) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike[str], exclusive: bool = True) -> Iterator[None]:
+    """Holds an flock on `path` (created if missing, mode 0644) for the block: exclusive, or shared.
+
+    Blocks until the lock is granted. The lock file itself is never removed: removing it would let
+    two processes lock two different files of the same name.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600, temp_dir: str | os.PathLike[str] | None = None) -> None:
+    """Replaces `path` with `data` (file mode `mode`) atomically and durably; on error `path` is untouched.
+
+    The temp file is `.<name>.<random>` in `temp_dir` (default: the directory of `path`; it must be on
+    the same file system) and is removed if anything fails before the rename.
+    """
+    target = Path(path)
+    fd, temp = tempfile.mkstemp(dir=temp_dir if temp_dir is not None else target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), mode)
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+    fsync_dir(target.parent)

@@ -1,0 +1,79 @@
+"""imagekit.fsutil: atomic replacement leaves the old file or the new one and no debris; flock modes exclude as they should."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from imagekit.fsutil import atomic_write, fsync_dir, locked
+
+
+def test_atomic_write_replaces_with_the_mode_asked(tmp_path: Path) -> None:
+    target = tmp_path / "state.json"
+    atomic_write(target, b"one")
+    assert target.read_bytes() == b"one" and stat.S_IMODE(target.stat().st_mode) == 0o600
+    atomic_write(target, b"two", mode=0o644)
+    assert target.read_bytes() == b"two" and stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
+def test_atomic_write_puts_its_temp_file_where_asked(tmp_path: Path) -> None:
+    (tmp_path / "tmp").mkdir()
+    atomic_write(tmp_path / "index.json", b"{}", temp_dir=tmp_path / "tmp")
+    assert (tmp_path / "index.json").read_bytes() == b"{}" and not any((tmp_path / "tmp").iterdir())
+
+
+def test_a_failed_atomic_write_leaves_the_target_and_no_temp_file(tmp_path: Path) -> None:
+    target = tmp_path / "taken"
+    target.mkdir()
+    (target / "inside").write_text("keep")
+    with pytest.raises(OSError):
+        atomic_write(target, b"new")  # renaming a file over a non-empty directory fails
+    assert (target / "inside").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+    with pytest.raises(FileNotFoundError):
+        atomic_write(tmp_path / "missing" / "file", b"x")
+
+
+@contextmanager
+def _other_holder(path: Path, mode: int) -> Iterator[bool]:
+    """Whether another open file description can take `mode` on `path` right now (without waiting)."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+        else:
+            yield True
+    finally:
+        os.close(fd)
+
+
+def test_locked_excludes_as_flock_does(tmp_path: Path) -> None:
+    lock = tmp_path / "x.lock"
+    with locked(lock):
+        for mode in (fcntl.LOCK_SH, fcntl.LOCK_EX):
+            with _other_holder(lock, mode) as granted:
+                assert not granted
+    with locked(lock, exclusive=False):
+        with _other_holder(lock, fcntl.LOCK_SH) as granted:
+            assert granted
+        with _other_holder(lock, fcntl.LOCK_EX) as granted:
+            assert not granted
+    with _other_holder(lock, fcntl.LOCK_EX) as granted:
+        assert granted  # released at the end of the block
+    assert lock.exists()  # never removed: another process may hold it
+
+
+def test_fsync_dir_needs_a_directory(tmp_path: Path) -> None:
+    fsync_dir(tmp_path)
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(NotADirectoryError):
+        fsync_dir(tmp_path / "f")

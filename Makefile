@@ -49,7 +49,7 @@ $(VENV)/.mutation: pyproject.toml | $(BIN)/python
 # not part of `make test` or CI. Subprocesses (the CLI) import the mutated copy through PYTHONPATH.
 # Writes tests/MUTANTS-results.txt (kill rate per module); tests/MUTANTS.md explains the survivors.
 mutation: apt-test $(VENV)/.mutation
-	rm -rf mutants
+	rm -rf mutants && mkdir mutants  # it must exist when Python starts, or the path is skipped for good
 	PYTHONPATH=$(abspath mutants) $(BIN)/mutmut run --max-children 2
 	$(BIN)/mutmut results --all true | $(BIN)/python -m tests.mutation_report > tests/MUTANTS-results.txt
 	@cat tests/MUTANTS-results.txt

@@ -53,22 +53,23 @@ def name() -> str:
 
 
 @pytest.mark.parametrize(
-    ("size", "fault", "source"),
+    ("size", "failing", "source"),
     [
-        (5 * CHUNK, Fault("status", r"/blobs/uploads/", method="PATCH", status=500), 5 * CHUNK),
-        (5 * CHUNK, Fault("status", r"/blobs/uploads/", method="PUT", status=400), 5 * CHUNK),
-        (1000, Fault("status", r"/blobs/uploads/", method="PUT", status=400), 1000),
+        (5 * CHUNK, ("PATCH", 500), 5 * CHUNK),
+        (5 * CHUNK, ("PUT", 400), 5 * CHUNK),
+        (1000, ("PUT", 400), 1000),
         (5 * CHUNK, None, 2 * CHUNK + 10),
     ],
     ids=["chunk-fails", "final-put-after-chunks-fails", "monolithic-put-fails", "source-ends-early"],
 )
 def test_a_failed_upload_cancels_its_session(
-    open_registry: RegistryServer, fault_proxy: FaultProxy, name: str, size: int, fault: Fault | None, source: int
+    open_registry: RegistryServer, fault_proxy: FaultProxy, name: str, size: int, failing: tuple[str, int] | None, source: int
 ) -> None:
+    """`failing`: the (method, status) the proxy answers instead of the registry; `source`: where the stream breaks off."""
     data = os.urandom(size)
     stream = io.BytesIO(data[:source])  # a source that breaks off, as a failing disk or a dead pipe would
-    if fault is not None:
-        fault_proxy.inject(fault)
+    if failing is not None:
+        fault_proxy.inject(Fault("status", r"/blobs/uploads/", method=failing[0], status=failing[1]))
     repo = Repository(Transport(fault_proxy.host), name)
     with pytest.raises(RegistryError):
         repo.upload_blob(stream, Digest.of_bytes(data), size, chunk_size=CHUNK)  # type: ignore[arg-type]

@@ -78,6 +78,19 @@ def test_a_failed_upload_cancels_its_session(
     assert len(deletes(fault_proxy)) == 1
 
 
+def test_a_failing_cancel_is_tried_twice_and_never_hides_the_uploads_own_error(fault_proxy: FaultProxy, name: str) -> None:
+    """Cancelling is best effort on the way out: a DELETE that fails is retried once, quickly, and then
+    the caller still sees why the upload failed, not why the cancel did."""
+    fault_proxy.inject(
+        Fault("status", r"/blobs/uploads/", method="PUT", status=400, body=b'{"errors":[{"code":"DIGEST_INVALID","message":"upload failed"}]}'),
+        Fault("status", r"/blobs/uploads/", method="DELETE", status=503, times=100),
+    )
+    repo = Repository(Transport(fault_proxy.host), name)
+    with pytest.raises(RegistryError, match="DIGEST_INVALID"):
+        repo.upload_blob(io.BytesIO(b"data"), Digest.of_bytes(b"data"), 4)  # type: ignore[arg-type]
+    assert len(deletes(fault_proxy)) == 2
+
+
 def test_a_push_that_retries_an_upload_cancels_the_session_it_abandons(
     tmp_path: Path, open_registry: RegistryServer, fault_proxy: FaultProxy, name: str
 ) -> None:

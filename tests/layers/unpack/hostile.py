@@ -121,6 +121,11 @@ def _raw(*blocks: bytes) -> Build:
     return lambda outside: [b"".join(blocks) + END]
 
 
+def _pax_records(raw: bytes) -> Build:
+    """An entry `a` behind a PAX header whose body is `raw`, byte for byte (malformed on purpose)."""
+    return _raw(header(b"PaxHeader", size=len(raw), type=b"x") + pad(raw), header(b"a"))
+
+
 CASES = [
     # --- path traversal ----------------------------------------------------------------------------------
     Case("dotdot", lambda o: [tar([file("../outside.txt", b"pwned")])], error="leaves the root through '..'"),
@@ -190,6 +195,13 @@ CASES = [
     Case("pax-huge-size", _raw(pax_entry({b"size": b"1000000000000000"}), header(b"big", size=0)), error="the size cap"),
     Case("pax-negative-size", _raw(pax_entry({b"size": b"-512"}), header(b"neg", size=0)), error="invalid PAX size"),
     Case("pax-record-too-long", _raw(header(b"PaxHeader", size=20, type=b"x") + pad(b"99 path=abc\n"), header(b"a")), error="malformed PAX"),
+    Case("pax-length-not-a-number", _pax_records(b"x9 path=a\n"), error="malformed PAX"),
+    Case("pax-length-too-small", _pax_records(b"3 path=a\n"), error="malformed PAX"),
+    Case("pax-length-without-space", _pax_records(b"1" * 24 + b"\n"), error="malformed PAX"),
+    Case("pax-record-unterminated", _pax_records(b"9 path=ab"), error="malformed PAX"),
+    Case("pax-record-without-equals", _pax_records(b"9 pathab\n"), error="malformed PAX"),
+    Case("pax-second-record-broken", _pax_records(b"9 path=a\nx9 uid=0\n"), error="malformed PAX header record at byte 9"),
+    Case("pax-value-with-equals", _raw(pax_entry({b"uid": b"0", b"path": b"a=b=c"}), header(b"x")), check=_inside("a=b=c")),
     Case("pax-header-huge", _raw(header(b"PaxHeader", size=8 * MiB, type=b"x")), error="larger than the 1 MiB allowed"),
     Case("nul-in-symlink-target", _raw(pax_entry({b"linkpath": b"/etc\0passwd"}), header(b"l", type=b"2")), error="NUL byte in it"),
     Case("nul-in-xattr-name", _raw(pax_entry({b"SCHILY.xattr.user.a\0b": b"v"}), header(b"x")), error="invalid metadata"),

@@ -69,6 +69,23 @@ def test_loops_and_files_are_errors(tree: Path, path: bytes, code: int, resolver
     assert caught.value.errno == code
 
 
+@pytest.mark.parametrize(("links", "ok"), [(40, True), (41, False)])
+def test_forty_symlinks_resolve_and_the_forty_first_is_a_loop(tmp_path: Path, resolver: str, links: int, ok: bool) -> None:
+    """The kernel's limit (MAXSYMLINKS, 40), kept exactly by the walk too: a chain of 40 links resolves."""
+    root = tmp_path / "root"
+    (root / "end").mkdir(parents=True)
+    os.symlink("end", root / "l1")
+    for n in range(2, links + 1):
+        os.symlink(f"l{n - 1}", root / f"l{n}")
+    with Root(root) as rooted:
+        if ok:
+            assert _where(rooted, rooted.directory(b"l%d" % links)) == str(root / "end")
+        else:
+            with pytest.raises(OSError) as caught:
+                rooted.directory(b"l%d" % links)
+            assert caught.value.errno == errno.ELOOP
+
+
 def test_forget_keeps_only_the_descriptor_in_use(tree: Path) -> None:
     with Root(tree) as root:
         kept = root.directory(b"usr/lib")

@@ -176,12 +176,14 @@ def test_gc_keeps_a_subject_and_removes_debris(store: Store) -> None:
 
 
 def test_gc_removes_every_unreachable_blob_between_kept_ones_and_debris_directories(store: Store) -> None:
-    """Kept and unreachable blobs interleave in name order: gc goes on past each kept one. A directory
-    a killed writer left in tmp/ goes too, while a symlink there is removed as a link, never followed."""
+    """Kept and unreachable blobs interleave in name order: gc goes on past each kept one, and past a
+    stray file beside blobs/sha256. A directory a killed writer left in tmp/ goes too, while a symlink
+    there is removed as a link, never followed."""
     layout = store.layout
     _import(store, "a:1")
     kept = {p.name for p in (layout.root / "blobs" / "sha256").iterdir()}
     garbage = {layout.write_bytes(b"garbage %d" % i).encoded for i in range(12)}
+    (layout.root / "blobs" / "README").write_text("a stray file beside the algorithm directories stays\n")
     (layout.tmp_dir / "unpack.dead" / "sub").mkdir(parents=True)
     (layout.tmp_dir / "unpack.dead" / "sub" / "f").write_bytes(b"x")
     outside = layout.root.parent / "outside"
@@ -192,6 +194,7 @@ def test_gc_removes_every_unreachable_blob_between_kept_ones_and_debris_director
     assert {p.name for p in (layout.root / "blobs" / "sha256").iterdir()} == kept
     assert report.temp_files == 2 and list(layout.tmp_dir.iterdir()) == []
     assert (outside / "keep").is_dir()
+    assert (layout.root / "blobs" / "README").is_file()
 
 
 def test_prune_refuses_when_a_manifest_is_missing(store: Store) -> None:

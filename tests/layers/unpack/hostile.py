@@ -201,6 +201,8 @@ CASES = [
     Case("pax-record-unterminated", _pax_records(b"9 path=ab"), error="malformed PAX"),
     Case("pax-record-without-equals", _pax_records(b"9 pathab\n"), error="malformed PAX"),
     Case("pax-second-record-broken", _pax_records(b"9 path=a\nx9 uid=0\n"), error="malformed PAX header record at byte 9"),
+    Case("pax-length-of-20-digits", _pax_records(b"0" * 18 + b"28 path=a\n"), error="malformed PAX"),
+    Case("pax-key-not-utf8", _raw(pax_entry({b"SCHILY.xattr.user.\xff": b"v"}), header(b"x")), check=_inside("x")),
     Case("pax-value-with-equals", _raw(pax_entry({b"uid": b"0", b"path": b"a=b=c"}), header(b"x")), check=_inside("a=b=c")),
     Case("pax-header-huge", _raw(header(b"PaxHeader", size=8 * MiB, type=b"x")), error="larger than the 1 MiB allowed"),
     Case("nul-in-symlink-target", _raw(pax_entry({b"linkpath": b"/etc\0passwd"}), header(b"l", type=b"2")), error="NUL byte in it"),

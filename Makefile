@@ -51,7 +51,7 @@ $(VENV)/.mutation: pyproject.toml | $(BIN)/python
 mutation: apt-test $(VENV)/.mutation
 	rm -rf mutants && mkdir mutants  # it must exist when Python starts, or the path is skipped for good
 	PYTHONPATH=$(abspath mutants) $(BIN)/mutmut run --max-children 2
-	$(BIN)/mutmut results --all true | $(BIN)/python -m tests.mutation_report > tests/MUTANTS-results.txt
+	$(BIN)/python -m tests.mutation_report > tests/MUTANTS-results.txt
 	@cat tests/MUTANTS-results.txt
 
 clean:

@@ -1,6 +1,7 @@
 """`python -m builderfile parse FILE|-` prints the syntax as JSON; `check FILE` validates the instructions too.
 
-Errors go to stderr as one `FILE:LINE: message` line with exit status 1, never a traceback.
+Findings go to stderr as `FILE:LINE: message` lines in line order (warnings marked `warning:`), exit
+status 1 if any is an error, never a traceback; a file that passes gets a one-line summary on stdout.
 Stdlib only; must not import imagekit.
 """
 
@@ -21,21 +22,24 @@ def _read(name: str) -> bytes:
     return Path(name).read_bytes()
 
 
-def _parse(name: str, data: bytes) -> int:
+def _parse(name: str, data: bytes, pretty: bool) -> int:
     document = parse(data)
-    sys.stdout.write(json.dumps(contract(document), ensure_ascii=True, indent=None) + "\n")
+    sys.stdout.write(json.dumps(contract(document), ensure_ascii=True, indent=2 if pretty else None) + "\n")
     return 0
 
 
-def _check(name: str, data: bytes) -> int:
+def _check(name: str, data: bytes, pretty: bool) -> int:
     from builderfile.instructions import check
 
     report = check(data)
-    for problem in report.errors:
-        print(problem.located(name), file=sys.stderr)
-    for warning in report.warnings:  # they do not fail the check, but a human should see them
-        print(BuilderfileError(f"warning: {warning.message}", warning.line).located(name), file=sys.stderr)
-    return 1 if report.errors else 0
+    for finding in report.findings():  # warnings do not fail the check, but a human should see them
+        print(finding.located(name), file=sys.stderr)
+    if report.errors or report.builderfile is None:
+        return 1
+    stages = report.builderfile.stages
+    count = len(report.builderfile.meta_args) + sum(1 + len(stage.instructions) for stage in stages)
+    print(f"ok: {len(stages)} stage{'s' * (len(stages) != 1)}, {count} instruction{'s' * (count != 1)}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m builderfile", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["parse", "check"])
     parser.add_argument("file", help="a Builderfile, or - for stdin")
+    parser.add_argument("--pretty", action="store_true", help="parse: indent the JSON")
     args = parser.parse_args(argv)
     shown = "<stdin>" if args.file == "-" else args.file
     try:
@@ -51,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{shown}: cannot read: {err.strerror or err}", file=sys.stderr)
         return 1
     try:
-        return (_parse if args.command == "parse" else _check)(shown, data)
+        return (_parse if args.command == "parse" else _check)(shown, data, args.pretty)
     except BuilderfileError as err:
         print(err.located(shown), file=sys.stderr)
         return 1

@@ -110,6 +110,44 @@ def _class_char(pattern: str, i: int) -> tuple[str, int]:
     return pattern[i], i + 1
 
 
+def filepath_match_regex(pattern: str) -> re.Pattern[str]:
+    """Go's filepath.Match as a regex over slash-separated paths (COPY's source wildcards, not
+    .dockerignore's `**`); ValueError where Go says ErrBadPattern."""
+    out, i, end = [], 0, len(pattern)
+    while i < end:
+        ch = pattern[i]
+        i += 1
+        if ch == "*":
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "\\":
+            if i >= end:
+                raise ValueError("trailing backslash")
+            out.append(re.escape(pattern[i]))
+            i += 1
+        elif ch == "[":
+            negate = i < end and pattern[i] == "^"
+            i += negate
+            items: list[str] = []
+            while True:
+                if i >= end:
+                    raise ValueError("unclosed [")
+                if pattern[i] == "]" and items:
+                    i += 1
+                    break
+                low, i = _class_char(pattern, i)
+                if i < end and pattern[i] == "-":
+                    high, i = _class_char(pattern, i + 1)
+                    items.append(f"{re.escape(low)}-{re.escape(high)}")
+                else:
+                    items.append(re.escape(low))
+            out.append("[" + ("^" if negate else "") + "".join(items) + "]")
+        else:
+            out.append(re.escape(ch))
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
 def compile_pattern(text: str) -> Pattern:
     """patternmatcher's compile: a cleaned pattern (maybe `!`-prefixed) -> Pattern; ValueError if malformed."""
     text = go_clean(text.strip(GO_SPACES))

@@ -350,17 +350,29 @@ def _sources_and_dest(node: Node, keyword: str) -> tuple[tuple[str, ...], str, t
     return tuple(paths), dest, tuple(contents)
 
 
+# BuildKit's --chmod: octal, or (dockerfile 1.14) symbolic modes such as u+x,go=rX.
+_CHMOD = re.compile(r"[0-7]{1,4}|[ugoa]*[-+=][rwxXst]*(?:,[ugoa]*[-+=][rwxXst]*)*\Z")
+
+
+def _chmod(flags: Flags, keyword: str) -> str:
+    """The --chmod value, refused here unless it holds a variable (then only the build can tell)."""
+    mode = flags.string("chmod")
+    if mode and "$" not in mode and not _CHMOD.fullmatch(mode):
+        raise InstructionError(f"{keyword} --chmod={mode} is not a file mode: use octal digits (0755) or symbolic modes (u+x)")
+    return mode
+
+
 def _parse_copy(node: Node, flags: Flags) -> Copy:
     sources, dest, contents = _sources_and_dest(node, "COPY")
     return Copy(node.start_line, node.end_line, node.original, sources, dest, contents, flags.string("from"),
-                flags.string("chown"), flags.string("chmod"), flags.bool("link"), flags.bool("parents"),
+                flags.string("chown"), _chmod(flags, "COPY"), flags.bool("link"), flags.bool("parents"),
                 flags.strings("exclude"))
 
 
 def _parse_add(node: Node, flags: Flags) -> Add:
     sources, dest, contents = _sources_and_dest(node, "ADD")
     return Add(node.start_line, node.end_line, node.original, sources, dest, contents, flags.string("chown"),
-               flags.string("chmod"), flags.bool("link"), flags.optional_bool("keep-git-dir"), flags.string("checksum"),
+               _chmod(flags, "ADD"), flags.bool("link"), flags.optional_bool("keep-git-dir"), flags.string("checksum"),
                flags.optional_bool("unpack"), flags.strings("exclude"))
 
 
@@ -528,7 +540,7 @@ def _assemble(document: Document, errors: list[BuilderfileError], warnings: list
                 errors.append(InstructionError(
                     f"{node.cmd.upper()} comes before the first FROM: only ARG may precede FROM", node.start_line))
         else:
-            _check_copy_from(instruction, len(stages) - 1, errors)
+            _check_copy_from(instruction, len(stages) - 1, names, errors)
             stages[-1][1].append(instruction)
     if not stages and not errors:
         errors.append(InstructionError("no FROM instruction: a Builderfile needs at least one stage", 0))
@@ -536,8 +548,12 @@ def _assemble(document: Document, errors: list[BuilderfileError], warnings: list
     return Builderfile(built, tuple(meta_args), document.escape, dict(document.directives))
 
 
-def _check_copy_from(instruction: Instruction, current: int, errors: list[BuilderfileError]) -> None:
-    if isinstance(instruction, Copy) and instruction.from_.isdigit() and int(instruction.from_) >= current:
+def _check_copy_from(instruction: Instruction, current: int, names: dict[str, int], errors: list[BuilderfileError]) -> None:
+    """`--from` naming this stage (by index or by name) or a later index cannot be built: a cycle."""
+    if not isinstance(instruction, Copy):
+        return
+    source = instruction.from_
+    if (source.isdigit() and int(source) >= current) or names.get(go_lower(source)) == current:
         errors.append(InstructionError(
             f"COPY --from={instruction.from_} refers to the current or a later stage; use an earlier stage's index or name",
             instruction.line))
@@ -558,14 +574,28 @@ class Report:
 
     errors: tuple[BuilderfileError, ...]
     warnings: tuple[Warning, ...] = ()
+    builderfile: Builderfile | None = None
+
+    def findings(self) -> list[BuilderfileError]:
+        """Errors and warnings (as `warning: ...` messages) in line order, as a reader goes through the file."""
+        warned = [BuilderfileError(f"warning: {w.message}", w.line) for w in self.warnings]
+        return sorted([*self.errors, *warned], key=lambda finding: finding.line)
 
 
 def check(text: str | bytes) -> Report:
     """Every problem of a Builderfile, each with its line: one ParseError, or all instruction errors.
 
     When the instructions are sound, expansion runs too (without build args), catching bad
-    substitutions such as `${VAR` or `${VAR:?message}`.
+    substitutions such as `${VAR` or `${VAR:?message}`, and FROM lines using undeclared ARGs are
+    warned about (BuildKit's UndefinedArgInFrom). Text that is not UTF-8 is one error naming the
+    first bad byte's offset.
     """
+    data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        return Report((ParseError(f"not UTF-8 text: byte 0x{data[err.start]:02x} at offset {err.start} is invalid", line),))
     try:
         document = parse(text)
     except ParseError as err:
@@ -573,11 +603,12 @@ def check(text: str | bytes) -> Report:
     errors: list[BuilderfileError] = []
     warnings: list[Warning] = list(document.warnings)
     builderfile = _assemble(document, errors, warnings)
-    if not errors:
-        from builderfile.expand import expand  # expand builds on this module
+    from builderfile.expand import expand, undeclared_in_from  # expand builds on this module
 
+    warnings.extend(undeclared_in_from(builderfile))
+    if not errors:
         try:
             expand(builderfile)
         except ExpansionError as err:
             errors.append(err)
-    return Report(tuple(errors), tuple(sorted(warnings, key=lambda w: w.line)))
+    return Report(tuple(errors), tuple(sorted(warnings, key=lambda w: w.line)), builderfile)

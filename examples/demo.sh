@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make demo`: the main job end to end, with no daemon and no registry. Extended as features land.
-# Today: make a busybox-static rootfs, import it as an image, list, inspect and unpack it, and (until
-# `imagekit run` lands) run its CMD in the unpacked rootfs with chroot.
+# Today: make a busybox-static rootfs and import it as the base image, build examples/hello (RUN with a
+# heredoc, COPY, metadata) with `imagekit build`, rebuild it from the cache, and (until `imagekit run`
+# lands) run the built image's CMD in its unpacked rootfs with chroot.
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 root=$(mktemp -d "${TMPDIR:-/tmp}/imagekit-demo.XXXXXX")
 trap 'rm -rf "$root"' EXIT
 export IMAGEKIT_ROOT="$root/store"
@@ -14,35 +16,40 @@ if [ -z "$busybox" ]; then
     exit 0
 fi
 
-echo "== a rootfs with $busybox and symlinks for sh, echo, ls"
-mkdir -p "$root/rootfs/bin" "$root/rootfs/etc"
+echo "== a base rootfs with $busybox and its applets"
+mkdir -p "$root/rootfs/bin" "$root/rootfs/etc" "$root/rootfs/tmp"
 cp "$busybox" "$root/rootfs/bin/busybox"
-for applet in sh echo ls cat; do ln -s busybox "$root/rootfs/bin/$applet"; done
-echo demo > "$root/rootfs/etc/hostname"
+for applet in sh echo ls cat id hostname uname wc; do ln -s busybox "$root/rootfs/bin/$applet"; done
+echo 'root:x:0:0:root:/root:/bin/sh' > "$root/rootfs/etc/passwd"
+echo 'root:x:0:' > "$root/rootfs/etc/group"
 tar -C "$root/rootfs" --numeric-owner -czf "$root/rootfs.tar.gz" .
 
 echo "== imagekit import rootfs.tar.gz demo/busybox:latest"
-imagekit import -c 'CMD ["/bin/sh", "-c", "echo hello from busybox"]' -c 'ENV GREETING=hello' \
-    "$root/rootfs.tar.gz" demo/busybox:latest
-imagekit tag demo/busybox:latest demo/busybox:1.0
+imagekit import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin' "$root/rootfs.tar.gz" demo/busybox:latest
+
+echo "== examples/hello/Builderfile"
+cat "$here/hello/Builderfile"
+
+echo "== imagekit build -t demo/hello:latest examples/hello"
+imagekit build -t demo/hello:latest "$here/hello"
+
+echo "== the same build again: every step comes from the cache"
+imagekit build -t demo/hello:latest "$here/hello"
 
 echo "== imagekit images"
 imagekit images
 
-echo "== imagekit inspect demo/busybox (abridged)"
-imagekit inspect demo/busybox | python3 -c '
+echo "== imagekit inspect demo/hello (abridged)"
+imagekit inspect demo/hello | python3 -c '
 import json, sys
 info = json.load(sys.stdin)[0]
-print(json.dumps({k: info[k] for k in ("Id", "RepoTags", "Created", "Architecture", "Os", "Config", "RootFS", "Size")}, indent=4))'
-
-echo "== imagekit unpack demo/busybox rootfs/"
-imagekit unpack demo/busybox:latest "$root/unpacked"
-ls "$root/unpacked" "$root/unpacked/bin"
+print(json.dumps({k: info[k] for k in ("Id", "RepoTags", "Config", "RootFS")}, indent=4))'
 
 if [ "$(id -u)" = 0 ] && command -v chroot >/dev/null; then
-    echo "== the image's CMD in the unpacked rootfs (chroot; imagekit run will replace this)"
-    mapfile -d '' cmd < <(imagekit inspect demo/busybox | python3 -c '
+    echo "== the image's CMD in its unpacked rootfs (chroot; imagekit run will replace this)"
+    imagekit unpack demo/hello:latest "$root/unpacked"
+    mapfile -d '' cmd < <(imagekit inspect demo/hello | python3 -c '
 import json, sys
 sys.stdout.write("".join(arg + "\0" for arg in json.load(sys.stdin)[0]["Config"]["Cmd"]))')
-    chroot "$root/unpacked" "${cmd[@]}"
+    (cd "$root/unpacked/app" && GREETING_FILE=/app/greeting.txt chroot "$root/unpacked" "${cmd[@]}")
 fi

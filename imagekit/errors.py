@@ -62,6 +62,10 @@ class ImageConflict(StoreError):
     """A store change refused because it would affect more than the user named (docker's "must be forced")."""
 
 
+class SnapshotError(StoreError):
+    """An extracted layer or active snapshot (imagekit.snapshots) that is missing, taken or cannot be made."""
+
+
 class LayerError(ImagekitError):
     """A layer tarball that cannot be written or applied: corrupt, unsafe or too large."""
 
@@ -73,6 +77,18 @@ class InvalidConfigEdit(ImagekitError):
 
 class InvalidChange(ImagekitError):
     """A Dockerfile-style `--change` instruction (as `docker import -c` takes) that is unsupported or malformed."""
+
+
+class NotATerminal(ImagekitError):
+    """A prompt was needed (a login without a password) but standard input is not a terminal."""
+
+
+class NotAvailable(ImagekitError):
+    """A command the README announces as coming, asked for before it exists."""
+
+
+class TemplateError(ImagekitError):
+    """A `--format` template that does not parse, or fails on the data it is given (Go's text/template words)."""
 
 
 class RegistryError(ImagekitError):
@@ -119,6 +135,10 @@ class BuildError(ImagekitError):
         super().__init__(f"{where}{message}")
         self.file = file
         self.line = line
+
+
+class UnknownUser(ImagekitError):
+    """A user or group spec (USER, -u, --chown) the image's /etc/passwd or /etc/group does not resolve."""
 
 
 class SandboxError(ImagekitError):

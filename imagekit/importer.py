@@ -60,6 +60,8 @@ def import_tarball(
         descriptor = Descriptor(OCI_MANIFEST, layout.write_bytes(manifest_bytes), len(manifest_bytes))
         if ref is not None:
             layout.set_ref(str(ref), descriptor)
+        else:
+            layout.add_unnamed(descriptor)  # a dangling image, as docker keeps it, until pruned
     return layout.image_at(descriptor)
 
 

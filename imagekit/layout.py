@@ -236,14 +236,37 @@ class Layout:
         raise ImageNotFound(f"no image {ref!r} in the store at {self.root}")
 
     def set_ref(self, ref: str, descriptor: Descriptor) -> None:
-        """Points `ref` at `descriptor` (whose blob must already be stored), replacing any old target."""
+        """Points `ref` at `descriptor` (whose blob must already be stored), replacing any old target.
+
+        An old target left without any entry stays as an unnamed entry (docker's dangling image,
+        kept until pruned), and an unnamed entry of `descriptor` gives way to the named one."""
         if not self.has_blob(descriptor.digest):
             raise BlobNotFound(f"cannot tag {ref!r}: blob {descriptor.digest} is not in the store")
         annotations = {k: v for k, v in descriptor.annotations.items() if k != REF_NAME} | {REF_NAME: ref}
         entry = replace(descriptor, annotations=MappingProxyType(annotations))
         with self._updating_index() as entries:
-            entries[:] = [d for d in entries if d.annotations.get(REF_NAME) != ref]
+            replaced = [d for d in entries if d.annotations.get(REF_NAME) == ref]
+            entries[:] = [d for d in entries if d.annotations.get(REF_NAME) != ref and not _unnamed_entry_of(d, descriptor.digest)]
             entries.append(entry)
+            for old in replaced:
+                if not any(d.digest == old.digest for d in entries):
+                    entries.append(_without_name(old))
+
+    def add_unnamed(self, descriptor: Descriptor) -> None:
+        """Roots `descriptor` in index.json without a name (a dangling image) unless an entry has its digest."""
+        if not self.has_blob(descriptor.digest):
+            raise BlobNotFound(f"cannot keep {descriptor.digest}: the blob is not in the store")
+        with self._updating_index() as entries:
+            if not any(d.digest == descriptor.digest for d in entries):
+                entries.append(_without_name(descriptor))
+
+    def remove_unnamed(self, digest: Digest) -> bool:
+        """Removes the unnamed entries of `digest`; False if there were none. The blobs stay until gc."""
+        with self._updating_index() as entries:
+            kept = [d for d in entries if not _unnamed_entry_of(d, digest)]
+            removed = len(kept) != len(entries)
+            entries[:] = kept
+        return removed
 
     def remove_ref(self, ref: str) -> Descriptor:
         """Removes one ref name and returns what it pointed at; the blobs stay until gc."""
@@ -263,6 +286,11 @@ class Layout:
         manifest = Manifest.from_bytes(manifest_bytes, descriptor.media_type)
         config_bytes = self.read_blob(manifest.config.digest)
         return Image(manifest_bytes, config_bytes, _LayoutSource(self), manifest.media_type)
+
+    def unstored_image(self, manifest_bytes: bytes, config_bytes: bytes, media_type: str) -> Image:
+        """An Image whose layer blobs are in this layout but whose manifest and config are not (yet):
+        what a builder has between steps."""
+        return Image(manifest_bytes, config_bytes, _LayoutSource(self), media_type)
 
     def image(self, ref: str) -> Image:
         return self.image_at(self.resolve(ref))
@@ -316,7 +344,7 @@ class Layout:
         if not self.exists():
             return GarbageReport()
         removed: list[tuple[Digest, int]] = []
-        temp_files = 0
+        temp_files = debris_bytes = 0
         with _store_errors(self.root, "collect garbage"), locked(self.root / GC_LOCK):
             keep = self.reachable()
             for algorithm_dir in sorted((self.root / "blobs").iterdir()):
@@ -330,14 +358,33 @@ class Layout:
                     path.unlink()
                     if digest is not None:
                         removed.append((digest, size))
+                    else:
+                        debris_bytes += size
             if self.tmp_dir.is_dir():
                 for path in self.tmp_dir.iterdir():
+                    debris_bytes += _size_of(path)
                     if path.is_dir() and not path.is_symlink():
                         shutil.rmtree(path)
                     else:
                         path.unlink()
                     temp_files += 1
-        return GarbageReport(tuple(removed), temp_files)
+        return GarbageReport(tuple(removed), temp_files, debris_bytes)
+
+
+def _without_name(descriptor: Descriptor) -> Descriptor:
+    annotations = {k: v for k, v in descriptor.annotations.items() if k != REF_NAME}
+    return replace(descriptor, annotations=MappingProxyType(annotations))
+
+
+def _unnamed_entry_of(entry: Descriptor, digest: Digest) -> bool:
+    return entry.digest == digest and REF_NAME not in entry.annotations
+
+
+def _size_of(path: Path) -> int:
+    """Bytes a file, or a directory tree (not following symlinks), takes."""
+    if not path.is_dir() or path.is_symlink():
+        return path.lstat().st_size
+    return sum(p.lstat().st_size for p in path.rglob("*") if not p.is_dir() or p.is_symlink())
 
 
 def _digest_of_blob_path(algorithm: str, name: str) -> Digest | None:
@@ -350,14 +397,16 @@ def _digest_of_blob_path(algorithm: str, name: str) -> Digest | None:
 
 @dataclass(frozen=True, slots=True)
 class GarbageReport:
-    """What a garbage collection removed: blobs (digest, bytes) and temp files of dead writers."""
+    """What a garbage collection removed: blobs (digest, bytes), temp files of dead writers (count), and the
+    bytes of those and of other debris (files in `blobs/` not named by a digest): all count as reclaimed."""
 
     blobs: tuple[tuple[Digest, int], ...] = ()
     temp_files: int = 0
+    debris_bytes: int = 0
 
     @property
     def bytes_freed(self) -> int:
-        return sum(size for _, size in self.blobs)
+        return sum(size for _, size in self.blobs) + self.debris_bytes
 
 
 class BlobWriter:

@@ -10,10 +10,13 @@ Imports: stdlib and imagekit.errors only.
 
 from __future__ import annotations
 
+import io
+import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 _REDRAW_SECONDS = 0.1
 _BAR_WIDTH = 30
@@ -98,7 +101,12 @@ class LineProgress(Progress):
 
 
 class TtyProgress(Progress):
-    """docker-pull style: one line per blob, redrawn in place with a bar, bytes and speed."""
+    """docker-pull style: one line per blob, redrawn in place with a bar, bytes and speed.
+
+    Every line is fitted to the terminal's width, read again after each SIGWINCH: a line that wrapped
+    would push the cursor-up redraw out of step and leave trails. What does not fit goes in docker's
+    order: first the bar, then the speed, then the byte counts; a line still too long is cut.
+    """
 
     def __init__(self, out: TextIO) -> None:
         self._out = out
@@ -106,24 +114,45 @@ class TtyProgress(Progress):
         self._bars: dict[str, _Bar] = {}
         self._drawn = 0
         self._last = 0.0
+        self._width = _terminal_width(out)
+        self._resized = False
+        self._previous_handler: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous_handler = signal.signal(signal.SIGWINCH, self._on_resize)
+
+    def _on_resize(self, signum: int, frame: object) -> None:
+        """SIGWINCH: only flags it (the handler may interrupt a draw holding the lock); the next draw re-fits."""
+        self._resized = True
 
     def _render(self, key: str, bar: _Bar) -> str:
+        width = self._width - 1  # never the last column: some terminals wrap as soon as it is written
         if bar.status:
-            return f"{key}: {bar.status}"
+            return f"{key}: {bar.status}"[:width]
         filled = int(_BAR_WIDTH * bar.done / bar.total) if bar.total else _BAR_WIDTH
         arrow = "=" * max(filled - 1, 0) + (">" if filled else "")
-        return (
-            f"{key}: {bar.action} [{arrow:<{_BAR_WIDTH}}] "
-            f"{human_size(bar.done)}/{human_size(bar.total)} {human_size(bar.speed())}/s"
-        )
+        counts = f" {human_size(bar.done)}/{human_size(bar.total)}"
+        speed = f" {human_size(bar.speed())}/s"
+        for line in (
+            f"{key}: {bar.action} [{arrow:<{_BAR_WIDTH}}]{counts}{speed}",
+            f"{key}: {bar.action}{counts}{speed}",
+            f"{key}: {bar.action}{counts}",
+        ):
+            if len(line) <= width:
+                return line
+        return f"{key}: {bar.action}"[:width]
 
     def _draw(self, force: bool = False) -> None:
-        """Redraws every line in place (cursor up, clear line); throttled unless forced. Lock held."""
+        """Redraws every line in place (cursor up, clear to the end of the screen); throttled unless
+        forced or the terminal was resized. Lock held."""
         now = time.monotonic()
+        if self._resized:
+            self._resized = False
+            self._width = _terminal_width(self._out)
+            force = True
         if not force and now - self._last < _REDRAW_SECONDS:
             return
         self._last = now
-        up = f"\x1b[{self._drawn}F" if self._drawn else ""
+        up = f"\x1b[{self._drawn}F\x1b[J" if self._drawn else ""
         lines = "".join(f"\x1b[2K{self._render(k, b)}\n" for k, b in self._bars.items())
         self._out.write(up + lines)
         self._out.flush()
@@ -159,6 +188,17 @@ class TtyProgress(Progress):
     def close(self) -> None:
         with self._lock:
             self._draw(force=True)
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGWINCH, self._previous_handler)
+            self._previous_handler = None
+
+
+def _terminal_width(out: TextIO) -> int:
+    """The width of the terminal `out` writes to; 80 when it cannot be asked (or says 0)."""
+    try:
+        return os.get_terminal_size(out.fileno()).columns or 80
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return 80
 
 
 def reporter(out: TextIO, *, quiet: bool = False) -> Progress:

@@ -2,7 +2,7 @@
 
 ROOT *is* an OCI image layout (`oci-layout`, `index.json`, `blobs/`), so `skopeo`, `umoci` and
 `oci-image-tool` read it directly. imagekit's other state lives in directories beside `blobs/`
-(`layers/` extracted layers, `cache/` build cache, `containers/`, `volumes/`), created on first use;
+(`layers/` extracted layers, `snapshots/` active snapshots, `cache/` build cache, `containers/`, `volumes/`), created on first use;
 the OCI tools ignore them. Only index.json roots keep blobs alive: state that names digests elsewhere
 must cope with garbage collection removing them (treat a missing blob as a cache miss).
 
@@ -15,21 +15,23 @@ Imports: stdlib, imagekit.errors, digest, oci, image, reference, layout, platfor
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from imagekit.digest import Digest
-from imagekit.errors import BadReference, ImageConflict, ImageNotFound, PlatformNotFound, StoreError
+from imagekit.errors import BadReference, ImageConflict, ImageNotFound, InvalidManifest, PlatformNotFound, StoreError
 from imagekit.image import Image
 from imagekit.layout import GarbageReport, Layout
 from imagekit.oci import INDEX_TYPES, MANIFEST_TYPES, REF_NAME, Descriptor, Index
 from imagekit.platforms import host, select
 from imagekit.reference import Reference, parse_reference
 
-STATE_DIRS = ("layers", "cache", "containers", "volumes")
+STATE_DIRS = ("layers", "snapshots", "cache", "containers", "volumes")
 IMAGE_TYPES = MANIFEST_TYPES | INDEX_TYPES
+_log = logging.getLogger(__name__)
 _ID_PREFIX = re.compile(r"(?:sha256:)?([a-f0-9]{1,64})")
 
 @dataclass(frozen=True)
@@ -58,11 +60,12 @@ class StoredImage:
         return created if isinstance(created, str) else ""
 
     def references(self) -> list[Reference]:
-        """The ref names that are valid references (others, written by other tools, are skipped)."""
+        """The ref names that are valid references, normalised (`x` written by another tool is
+        `docker.io/library/x:latest`); names that are no references are skipped."""
         found = []
         for name in self.names:
             try:
-                found.append(parse_reference(name, default_tag=False))
+                found.append(parse_reference(name))
             except BadReference:
                 continue
         return found
@@ -76,7 +79,7 @@ class Store:
         self.layout = Layout(self.root)
 
     def state_dir(self, name: str) -> Path:
-        """ROOT/<name> for imagekit's own state (`layers`, `cache`, `containers`, `volumes`), created on demand."""
+        """ROOT/<name> for imagekit's own state (`layers`, `snapshots`, `cache`, `containers`, `volumes`), created on demand."""
         if name not in STATE_DIRS:
             raise ValueError(f"unknown state directory {name!r}")
         path = self.root / name
@@ -88,37 +91,67 @@ class Store:
 
     # --- finding images ------------------------------------------------------------------------------------
     def images(self) -> list[StoredImage]:
-        """Every image index.json roots, once per entry, in index order (the listing of `imagekit images`).
+        """Every image index.json roots, once per entry, in index order (the listing of `imagekit images`):
+        named ones once per name, and dangling ones (an entry without a name, as `import` without a
+        reference leaves, or an image whose last name moved to another) once as `<none>`.
 
-        Entries that are not images (artifacts other tools put in the layout) are left out."""
-        return [self._load(entry, names) for entry, names in self._entries() if entry.media_type in IMAGE_TYPES]
+        Entries that are not images (artifacts other tools put in the layout) are left out, and so is
+        an unnamed entry of an image that also has a name."""
+        return [
+            self._load(entry, names)
+            for entry, names in self._entries()
+            if entry.media_type in IMAGE_TYPES and (REF_NAME in entry.annotations or not names)
+        ]
+
+    def dangling(self) -> list[StoredImage]:
+        """Images without any name, as `docker images -f dangling=true` lists them."""
+        return [stored for stored in self.images() if not stored.names]
 
     def find(self, text: str) -> StoredImage:
         """The image `text` names: a reference, `name@digest`, an image ID or a unique prefix of one.
 
+        A reference matches a ref name written in full (imagekit's own, `docker.io/library/x:1`) or
+        in a short form other tools write (`x:1`, `x`, a bare tag): both sides are normalised, and
+        when names of different images match, the full form wins and a warning says which was used.
+        Failing that, a ref name exactly equal to `text` (one that is no valid reference) is found too.
         Raises BadReference for text that is neither a valid reference nor a hex ID prefix, and
         ImageNotFound (naming the store) when nothing matches or an ID prefix is ambiguous.
         """
+        return self._lookup(text)[0]
+
+    def _lookup(self, text: str) -> tuple[StoredImage, list[str] | None]:
+        """The image `text` names and the ref names that matched (None when found by ID or digest)."""
+        entries = list(self._entries())
         try:
             ref: Reference | None = parse_reference(text)
         except BadReference:
-            if not _ID_PREFIX.fullmatch(text):
+            if not _ID_PREFIX.fullmatch(text) and all(entry.annotations.get(REF_NAME) != text for entry, _ in entries):
                 raise
             ref = None
         if ref is not None:
-            found = self._find_reference(ref)
+            found = self._find_reference(ref, entries)
             if found is not None:
                 return found
+        for entry, names in entries:
+            if entry.annotations.get(REF_NAME) == text:
+                return self._load(entry, names), [text]
         match = _ID_PREFIX.fullmatch(text)
         if match is not None:
-            return self._find_id(match.group(1), text)
-        raise ImageNotFound(f"no image {text!r} in the store at {self.root}")
+            return self._find_id(match.group(1), text), None
+        assert ref is not None
+        raise ImageNotFound(f"no image {ref.familiar!r} in the store at {self.root}")
 
-    def _find_reference(self, ref: Reference) -> StoredImage | None:
-        entries = list(self._entries())
-        for entry, names in entries:
-            if str(ref) in names:
-                return self._load(entry, names)
+    def _find_reference(self, ref: Reference, entries: list[tuple[Descriptor, tuple[str, ...]]]) -> tuple[StoredImage, list[str] | None] | None:
+        matching = [(entry, names) for entry, names in entries if _normalised(entry.annotations.get(REF_NAME)) == str(ref)]
+        if matching:
+            digests = {entry.digest for entry, _ in matching}
+            chosen = next(((e, n) for e, n in matching if e.annotations[REF_NAME] == str(ref)), matching[0])
+            if len(digests) > 1:
+                others = ", ".join(repr(e.annotations[REF_NAME]) for e, _ in matching if e.digest != chosen[0].digest)
+                _log.warning("%s matches %d names of different images in the store: using %r (not %s)",
+                             ref.familiar, len(matching), chosen[0].annotations[REF_NAME], others)
+            names = [e.annotations[REF_NAME] for e, _ in matching if e.digest == chosen[0].digest]
+            return self._load(*chosen), names
         if ref.digest is None:
             return None
         # name@digest: any entry of that repository whose manifest (or a manifest in whose index) has the digest
@@ -126,16 +159,18 @@ class Store:
             if not any(_repository(name) == ref.name for name in names):
                 continue
             if str(entry.digest) == ref.digest:
-                return self._load(entry, names)
+                return self._load(entry, names), None
             if entry.media_type in INDEX_TYPES:
                 for child in self._index_children(entry):
                     if str(child.digest) == ref.digest:
-                        return self._stored(entry, child, names)
+                        return self._stored(entry, child, names), None
         return None
 
     def _find_id(self, prefix: str, text: str) -> StoredImage:
         candidates: dict[Digest, StoredImage] = {}
         for entry, names in self._entries():
+            if entry.media_type not in IMAGE_TYPES:
+                continue
             stored = self._load(entry, names)
             if stored.id.hex.startswith(prefix) or stored.descriptor.digest.hex == prefix:
                 candidates.setdefault(stored.id, stored)
@@ -185,35 +220,80 @@ class Store:
         return ref
 
     def untag(self, text: str, *, force: bool = False) -> tuple[StoredImage, list[str]]:
-        """Removes the name `text`; for `name@digest` the image's names in that repository; for an
-        image ID every name of the image, which (as docker) needs `force` when they span several
-        repositories. Returns the image and the names removed; blobs stay until `prune`."""
-        stored = self.find(text)
-        try:
-            ref: Reference | None = parse_reference(text)
-        except BadReference:
-            ref = None
-        if ref is not None and str(ref) in stored.names:
-            names = [str(ref)]
-        elif ref is not None and ref.digest is not None:
-            names = [name for name in stored.names if _repository(name) == ref.name]
+        """Removes the name `text` (every stored form of it); for `name@digest` the image's names in
+        that repository; for an image ID every name of the image, which (as docker) needs `force` when
+        they span several repositories, and for a dangling image (no name) the image itself. Returns
+        the image and the names removed; blobs stay until `prune`."""
+        stored, matched = self._lookup(text)
+        if matched is not None:
+            names = matched
+        elif "@" in text:
+            repository = _repository(text)
+            names = [name for name in stored.names if _repository(name) == repository]
         else:
             names = list(stored.names)
-            repositories = {_repository(name) or name for name in names}
+            repositories = {_familiar_repository(name) for name in names}  # as `images` shows them
             if len(repositories) > 1 and not force:
                 raise ImageConflict(
                     f"image {text!r} is named in {len(repositories)} repositories ({', '.join(sorted(repositories))}): "
                     "remove the names one by one, or force"
                 )
-        if not names:
-            raise ImageNotFound(f"image {text!r} has no name to remove in the store at {self.root}")
+            if not names:
+                self.layout.remove_unnamed(stored.entry.digest)
         for name in names:
             self.layout.remove_ref(name)
         return stored, names
 
+    def diff_ids(self) -> set[str]:
+        """The diff_ids of every image index.json roots (each manifest of an index that is here): what
+        extracted layers (imagekit.snapshots) are still worth keeping.
+
+        An image whose manifest or config is missing or corrupt keeps nothing: it cannot be run or
+        built on, so its layers would never be used (and `prune` says what is wrong with it).
+        """
+        found: set[str] = set()
+        pending = list(self.layout.index().manifests)
+        while pending:
+            descriptor = pending.pop()
+            try:
+                if descriptor.media_type in INDEX_TYPES:
+                    pending.extend(self._index_children(descriptor))
+                elif descriptor.media_type in MANIFEST_TYPES:
+                    found.update(self.layout.image_at(descriptor).diff_ids)
+            except (StoreError, InvalidManifest):
+                continue
+        return found
+
+    def prune_dangling(self) -> list[Digest]:
+        """Removes every dangling image (one without a name), as `docker image prune` does, and
+        returns their IDs; their blobs stay until `prune`."""
+        removed = []
+        for stored in self.dangling():
+            if self.layout.remove_unnamed(stored.entry.digest):
+                removed.append(stored.id)
+        return removed
+
     def prune(self) -> GarbageReport:
-        """Removes every blob no ref reaches and the debris of killed writers (see Layout.collect_garbage)."""
+        """Removes every blob no index.json entry reaches (named or dangling) and the debris of killed
+        writers (see Layout.collect_garbage)."""
         return self.layout.collect_garbage()
+
+
+def _normalised(name: str | None) -> str | None:
+    """A ref name as imagekit writes it (`x:1` -> `docker.io/library/x:1`), or None if it is no reference."""
+    if not name:
+        return None
+    try:
+        return str(parse_reference(name))
+    except BadReference:
+        return None
+
+
+def _familiar_repository(name: str) -> str:
+    try:
+        return parse_reference(name).familiar_name
+    except BadReference:
+        return name
 
 
 def _repository(name: str) -> str:

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # area -> the imagekit areas it may import (an area is the first component below `imagekit`).
 ALLOWED: dict[str, set[str]] = {
-    "__init__": set(),
+    "__init__": {"builder", "fetch", "registry", "store", "cli"},  # imagekit.build(): the Python entry point, imported lazily
     "__main__": {"cli"},
     "errors": set(),
     "fsutil": {"errors"},
@@ -34,8 +34,11 @@ ALLOWED: dict[str, set[str]] = {
     "origins": {"errors", "digest", "fsutil"},
     "registry": {"errors", "digest", "oci", "image", "reference", "progress", "platforms", "fsutil"},
     "sandbox": {"errors"},
-    "build": {"errors", "digest", "oci", "image", "reference", "layers", "layout", "store", "sandbox", "progress", "fsutil"},
-    "runtime": {"errors", "digest", "oci", "image", "reference", "layers", "layout", "store", "sandbox", "fsutil"},
+    "users": {"errors"},
+    "snapshots": {"errors", "digest", "oci", "image", "layers", "layout", "store", "sandbox", "fsutil"},
+    "builder": {"errors", "digest", "oci", "image", "reference", "layers", "layout", "store", "sandbox", "fsutil",
+                "config", "platforms", "snapshots", "users"},
+    "runtime": {"errors", "digest", "oci", "image", "reference", "layers", "layout", "store", "sandbox", "fsutil", "users"},
     "cli": {"*"},
 }
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from imagekit import __version__
-from imagekit.errors import ImagekitError
+from imagekit.errors import ImagekitError, NotAvailable
 
 
 class Context:
@@ -53,11 +53,20 @@ COMMAND_MODULES = {
     "inspect": "store",
     "prune": "store",
     "import": "store",
+    "image": "store",
     "pull": "registry",
     "push": "registry",
     "tags": "registry",
     "manifest": "registry",
     "unpack": "layers",
+    "build": "build",
+    "builder": "build",
+}
+
+
+#: Commands the README announces that are not there yet -> what to use meanwhile.
+COMING = {
+    "run": "`imagekit unpack REF DIR` gives an image's root filesystem meanwhile",
 }
 
 
@@ -72,7 +81,10 @@ class LazyGroup(click.Group):
         module = COMMAND_MODULES.get(cmd_name)
         if module is not None:
             importlib.import_module(f"imagekit.cli.{module}")
-        return super().get_command(ctx, cmd_name)
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in COMING:
+            raise NotAvailable(f"`imagekit {cmd_name}` is coming but not there yet: {COMING[cmd_name]}")
+        return command
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -81,8 +93,11 @@ class LazyGroup(click.Group):
     "--root",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="IMAGEKIT_ROOT",
+    show_envvar=True,
     default=None,
-    help="Store root (an OCI image layout). Default: /var/lib/imagekit as root, else $XDG_DATA_HOME/imagekit.",
+    metavar="DIR",
+    help="Store root (an OCI image layout). Default: /var/lib/imagekit as root, else $XDG_DATA_HOME/imagekit "
+    "(~/.local/share/imagekit).",
 )
 @click.option("--debug", is_flag=True, help="Log requests and decisions to stderr (never secrets).")
 @click.option(
@@ -91,6 +106,7 @@ class LazyGroup(click.Group):
     multiple=True,
     metavar="HOST[:PORT]",
     envvar="IMAGEKIT_INSECURE_REGISTRIES",
+    show_envvar=True,
     help="Allow plain HTTP and unverified TLS for this registry (repeatable; loopback needs no flag).",
 )
 @click.option(
@@ -105,10 +121,13 @@ class LazyGroup(click.Group):
 @click.option("--no-tls-verify", is_flag=True, help="Same as --tls-verify=false.")
 @click.option(
     "--certs-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     envvar="IMAGEKIT_CERTS_D",
+    show_envvar=True,
     default=None,
-    help="Per-registry CAs as DIR/HOST[:PORT]/ca.crt (default /etc/docker/certs.d, /etc/containers/certs.d).",
+    metavar="DIR",
+    help="Per-registry CAs and client certificates as DIR/HOST[:PORT]/ca.crt (+ client.cert/.key); must exist. "
+    "Default: /etc/docker/certs.d and /etc/containers/certs.d.",
 )
 @click.option(
     "--registry-mirror",
@@ -116,8 +135,10 @@ class LazyGroup(click.Group):
     multiple=True,
     metavar="URL",
     envvar="IMAGEKIT_REGISTRY_MIRRORS",
+    show_envvar=True,
     help="Pull docker.io images from this mirror first, falling back to Docker Hub (repeatable; the variable "
-    "takes a comma-separated list). Default: registry-mirrors in ~/.config/imagekit/config.json.",
+    "takes a comma-separated list). Default: registry-mirrors in the settings file ($IMAGEKIT_CONFIG, default "
+    "$XDG_CONFIG_HOME/imagekit/config.json).",
 )
 @click.pass_context
 def cli(
@@ -174,10 +195,15 @@ def default_root() -> Path:
     return Path(data_home) / "imagekit"
 
 
+def report_error(err: ImagekitError) -> None:
+    """An expected failure as the one line users see (`imagekit: ...` on stderr)."""
+    click.echo(f"imagekit: {err}", err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: runs the CLI and turns every expected failure into one line."""
     try:
-        cli.main(args=argv, prog_name="imagekit", standalone_mode=False)
+        status = cli.main(args=argv, prog_name="imagekit", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("imagekit: aborted", err=True)
         sys.exit(130)
@@ -185,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         err.show()
         sys.exit(err.exit_code)
     except ImagekitError as err:
-        click.echo(f"imagekit: {err}", err=True)
+        report_error(err)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("imagekit: interrupted", err=True)
@@ -197,4 +223,6 @@ def main(argv: list[str] | None = None) -> None:
         where = f": {err.filename}" if err.filename else ""
         click.echo(f"imagekit: {err.strerror or err}{where}", err=True)
         sys.exit(1)
+    if isinstance(status, int) and status:  # a command's ctx.exit(N): it reported its failures itself
+        sys.exit(status)
 

@@ -8,17 +8,19 @@ with Basic, or a token from the realm, as `docker login` does) before storing an
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
 
 from imagekit.cli import Context, cli
 from imagekit.cli.config import config_path, registry_mirrors
-from imagekit.errors import AuthError
+from imagekit.errors import AuthError, NotATerminal
 from imagekit.reference import DOCKER_HUB
 from imagekit.registry.credentials import Credentials, CredentialStore, registry_hostname
 from imagekit.registry.options import RegistryOptions, transport_for
 
+_log = logging.getLogger(__name__)
 
 def registry_options(obj: Context) -> RegistryOptions:
     """`--insecure-registry`, `--tls-verify`, `--certs-dir`, `--registry-mirror` and `--debug` as a value;
@@ -34,8 +36,8 @@ def registry_options(obj: Context) -> RegistryOptions:
 
 
 @cli.command()
-@click.option("-u", "--username", help="Username (prompted for when missing).")
-@click.option("-p", "--password", help="Password or token (insecure: prefer --password-stdin).")
+@click.option("-u", "--username", metavar="USER", help="Username (prompted for when missing).")
+@click.option("-p", "--password", metavar="PASSWORD", help="Password or token (insecure: prefer --password-stdin).")
 @click.option("--password-stdin", is_flag=True, help="Read the password or token from standard input.")
 @click.argument("registry", default=DOCKER_HUB)
 @click.pass_context
@@ -54,6 +56,8 @@ def login(ctx: click.Context, username: str | None, password: str | None, passwo
     elif not username and _stored_credentials_work(ctx, registry):
         click.echo("Login Succeeded (with the stored credentials)")
         return
+    if (not username or not password) and not sys.stdin.isatty():
+        raise NotATerminal("Cannot perform an interactive login from a non TTY device (use -u USER --password-stdin)")
     if not username:
         username = click.prompt("Username")
     if not password:
@@ -64,7 +68,11 @@ def login(ctx: click.Context, username: str | None, password: str | None, passwo
     try:
         transport_for(registry, registry_options(ctx.obj), credentials=credentials).authenticate()
     except AuthError as err:
-        raise AuthError(f"login to {registry_hostname(registry)} failed: {err}", status=err.status) from None
+        host = registry_hostname(registry)
+        if err.status == 401:
+            _log.debug("login to %s refused: %s", host, err)  # the registry's or token server's own words
+            raise AuthError(f"invalid username or password for {host}", status=err.status) from None
+        raise AuthError(f"login to {host} failed: {err}", status=err.status) from None
     where = CredentialStore().store(registry, credentials)
     if not where.startswith("credential helper"):
         click.echo(f"Credentials stored unencrypted in {where}", err=True)

@@ -10,18 +10,23 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
-from imagekit.cli import cli
-from imagekit.errors import BadReference, LayerError
+from imagekit.cli import cli, report_error
+from imagekit.errors import BadReference, ImagekitError, LayerError
 from imagekit.importer import import_tarball
-from imagekit.layout import GarbageReport
 from imagekit.oci import REF_NAME
 from imagekit.platforms import host
 from imagekit.reference import Reference, parse_reference
+from imagekit.snapshots import Snapshots
 from imagekit.store import Store, StoredImage
+
+if TYPE_CHECKING:
+    from imagekit.cli.template import Template  # loaded only when a --format template is given
 
 
 def _store(ctx: click.Context) -> Store:
@@ -86,32 +91,45 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def _repository_and_tag(name: str | None) -> tuple[str, str, str]:
-    """(repository, tag, digest) of a ref name as docker shows them; names that are not references
-    (written by other tools) show as they are."""
+    """(repository, tag, digest) of a ref name as docker shows them (a short name another tool wrote,
+    `x` or `x:1`, normalised as lookups normalise it); names that are not references show as they are."""
     if not name:
         return "<none>", "<none>", ""
     try:
-        ref = parse_reference(name, default_tag=False)
+        ref = parse_reference(name)
     except BadReference:
         return name, "<none>", ""
     return ref.familiar_name, ref.tag or "<none>", ref.digest or ""
 
 
 # --- commands ----------------------------------------------------------------------------------------------
+#: `--format` field -> the header docker's `table` format gives it.
+_HEADERS = {
+    "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "ID": "IMAGE ID",
+    "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
+}
+_FILTERS = ("dangling", "reference", "before", "since", "label")
+
+
 @cli.command()
-@click.argument("repository", required=False)
+@click.argument("repository", required=False, metavar="[REPOSITORY[:TAG]]")
+@click.option("-a", "--all", "all_", is_flag=True, help="Show all images (the same as without: imagekit keeps no intermediate images).")
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs (each once).")
 @click.option("--digests", is_flag=True, help="Show manifest digests.")
 @click.option("--no-trunc", is_flag=True, help="Show full image IDs.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", help="json: one object per line, as docker's --format json.")
+@click.option("-f", "--filter", "filters", multiple=True, metavar="KEY=VALUE", help="dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE, label=KEY[=VALUE] (repeatable).")
+@click.option("--format", "fmt", default="table", metavar="FORMAT", help="table, json (one object per line), a Go template, or `table TEMPLATE`.")
 @click.pass_context
-def images(ctx: click.Context, repository: str | None, quiet: bool, digests: bool, no_trunc: bool, fmt: str) -> None:
+def images(ctx: click.Context, repository: str | None, all_: bool, quiet: bool, digests: bool, no_trunc: bool, filters: tuple[str, ...], fmt: str) -> None:
     """List images (REPOSITORY TAG IMAGE ID CREATED SIZE), newest first, optionally only REPOSITORY[:TAG]."""
+    store = _store(ctx)
     wanted = parse_reference(repository, default_tag=False) if repository else None
+    keep = _image_filter(store, filters)
+    template = _template(fmt) if fmt not in ("table", "json") else None
     rows: list[dict[str, str]] = []
-    for stored in sorted(_store(ctx).images(), key=_created_at, reverse=True):
+    for stored in sorted(store.images(), key=_created_at, reverse=True):
         name = stored.entry.annotations.get(REF_NAME)
-        if wanted is not None and not _matches(name, wanted):
+        if (wanted is not None and not _matches(name, wanted)) or not keep(stored, name):
             continue
         repo, tag, _ = _repository_and_tag(name)
         image_id = str(stored.id) if no_trunc else stored.id.short
@@ -121,7 +139,7 @@ def images(ctx: click.Context, repository: str | None, quiet: bool, digests: boo
                 "Tag": tag,
                 "Digest": str(stored.entry.digest),
                 "ID": image_id,
-                "CreatedAt": stored.created,
+                "CreatedAt": _go_time(stored.created),
                 "CreatedSince": human_since(stored.created),
                 "Size": human_size(stored.size),
             }
@@ -132,10 +150,39 @@ def images(ctx: click.Context, repository: str | None, quiet: bool, digests: boo
     elif fmt == "json":
         for row in rows:
             click.echo(json.dumps(row))
+    elif template is not None:
+        _print_template(template, rows)
     else:
         columns = ["Repository", "Tag", *(["Digest"] if digests else []), "ID", "CreatedSince", "Size"]
-        header = ["REPOSITORY", "TAG", *(["DIGEST"] if digests else []), "IMAGE ID", "CREATED", "SIZE"]
-        click.echo(_table([header, *([row[c] for c in columns] for row in rows)]))
+        click.echo(_table([[_HEADERS[c] for c in columns], *([row[c] for c in columns] for row in rows)]))
+
+
+def _template(fmt: str) -> tuple[Template, Template | None]:
+    """The row template of `--format` and, for `table TEMPLATE`, the header it renders to."""
+    from imagekit.cli.template import parse as parse_template
+
+    table = fmt.startswith("table ")
+    row = parse_template(fmt.removeprefix("table ").replace("\\t", "\t").replace("\\n", "\n"))
+    return row, (row if table else None)
+
+
+def _print_template(template: tuple[Template, Template | None], rows: list[dict[str, Any]]) -> None:
+    """Rows through a `--format` template; a `table` template gets docker's header and aligned columns."""
+    row_template, header = template
+    lines = [row_template.render(row) for row in rows]
+    if header is None:
+        for line in lines:
+            click.echo(line)
+        return
+    cells = [line.split("\t") for line in [header.render(_HEADERS), *lines]]
+    width = max(len(c) for c in cells)
+    click.echo(_table([c + [""] * (width - len(c)) for c in cells]).rstrip("\n"))
+
+
+def _go_time(created: str) -> str:
+    """An RFC 3339 time as docker's CreatedAt shows it (Go's time.String, in UTC)."""
+    when = parse_time(created)
+    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S +0000 UTC") if when else ""
 
 
 def _created_at(stored: StoredImage) -> dt.datetime:
@@ -146,15 +193,82 @@ def _matches(name: str | None, wanted: Reference) -> bool:
     if not name:
         return False
     try:
-        ref = parse_reference(name, default_tag=False)
+        ref = parse_reference(name)
     except BadReference:
         return False
     return ref.name == wanted.name and (wanted.tag is None or ref.tag == wanted.tag)
 
 
+def _image_filter(store: Store, filters: tuple[str, ...]) -> Callable[[StoredImage, str | None], bool]:
+    """docker's `images --filter`: values of one key are alternatives (or), different keys must all hold."""
+    wanted: dict[str, list[str]] = {}
+    for text in filters:
+        key, sep, value = text.partition("=")
+        if not sep or key not in _FILTERS:
+            raise click.UsageError(f"invalid filter {text!r}: use one of {', '.join(k + '=...' for k in _FILTERS)}")
+        wanted.setdefault(key, []).append(value)
+    dangling = set()
+    for value in wanted.get("dangling", []):
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise click.UsageError(f"invalid filter 'dangling={value}': use true or false")
+        dangling.add(value.lower() in ("true", "1"))
+    before = [_created_at(store.find(text)) for text in wanted.get("before", [])]
+    since = [_created_at(store.find(text)) for text in wanted.get("since", [])]
+    patterns = [_path_pattern(p) for p in wanted.get("reference", [])]
+
+    def keep(stored: StoredImage, name: str | None) -> bool:
+        labels = (stored.image.config.get("config") or {}).get("Labels") or {}
+        return (
+            (not dangling or (not stored.names) in dangling)
+            and (not patterns or _reference_matches(name, patterns))
+            and all(_created_at(stored) < when for when in before)
+            and all(_created_at(stored) > when for when in since)
+            and (not wanted.get("label") or any(_has_label(labels, text) for text in wanted["label"]))
+        )
+
+    return keep
+
+
+def _has_label(labels: dict[str, str], text: str) -> bool:
+    key, sep, value = text.partition("=")
+    return key in labels and (not sep or labels[key] == value)
+
+
+def _path_pattern(pattern: str) -> re.Pattern[str]:
+    """Go's path.Match as a regex: `*` and `?` stay within one path component, `[...]` is a class."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "*":
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "[" and "]" in pattern[i + 1 :]:
+            end = pattern.index("]", i + 1)
+            body = pattern[i + 1 : end]
+            out.append("[" + ("^" + body[1:] if body.startswith("^") else body).replace("\\", "\\\\") + "]")
+            i = end
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return re.compile("".join(out))
+
+
+def _reference_matches(name: str | None, patterns: list[re.Pattern[str]]) -> bool:
+    """docker's reference.FamiliarMatch: the pattern against `name:tag`, then against `name` alone."""
+    if not name:
+        return False
+    try:
+        ref = parse_reference(name)
+    except BadReference:
+        return any(p.fullmatch(name) for p in patterns)
+    return any(p.fullmatch(ref.familiar) or p.fullmatch(ref.familiar_name) for p in patterns)
+
+
 @cli.command()
-@click.argument("source")
-@click.argument("target")
+@click.argument("source", metavar="SRC")
+@click.argument("target", metavar="DST")
 @click.pass_context
 def tag(ctx: click.Context, source: str, target: str) -> None:
     """Give the image SOURCE (reference or ID) the additional name TARGET."""
@@ -162,49 +276,85 @@ def tag(ctx: click.Context, source: str, target: str) -> None:
 
 
 @cli.command()
-@click.argument("refs", nargs=-1, required=True)
+@click.argument("refs", nargs=-1, required=True, metavar="REF|ID...")
 @click.option("--no-prune", is_flag=True, help="Only remove the names; leave unreferenced blobs for `imagekit prune`.")
 @click.option("-f", "--force", is_flag=True, help="By image ID, remove its names even in several repositories.")
 @click.pass_context
 def rmi(ctx: click.Context, refs: tuple[str, ...], no_prune: bool, force: bool) -> None:
-    """Remove image names (an ID removes all its names), then delete blobs nothing references."""
+    """Remove image names (an ID removes all its names, or a dangling image), then delete blobs nothing references.
+
+    As docker, every name that can be removed is, each failure is reported, and the exit status is 1 if any failed."""
     store = _store(ctx)
+    failed = removed = False
     for text in refs:
-        _, names = store.untag(text, force=force)
+        try:
+            _, names = store.untag(text, force=force)
+        except ImagekitError as err:
+            report_error(err)
+            failed = True
+            continue
+        removed = True
         for name in names:
             click.echo(f"Untagged: {_familiar(name)}")
-    if not no_prune:
-        _report(store.prune(), total=False)
+    if removed and not no_prune:
+        _report(store, total=False)
+    if failed:
+        ctx.exit(1)
 
 
 def _familiar(name: str) -> str:
     try:
-        return parse_reference(name, default_tag=False).familiar
+        return parse_reference(name).familiar
     except BadReference:
         return name
 
 
 @cli.command()
+@click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation (asked only when stdin and stderr are a terminal).")
 @click.pass_context
-def prune(ctx: click.Context) -> None:
-    """Delete blobs no image name reaches, and leftovers of interrupted writes."""
-    _report(_store(ctx).prune(), total=True)
+def prune(ctx: click.Context, force: bool) -> None:
+    """Delete dangling images (those without a name), blobs no image reaches, extracted layers no image
+    lists, and leftovers of interrupted writes."""
+    if not force and sys.stdin.isatty() and sys.stderr.isatty():  # a person at a terminal, as docker asks
+        click.confirm("WARNING! This will remove all dangling images.\nAre you sure you want to continue?", abort=True, err=True)
+    store = _store(ctx)
+    for image_id in store.prune_dangling():
+        click.echo(f"Deleted image: {image_id}")
+    _report(store, total=True)
 
 
-def _report(report: GarbageReport, total: bool) -> None:
+def _report(store: Store, total: bool) -> None:
+    """Collects the store's garbage (blobs, then extracted layers) and says what went."""
+    report = store.prune()
+    layer_bytes = Snapshots(store).gc(keep=store.diff_ids())
     for digest, _ in report.blobs:
         click.echo(f"Deleted: {digest}")
     if total:
-        click.echo(f"Total reclaimed space: {human_size(report.bytes_freed)}")
+        click.echo(f"Total reclaimed space: {human_size(report.bytes_freed + layer_bytes)}")
 
 
 @cli.command()
-@click.argument("refs", nargs=-1, required=True)
+@click.argument("refs", nargs=-1, required=True, metavar="REF|ID...")
+@click.option("-f", "--format", "fmt", metavar="TEMPLATE", help="A Go template per image, e.g. '{{.Id}}' or '{{json .Config}}'.")
 @click.pass_context
-def inspect(ctx: click.Context, refs: tuple[str, ...]) -> None:
-    """Show images as JSON (docker inspect's fields, plus the manifest)."""
+def inspect(ctx: click.Context, refs: tuple[str, ...], fmt: str | None) -> None:
+    """Show images as JSON (docker inspect's fields, plus the manifest); each missing one is an error (exit 1)."""
     store = _store(ctx)
-    click.echo(json.dumps([_inspect(store.find(text)) for text in refs], indent=4))
+    template = _template(fmt)[0] if fmt else None
+    found, failed = [], False
+    for text in refs:
+        try:
+            found.append(_inspect(store.find(text)))
+        except ImagekitError as err:
+            report_error(err)
+            failed = True
+    if template is not None:
+        for info in found:
+            click.echo(template.render(info))
+    else:
+        click.echo(json.dumps(found, indent=4))
+    if failed:
+        ctx.exit(1)
 
 
 def _inspect(stored: StoredImage) -> dict[str, Any]:
@@ -231,18 +381,21 @@ def _inspect(stored: StoredImage) -> dict[str, Any]:
 
 
 @cli.command("import")
-@click.argument("tarball")
-@click.argument("reference", required=False)
-@click.option("-c", "--change", "changes", multiple=True, help="Dockerfile instruction for the config: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL.")
-@click.option("-m", "--message", default="", help="Commit message for the image's history.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the image ID (no hint about naming an unnamed image).")
+@click.argument("tarball", metavar="TARBALL|-")
+@click.argument("reference", required=False, metavar="[REF]")
+@click.option("-c", "--change", "changes", multiple=True, metavar="INSTRUCTION", help="Dockerfile instruction for the config: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL.")
+@click.option("-m", "--message", default="", metavar="MSG", help="Commit message for the image's history.")
 @click.pass_context
-def import_(ctx: click.Context, tarball: str, reference: str | None, changes: tuple[str, ...], message: str) -> None:
+def import_(ctx: click.Context, quiet: bool, tarball: str, reference: str | None, changes: tuple[str, ...], message: str) -> None:
     """Make a one-layer image from a rootfs TARBALL (plain, gzip, zstd, xz, bzip2; `-` for stdin)."""
     ref = parse_reference(reference) if reference else None
     store = _store(ctx)
     with _open_tarball(tarball) as stream:
         image = import_tarball(store.layout, stream, ref, source=tarball, changes=changes, message=message, platform=host())
     click.echo(str(image.manifest.config.digest))
+    if ref is None and not quiet:
+        click.echo(f"imagekit: the image has no name (`imagekit tag {image.manifest.config.digest.short} NAME` gives it one)", err=True)
 
 
 def _open_tarball(path: str) -> BinaryIO:
@@ -252,3 +405,26 @@ def _open_tarball(path: str) -> BinaryIO:
         return open(Path(path), "rb")
     except OSError as err:
         raise LayerError(f"cannot read {path}: {err.strerror}") from err
+
+
+class _ImageGroup(click.Group):
+    """docker's `image` group; its `pull` and `push` are the top-level commands, loaded only when asked for."""
+
+    _ELSEWHERE = ("pull", "push")
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._ELSEWHERE))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self._ELSEWHERE:
+            return cli.get_command(ctx, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@cli.group("image", cls=_ImageGroup)
+def image_group() -> None:
+    """Manage images: docker's `image` commands (ls, rm, prune, inspect, tag, import, pull, push) beside the short forms."""
+
+
+for _name, _command in {"ls": images, "list": images, "rm": rmi, "remove": rmi, "prune": prune, "inspect": inspect, "tag": tag, "import": import_}.items():
+    image_group.add_command(_command, _name)

@@ -4,7 +4,7 @@ Every layer from a registry is untrusted input; this package is where that is de
 each own one job: `compression` (codecs; `zstdframes` catches cut zstd streams), `tarformat` (deterministic headers), `changes` (what a layer
 holds: a tree, an overlayfs upper directory, a snapshot comparison), `write` (one streaming pass to a
 blob), `tarread` (a bounded streaming tar reader), `rootfs` (paths resolved inside a root), `apply`
-(one layer onto a root) and `unpack` (an image's layers, atomically). The names below are the API.
+(one layer onto a root, or alone in overlayfs' format) and `unpack` (an image's layers, atomically). The names below are the API.
 
 Imports: stdlib, isal, zstandard, imagekit.errors, digest, oci, image. Never layout, registry or cli.
 """

@@ -6,7 +6,14 @@ a later entry at ROOT/etc but never at the host's /etc; the last component is cr
 O_EXCL/O_NOFOLLOW-style calls relative to that parent. A path that already exists is replaced,
 unless a directory meets a directory (then the new entry's metadata wins), as Docker and containerd
 do. Whiteouts (`.wh.NAME`) delete within the root, opaque whiteouts (`.wh..wh..opq`) empty a
-directory of everything this layer did not put there; neither is ever written out.
+directory of everything this layer did not put there; neither is ever written out. That is the
+"delete" mode, for a root that holds the layers below. The "overlay" mode extracts one layer alone
+into an empty directory that will be an overlayfs lower layer, converting whiteouts as containerd's
+OverlayConvertWhiteout does: `.wh.NAME` becomes a 0/0 character device NAME (overlayfs' whiteout),
+`.wh..wh..opq` sets `trusted.overlay.opaque=y` on its directory (`user.overlay.opaque` where overlayfs
+must be mounted with `userxattr`: not root, or root in a user namespace), and a directory that
+replaces a path the same layer whited out is made opaque, so the merged tree is the one "delete"
+gives. A layer's own `*.overlay.*` xattrs would steer overlayfs and are skipped in that mode.
 
 Privileges decide what is kept: as root, owners, device nodes and setuid/setgid bits; otherwise
 (rootless) devices are skipped, setuid/setgid dropped, and owners recorded the way umoci records
@@ -15,7 +22,9 @@ them, in the `user.rootlesscontainers` xattr (a protobuf `Resource{uid=1, gid=2}
 reported as one warning per kind, not one per entry.
 
 A size cap (uncompressed tar bytes) and an entry cap guard against decompression bombs; both are
-checked before an entry is written, against a Budget shared by all layers of one image.
+checked before an entry is written, against a Budget shared by all layers of one image. Given the
+layer's diff_id, the whole uncompressed stream (trailing bytes after the tar's end included, within
+the size cap) is hashed and a mismatch raises DigestMismatch, as containerd's "wrong diff id".
 This module applies; it does not make application atomic: see imagekit.layers.unpack.
 
 Imports: stdlib, imagekit.errors, digest, imagekit.layers (compression, rootfs, tarread).
@@ -33,12 +42,13 @@ import stat
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import BinaryIO, TypeVar
+from functools import cache
+from typing import BinaryIO, Literal, TypeVar
 
-from imagekit.digest import CHUNK
+from imagekit.digest import CHUNK, Digest, VerifyingReader
 from imagekit.errors import LayerError
 from imagekit.layers.compression import DECOMPRESS_ERRORS, compression_of, decompressed
-from imagekit.layers.rootfs import Root, proc_path, remove, split, writable
+from imagekit.layers.rootfs import IMPLICIT_DIR_MODE, Root, proc_path, remove, split, writable
 from imagekit.layers.tarformat import BLKTYPE, CHRTYPE, DIRTYPE, FIFOTYPE, LNKTYPE, OPAQUE, REGTYPE, SYMTYPE
 from imagekit.layers.tarformat import WHITEOUT_PREFIX as WHITEOUT
 from imagekit.layers.tarread import Entry, TarReader, show
@@ -56,7 +66,32 @@ PATH_MAX = 4096
 _NOOP_ID = 0xFFFFFFFF
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?", re.IGNORECASE)
 _NOT_SUPPORTED = (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES)
+_OVERLAY_XATTRS = ("trusted.overlay.", "user.overlay.")
 T = TypeVar("T")
+#: What a whiteout does: "delete" lower content from a flattened root, or become "overlay"'s own markers.
+Whiteouts = Literal["delete", "overlay"]
+
+
+@cache
+def overlay_xattr_prefix() -> str:
+    """`trusted.overlay.` for real root (not in a user namespace), else `user.overlay.` (mount with userxattr).
+
+    trusted.* xattrs need CAP_SYS_ADMIN in the initial user namespace; overlayfs reads the user.*
+    ones instead when mounted with `userxattr`, as rootless runtimes mount it.
+    """
+    if os.geteuid() != 0:
+        return "user.overlay."
+    try:
+        with open("/proc/self/uid_map") as maps:
+            initial = maps.read().split() == ["0", "0", "4294967295"]
+    except OSError:
+        initial = False
+    return "trusted.overlay." if initial else "user.overlay."
+
+
+def is_whiteout(st: os.stat_result) -> bool:
+    """Whether `st` is overlayfs' whiteout: a character device numbered 0/0."""
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
 
 def parse_size(text: str, source: str) -> int:
@@ -121,27 +156,53 @@ class ApplyReport:
     warnings: tuple[str, ...]
 
 
-def apply_layer(blob: BinaryIO, media_type: str, root: Root, *, budget: Budget | None = None, what: str = "layer") -> ApplyReport:
+def apply_layer(
+    blob: BinaryIO,
+    media_type: str,
+    root: Root,
+    *,
+    budget: Budget | None = None,
+    what: str = "layer",
+    whiteouts: Whiteouts = "delete",
+    diff_id: Digest | None = None,
+) -> ApplyReport:
     """Applies the layer `blob` (compressed as `media_type` says) onto `root`; the caller closes `blob`.
 
-    Reads the blob once, as a stream, up to the tar's end; a caller that verifies a digest reads the
-    rest. Raises LayerError (one line, starting with `what` and naming the entry) for an unknown media
-    type, a corrupt or truncated stream, an unsafe entry or a passed cap; the root may then hold part
-    of the layer, which is why callers go through imagekit.layers.unpack.
+    Reads the blob once, as a stream, up to the tar's end (with `diff_id`, to the end of the
+    uncompressed stream, which must hash to it); a caller that verifies the blob's digest reads the
+    rest. `whiteouts` picks the mode (see the module docstring; "overlay" wants an empty root).
+    Raises LayerError (one line, starting with `what` and naming the entry) for an unknown media
+    type, a corrupt or truncated stream, an unsafe entry or a passed cap, DigestMismatch for a wrong
+    diff_id; the root may then hold part of the layer, which is why callers go through
+    imagekit.layers.unpack or imagekit.snapshots.
     """
     codec = compression_of(media_type)
     budget = budget if budget is not None else Budget(Limits.from_env())
-    ahead = _ReadAhead(decompressed(blob, codec), f"{what}: corrupt {codec or 'tar'} stream")
+    stream = decompressed(blob, codec)
+    if diff_id is not None:
+        stream = VerifyingReader(stream, diff_id, what=f"{what}: uncompressed content (diff_id)")  # type: ignore[assignment]
+    ahead = _ReadAhead(stream, f"{what}: corrupt {codec or 'tar'} stream")
     try:
         reader = TarReader(ahead, what)
-        applier = _Applier(root, reader, budget, what)
+        applier = _Applier(root, reader, budget, what, whiteouts)
         for entry in reader:
             applier.apply(entry)
         applier.finish()
+        if diff_id is not None:
+            _drain(ahead, budget, reader.offset, what)
     finally:
         ahead.close()
     budget.bytes += reader.offset
     return ApplyReport(applier.count, reader.offset, applier.warnings())
+
+
+def _drain(ahead: _ReadAhead, budget: Budget, offset: int, what: str) -> None:
+    """Reads what follows the tar's end (padding, as a rule) so the diff_id covers all of it, within the size cap."""
+    trailing = 0
+    for chunk in ahead:
+        trailing += len(chunk)
+        if budget.bytes + offset + trailing > budget.limits.max_bytes:
+            raise LayerError(f"{what}: more than {human_size(budget.limits.max_bytes)} of data after the end of the tar archive (the size cap)")
 
 
 class _ReadAhead:
@@ -245,11 +306,13 @@ class _Applier:
     """The state of one layer's application: what it unpacked (for opaque whiteouts), the directory
     metadata to set once their children are in, and what it had to skip."""
 
-    def __init__(self, root: Root, reader: TarReader, budget: Budget, what: str) -> None:
+    def __init__(self, root: Root, reader: TarReader, budget: Budget, what: str, whiteouts: Whiteouts = "delete") -> None:
         self.root = root
         self.reader = reader
         self.budget = budget
         self.what = what
+        self.overlay = whiteouts == "overlay"
+        self.whited: set[bytes] = set()  # overlay mode: paths this layer turned into whiteouts
         self.privileged = os.geteuid() == 0
         self.count = 0
         self.unpacked: set[bytes] = set()
@@ -277,6 +340,8 @@ class _Applier:
         if (b"/" + parent_path).find(b"/" + WHITEOUT) >= 0:
             raise LayerError(f"{self.what}: entry {show(entry.name)}: a directory named {WHITEOUT.decode()}*: such names are whiteouts, never directories")
         try:
+            if self.whited and parent_path:
+                self._unwhite(parent_path)
             if name.startswith(WHITEOUT):
                 self._whiteout(entry, parent_path, name)
             elif not path:
@@ -304,6 +369,9 @@ class _Applier:
         self._create(parent, name, lambda: os.mkdir(name, 0o700, dir_fd=parent), keep_directory=True)
         fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent)
         try:
+            if path in self.whited:  # whited out, then made again: nothing from below shows through
+                self.whited.discard(path)
+                os.setxattr(proc_path(fd), overlay_xattr_prefix() + "opaque", b"y")
             self._metadata(entry, path, proc_path(fd), mode=False, times=False)
         finally:
             os.close(fd)
@@ -330,12 +398,13 @@ class _Applier:
         def link() -> None:
             try:
                 source = self.root.directory(target_parent)
-                is_dir = stat.S_ISDIR(os.lstat(target_name, dir_fd=source).st_mode)
+                found = os.lstat(target_name, dir_fd=source)
+                if self.overlay and is_whiteout(found):
+                    raise FileNotFoundError(errno.ENOENT, "whited out", target)
+                is_dir = stat.S_ISDIR(found.st_mode)
             except (FileNotFoundError, NotADirectoryError):
-                raise LayerError(
-                    f"{self.what}: entry {show(entry.name)}: hardlink target {show(entry.linkname)} does not exist "
-                    "(it must come earlier in this layer or from a lower one)"
-                ) from None
+                where = "earlier in this layer (extracted alone, it cannot link into the layers below)" if self.overlay else "earlier in this layer or from a lower one"
+                raise LayerError(f"{self.what}: entry {show(entry.name)}: hardlink target {show(entry.linkname)} does not exist (it must come {where})") from None
             if is_dir:
                 raise LayerError(f"{self.what}: entry {show(entry.name)}: hardlink to the directory {show(entry.linkname)}")
             os.link(target_name, name, src_dir_fd=source, dst_dir_fd=parent, follow_symlinks=False)
@@ -361,7 +430,11 @@ class _Applier:
 
     def _whiteout(self, entry: Entry, parent_path: bytes, name: bytes) -> None:
         """`.wh.NAME` deletes NAME; `.wh..wh..opq` empties its directory of what lower layers put there.
-        Neither is written; other `.wh..wh.` names (aufs bookkeeping) are ignored, as Docker ignores them."""
+        Neither is written; other `.wh..wh.` names (aufs bookkeeping) are ignored, as Docker ignores them.
+        In overlay mode they become overlayfs' markers instead (see the module docstring)."""
+        if self.overlay:
+            self._overlay_whiteout(entry, parent_path, name)
+            return
         if name == OPAQUE:
             directory = self.root.directory(parent_path, create=True)
             self._writable(parent_path, directory)
@@ -385,6 +458,36 @@ class _Applier:
         self._writable(parent_path, directory)
         remove(directory, target)
         self.root.forget(keep=directory)
+
+    def _overlay_whiteout(self, entry: Entry, parent_path: bytes, name: bytes) -> None:
+        if name.startswith(WHITEOUT + WHITEOUT) and name != OPAQUE:
+            return
+        target = name[len(WHITEOUT) :]
+        if target in (b".", b".."):
+            raise LayerError(f"{self.what}: entry {show(entry.name)}: invalid whiteout")
+        directory = self.root.directory(parent_path, create=True)  # the directory may come from a lower layer
+        self._writable(parent_path, directory)
+        if name == OPAQUE:
+            os.setxattr(proc_path(directory), overlay_xattr_prefix() + "opaque", b"y")
+            return
+        self._create(directory, target, lambda: os.mknod(target, stat.S_IFCHR | 0o600, 0, dir_fd=directory))
+        self.whited.add(parent_path + b"/" + target if parent_path else target)
+
+    def _unwhite(self, path: bytes) -> None:
+        """Overlay mode: a path this layer whited out holds later entries, so it is a directory again, opaque."""
+        parts = path.split(b"/")
+        for depth in range(1, len(parts) + 1):
+            prefix = b"/".join(parts[:depth])
+            if prefix in self.whited:
+                parent, name = self.root.parent(prefix)
+                if not is_whiteout(os.lstat(name, dir_fd=parent)):
+                    continue  # something this layer put there since: it stands as it is
+                remove(parent, name)
+                self.root.forget(keep=parent)
+                os.mkdir(name, IMPLICIT_DIR_MODE, dir_fd=parent)
+                os.chmod(proc_path(parent, name), IMPLICIT_DIR_MODE)
+                os.setxattr(proc_path(parent, name), overlay_xattr_prefix() + "opaque", b"y")
+                self.whited.discard(prefix)
 
     # --- helpers ----------------------------------------------------------------------------------------
     def _create(self, parent: int, name: bytes, make: Callable[[], T], *, keep_directory: bool = False) -> T | None:
@@ -427,6 +530,9 @@ class _Applier:
         for key, value in entry.xattrs:
             if key == ROOTLESS_XATTR:
                 self._skip(f"{ROOTLESS_XATTR} xattrs in the layer (imagekit writes its own)", path)
+                continue
+            if self.overlay and key.startswith(_OVERLAY_XATTRS):
+                self._skip("overlayfs xattrs in the layer (they would steer the overlay mount)", path)
                 continue
             self._xattr(path, target, key, value, follow)
         if mode:

@@ -167,7 +167,7 @@ def _upper_items(path: bytes, name: bytes, opaque: bool = False) -> Iterator[_It
         if child in deleted:
             continue
         child_path, child_name = path + b"/" + child, _join(name, child)
-        xattrs = _xattrs(child_path)
+        xattrs = read_xattrs(child_path)
         _check_overlay(child_path, xattrs)
         opaque_dir = any(key.endswith(".overlay.opaque") and value == b"y" for key, value in xattrs)
         item = _item(child_path, child_name, st, partial(_upper_items, child_path, child_name, opaque_dir), xattrs)
@@ -211,7 +211,7 @@ def _differs(old_path: bytes, old: os.stat_result, new_path: bytes, new: os.stat
         return True
     if stat.S_ISLNK(new.st_mode) and os.readlink(old_path) != os.readlink(new_path):
         return True
-    return _kept(_xattrs(old_path)) != _kept(_xattrs(new_path))
+    return _kept(read_xattrs(old_path)) != _kept(read_xattrs(new_path))
 
 
 def _item(
@@ -230,7 +230,7 @@ def _item(
         uid=st.st_uid,
         gid=st.st_gid,
         mtime=st.st_mtime_ns // 1_000_000_000,
-        xattrs=_kept(_xattrs(path) if xattrs is None else xattrs),
+        xattrs=_kept(read_xattrs(path) if xattrs is None else xattrs),
     )
     if kind == DIRTYPE:
         return _Item(member, children=children)
@@ -265,7 +265,7 @@ def _kept(xattrs: Xattrs) -> Xattrs:
     return tuple((key, value) for key, value in xattrs if not key.startswith(_HIDDEN_XATTRS))
 
 
-def _xattrs(path: bytes) -> Xattrs:
+def read_xattrs(path: bytes | str) -> Xattrs:
     """All xattrs of `path` (not following a symlink), sorted; none where the filesystem has none."""
     try:
         names = os.listxattr(path, follow_symlinks=False)

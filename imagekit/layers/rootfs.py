@@ -254,6 +254,16 @@ def remove(parent: int, name: bytes) -> None:
     os.rmdir(name, dir_fd=parent)
 
 
+def remove_path(path: str | os.PathLike[str]) -> None:
+    """`remove` for a path: its parent is opened by name (trusted), everything below never followed."""
+    directory, name = os.path.split(os.fsencode(path))
+    parent = os.open(directory or b".", _PATH_FLAGS | os.O_DIRECTORY)
+    try:
+        remove(parent, name)
+    finally:
+        os.close(parent)
+
+
 def _listing(fd: int) -> list[bytes]:
     try:
         return os.listdir(proc_path(fd))

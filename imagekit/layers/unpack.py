@@ -10,6 +10,9 @@ Two entries, for the two situations the OCI changeset rules meet:
   only on success; a failure (or a kill) leaves it, and `check_usable` (which apply_layers calls
   before it starts) refuses such a root from then on.
 One Budget spans all layers of the image: the caps are on what the whole image unpacks to.
+Every layer is checked twice as it streams: the blob against its descriptor's digest, and the
+uncompressed tar against the config's diff_id (as containerd checks on extraction), so a config
+that lies about its layers' content is refused.
 
 Imports: stdlib, imagekit.errors, digest, image, oci, imagekit.layers (apply, rootfs).
 """
@@ -23,11 +26,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from imagekit.digest import CHUNK
-from imagekit.errors import ImagekitError, LayerError
+from imagekit.digest import CHUNK, Digest
+from imagekit.errors import BadDigest, ImagekitError, LayerError
 from imagekit.image import Image
-from imagekit.layers.apply import ApplyReport, Budget, Limits, apply_layer
-from imagekit.layers.rootfs import Root, remove
+from imagekit.layers.apply import ApplyReport, Budget, Limits, Whiteouts, apply_layer
+from imagekit.layers.rootfs import Root, remove_path
 from imagekit.oci import Descriptor
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,7 @@ def unpack(image: Image, dest: str | os.PathLike[str], *, layers: Sequence[Descr
     complete or not at all. Limits default to Limits.from_env(). Raises LayerError, DigestMismatch.
     """
     target = Path(dest)
+    pairs = _chosen(image, layers)
     try:
         info = target.lstat()
     except FileNotFoundError:
@@ -59,7 +63,7 @@ def unpack(image: Image, dest: str | os.PathLike[str], *, layers: Sequence[Descr
     try:
         os.chmod(temp, 0o755)  # a root filesystem's usual mode, unless the layers say otherwise
         with Root(temp) as root:
-            reports = _apply_all(image, root, layers, limits)
+            reports = _apply_all(image, root, pairs, limits)
         os.rename(temp, target)  # over an empty directory too, atomically
     except BaseException as err:
         _discard(Path(temp))
@@ -77,6 +81,7 @@ def apply_layers(image: Image, root: str | os.PathLike[str], *, layers: Sequence
     """
     path = Path(root)
     check_usable(path)
+    pairs = _chosen(image, layers)
     marker = partial_marker(path)
     try:
         with open(marker, "w") as out:
@@ -84,7 +89,7 @@ def apply_layers(image: Image, root: str | os.PathLike[str], *, layers: Sequence
             out.flush()
             os.fsync(out.fileno())
         with Root(path) as opened:
-            reports = _apply_all(image, opened, layers, limits)
+            reports = _apply_all(image, opened, pairs, limits)
     except (ImagekitError, OSError) as err:
         reason = str(err) if isinstance(err, ImagekitError) else f"cannot apply layers onto {path}: {err.strerror or err}"
         if marker.exists():
@@ -106,28 +111,54 @@ def check_usable(root: str | os.PathLike[str]) -> None:
         raise LayerError(f"{root} is unusable: applying layers onto it did not finish (remove it and {marker.name}, then unpack again)")
 
 
-def _apply_all(image: Image, root: Root, layers: Sequence[Descriptor] | None, limits: Limits | None) -> tuple[ApplyReport, ...]:
+def layer_pairs(image: Image) -> tuple[tuple[Descriptor, Digest], ...]:
+    """(descriptor, diff_id) of each layer, in order: the diff_id (rootfs.diff_ids) is what the blob's
+    content hashes to once uncompressed. LayerError when the config lists a different number of
+    diff_ids than the manifest lists layers, or one is not a digest."""
+    listed = image.diff_ids
+    if len(listed) != len(image.layers):
+        raise LayerError(f"image {image.digest.short}: its config lists {len(listed)} diff_ids for {len(image.layers)} layers")
+    try:
+        return tuple((descriptor, Digest.parse(text)) for descriptor, text in zip(image.layers, listed))
+    except BadDigest as err:
+        raise LayerError(f"image {image.digest.short}: invalid diff_id in its config ({err})") from err
+
+
+def _chosen(image: Image, layers: Sequence[Descriptor] | None) -> tuple[tuple[Descriptor, Digest], ...]:
+    """The (descriptor, diff_id) pairs to apply: every layer, or those of `layers`."""
+    pairs = layer_pairs(image)
+    if layers is None:
+        return pairs
+    by_blob = {descriptor.digest: diff_id for descriptor, diff_id in pairs}
+    if any(descriptor.digest not in by_blob for descriptor in layers):
+        raise LayerError(f"cannot apply layers that image {image.digest.short} does not list")
+    return tuple((descriptor, by_blob[descriptor.digest]) for descriptor in layers)
+
+
+def _apply_all(image: Image, root: Root, pairs: tuple[tuple[Descriptor, Digest], ...], limits: Limits | None) -> tuple[ApplyReport, ...]:
     budget = Budget(limits if limits is not None else Limits.from_env())
-    chosen = image.layers if layers is None else tuple(layers)
-    reports = []
-    for number, descriptor in enumerate(chosen, 1):
-        what = f"layer {number}/{len(chosen)} ({descriptor.digest.short})"
-        with image.open_verified(descriptor) as blob:
-            reports.append(apply_layer(blob, descriptor.media_type, root, budget=budget, what=what))
-            while blob.read(CHUNK):  # the rest of the blob, so its digest is checked
-                pass
-    return tuple(reports)
+    return tuple(
+        apply_blob(image, descriptor, diff_id, root, budget=budget, what=f"layer {number}/{len(pairs)} ({descriptor.digest.short})")
+        for number, (descriptor, diff_id) in enumerate(pairs, 1)
+    )
+
+
+def apply_blob(
+    image: Image, descriptor: Descriptor, diff_id: Digest, root: Root, *, budget: Budget, what: str, whiteouts: Whiteouts = "delete"
+) -> ApplyReport:
+    """Applies one layer blob of `image` onto `root` (apply_layer), checking both its digest and its diff_id."""
+    with image.open_verified(descriptor) as blob:
+        report = apply_layer(blob, descriptor.media_type, root, budget=budget, what=what, whiteouts=whiteouts, diff_id=diff_id)
+        while blob.read(CHUNK):  # the rest of the blob, so its digest is checked
+            pass
+    return report
 
 
 def _discard(path: Path) -> None:
     """Removes a failed unpack's temp directory, without following anything a layer put in it."""
     try:
-        parent = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
+        remove_path(path)
+    except FileNotFoundError:
         return
-    try:
-        remove(parent, os.fsencode(path.name))
     except OSError as err:  # the error being raised matters more; say what is left behind
         log.warning("could not remove the partial unpack %s: %s", path, err.strerror or err)
-    finally:
-        os.close(parent)

@@ -62,6 +62,16 @@ def _refetching(fetch: Callable[[], T], policy: RetryPolicy) -> T:
             _pause(policy, attempt, err)
 
 
+def _reason(err: BaseException) -> str:
+    """A retry's cause for a progress line: a few words, never digests or URLs (a final error has the details)."""
+    if isinstance(err, DigestMismatch):
+        return "content did not match its digest"
+    if isinstance(err, BrokenBody):
+        return "connection closed early"
+    status = getattr(err, "status", None)
+    return f"HTTP {status}" if status else type(err).__name__
+
+
 def _one_line(err: BaseException) -> str:
     text = str(err).splitlines()[0] if str(err) else ""
     return f"{type(err).__name__}: {text[:160]}" if text else type(err).__name__
@@ -134,7 +144,7 @@ class BlobReader:
                     raise RegistryError(f"download of blob {self._descriptor.digest} failed: {_one_line(err)}") from err
                 self._retry.sleep(self._retry.wait(attempt))
                 if self._on_resume is not None:
-                    self._on_resume(self._offset, _one_line(err))
+                    self._on_resume(self._offset, _reason(err))
                 continue
             self._offset += len(chunk)
             if self._on_bytes is not None:
@@ -273,7 +283,7 @@ def download(
     with Range, a corrupt transfer is fetched again from scratch, and a blob that still fails aborts the
     whole download with that error. The image's source must be a RegistrySource.
     """
-    progress = progress or Progress()
+    progress = shown = progress or Progress()
     source = image.source
     if not isinstance(source, RegistrySource):
         raise TypeError("download() needs an Image pulled from a registry")
@@ -281,12 +291,15 @@ def download(
     missing = []
     for descriptor in _unique(image.blobs()):
         if sink.has_blob(descriptor.digest):
-            progress.skip(descriptor.digest.short, "Already exists")
+            _progress_for(image, descriptor, progress).skip(descriptor.digest.short, "Already exists")
         else:
             missing.append(descriptor)
+    for descriptor in missing:
+        _progress_for(image, descriptor, progress).skip(descriptor.digest.short, "Waiting")
 
     def job(descriptor: Descriptor) -> Callable[[threading.Event], None]:
         key = descriptor.digest.short
+        progress = _progress_for(image, descriptor, shown)
 
         def fetch_once(cancel: threading.Event) -> None:
             cached = source.cached(descriptor.digest)
@@ -313,7 +326,7 @@ def download(
                     break
                 except DigestMismatch as err:
                     attempt += 1
-                    progress.restart(key, 0, str(err))
+                    progress.restart(key, 0, _reason(err))
                     _pause(policy, attempt, err)
             progress.finish(key, "Pull complete")
 
@@ -321,6 +334,12 @@ def download(
 
     _run_parallel([job(d) for d in missing], workers)
     return [d.digest for d in missing]
+
+
+def _progress_for(image: Image, descriptor: Descriptor, progress: Progress) -> Progress:
+    """Where a blob's events go: layers are shown, the config (small, read with the manifest) is not,
+    as docker shows only layers."""
+    return Progress() if descriptor.digest == image.manifest.config.digest else progress
 
 
 class _Counting:
@@ -359,12 +378,16 @@ def push(
 
     Returns the manifest digest. Blobs go first so the registry never sees a manifest with missing blobs.
     """
-    progress = progress or Progress()
+    shown = progress or Progress()
     policy = repo.transport.retry
     known = origins or {}
+    blobs = _unique(image.blobs())
+    for descriptor in blobs:
+        _progress_for(image, descriptor, shown).skip(descriptor.digest.short, "Waiting")
 
     def job(descriptor: Descriptor) -> Callable[[threading.Event], None]:
         key = descriptor.digest.short
+        progress = _progress_for(image, descriptor, shown)
 
         def upload(location: str | None, cancel: threading.Event) -> None:
             with image.source.open_blob(descriptor) as stream:
@@ -399,12 +422,12 @@ def push(
                     attempt += 1
                     _pause(policy, attempt, err)  # a streamed body is sent once by the Transport: resend it all
                     location = None
-                    progress.restart(key, 0, str(err))
+                    progress.restart(key, 0, _reason(err))
             progress.finish(key, "Pushed")
 
         return run
 
-    _run_parallel([job(d) for d in _unique(image.blobs())], workers)
+    _run_parallel([job(d) for d in blobs], workers)
     media_type = image.manifest.media_type
     return repo.put_manifest(reference or str(image.digest), image.manifest_bytes, media_type)
 

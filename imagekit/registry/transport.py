@@ -341,6 +341,8 @@ class Transport:
             raise RegistryError(
                 f"cannot reach {urlsplit(url).netloc}: {_describe(err)}", url=redact_url(url), temporary=True
             ) from err
+        except requests.exceptions.InvalidURL as err:
+            raise RegistryError(f"invalid registry address {urlsplit(url).netloc!r}: {_address_problem(url)}", url=redact_url(url)) from err
         except requests.RequestException as err:
             raise RegistryError(f"{method} {redact_url(url)}: {type(err).__name__}", url=redact_url(url)) from err
         if self.debug:
@@ -464,6 +466,15 @@ def _challenge_scopes(challenges: Sequence[Challenge]) -> list[str]:
         if challenge.scheme == "bearer" and challenge.get("scope"):
             scopes.extend(challenge.get("scope").split(" "))
     return scopes
+
+
+def _address_problem(url: str) -> str:
+    """Why requests refused a registry URL, in words (it names only its exception class)."""
+    try:
+        urlsplit(url).port
+    except ValueError:
+        return "the port must be a number from 1 to 65535"
+    return "not a host name or address a connection can be made to"
 
 
 def _describe(err: Exception) -> str:

@@ -1,7 +1,7 @@
 """What the sandbox is asked to run: a root filesystem, a process, mounts and isolation, as plain values.
 
 The sandbox mounts what it is given and knows nothing about images, layers or the store: the
-builder (imagekit.build) and the runner (imagekit.runtime) turn images into a `Rootfs` through
+builder (imagekit.builder) and the runner (imagekit.runtime) turn images into a `Rootfs` through
 imagekit.snapshots and describe the process in a `Spec`. Paths are host paths unless named `target`
 (a path inside the container). Values are frozen; derive variants with `dataclasses.replace`.
 
@@ -18,6 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+
+#: podman's default capabilities (Docker's without MKNOD, NET_RAW and AUDIT_WRITE): with no device
+#: cgroup here, MKNOD would let root in a RUN step make and open the host's disks.
+DEFAULT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT")
 
 Isolation = Literal["namespaces", "rootless", "chroot", "none"]
 Network = Literal["host", "none"]
@@ -57,7 +61,8 @@ class Mount:
 class Spec:
     """One process to run in a fresh sandbox. `env` is KEY=VALUE words exactly as the process gets
     them; `cwd` is created when missing; `uid`/`gid`/`groups` are numeric (the caller resolves names
-    through the image's /etc/passwd and /etc/group); `hostname` "" keeps the host's."""
+    through the image's /etc/passwd and /etc/group); `hostname` "" keeps the host's. `capabilities`
+    (short names, as OCI configs without "CAP_") bound what the process may ever hold."""
 
     rootfs: Rootfs
     argv: tuple[str, ...]
@@ -72,12 +77,15 @@ class Spec:
     mounts: tuple[Mount, ...] = ()
     #: host files bind-mounted read-only over /etc/resolv.conf and /etc/hosts (and /etc/hostname), never captured.
     etc_files: tuple[tuple[str, str], ...] = field(default=())
+    capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES
 
 
 @dataclass(frozen=True)
 class Result:
     """How the process ended: `status` as a shell reports it (exit code, or 128+signal when killed),
-    and the mount targets the sandbox had to create (paths inside the container)."""
+    and what the sandbox had to create on the root filesystem to mount on (paths inside the
+    container, parents first, symlinks resolved: /proc, /dev and /sys when the image lacks them,
+    etc file and mount targets), so a builder can keep these stubs out of its layer."""
 
     status: int
     created: tuple[str, ...] = ()

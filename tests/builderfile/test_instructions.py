@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +105,9 @@ def test_every_instruction_gets_its_type_and_values() -> None:
         ("FROM a\nRUN --network=bridge x\n", 2, "RUN --network=bridge is not supported: use one of default, none, host"),
         ("FROM a\nRUN --mount=type=nfs,target=/x y\n", 2, "RUN --mount type 'nfs' is not supported: use one of bind, cache, tmpfs, secret, ssh"),
         ("FROM a AS x\nCOPY --from=0 a b\n", 2, "COPY --from=0 refers to the current or a later stage; use an earlier stage's index or name"),
+        ("FROM a AS x\nCOPY --from=X a b\n", 2, "COPY --from=X refers to the current or a later stage; use an earlier stage's index or name"),
+        ("FROM a\nCOPY --chmod=999 a b\n", 2, "COPY --chmod=999 is not a file mode: use octal digits (0755) or symbolic modes (u+x)"),
+        ("FROM a\nADD --chmod=u+q a b\n", 2, "ADD --chmod=u+q is not a file mode: use octal digits (0755) or symbolic modes (u+x)"),
         ("FROM a\nVOLUME [\"\"]\n", 2, "VOLUME paths can not be empty strings"),
         ("FROM a\nWORKDIR ${x\n", 2, "failed to process \"${x\": unsupported modifier (\ufffd) in substitution"),
     ],
@@ -221,6 +225,52 @@ def test_cli_check(tmp_path: Path) -> None:
     warned.write_text("FROM busybox\nRUN a \\\n\n  b\n")
     done = subprocess.run([sys.executable, "-m", "builderfile", "check", str(warned)], capture_output=True, text=True, cwd=str(ROOT))
     assert (done.returncode, done.stderr) == (0, f"{warned}:4: warning: Empty continuation line found in: RUN a   b\n")
+
+
+def test_chmod_octal_symbolic_or_variable_is_accepted() -> None:
+    copies = load("FROM a\nARG M\nCOPY --chmod=0755 a b\nCOPY --chmod=u+x,go=rX a b\nCOPY --chmod=$M a b\n").stages[0].instructions[1:]
+    assert [c.chmod for c in copies] == ["0755", "u+x,go=rX", "$M"]
+
+
+def test_undeclared_arg_in_from_warns_as_buildkit_lints_it() -> None:
+    report = check("ARG TAG=1\nFROM busybox:$TAG\nFROM ${NOPE} AS b\nFROM --platform=$BUILDPLATFORM a:${GONE:-x}\n")
+    assert report.errors == ()
+    assert [(w.line, w.message) for w in report.warnings] == [
+        (3, "FROM argument 'NOPE' is not declared (UndefinedArgInFrom)"),
+        (4, "FROM argument 'GONE' is not declared (UndefinedArgInFrom)"),
+    ]
+
+
+def _check_cli(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "builderfile", *extra, str(path)], capture_output=True, text=True, cwd=str(ROOT))
+
+
+def test_cli_check_reports_in_line_order_and_sums_up(tmp_path: Path) -> None:
+    mixed = tmp_path / "Builderfile"
+    mixed.write_text("FROM busybox AS a\nFROM busybox AS a\nCOPY x\nFROM $NOPE\nUSER\n")
+    done = _check_cli(mixed, "check")
+    assert done.returncode == 1 and done.stdout == ""
+    assert [line.split(":")[1] for line in done.stderr.splitlines()] == ["2", "3", "4", "5"]
+    assert "warning: FROM stage name 'a'" in done.stderr.splitlines()[0]
+    good = tmp_path / "good"
+    good.write_text("ARG V=1\nFROM busybox AS base\nRUN true\nFROM base\nCOPY --from=base a b\nFROM scratch\n")
+    done = _check_cli(good, "check")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "ok: 3 stages, 6 instructions\n", "")
+
+
+def test_cli_check_names_the_offset_of_a_byte_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "Builderfile"
+    path.write_bytes(b"FROM busybox\nRUN echo \xf5\xf5\n")
+    done = _check_cli(path, "check")
+    assert (done.returncode, done.stderr) == (1, f"{path}:2: not UTF-8 text: byte 0xf5 at offset 22 is invalid\n")
+
+
+def test_cli_parse_pretty_indents(tmp_path: Path) -> None:
+    path = tmp_path / "Builderfile"
+    path.write_text("FROM busybox\n")
+    flat, pretty = _check_cli(path, "parse"), _check_cli(path, "parse", "--pretty")
+    assert len(flat.stdout.splitlines()) == 1 and pretty.stdout.startswith('{\n  "instructions": [')
+    assert json.loads(pretty.stdout) == json.loads(flat.stdout)
 
 
 def test_copy_word_that_does_not_lex_is_a_path_not_a_heredoc() -> None:

@@ -73,7 +73,7 @@ def test_failed_login_stores_nothing_and_says_one_line(kind: str, request: pytes
     assert code == 1 and out == ""
     lines = err.strip().splitlines()
     assert lines[0].startswith("WARNING! Using --password via the CLI is insecure")
-    assert len(lines) == 2 and lines[1].startswith(f"imagekit: login to {registry.host} failed:")
+    assert len(lines) == 2 and lines[1] == f"imagekit: invalid username or password for {registry.host}"
     assert wrong not in err and "Traceback" not in err
     assert not docker_config.exists()
 
@@ -100,6 +100,7 @@ def test_login_to_tls_registry_needs_its_ca(tls_registry: AuthRegistry, docker_c
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "IMAGEKIT_CERTS_D"):
         monkeypatch.delenv(name, raising=False)
     argv = ["login", "-u", "anyone", "--password-stdin", tls_registry.host]
+    (tmp_path / "empty").mkdir()  # a certs dir without this registry's CA
     code, _, err = run(["--certs-dir", str(tmp_path / "empty"), *argv], capsys, "pw")
     assert code == 1 and err.count("\n") == 1 and f"imagekit: TLS verification of {tls_registry.host} failed" in err
     code, out, err = run(["--certs-dir", str(tls_registry.certs_dir), *argv], capsys, "pw")
@@ -167,8 +168,8 @@ def test_entry_point_subprocess_one_line_error(token_registry: AuthRegistry, tmp
     )
     assert done.returncode == 1 and done.stdout == ""
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"imagekit: login to {token_registry.host} failed: token server 127.0.0.1:")
-    assert "incorrect username or password" in last
+    assert last == f"imagekit: invalid username or password for {token_registry.host}"
+    assert "incorrect username or password" in done.stderr  # the token server's words, in --debug
     assert "Traceback" not in done.stderr and "nope-" + PASSWORD not in done.stderr
 
 
@@ -190,19 +191,18 @@ def test_transport_for_applies_global_options_and_stored_credentials(docker_conf
     assert transport_for("https://index.docker.io/v1/", RegistryOptions(), credentials=Credentials("a", "b")).credentials == Credentials("a", "b")
 
 
-def test_global_registry_options_parse_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_global_registry_options_parse_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from imagekit.cli import cli
 
     ctx = cli.make_context("imagekit", ["--insecure-registry", "a.example:5000", "--insecure-registry", "b.example", "--tls-verify=false", "logout"])
     assert ctx.params["insecure_registries"] == ("a.example:5000", "b.example") and ctx.params["tls_verify"] is False
     monkeypatch.setenv("IMAGEKIT_INSECURE_REGISTRIES", "c.example d.example:1")
-    monkeypatch.setenv("IMAGEKIT_CERTS_D", "/somewhere/certs.d")
+    monkeypatch.setenv("IMAGEKIT_CERTS_D", str(tmp_path))
     ctx = cli.make_context("imagekit", ["logout"])
     assert ctx.params["insecure_registries"] == ("c.example", "d.example:1") and ctx.params["tls_verify"] is True
-    assert str(ctx.params["certs_dir"]) == "/somewhere/certs.d"
+    assert ctx.params["certs_dir"] == tmp_path
 
 
-@pytest.mark.filterwarnings("ignore::getpass.GetPassWarning")  # the prompt reads a pipe, not a terminal
 def test_login_without_username_reuses_working_stored_credentials(token_registry: AuthRegistry, docker_config: Path, capsys) -> None:
     from imagekit.registry.credentials import CredentialStore
 
@@ -211,6 +211,27 @@ def test_login_without_username_reuses_working_stored_credentials(token_registry
     assert (code, out) == (0, "Login Succeeded (with the stored credentials)\n"), err
     CredentialStore().store(token_registry.host, Credentials(token_registry.user or "", "stale-" + PASSWORD))
     code, out, err = run(["login", token_registry.host], capsys, f"{token_registry.user}\n{PASSWORD}\n")
-    assert code == 0 and out.endswith("Login Succeeded\n")
+    assert (code, out) == (1, "")  # it would have to prompt, and standard input is no terminal
     assert f"The stored credentials for {token_registry.host} do not work" in err and "stale-" not in err + out
-    assert CredentialStore().get(token_registry.host) == Credentials(token_registry.user or "", PASSWORD)
+    assert err.splitlines()[-1] == "imagekit: Cannot perform an interactive login from a non TTY device (use -u USER --password-stdin)"
+    assert "Warning" not in err and "aborted" not in err
+
+
+def test_interactive_login_prompts_on_a_terminal(token_registry: AuthRegistry, tmp_path: Path) -> None:
+    """On a pty, `login REGISTRY` asks for the username and (hidden) password, as docker does."""
+    import pty
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "DOCKER_CONFIG": str(tmp_path / "docker")}
+    child = subprocess.Popen([str(IMAGEKIT), "login", token_registry.host], stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    seen = b""
+    for prompt, answer in ((b"Username: ", token_registry.user or ""), (b"Password: ", PASSWORD)):
+        while prompt not in seen:
+            seen += os.read(master, 1024)
+        os.write(master, answer.encode() + b"\n")
+    assert child.wait(timeout=60) == 0
+    while b"Login Succeeded" not in seen:
+        seen += os.read(master, 1024)
+    os.close(master)
+    assert PASSWORD.encode() not in seen

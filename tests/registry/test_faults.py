@@ -3,6 +3,7 @@ and the store never holds a corrupt blob."""
 
 from __future__ import annotations
 
+import io
 import uuid
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from imagekit.digest import Digest
 from imagekit.errors import DigestMismatch, RegistryError
 from imagekit.image import Image
 from imagekit.layout import Layout
+from imagekit.progress import LineProgress
 from imagekit.registry.client import Repository
 from imagekit.registry.retry import RetryPolicy
 from imagekit.registry.transfer import download, pull, push
@@ -228,3 +230,21 @@ def test_cli_reports_a_corrupt_pull_in_one_line(
     assert stored_digests(root) <= {str(d.digest) for d in image.blobs()}
     assert_store_sound(root)
 
+
+
+def test_each_retry_is_one_short_line_and_queued_layers_wait(tmp_path: Path, fault_proxy: FaultProxy, pushed: tuple[str, Image], sleeps: Sleeps) -> None:
+    """Five retries of one blob print five lines of a few words (no digests, no URLs); layers not yet
+    started show as Waiting; the config blob is not shown as a layer."""
+    name, image = pushed
+    fault_proxy.inject(Fault("truncate", layer_path(image), times=3), Fault("corrupt", layer_path(image), times=2))
+    pulled = pull(Repository(Transport(fault_proxy.host, retry=RetryPolicy(attempts=6, sleep=sleeps)), name), "v1")
+    out = io.StringIO()
+    download(pulled.image, Layout(tmp_path / "store"), progress=LineProgress(out), workers=1)
+    lines = out.getvalue().splitlines()
+    layers = [d.digest.short for d in image.manifest.layers]
+    assert lines[:2] == [f"{key}: Waiting" for key in layers]
+    retries = [line for line in lines if "retrying" in line]
+    assert len(retries) == 5 and all(line.startswith(f"{layers[0]}: retrying at ") for line in retries)
+    assert all(len(line) < 80 and "sha256" not in line and "http" not in line for line in retries), retries
+    assert not any(line.startswith(image.manifest.config.digest.short) for line in lines)
+    assert_store_sound(tmp_path / "store")

@@ -88,10 +88,10 @@ def test_buildah_push_is_pulled_by_imagekit(tmp_path: Path, open_registry: Regis
     peer = json.loads(run("skopeo", "inspect", "--tls-verify=false", f"docker://{dest}"))
     assert peer["Digest"] == (tmp_path / "pushed.digest").read_text().strip()  # the peers agree with each other
     root = tmp_path / "store"
-    code, out, err = run_cli(capsys, "--root", str(root), "pull", "-q", dest)
+    code, out, err = run_cli(capsys, "--root", str(root), "pull", "-q", "--digestfile", str(tmp_path / "digest"), dest)
     assert code == 0, err
     image = Layout(root).image(dest)
-    assert out.strip() == str(image.digest) == peer["Digest"]
+    assert str(image.digest) == (tmp_path / "digest").read_text() == peer["Digest"] and out.strip() == dest
     assert [str(d.digest) for d in image.layers] == peer["Layers"]
     assert len(image.layers) == 1 and image.config["config"]["Cmd"] == ["/bin/busybox", "sh"]
     for digest in blob_digests(root, dest):

@@ -259,6 +259,7 @@ def test_an_https_mirror_is_verified_like_any_registry(
     assert code == 0, err
     assert pulled_digest(tmp_path / "a", name) == on_mirror.digest
     # Without its CA the mirror is not trusted, and never downgraded to plain HTTP: Docker Hub serves.
+    (tmp_path / "no-certs").mkdir()
     code, _, err = run_cli(capsys, "--root", str(tmp_path / "b"), "--certs-dir", str(tmp_path / "no-certs"), *mirror, "pull", name)
     assert code == 0, err
     assert f"mirror https://{tls_registry.host} failed: TLS verification of {tls_registry.host} failed" in err

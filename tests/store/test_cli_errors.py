@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests import mounts
 
 from imagekit.layout import Layout
 from imagekit.oci import Manifest
@@ -82,19 +83,15 @@ def test_corrupt_blob(store_with_image: Path, imagekit: Run) -> None:
 
 
 def test_unknown_image_and_ambiguous_prefix(store_with_image: Path, imagekit: Run) -> None:
-    assert "no image 'nothere'" in one_line_error(imagekit("inspect", "nothere"))
+    assert "no image 'nothere:latest'" in one_line_error(imagekit("inspect", "nothere"))
     assert "no image 'ffffffffffff'" in one_line_error(imagekit("rmi", "ffffffffffff"))
 
 
 @pytest.fixture
 def read_only(store_with_image: Path) -> Iterator[Path]:
     """The store, bind-mounted read-only over itself (we are root); unmounted afterwards."""
-    subprocess.run(["mount", "--bind", str(store_with_image), str(store_with_image)], check=True)
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(store_with_image)], check=True)
+    with mounts.read_only(store_with_image):
         yield store_with_image
-    finally:
-        subprocess.run(["umount", str(store_with_image)], check=True)
 
 
 @pytest.mark.parametrize(
@@ -155,13 +152,8 @@ def test_import_missing_file_and_bad_change(root: Path, imagekit: Run, busybox_t
 @pytest.fixture
 def tiny_fs(tmp_path: Path) -> Iterator[Path]:
     """A 256 KiB tmpfs, too small for a busybox layer; unmounted afterwards."""
-    mountpoint = tmp_path / "tiny"
-    mountpoint.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mountpoint)], check=True)
-    try:
+    with mounts.tmpfs(tmp_path / "tiny", "256k") as mountpoint:
         yield mountpoint
-    finally:
-        subprocess.run(["umount", str(mountpoint)], check=True)
 
 
 def test_full_disk(tiny_fs: Path, busybox_tar: Path) -> None:

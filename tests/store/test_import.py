@@ -60,11 +60,33 @@ def test_stdin_and_reproducible_with_source_date_epoch(root: Path, busybox_tar: 
     assert created == "2023-11-14T22:13:20Z"
 
 
-def test_import_without_reference_prints_the_id_and_keeps_it_until_prune(root: Path, imagekit: Run, busybox_tar: Path) -> None:
-    image_id = ok(imagekit("import", str(busybox_tar))).strip()
-    assert image_id.startswith("sha256:")
+def test_import_without_reference_keeps_a_dangling_image_until_prune(root: Path, imagekit: Run, busybox_tar: Path) -> None:
+    done = imagekit("import", str(busybox_tar))
+    image_id = ok(done).strip()
+    assert image_id.startswith("sha256:") and f"imagekit tag {image_id[7:19]} NAME" in done.stderr
+    assert ok(imagekit("images", "-q")) == image_id[7:19] + "\n"
+    assert ok(imagekit("images")).splitlines()[1].split()[:3] == ["<none>", "<none>", image_id[7:19]]
+    assert ok(imagekit("images", "-q", "-f", "dangling=true")) == image_id[7:19] + "\n"
+    assert json.loads(ok(imagekit("inspect", image_id[7:19])))[0]["Id"] == image_id
+    assert ok(imagekit("prune", "-f")).splitlines()[0] == f"Deleted image: {image_id}"
     assert ok(imagekit("images", "-q")) == ""
-    assert image_id in ok(imagekit("prune"))
+    assert list((root / "blobs" / "sha256").iterdir()) == []
+
+
+def test_tagging_a_dangling_image_names_it_and_retagging_leaves_the_old_one_dangling(root: Path, imagekit: Run, busybox_tar: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = ok(imagekit("import", "-q", str(busybox_tar))).strip()
+    ok(imagekit("tag", first[7:19], "foo:1"))
+    assert ok(imagekit("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}")) == f"foo:1 {first[7:19]}\n"
+    assert json.loads((root / "index.json").read_text())["manifests"][0]["annotations"]
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1")  # another image
+    second = ok(imagekit("import", str(busybox_tar), "foo:1")).strip()
+    listed = ok(imagekit("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}")).splitlines()
+    assert sorted(listed) == sorted([f"foo:1 {second[7:19]}", f"<none>:<none> {first[7:19]}"])
+    assert ok(imagekit("images", "-q", "--filter", "dangling=false")) == second[7:19] + "\n"
+    ok(imagekit("tag", first[7:19], "bar:1"))  # found by ID although it has no name
+    assert ok(imagekit("images", "-q", "-f", "dangling=true")) == ""
+    ok(imagekit("rmi", "bar:1"))
+    assert ok(imagekit("images", "-q")) == second[7:19] + "\n"
 
 
 @pytest.mark.parametrize(

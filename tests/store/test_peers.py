@@ -12,7 +12,7 @@ import pytest
 from imagekit.layout import Layout
 from imagekit.oci import REF_NAME, Manifest
 from tests import oci_schema
-from tests.store.conftest import Run, oci_image_tool_validate, ok
+from tests.store.conftest import Run, oci_image_tool_validate, ok, run_imagekit
 
 REFS = ("docker.io/demo/busybox:latest", "docker.io/library/bb:1", "localhost:5000/team/app/bb:v1.2")
 
@@ -76,3 +76,30 @@ def test_umoci_writes_a_store_imagekit_reads(written_store: Path, tmp_path: Path
     layout = Layout(written_store)
     assert layout.resolve("docker.io/demo/umoci:tagged").digest == layout.resolve(REFS[0]).digest
     assert json.loads(ok(imagekit("inspect", "demo/umoci:tagged")))[0]["Id"] == str(layout.image(REFS[0]).manifest.config.digest)
+
+
+def test_names_other_tools_write_are_found_normalised(tmp_path: Path, busybox_tar: Path) -> None:
+    """skopeo writes `busybox:1` or a bare `1` as the ref name; imagekit finds, lists and removes them
+    by any spelling of the same reference, and says which name it used when two images match."""
+    source, store = tmp_path / "source", tmp_path / "store"
+    image_id = ok(run_imagekit(source, "import", "-q", str(busybox_tar), "demo/busybox:latest")).strip()
+    for name in ("busybox:1", "1"):
+        subprocess.run(["skopeo", "copy", "-q", f"oci:{source}:docker.io/demo/busybox:latest", f"oci:{store}:{name}"],
+                       check=True, capture_output=True, timeout=120)
+    listed = ok(run_imagekit(store, "images", "--format", "{{.Repository}} {{.Tag}}")).splitlines()
+    assert sorted(listed) == ["1 latest", "busybox 1"]
+    for text in ("busybox:1", "docker.io/library/busybox:1", "1", "1:latest"):
+        assert json.loads(ok(run_imagekit(store, "inspect", text)))[0]["Id"] == image_id
+    assert json.loads(ok(run_imagekit(store, "inspect", "busybox:1")))[0]["RepoTags"] == ["busybox:1", "1:latest"]
+    ok(run_imagekit(store, "unpack", "busybox:1", str(tmp_path / "rootfs")))
+    assert (tmp_path / "rootfs" / "bin" / "busybox").is_file()
+    # a second image under imagekit's full spelling of the same name: that one wins, and a warning says so
+    other = ok(run_imagekit(store, "import", "-q", "-m", "other", str(busybox_tar), "busybox:1")).strip()
+    done = run_imagekit(store, "inspect", "-f", "{{.Id}}", "busybox:1")
+    assert ok(done) == other + "\n"
+    assert "using 'docker.io/library/busybox:1' (not 'busybox:1')" in done.stderr
+    assert ok(run_imagekit(store, "rmi", "--no-prune", "1")) == "Untagged: 1:latest\n"
+    assert ok(run_imagekit(store, "rmi", "docker.io/library/busybox:1")).startswith("Untagged: busybox:1\n")
+    assert ok(run_imagekit(store, "inspect", "-f", "{{.Id}}", "busybox:1")) == image_id + "\n"
+    assert ok(run_imagekit(store, "rmi", "busybox:1")).startswith("Untagged: busybox:1\n")
+    assert ok(run_imagekit(store, "images", "-q")) == ""

@@ -7,9 +7,11 @@ something a hostile author would, with raw header bytes.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import tarfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +22,7 @@ import zstandard
 from imagekit.digest import Digest
 from imagekit.image import Image
 from imagekit.layout import Layout
-from imagekit.oci import OCI_CONFIG, OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_MANIFEST, Descriptor, Manifest, canonical_json
+from imagekit.oci import LAYER_COMPRESSION, OCI_CONFIG, OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_MANIFEST, Descriptor, Manifest, canonical_json
 
 MTIME = 1_600_000_000
 MEDIA_TYPES = {"none": OCI_LAYER, "gzip": OCI_LAYER_GZIP, "zstd": OCI_LAYER_ZSTD}
@@ -151,21 +153,41 @@ class _Blobs:
         return io.BytesIO(self.blobs[descriptor.digest])
 
 
-def image(layers: Iterable[tuple[bytes, str]], diff_ids: Iterable[str] = ()) -> Image:
-    """An in-memory Image of (blob, media_type) layers. imagekit's unpack does not read diff_ids;
-    umoci needs them (give them for images it unpacks)."""
+def image(layers: Iterable[tuple[bytes, str]], diff_ids: Iterable[str] | None = None) -> Image:
+    """An in-memory Image of (blob, media_type) layers; the diff_ids are computed unless given."""
     blobs: dict[Digest, bytes] = {}
     descriptors = []
+    computed = []
     for blob, media_type in layers:
         digest = Digest.of_bytes(blob)
         blobs[digest] = blob
         descriptors.append(Descriptor(media_type, digest, len(blob)))
-    rootfs = {"type": "layers", "diff_ids": list(diff_ids)}
+        computed.append(diff_id(blob, media_type))
+    rootfs = {"type": "layers", "diff_ids": computed if diff_ids is None else list(diff_ids)}
     config = canonical_json({"architecture": "amd64", "os": "linux", "config": {}, "rootfs": rootfs})
     config_digest = Digest.of_bytes(config)
     blobs[config_digest] = config
     manifest = Manifest(OCI_MANIFEST, Descriptor(OCI_CONFIG, config_digest, len(config)), tuple(descriptors))
     return Image(manifest.to_bytes(), config, _Blobs(blobs), OCI_MANIFEST)
+
+
+def diff_id(blob: bytes, media_type: str, limit: int = 256 << 20) -> str:
+    """The digest of the blob's uncompressed stream; for a corrupt blob or a bomb (past `limit`), of
+    whatever came out before it broke: unpacking such a blob fails before its diff_id is checked."""
+    hasher, size = hashlib.sha256(), 0
+    stream: BinaryIO = io.BytesIO(blob)
+    codec = LAYER_COMPRESSION.get(media_type, "")
+    if codec == "gzip":
+        stream = gzip.GzipFile(fileobj=stream)  # type: ignore[assignment]
+    elif codec == "zstd":
+        stream = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)  # type: ignore[assignment]
+    try:
+        while size < limit and (chunk := stream.read(1 << 20)):
+            hasher.update(chunk)
+            size += len(chunk)
+    except (OSError, EOFError, zlib.error, zstandard.ZstdError):
+        pass
+    return f"sha256:{hasher.hexdigest()}"
 
 
 def layers_image(*tars: bytes, codec: str = "none") -> Image:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from imagekit.digest import Digest
 from imagekit.errors import DigestMismatch, LayerError
 from imagekit.image import Image
 from imagekit.layers.apply import Limits, parse_size
@@ -170,6 +171,51 @@ def test_the_cap_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("IMAGEKIT_MAX_LAYER_BYTES", "lots")
     with pytest.raises(LayerError, match="invalid size 'lots' for IMAGEKIT_MAX_LAYER_BYTES"):
         unpack(layers_image(BASE), tmp_path / "t")
+
+
+# --- diff_ids --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("codec", ["none", "gzip", "zstd"])
+def test_a_layer_whose_content_is_not_its_diff_id_is_refused(tmp_path: Path, codec: str) -> None:
+    """The blob digest is right (the manifest describes the blob), but the config lies about its content."""
+    media_type = {"none": OCI_LAYER, "gzip": OCI_LAYER_GZIP, "zstd": OCI_LAYER_ZSTD}[codec]
+    wrong = str(Digest.of_bytes(CHANGE))  # a real diff_id, of another layer
+    img = image([(compress(BASE, codec), media_type), (compress(CHANGE[:-512], codec), media_type)], [str(Digest.of_bytes(BASE)), wrong])
+    with pytest.raises(DigestMismatch, match=rf"^layer 2/2 \(\w+\): uncompressed content \(diff_id\): expected {wrong}, got sha256:"):
+        unpack(img, tmp_path / "dest")
+    assert os.listdir(tmp_path) == []
+
+
+def test_trailing_bytes_after_the_tar_count_towards_the_diff_id(tmp_path: Path) -> None:
+    padded = BASE + bytes(10 * 512)
+    unpack(image([(padded, OCI_LAYER)], [str(Digest.of_bytes(padded))]), tmp_path / "ok")
+    with pytest.raises(DigestMismatch, match="diff_id"):
+        unpack(image([(padded, OCI_LAYER)], [str(Digest.of_bytes(BASE))]), tmp_path / "cut")
+    assert not (tmp_path / "cut").exists()
+
+
+def test_trailing_bytes_after_the_tar_are_capped(tmp_path: Path) -> None:
+    bomb = compress(BASE + bytes(3 * MiB), "zstd")
+    with pytest.raises(LayerError, match=r"of data after the end of the tar archive \(the size cap\)"):
+        unpack(image([(bomb, OCI_LAYER_ZSTD)]), tmp_path / "t", limits=Limits(max_bytes=2 * MiB))
+
+
+@pytest.mark.parametrize(("diff_ids", "error"), [([], "lists 0 diff_ids for 1 layers"), (["sha256:abc"], "invalid diff_id")])
+def test_a_config_without_one_diff_id_per_layer_is_refused(tmp_path: Path, diff_ids: list[str], error: str) -> None:
+    with pytest.raises(LayerError, match=error):
+        unpack(image([(BASE, OCI_LAYER)], diff_ids), tmp_path / "t")
+    unpack(layers_image(BASE), tmp_path / "root")
+    with pytest.raises(LayerError, match=error):
+        apply_layers(image([(CHANGE, OCI_LAYER)], diff_ids), tmp_path / "root")
+    check_usable(tmp_path / "root")  # refused before anything was applied
+    assert sorted(os.listdir(tmp_path)) == ["root"]
+
+
+def test_cli_refuses_a_wrong_diff_id(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    ref = store_image(store, image([(compress(BASE, "gzip"), OCI_LAYER_GZIP)], [str(Digest.of_bytes(CHANGE))]))
+    line = one_line_error(run_imagekit(store, "unpack", ref, str(tmp_path / "dest")))
+    assert line.startswith("imagekit: layer 1/1 (") and "uncompressed content (diff_id): expected" in line, line
+    assert sorted(os.listdir(tmp_path)) == ["store"]
 
 
 # --- the CLI -----------------------------------------------------------------------------------------------

@@ -1,0 +1,238 @@
+"""`run(spec)`: one process in a fresh sandbox, its exit status, and nothing left behind.
+
+Three processes take part. The caller (this Python process, which may have threads) forks an
+*intermediate* that unshares the namespaces and forks the sandboxed process, which is therefore
+PID 1 of the new PID namespace (unshare(CLONE_NEWPID) moves only the children). The intermediate
+waits for it and exits with its status as a shell reports it (128+signal when killed), so the
+caller only ever waits for its own child. Mounts happen inside the new private mount namespace
+and vanish with it; PID 1's death kills the rest of the namespace. The intermediate dies with the
+caller and PID 1 with the intermediate (PR_SET_PDEATHSIG SIGKILL on both), so a SIGKILLed caller
+leaves nothing running. SIGINT, SIGTERM and SIGHUP sent to the caller (when run() is called from
+the main thread) are forwarded to the sandboxed process; as PID 1 it ignores those it has no
+handler for, as in `docker run` without `--init`, so a second SIGINT kills it.
+
+The children report through one close-on-exec pipe, as JSON lines: the sandboxed process's host
+pid, the mount targets it created, or one line of error (then run() raises SandboxError). The exec
+closes the pipe, so EOF means the sandboxed process runs; its output goes straight to the caller's
+file descriptors and streams as it is written.
+
+Imports: stdlib, imagekit.errors, imagekit.sandbox.{linux,process,spec,streams}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from typing import NoReturn
+
+from imagekit.errors import SandboxError
+from imagekit.sandbox import linux, process
+from imagekit.sandbox.streams import Stream, stream
+from imagekit.sandbox.spec import Result, Spec
+
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_MAX_FD = 0x7FFFFFFF
+_NO_ID = 0xFFFFFFFF  # (uid_t)-1 means "no change" to setuid; ids are below it
+
+
+def run(spec: Spec, *, stdin: Stream = None, stdout: Stream = None, stderr: Stream = None) -> Result:
+    """Runs spec.argv in a sandbox and returns its status and the mount targets it created.
+    `stderr is stdout` shares one descriptor, so a captured interleaving keeps its order.
+
+    Raises SandboxError (one line) when the sandbox cannot be set up; a command that is missing
+    or not executable is the process's failure instead (status 127 / 126, a line on its stderr).
+    """
+    flags = _namespaces(spec)
+    with ExitStack() as stack:
+        fds = [stack.enter_context(stream(stdin, 0)), stack.enter_context(stream(stdout, 1))]
+        fds.append(fds[1] if stderr is stdout and stdout is not None else stack.enter_context(stream(stderr, 2)))
+        for name in ("stdout", "stderr"):
+            getattr(sys, name).flush()
+        read_end, write_end = os.pipe()
+        caller = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+            _intermediate(spec, flags, write_end, fds, caller)
+        os.close(write_end)
+        reports = _Reports(read_end)
+        with _forwarding(pid, reports):
+            try:
+                reports.read()
+                status = _wait(pid)
+            except BaseException:
+                if not reports.kill():
+                    os.kill(pid, signal.SIGKILL)
+                _wait(pid)
+                raise
+            finally:
+                reports.close()
+    if reports.error:
+        raise SandboxError(reports.error)
+    return Result(status=status, created=tuple(reports.created))
+
+
+def _namespaces(spec: Spec) -> int:
+    """The unshare flags for spec.isolation, after the checks that need no fork."""
+    if not spec.argv:
+        raise SandboxError("sandbox: no command to run")
+    if spec.isolation == "none":
+        raise SandboxError("sandbox: isolation 'none' is not supported yet")
+    if spec.isolation not in ("namespaces", "rootless", "chroot"):
+        raise SandboxError(f"sandbox: unknown isolation {spec.isolation!r}")
+    if spec.network not in ("host", "none"):
+        raise SandboxError(f"sandbox: unknown network {spec.network!r}")
+    unknown = sorted(set(spec.capabilities) - set(linux.CAPABILITIES))
+    if unknown:
+        raise SandboxError(f"sandbox: unknown capability {unknown[0]!r} (names as in OCI configs, without CAP_)")
+    bad = [i for i in (spec.uid, spec.gid, *spec.groups) if not 0 <= i < _NO_ID]
+    if bad:
+        raise SandboxError(f"sandbox: {bad[0]} is not a valid user or group id")
+    if not os.path.isabs(spec.cwd):
+        raise SandboxError(f"sandbox: working directory {spec.cwd!r} is not an absolute path")
+    flags = linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC
+    if spec.isolation != "chroot":
+        flags |= linux.CLONE_NEWPID
+    if spec.isolation == "rootless":
+        if (spec.uid, spec.gid, spec.groups) != (0, 0, ()):
+            raise SandboxError("sandbox: rootless isolation maps only the caller, as uid 0 and gid 0")
+        flags |= linux.CLONE_NEWUSER
+    if spec.network == "none":
+        flags |= linux.CLONE_NEWNET
+    return flags
+
+
+def _intermediate(spec: Spec, flags: int, report: int, fds: list[int | None], caller: int) -> NoReturn:
+    """Child of the caller: unshares, forks the sandboxed process, waits and exits with its status."""
+    code = process.SETUP_FAILED
+    try:
+        linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != caller:
+            os._exit(code)
+        os.setsid()  # the terminal's ^C reaches the caller only, which forwards it once
+        _adopt(fds, report)
+        try:
+            if flags & linux.CLONE_NEWUSER:
+                linux.unshare_as_root(flags)
+            else:
+                linux.unshare(flags)
+        except PermissionError as err:
+            hint = "" if flags & linux.CLONE_NEWUSER else "; without root, use isolation 'rootless'"
+            raise SandboxError(f"sandbox: isolation {spec.isolation!r} cannot create its namespaces: {err.strerror}{hint}") from err
+        lifeline, keep = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.close(keep)
+            process.become(spec, report=report, lifeline=lifeline, own_netns=bool(flags & linux.CLONE_NEWNET), userns=bool(flags & linux.CLONE_NEWUSER))
+        os.close(lifeline)
+        for sig in _FORWARDED:
+            signal.signal(sig, lambda number, _frame: _signal(child, number))
+        process.send(report, pid=child)
+        os.close(report)
+        code = _wait(child)
+        if not flags & linux.CLONE_NEWPID:  # no PID namespace takes the background jobs along: end its group
+            _kill_group(child)
+    except BaseException as err:  # noqa: BLE001 - a child must report and _exit, never unwind into the caller's code
+        try:
+            process.send(report, error=process.describe(err))
+        except OSError:  # the report pipe is already closed: the caller has the status, nothing else to say
+            pass
+    os._exit(code)
+
+
+def _signal(pid: int, number: int) -> None:
+    with suppress(ProcessLookupError):
+        os.kill(pid, number)
+
+
+def _kill_group(leader: int) -> None:
+    """SIGKILLs what is left of the process group the sandboxed process led (its background jobs)."""
+    with suppress(ProcessLookupError):
+        os.killpg(leader, signal.SIGKILL)
+
+
+def _adopt(fds: list[int | None], report: int) -> None:
+    """Makes the given descriptors 0, 1 and 2 and closes every other one but the report pipe."""
+    copies = [None if fd is None else os.dup(fd) for fd in fds]
+    for number, fd in enumerate(copies):
+        if fd is not None:
+            os.dup2(fd, number)
+    os.closerange(3, report)
+    os.closerange(report + 1, _MAX_FD)
+
+
+def _wait(pid: int) -> int:
+    """Waits for `pid` and returns its status as a shell reports it: the exit code, or 128+signal."""
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+class _Reports:
+    """What the children wrote on the report pipe: the sandboxed pid, created targets, an error."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.pidfd: int | None = None
+        self.created: list[str] = []
+        self.error = ""
+
+    def read(self) -> None:
+        """Reads until EOF: the exec, or the end of both children."""
+        with open(self.fd, "rb") as pipe:
+            for line in pipe:
+                message = json.loads(line)
+                if "pid" in message:
+                    try:
+                        self.pidfd = os.pidfd_open(message["pid"])
+                    except ProcessLookupError:
+                        pass
+                self.created += message.get("created", [])
+                self.error = self.error or message.get("error", "")
+
+    def kill(self) -> bool:
+        """SIGKILLs the sandboxed process and waits until it and its PID namespace are gone (a pidfd turns
+        readable only after PID 1 reaped the namespace); False when its pid never arrived."""
+        if self.pidfd is None:
+            return False
+        signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        select.select([self.pidfd], [], [])
+        return True
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+@contextmanager
+def _forwarding(pid: int, reports: _Reports) -> Iterator[None]:
+    """Forwards SIGINT, SIGTERM and SIGHUP to the intermediate `pid` (which passes them on) while the
+    sandbox runs; a second SIGINT kills the sandboxed process, which as PID 1 may ignore the first.
+    Only the main thread may handle signals: elsewhere the caller must stop the sandbox itself."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    interrupts = 0
+
+    def forward(number: int, _frame: object) -> None:
+        nonlocal interrupts
+        interrupts += number == signal.SIGINT
+        with suppress(ProcessLookupError):
+            if interrupts > 1 and reports.pidfd is not None:
+                signal.pidfd_send_signal(reports.pidfd, signal.SIGKILL)
+            else:
+                os.kill(pid, number)
+
+    previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

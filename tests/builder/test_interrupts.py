@@ -1,0 +1,80 @@
+"""A build stopped by Ctrl-C or SIGKILL leaves no mounts, tags nothing, and `imagekit prune` removes
+what a killed build left (snapshot directories, unnamed blobs)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from tests.builder.conftest import IMAGEKIT, mountinfo, ok, run_imagekit
+
+SLOW = "FROM busybox\nRUN echo started > /dev/stderr; sleep 60\n"
+
+
+def _start(root: Path, context: Path) -> subprocess.Popen[bytes]:
+    context.mkdir(parents=True, exist_ok=True)
+    (context / "Builderfile").write_text(SLOW)
+    env = {k: v for k, v in os.environ.items() if k != "IMAGEKIT_ROOT"}
+    process = subprocess.Popen([IMAGEKIT, "--root", str(root), "build", "-t", "slow:1", str(context)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    assert process.stderr is not None
+    deadline = time.monotonic() + 60
+    seen = b""
+    while b"started" not in seen and time.monotonic() < deadline:
+        seen += process.stderr.readline()
+    assert b"started" in seen, seen
+    return process
+
+
+def _sleepers() -> list[int]:
+    """PIDs of `sleep 60` processes (the RUN step's), wherever they are."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", b"60"]:
+                found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def _gone(pids: list[int], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(Path(f"/proc/{pid}").exists() for pid in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_ctrl_c_stops_the_step_and_leaves_nothing(root: Path, tmp_path: Path) -> None:
+    before = mountinfo()
+    process = _start(root, tmp_path / "ctx")
+    sleepers = _sleepers()
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert b"Traceback" not in err
+    assert _gone(sleepers)
+    assert mountinfo() == before
+    assert "slow" not in ok(run_imagekit(root, "images"))
+    snapshots = root / "snapshots"
+    assert not snapshots.exists() or not any(snapshots.iterdir())
+
+
+def test_sigkill_leaves_debris_that_prune_removes(root: Path, tmp_path: Path) -> None:
+    before = mountinfo()
+    process = _start(root, tmp_path / "ctx")
+    sleepers = _sleepers()
+    process.kill()
+    process.wait(timeout=30)
+    assert _gone(sleepers), "the RUN step outlived a SIGKILLed build"
+    assert mountinfo() == before
+    assert "slow" not in ok(run_imagekit(root, "images"))
+    ok(run_imagekit(root, "prune"))
+    snapshots = root / "snapshots"
+    assert not snapshots.exists() or not any(snapshots.iterdir())
+    assert not (root / "tmp").exists() or not any((root / "tmp").iterdir())

@@ -1,0 +1,80 @@
+"""Sandbox fixtures: a busybox rootfs as an overlay lower, and helpers that run a shell line in a sandbox."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from imagekit.sandbox import Result, Rootfs, Spec, run
+from tests.store.conftest import make_busybox_rootfs
+
+APPLETS = ("mount", "id", "env", "hostname", "ps", "ip", "sleep", "touch", "rm", "mkdir", "head", "wc", "pwd", "grep", "stat", "mknod", "kill")
+ENV = ("PATH=/bin", "HOME=/root")
+SYSTEM_MOUNTS = ("/proc", "/dev", "/sys")
+
+
+@pytest.fixture(scope="session")
+def busybox(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A read-only lower: /bin/busybox with applet symlinks, /etc/hostname."""
+    root = make_busybox_rootfs(tmp_path_factory.mktemp("sandbox") / "busybox")
+    for applet in APPLETS:
+        (root / "bin" / applet).symlink_to("busybox")
+    return root
+
+
+@dataclass(frozen=True)
+class Box:
+    """An overlay rootfs over the busybox lower (plus `extra` lowers on top) in a test's tmp_path."""
+
+    base: Path
+    rootfs: Rootfs
+
+    @property
+    def upper(self) -> Path:
+        return Path(self.rootfs.upper)
+
+    def spec(self, script: str, **fields: object) -> Spec:
+        return replace(Spec(rootfs=self.rootfs, argv=("sh", "-c", script), env=ENV), **fields)  # type: ignore[arg-type]
+
+    def sh(self, script: str, **fields: object) -> tuple[int, str, Result]:
+        """(status, stdout+stderr, result) of `sh -c script` in a fresh sandbox."""
+        out = io.BytesIO()
+        result = run(self.spec(script, **fields), stdout=out, stderr=out)
+        return result.status, out.getvalue().decode(), result
+
+
+def make_box(base: Path, *lowers: Path) -> Box:
+    (base / "upper").mkdir(parents=True)
+    (base / "work").mkdir()
+    return Box(base, Rootfs(lowers=tuple(str(p) for p in lowers), upper=str(base / "upper"), work=str(base / "work")))
+
+
+@pytest.fixture
+def box(tmp_path: Path, busybox: Path) -> Box:
+    return make_box(tmp_path / "box", busybox)
+
+
+def mountinfo() -> list[str]:
+    """The host's mount table as (mount point, type, source, options): ids change, mounts must not."""
+    lines = []
+    with open("/proc/self/mountinfo") as handle:
+        for line in handle:
+            fields = line.split()
+            sep = fields.index("-")
+            lines.append(" ".join([fields[4], *fields[sep + 1 : sep + 4]]))
+    return lines
+
+
+@pytest.fixture(autouse=True)
+def no_mount_left(tmp_path: Path) -> object:
+    """Every sandbox test leaves the host's mount table as it found it. Other workers' tests (buildah,
+    skopeo) mount in parallel, so only what a leak from here would look like counts: a mount naming
+    this test's directory, or one on the host's /, /proc, /dev or /sys."""
+    before = mountinfo()
+    yield
+    new = [line for line in mountinfo() if line not in before]
+    ours = [line for line in new if str(tmp_path) in line or line.split()[0] == "/" or line.split()[0].startswith(SYSTEM_MOUNTS)]
+    assert ours == []

@@ -11,6 +11,7 @@ Must not import imagekit.layout or imagekit.store.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import urllib.parse
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from imagekit.oci import (
     Descriptor,
     load_json,
 )
+from imagekit.registry.retry import RetryPolicy
 from imagekit.registry.transport import Transport
 
 #: What imagekit can read, most specific first; the OCI index must be there or Docker Hub answers 404.
@@ -42,6 +44,8 @@ OCTET_STREAM = "application/octet-stream"
 #: Upload chunk for PATCH: large enough that per-request overhead vanishes, small enough to resume cheaply.
 DEFAULT_CHUNK = 64 << 20
 _MAX_TAG_PAGES = 10_000
+#: Cancelling an upload happens on the way out of a failure (or Ctrl-C): retry a dropped connection once, quickly.
+_CANCEL_RETRY = RetryPolicy(attempts=2, base=0.05, cap=0.05)
 #: What a broken connection surfaces as while a body streams (requests wraps some, urllib3 raises others).
 STREAM_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
 
@@ -291,8 +295,10 @@ class Repository:
         return self._location(response)
 
     def cancel_upload(self, location: str) -> None:
-        """Abandons an upload session (best effort: the registry expires it anyway)."""
-        self.transport.request("DELETE", location, scopes=[self.push_scope], expected=(204, 200, 202, 404))
+        """Abandons an upload session with DELETE, best effort: one quick retry, then its failure is
+        ignored, since the registry expires sessions anyway and the caller is on its way out with an error."""
+        with contextlib.suppress(RegistryError):
+            self.transport.request("DELETE", location, scopes=[self.push_scope], expected=(204, 200, 202, 404), retry=_CANCEL_RETRY)
 
     def upload_blob(
         self,
@@ -306,39 +312,45 @@ class Repository:
         """Streams `size` bytes from `stream` as blob `digest`: one PUT when it fits in a chunk, else PATCHes.
 
         Chunks carry Content-Range `start-end` (inclusive); each answer's Location replaces the last.
-        The registry checks the digest when the upload is closed with PUT ?digest=.
+        The registry checks the digest when the upload is closed with PUT ?digest=. Whatever stops the
+        upload before the registry accepted it (a chunk or the PUT failing, the source failing, Ctrl-C)
+        cancels the session with DELETE on its way out.
         """
         location = location or self.start_upload()
-        if size > chunk_size:
-            offset = 0
-            while offset < size:
-                length = min(chunk_size, size - offset)
-                response = self.transport.request(
-                    "PATCH",
-                    location,
-                    scopes=[self.push_scope],
-                    expected=(202,),
-                    headers={
-                        "Content-Type": OCTET_STREAM,
-                        "Content-Range": f"{offset}-{offset + length - 1}",
-                        "Content-Length": str(length),
-                    },
-                    data=UploadBody(stream, length),
-                )
-                location = self._location(response)
-                offset += length
-            body: UploadBody | bytes = b""
-        else:
-            body = UploadBody(stream, size)
-        response = self.transport.request(
-            "PUT",
-            location,
-            scopes=[self.push_scope],
-            expected=(201, 204),
-            params={"digest": str(digest)},
-            headers={"Content-Type": OCTET_STREAM, "Content-Length": str(len(body))},
-            data=body,
-        )
+        try:
+            if size > chunk_size:
+                offset = 0
+                while offset < size:
+                    length = min(chunk_size, size - offset)
+                    response = self.transport.request(
+                        "PATCH",
+                        location,
+                        scopes=[self.push_scope],
+                        expected=(202,),
+                        headers={
+                            "Content-Type": OCTET_STREAM,
+                            "Content-Range": f"{offset}-{offset + length - 1}",
+                            "Content-Length": str(length),
+                        },
+                        data=UploadBody(stream, length),
+                    )
+                    location = self._location(response)
+                    offset += length
+                body: UploadBody | bytes = b""
+            else:
+                body = UploadBody(stream, size)
+            response = self.transport.request(
+                "PUT",
+                location,
+                scopes=[self.push_scope],
+                expected=(201, 204),
+                params={"digest": str(digest)},
+                headers={"Content-Type": OCTET_STREAM, "Content-Length": str(len(body))},
+                data=body,
+            )
+        except BaseException:
+            self.cancel_upload(location)
+            raise
         header = _header_digest(response)
         if header is not None and header != digest:
             raise DigestMismatch(f"blob uploaded to {self.name}", str(digest), str(header))

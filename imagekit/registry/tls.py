@@ -111,6 +111,16 @@ def certificate_problem(err: BaseException) -> str | None:
     return None
 
 
+def server_alert(err: BaseException) -> str | None:
+    """The alert a TLS server ended the handshake with (OpenSSL's reason names it, e.g.
+    SSLV3_ALERT_BAD_CERTIFICATE when a client certificate is wanted), else None. An alert proves the
+    server speaks TLS, so it is never a reason to try plain HTTP."""
+    for current in _chain(err):
+        if isinstance(current, ssl.SSLError) and current.reason and "_ALERT_" in current.reason:
+            return current.reason
+    return None
+
+
 def tls_problem(err: BaseException) -> str | None:
     """A short description when `err` comes from the TLS layer (handshake, protocol), else None."""
     for current in _chain(err):

@@ -4,7 +4,8 @@ A pull resolves a reference (by tag, or pinned by digest) to one image manifest,
 from an index, and returns an Image whose blobs stream from the registry. `download` copies the blobs a
 sink (the store) lacks, in parallel, each resumed with Range after a dropped connection and retried with
 backoff; the sink verifies digest and size before a blob becomes visible, so nothing corrupt is ever
-stored. `push` checks, mounts or uploads each blob in parallel, then puts the manifest.
+stored. `push` checks, mounts or uploads each blob in parallel, then puts the manifest; an upload that
+fails or is interrupted (another upload failed, Ctrl-C) cancels its session with DELETE.
 
 Blob origins (which repository a blob was pulled from) are data passed in by the caller, since this
 package must not import imagekit.layout or imagekit.store.
@@ -342,13 +343,21 @@ def _progress_for(image: Image, descriptor: Descriptor, progress: Progress) -> P
 
 
 class _Counting:
-    """A stream that reports every read to a progress callback."""
+    """A stream that reports every read to a progress callback, and stops reading once `cancel` is set.
 
-    def __init__(self, stream: BinaryIO, on_bytes: Callable[[int], None]) -> None:
+    Stopping inside the read is what ends an upload in flight when another one failed or on Ctrl-C:
+    the upload then cancels its session (DELETE) instead of sending the rest of the blob.
+    """
+
+    def __init__(self, stream: BinaryIO, on_bytes: Callable[[int], None], cancel: threading.Event, what: str) -> None:
         self._stream = stream
         self._on_bytes = on_bytes
+        self._cancel = cancel
+        self._what = what
 
     def read(self, size: int) -> bytes:
+        if self._cancel.is_set():
+            raise Cancelled(f"{self._what} cancelled")
         chunk = self._stream.read(size)
         self._on_bytes(len(chunk))
         return chunk
@@ -380,9 +389,9 @@ def push(
         key = descriptor.digest.short
         progress = _progress_for(image, descriptor, shown)
 
-        def upload(location: str | None) -> None:
+        def upload(location: str | None, cancel: threading.Event) -> None:
             with image.source.open_blob(descriptor) as stream:
-                counted = _Counting(stream, lambda n: progress.advance(key, n))
+                counted = _Counting(stream, lambda n: progress.advance(key, n), cancel, f"upload of blob {descriptor.digest}")
                 repo.upload_blob(counted, descriptor.digest, descriptor.size, location=location, chunk_size=chunk_size)  # type: ignore[arg-type]
 
         def run(cancel: threading.Event) -> None:
@@ -401,9 +410,11 @@ def push(
             attempt = 0
             while True:
                 if cancel.is_set():
+                    if location is not None:  # the session a declined mount opened
+                        repo.cancel_upload(location)
                     raise Cancelled(f"upload of blob {descriptor.digest} cancelled")
                 try:
-                    upload(location)
+                    upload(location, cancel)
                     break
                 except RegistryError as err:
                     if not err.temporary:

@@ -24,13 +24,15 @@ CONTRACT (stable for client.py / transfer.py):
 Scheme: https, verified against the system CAs (or REQUESTS_CA_BUNDLE/SSL_CERT_FILE) plus the
 registry's certs directory (see tls.py). Loopback hosts (as Docker allows) try https first and use
 plain http when that fails for any reason but a certificate the server presented and we could not
-verify: that is a TLSError, never a downgrade. Hosts passed as `insecure` (--insecure-registry) skip
+verify, or a TLS alert ending the handshake (a server wanting a client certificate): those are
+TLSErrors, never a downgrade. Hosts passed as `insecure` (--insecure-registry) skip
 verification and may use http. A caller that knows the scheme (a mirror URL names it) passes `scheme`:
 no probing then, and "http" is refused for a host that is neither loopback nor insecure. `prefix` is a
 path the API lives under (a mirror at `https://host/some/path` answers `/some/path/v2/...`), as
 distribution's URL builder roots its routes at the endpoint's path.
-Authorization goes only to the registry's own host: redirects are followed here, and a hop to another
-host (Docker Hub's 307 to its CDN) is sent without it. Debug logs carry method, URL without query,
+Authorization goes only to the registry's own host, and over plain http only when the registry itself
+speaks it: redirects are followed here, and a hop to another host (Docker Hub's 307 to its CDN) or
+from https down to http is sent without it. Debug logs carry method, URL without query,
 and status; never headers, tokens or passwords.
 """
 
@@ -221,7 +223,8 @@ class Transport:
     def _ping_once(self) -> requests.Response:
         """One ping; for a host allowed plain HTTP, settles the scheme: https unless the server lacks TLS.
 
-        A certificate the server presents but we cannot verify is an error, never a reason to use http.
+        A certificate the server presents but we cannot verify is an error, never a reason to use http, and
+        so is a TLS alert ending the handshake (a server that wants a client certificate speaks TLS).
         Any other failure of the https attempt (no TLS on the port, a server that hangs or hangs up on a
         ClientHello) leads to plain http; the probe uses a short timeout since the host is loopback or
         explicitly insecure.
@@ -231,7 +234,8 @@ class Transport:
         try:
             response = self._send_raw("GET", self._root("https") + "/v2/", {}, None, None, False, timeout=_PROBE_TIMEOUT)
         except RegistryError as err:
-            if isinstance(err, TLSError) and err.__cause__ is not None and tls.certificate_problem(err.__cause__):
+            cause = err.__cause__
+            if isinstance(err, TLSError) and cause is not None and (tls.certificate_problem(cause) or tls.server_alert(cause)):
                 raise
             if self.debug:
                 log.debug("%s: no TLS (%s); using plain http, allowed for this host", self.registry, err)
@@ -360,8 +364,10 @@ class Transport:
                 log.warning("registry %s warns: %s", self.registry, warning[3:].strip(' -"')[:300])
 
     def _carries_auth(self, url: str) -> bool:
+        """Whether `url` may receive Authorization: the registry's own host, over https unless the
+        registry itself speaks plain http (a redirect from https down to http is a downgrade)."""
         parts = urlsplit(url)
-        return parts.netloc.lower() == self.registry.lower() and (parts.scheme == "https" or self.insecure)
+        return parts.netloc.lower() == self.registry.lower() and parts.scheme in ("https", self._scheme)
 
     # -- authorization ---------------------------------------------------------------------------
 
@@ -441,6 +447,10 @@ class Transport:
         if problem is not None:
             hint = f"supply the CA (REQUESTS_CA_BUNDLE, or {tls.CERTS_DIR_ENV}/{host}/ca.crt) or pass --tls-verify=false"
             return TLSError(f"TLS verification of {host} failed: {problem}; {hint}", url=redact_url(url))
+        alert = tls.server_alert(err)
+        if alert is not None and "CERTIFICATE" in alert:
+            hint = f"the registry wants a client certificate it trusts ({tls.CERTS_DIR_ENV}/{host}/client.cert and client.key)"
+            return TLSError(f"TLS handshake with {host} failed: {alert}; {hint}", url=redact_url(url))
         return TLSError(f"TLS handshake with {host} failed: {tls.tls_problem(err) or 'protocol error'}", url=redact_url(url))
 
     def _redact(self, text: str) -> str:

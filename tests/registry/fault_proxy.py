@@ -113,11 +113,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.owner.entered(1)
         try:
             self._serve()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away (an upload it cancelled): nothing to answer
         finally:
             self.owner.entered(-1)
 
     def _serve(self) -> None:
         body = self._body()
+        if len(body) < int(self.headers.get("Content-Length") or 0):  # the client gave up mid-body
+            self.close_connection = True
+            return
         headers = {k: v for k, v in self.headers.items()}
         fault = self.owner.take(self.command, self.path, headers)
         prefix = self.owner.prefix

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import io
 import json
 import os
+import threading
 import uuid
 
 import pytest
@@ -13,6 +15,7 @@ from imagekit.digest import Digest
 from imagekit.errors import DigestMismatch, InvalidManifest, RegistryError
 from imagekit.oci import (
     DOCKER_SCHEMA1_SIGNED,
+    MAX_MANIFEST_BYTES,
     OCI_CONFIG,
     OCI_INDEX,
     OCI_LAYER_GZIP,
@@ -215,6 +218,67 @@ def test_manifest_over_4_mib_is_refused(fault_proxy: FaultProxy) -> None:
     fault_proxy.inject(Fault("replace", r"/manifests/", status=200, headers={"Content-Type": OCI_MANIFEST}, body=body))
     with pytest.raises(InvalidManifest, match="limit"):
         repo_on(fault_proxy.host).get_manifest("v1")
+
+
+class _EndlessManifest(http.server.BaseHTTPRequestHandler):
+    """Answers every manifest GET with a chunked body that does not end before CEILING bytes (so a
+    client that reads it all still finishes); `server.sent` counts what the client accepted."""
+
+    protocol_version = "HTTP/1.1"
+    CEILING = 256 << 20
+    server: _CountingServer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if "/manifests/" not in self.path:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", OCI_MANIFEST)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b'{"schemaVersion":2,"pad":"' + b"x" * (64 << 10)
+        try:
+            while self.server.sent < self.CEILING:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.server.sent += len(chunk)
+                chunk = b"x" * (64 << 10)
+            self.wfile.write(b'2\r\n"}\r\n0\r\n\r\n')  # the ceiling: a well-formed end, so only the count can tell
+        except OSError:
+            pass  # the client hung up: what we want
+        finally:
+            self.close_connection = True
+            self.server.done.set()
+
+
+class _CountingServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _EndlessManifest)
+        self.sent = 0
+        self.done = threading.Event()
+
+
+def test_an_endless_manifest_is_cut_off_at_the_cap_while_it_streams() -> None:
+    """No Content-Length, a body that never ends: the read stops at the cap instead of reading it all
+    and judging the size afterwards (the JSON loader's own limit would only act after everything)."""
+    server = _CountingServer()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(InvalidManifest, match="limit"):
+            repo_on(f"127.0.0.1:{server.server_address[1]}").get_manifest("v1")
+        assert server.done.wait(60)
+        # What the client took is the cap plus what the kernel buffers held (at most tens of MiB), far below the ceiling.
+        assert MAX_MANIFEST_BYTES < server.sent < 64 << 20
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_media_type_must_agree_with_content_type(open_registry: RegistryServer, fault_proxy: FaultProxy) -> None:

@@ -102,6 +102,23 @@ def test_downloads_run_in_parallel_within_the_bound(tmp_path: Path, open_registr
     assert fault_proxy.peak == 3
 
 
+def test_the_cli_pushes_and_pulls_four_blobs_at_a_time_by_default(
+    tmp_path: Path, fault_proxy: FaultProxy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The default parallelism (4), seen as the most requests in flight at once through a slow proxy."""
+    build_image(Layout(tmp_path / "src"), "many", [random_layer(1000 + i) for i in range(7)])
+    dest = f"{fault_proxy.host}/test/{uuid.uuid4().hex[:12]}:v1"
+    fault_proxy.inject(Fault("slow", "/blobs/uploads/", method="PUT", times=100, delay=0.3))
+    code, _, err = run_cli(capsys, "--root", str(tmp_path / "src"), "push", "-q", "many", dest)
+    assert code == 0, err
+    assert fault_proxy.peak == 4
+    fault_proxy.clear()
+    fault_proxy.inject(Fault("slow", "/blobs/sha256:", times=100, delay=0.3))
+    code, _, err = run_cli(capsys, "--root", str(tmp_path / "dst"), "pull", "-q", dest)
+    assert code == 0, err
+    assert fault_proxy.peak == 4
+
+
 def test_truncated_manifest_is_fetched_again_or_fails_clearly(
     tmp_path: Path, fault_proxy: FaultProxy, pushed: tuple[str, Image], sleeps: Sleeps
 ) -> None:
@@ -144,14 +161,30 @@ def test_corrupt_byte_once_is_fetched_again(tmp_path: Path, fault_proxy: FaultPr
     assert_store_sound(tmp_path / "store")
 
 
+def stored_digests(root: Path) -> set[str]:
+    """The names of every blob file in the store (whatever their content hashes to)."""
+    blobs = root / "blobs" / "sha256"
+    return {f"sha256:{p.name}" for p in blobs.iterdir()} if blobs.exists() else set()
+
+
 def test_persistent_corruption_fails_and_stores_nothing(tmp_path: Path, fault_proxy: FaultProxy, pushed: tuple[str, Image], sleeps: Sleeps) -> None:
+    """The download itself refuses the corrupt layer, and no blob but the image's own appears.
+
+    A self-consistent blob stored under the corrupt bytes' own hash would pass assert_store_sound, so
+    the store's blobs are also compared with the digests the image names.
+    """
     name, image = pushed
     fault_proxy.inject(Fault("corrupt", layer_path(image), times=100))
+    pulled = pull(Repository(Transport(fault_proxy.host, retry=RetryPolicy(attempts=4, sleep=sleeps)), name), "v1")
+    layout = Layout(tmp_path / "store")
+    with pytest.raises(DigestMismatch, match=str(image.manifest.layers[0].digest)):
+        download(pulled.image, layout)
+    assert stored_digests(tmp_path / "store") <= {str(d.digest) for d in image.blobs()} - {str(image.manifest.layers[0].digest)}
     with pytest.raises(DigestMismatch, match=str(image.manifest.layers[0].digest)):
         pull_through(fault_proxy, name, tmp_path / "store", sleeps)
-    layout = Layout(tmp_path / "store")
     assert not layout.has_blob(image.manifest.layers[0].digest)
     assert layout.refs() == []
+    assert stored_digests(tmp_path / "store") <= {str(d.digest) for d in image.blobs()}
     assert_store_sound(tmp_path / "store")
 
 
@@ -194,6 +227,7 @@ def test_cli_reports_a_corrupt_pull_in_one_line(
     assert_one_line_error(code, err.splitlines()[-1] + "\n")  # after the progress lines
     assert str(image.manifest.layers[0].digest) in err.splitlines()[-1]
     assert not Layout(root).has_blob(image.manifest.layers[0].digest)
+    assert stored_digests(root) <= {str(d.digest) for d in image.blobs()}
     assert_store_sound(root)
 
 

@@ -84,12 +84,15 @@ def test_buildah_push_is_pulled_by_imagekit(tmp_path: Path, open_registry: Regis
     run(*buildah, "config", "--cmd", '["/bin/busybox", "sh"]', container)
     run(*buildah, "commit", "--quiet", container, "imagekit-test-bb")
     dest = new_name(open_registry.host) + ":v1"
-    run(*buildah, "push", "--tls-verify=false", "imagekit-test-bb", f"docker://{dest}")
+    run(*buildah, "push", "--tls-verify=false", "--digestfile", tmp_path / "pushed.digest", "imagekit-test-bb", f"docker://{dest}")
+    peer = json.loads(run("skopeo", "inspect", "--tls-verify=false", f"docker://{dest}"))
+    assert peer["Digest"] == (tmp_path / "pushed.digest").read_text().strip()  # the peers agree with each other
     root = tmp_path / "store"
     code, out, err = run_cli(capsys, "--root", str(root), "pull", "-q", "--digestfile", str(tmp_path / "digest"), dest)
     assert code == 0, err
     image = Layout(root).image(dest)
-    assert str(image.digest) == (tmp_path / "digest").read_text() and out.strip() == dest
+    assert str(image.digest) == (tmp_path / "digest").read_text() == peer["Digest"] and out.strip() == dest
+    assert [str(d.digest) for d in image.layers] == peer["Layers"]
     assert len(image.layers) == 1 and image.config["config"]["Cmd"] == ["/bin/busybox", "sh"]
     for digest in blob_digests(root, dest):
         assert Layout(root).has_blob(digest)

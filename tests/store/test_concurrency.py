@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from imagekit.layout import Layout
-from tests.store.conftest import IMAGEKIT, Run, oci_image_tool_validate, ok
+from tests.store.conftest import IMAGEKIT, Run, oci_image_tool_validate, ok, one_line_error
 
 
 def _validate(root: Path) -> None:
@@ -209,3 +209,27 @@ def test_processes_creating_the_same_fresh_store_lose_nothing(root: Path, busybo
             _, err = worker.communicate(timeout=120)
             assert worker.returncode == 0, err
         assert sorted(name for name, _ in Layout(fresh).refs()) == [f"docker.io/library/w{w}:1" for w in range(4)]
+
+
+def test_an_index_write_cut_off_midway_leaves_the_old_index_whole(root: Path, imagekit: Run, busybox_tar: Path) -> None:
+    """index.json is replaced (temp file, fsync, rename), never rewritten in place.
+
+    The tagging process runs under a file-size limit a little above the old index, so writing the new,
+    longer index fails part-way (EFBIG, as a full disk fails a write): the old index must stay byte for
+    byte, with no temp file left, and the next tag must work.
+    """
+    ok(imagekit("import", str(busybox_tar), "base:1"))
+    ok(imagekit("tag", "base:1", "other:1"))
+    before = (root / "index.json").read_bytes()
+    name = "long/" + "n" * 100 + ":" + "t" * 100
+    env = {k: v for k, v in os.environ.items() if k != "IMAGEKIT_ROOT"}
+    cut = subprocess.run(
+        ["prlimit", f"--fsize={len(before) + 64}", IMAGEKIT, "--root", str(root), "tag", "base:1", name],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert "File too large" in one_line_error(cut)
+    assert (root / "index.json").read_bytes() == before
+    assert list((root / "tmp").iterdir()) == []
+    ok(imagekit("tag", "base:1", name))
+    assert {n for n, _ in Layout(root).refs()} == {"docker.io/library/base:1", "docker.io/library/other:1", f"docker.io/{name}"}
+    _validate(root)

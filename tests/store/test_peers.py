@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from imagekit.digest import Digest
 from imagekit.layout import Layout
 from imagekit.oci import REF_NAME, Manifest
 from tests import oci_schema
@@ -74,7 +73,9 @@ def test_umoci_writes_a_store_imagekit_reads(written_store: Path, tmp_path: Path
     subprocess.run(["umoci", "tag", "--image", f"{written_store}:{REFS[0]}", "docker.io/demo/umoci:tagged"], check=True, timeout=60)
     listing = ok(imagekit("images"))
     assert "demo/umoci" in listing and "tagged" in listing
-    assert Digest.parse(json.loads(ok(imagekit("inspect", "demo/umoci:tagged")))[0]["Id"])
+    layout = Layout(written_store)
+    assert layout.resolve("docker.io/demo/umoci:tagged").digest == layout.resolve(REFS[0]).digest
+    assert json.loads(ok(imagekit("inspect", "demo/umoci:tagged")))[0]["Id"] == str(layout.image(REFS[0]).manifest.config.digest)
 
 
 def test_names_other_tools_write_are_found_normalised(tmp_path: Path, busybox_tar: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from imagekit import platforms
 from imagekit.digest import Digest
-from imagekit.errors import BadReference, ImageConflict, ImageNotFound, StoreError
+from imagekit.errors import BadReference, DigestMismatch, ImageConflict, ImageNotFound, StoreError
 from imagekit.importer import import_tarball
 from imagekit.layout import Layout
 from imagekit.oci import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Descriptor, Index, Manifest, Platform, canonical_json
@@ -192,6 +192,28 @@ def test_gc_keeps_a_subject_and_removes_debris(store: Store) -> None:
     assert all(layout.has_blob(d.digest) for d in layout.image_at(subject).blobs())
 
 
+def test_gc_removes_every_unreachable_blob_between_kept_ones_and_debris_directories(store: Store) -> None:
+    """Kept and unreachable blobs interleave in name order: gc goes on past each kept one, and past a
+    stray file beside blobs/sha256. A directory a killed writer left in tmp/ goes too, while a symlink
+    there is removed as a link, never followed."""
+    layout = store.layout
+    _import(store, "a:1")
+    kept = {p.name for p in (layout.root / "blobs" / "sha256").iterdir()}
+    garbage = {layout.write_bytes(b"garbage %d" % i).encoded for i in range(12)}
+    (layout.root / "blobs" / "README").write_text("a stray file beside the algorithm directories stays\n")
+    (layout.tmp_dir / "unpack.dead" / "sub").mkdir(parents=True)
+    (layout.tmp_dir / "unpack.dead" / "sub" / "f").write_bytes(b"x")
+    outside = layout.root.parent / "outside"
+    (outside / "keep").mkdir(parents=True)
+    (layout.tmp_dir / "link.dead").symlink_to(outside)
+    report = store.prune()
+    assert {d.encoded for d, _ in report.blobs} == garbage
+    assert {p.name for p in (layout.root / "blobs" / "sha256").iterdir()} == kept
+    assert report.temp_files == 2 and list(layout.tmp_dir.iterdir()) == []
+    assert (outside / "keep").is_dir()
+    assert (layout.root / "blobs" / "README").is_file()
+
+
 def test_prune_refuses_when_a_manifest_is_missing(store: Store) -> None:
     digest = _import(store, "a:1")
     garbage = store.layout.write_bytes(b"unreferenced")
@@ -215,6 +237,22 @@ def test_blob_writer_discards_on_error(store: Store) -> None:
             raise RuntimeError("producer failed")
     assert list(store.layout.tmp_dir.iterdir()) == []
     assert not store.layout.has_blob(Digest.of_bytes(b"partial"))
+
+
+@pytest.mark.parametrize(
+    ("content", "size"),
+    [(b"evil!", None), (b"evil!", 5), (b"good", 5), (b"good!!", 5), (b"good!", 4), (b"good!", 6)],
+    ids=["other-bytes", "other-bytes-same-size", "short", "long", "size-too-small", "size-too-large"],
+)
+def test_write_blob_refuses_bytes_that_do_not_match_and_stores_nothing(store: Store, content: bytes, size: int | None) -> None:
+    """Not under the expected digest, and not under the bytes' own digest either: nothing appears."""
+    expected = Digest.of_bytes(b"good!")
+    with pytest.raises(DigestMismatch):
+        store.layout.write_blob(io.BytesIO(content), expected, size)
+    assert list((store.layout.root / "blobs" / "sha256").iterdir()) == []
+    assert list(store.layout.tmp_dir.iterdir()) == []
+    assert store.layout.write_blob(io.BytesIO(b"good!"), expected, 5) == (expected, 5)
+    assert [p.name for p in (store.layout.root / "blobs" / "sha256").iterdir()] == [expected.encoded]
 
 
 def test_listing_skips_entries_that_are_not_images(store: Store) -> None:

@@ -121,6 +121,11 @@ def _raw(*blocks: bytes) -> Build:
     return lambda outside: [b"".join(blocks) + END]
 
 
+def _pax_records(raw: bytes) -> Build:
+    """An entry `a` behind a PAX header whose body is `raw`, byte for byte (malformed on purpose)."""
+    return _raw(header(b"PaxHeader", size=len(raw), type=b"x") + pad(raw), header(b"a"))
+
+
 CASES = [
     # --- path traversal ----------------------------------------------------------------------------------
     Case("dotdot", lambda o: [tar([file("../outside.txt", b"pwned")])], error="leaves the root through '..'"),
@@ -149,6 +154,11 @@ CASES = [
         lambda o: [tar([symlink("lib", str(o))]), tar([file("lib/outside.txt", b"pwned")])],
         check=_inside("{o}", "outside.txt"),
     ),
+    Case(
+        "symlink-absolute-mid-path",
+        lambda o: [tar([directory("a"), directory("a/b"), symlink("a/b/esc", str(o)), file("a/b/esc/outside.txt", b"pwned")])],
+        check=_inside("{o}", "outside.txt", content=b"pwned"),
+    ),
     Case("symlink-dangling-parent", lambda o: [tar([symlink("gone", "/nowhere/at/all"), file("gone/x")])], check=_inside("nowhere", "at", "all", "x")),
     # --- hardlinks ---------------------------------------------------------------------------------------
     Case("hardlink-absolute-escape", lambda o: [tar([hardlink("pw", f"{o}/outside.txt")])], error="does not exist"),
@@ -161,6 +171,8 @@ CASES = [
     Case("whiteout-dotdot", lambda o: [tar([file("../.wh.outside.txt")])], error="leaves the root"),
     Case("whiteout-through-symlink", lambda o: [tar([symlink("s", str(o)), file("s/.wh.outside.txt")])], check=_absent("s", ".wh.outside.txt")),
     Case("whiteout-dot-names", lambda o: [tar([file(".wh..")])], error="invalid whiteout"),
+    Case("whiteout-dotdot-name", lambda o: [tar([file(".wh...")])], error="invalid whiteout"),
+    Case("whiteout-dotdot-name-nested", lambda o: [tar([directory("d"), file("d/keep"), file("d/.wh...")])], error="invalid whiteout"),
     Case("whiteout-as-directory", lambda o: [tar([file(".wh.etc/passwd")])], error="such names are whiteouts, never directories"),
     Case("opaque-through-symlink", lambda o: [tar([symlink("s", str(o)), file("s/.wh..wh..opq")])]),
     Case("opaque-through-relative-symlink", lambda o: [tar([symlink("s", "../.."), file("s/.wh..wh..opq")])]),
@@ -183,6 +195,15 @@ CASES = [
     Case("pax-huge-size", _raw(pax_entry({b"size": b"1000000000000000"}), header(b"big", size=0)), error="the size cap"),
     Case("pax-negative-size", _raw(pax_entry({b"size": b"-512"}), header(b"neg", size=0)), error="invalid PAX size"),
     Case("pax-record-too-long", _raw(header(b"PaxHeader", size=20, type=b"x") + pad(b"99 path=abc\n"), header(b"a")), error="malformed PAX"),
+    Case("pax-length-not-a-number", _pax_records(b"x9 path=a\n"), error="malformed PAX"),
+    Case("pax-length-too-small", _pax_records(b"3 path=a\n"), error="malformed PAX"),
+    Case("pax-length-without-space", _pax_records(b"1" * 24 + b"\n"), error="malformed PAX"),
+    Case("pax-record-unterminated", _pax_records(b"9 path=ab"), error="malformed PAX"),
+    Case("pax-record-without-equals", _pax_records(b"9 pathab\n"), error="malformed PAX"),
+    Case("pax-second-record-broken", _pax_records(b"9 path=a\nx9 uid=0\n"), error="malformed PAX header record at byte 9"),
+    Case("pax-length-of-20-digits", _pax_records(b"0" * 18 + b"28 path=a\n"), error="malformed PAX"),
+    Case("pax-key-not-utf8", _raw(pax_entry({b"SCHILY.xattr.user.\xff": b"v"}), header(b"x")), check=_inside("x")),
+    Case("pax-value-with-equals", _raw(pax_entry({b"uid": b"0", b"path": b"a=b=c"}), header(b"x")), check=_inside("a=b=c")),
     Case("pax-header-huge", _raw(header(b"PaxHeader", size=8 * MiB, type=b"x")), error="larger than the 1 MiB allowed"),
     Case("nul-in-symlink-target", _raw(pax_entry({b"linkpath": b"/etc\0passwd"}), header(b"l", type=b"2")), error="NUL byte in it"),
     Case("nul-in-xattr-name", _raw(pax_entry({b"SCHILY.xattr.user.a\0b": b"v"}), header(b"x")), error="invalid metadata"),

@@ -32,6 +32,7 @@ def test_hostile_layer_stays_inside_the_target(case: Case, sandbox: Sandbox, res
     else:
         with pytest.raises(ImagekitError) as caught:
             unpack(img, sandbox.target, limits=case.limits)
+        sandbox.assert_untouched()  # first: an escape is worse than a wrong message
         message = str(caught.value)
         assert "\n" not in message
         assert case.error in message, message

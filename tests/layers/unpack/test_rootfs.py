@@ -24,6 +24,8 @@ def tree(tmp_path: Path) -> Path:
     os.symlink("/etc", root / "abs-etc")
     os.symlink("../../../../..", root / "up")
     os.symlink(str(tmp_path / "host"), root / "host")
+    os.symlink("/etc", root / "usr/lib/abs-etc")  # absolute in the middle of a path: restarts at the root
+    os.symlink("/usr/lib/abs-etc", root / "etc/via")
     os.symlink("loop2", root / "loop1")
     os.symlink("loop1", root / "loop2")
     (root / "file").write_text("f")
@@ -44,7 +46,8 @@ def test_openat2_is_there_on_this_kernel(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("path", "expected"),
-    [(b"lib", "usr/lib"), (b"abs-etc", "etc"), (b"up", ""), (b"up/etc", "etc"), (b"up/up/usr/lib", "usr/lib"), (b"lib/..", "usr"), (b"lib/../../..", "")],
+    [(b"lib", "usr/lib"), (b"abs-etc", "etc"), (b"up", ""), (b"up/etc", "etc"), (b"up/up/usr/lib", "usr/lib"), (b"lib/..", "usr"), (b"lib/../../..", ""),
+     (b"usr/lib/abs-etc", "etc"), (b"lib/abs-etc", "etc"), (b"usr/lib/abs-etc/via/..", ""), (b"etc/via", "etc")],
 )
 def test_symlinks_and_dotdot_resolve_inside_the_root(tree: Path, path: bytes, expected: str, resolver: str) -> None:
     with Root(tree) as root:
@@ -65,6 +68,23 @@ def test_loops_and_files_are_errors(tree: Path, path: bytes, code: int, resolver
     with Root(tree) as root, pytest.raises(OSError) as caught:
         root.directory(path, create=True)
     assert caught.value.errno == code
+
+
+@pytest.mark.parametrize(("links", "ok"), [(40, True), (41, False)])
+def test_forty_symlinks_resolve_and_the_forty_first_is_a_loop(tmp_path: Path, resolver: str, links: int, ok: bool) -> None:
+    """The kernel's limit (MAXSYMLINKS, 40), kept exactly by the walk too: a chain of 40 links resolves."""
+    root = tmp_path / "root"
+    (root / "end").mkdir(parents=True)
+    os.symlink("end", root / "l1")
+    for n in range(2, links + 1):
+        os.symlink(f"l{n - 1}", root / f"l{n}")
+    with Root(root) as rooted:
+        if ok:
+            assert _where(rooted, rooted.directory(b"l%d" % links)) == str(root / "end")
+        else:
+            with pytest.raises(OSError) as caught:
+                rooted.directory(b"l%d" % links)
+            assert caught.value.errno == errno.ELOOP
 
 
 def test_forget_keeps_only_the_descriptor_in_use(tree: Path) -> None:

@@ -1,0 +1,173 @@
+"""Authorization never follows a redirect off the registry: real servers on two loopback hosts, and a
+same-host redirect from https down to http.
+
+- Cross-host: a real registry with Basic or token auth behind the fault proxy on 127.0.0.1, whose blob
+  GETs answer 307 to a "CDN" on 127.0.0.2 (and on another port of 127.0.0.1). The proxy records that
+  the credentials reached the registry's host; the CDN records that they went no further.
+- Downgrade: one port speaking TLS and plain HTTP (the first byte tells a ClientHello), Basic auth over
+  TLS, redirecting blob GETs to `http://` on the very same host and port.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import socket
+import ssl
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imagekit.digest import Digest
+from imagekit.registry.client import Repository
+from imagekit.registry.credentials import Credentials
+from imagekit.registry.transport import Transport
+from tests.registry.auth_servers import AuthRegistry, make_test_ca
+from tests.registry.fault_proxy import Fault, FaultProxy
+
+BLOB = b"layer bytes served by a CDN\n"
+USER, PASSWORD = "carol", "carol-Secret-pw-1234"
+
+
+class Recorder(ThreadingHTTPServer):
+    """A threaded HTTP server that keeps (scheme, path, headers) of every request it answers."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.seen: list[tuple[str, str, dict[str, str]]] = []
+
+    @property
+    def host(self) -> str:
+        return f"{self.server_address[0]}:{self.server_address[1]}"
+
+
+def serving(server: Recorder) -> Iterator[Recorder]:
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: Recorder
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def record(self) -> None:
+        scheme = "https" if isinstance(self.connection, ssl.SSLSocket) else "http"
+        self.server.seen.append((scheme, self.path, dict(self.headers.items())))
+
+    def answer(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _CDN(_Handler):
+    def do_GET(self) -> None:
+        self.record()
+        self.answer(200, BLOB, {"Content-Type": "application/octet-stream"})
+
+
+@pytest.fixture(params=["127.0.0.2", "127.0.0.1"], ids=["other-address", "other-port"])
+def cdn(request: pytest.FixtureRequest) -> Iterator[Recorder]:
+    yield from serving(Recorder((request.param, 0), _CDN))
+
+
+@pytest.fixture(params=["basic", "token"])
+def guarded(request: pytest.FixtureRequest) -> Iterator[tuple[AuthRegistry, FaultProxy]]:
+    """A registry that demands credentials, behind a proxy that can answer its blob GETs with a redirect."""
+    registry: AuthRegistry = request.getfixturevalue(f"{request.param}_registry")
+    proxy = FaultProxy(registry.host)
+    yield registry, proxy
+    proxy.stop()
+
+
+def test_a_redirect_to_another_host_carries_no_authorization(guarded: tuple[AuthRegistry, FaultProxy], cdn: Recorder) -> None:
+    registry, proxy = guarded
+    repo = Repository(Transport(proxy.host, credentials=registry.credentials), f"{registry.namespace}/{uuid.uuid4().hex[:12]}")
+    digest = Digest.of_bytes(BLOB)
+    repo.upload_blob(io.BytesIO(BLOB), digest, len(BLOB))  # type: ignore[arg-type]
+    proxy.inject(Fault("replace", f"/blobs/{digest}", status=307, headers={"Location": f"http://{cdn.host}/cdn/{digest.encoded}?sig=1"}))
+    with repo.get_blob(digest) as response:
+        assert response.raw.read() == BLOB
+    (to_registry,) = [h for m, p, h in proxy.requests if m == "GET" and f"/blobs/{digest}" in p]
+    assert to_registry["Authorization"].split()[0] in ("Basic", "Bearer")  # the credentials were there to leak
+    ((scheme, path, headers),) = cdn.seen
+    assert path == f"/cdn/{digest.encoded}?sig=1"
+    assert "Authorization" not in headers, headers
+
+
+class _DualHandler(_Handler):
+    """/v2/ and blob GETs need Basic auth over TLS; a blob GET is redirected to http:// on this same port."""
+
+    def do_GET(self) -> None:
+        self.record()
+        tls = isinstance(self.connection, ssl.SSLSocket)
+        if not tls:
+            self.answer(200, BLOB, {"Content-Type": "application/octet-stream"})
+        elif self.headers.get("Authorization") != _basic(USER, PASSWORD):
+            self.answer(401, b"{}", {"WWW-Authenticate": 'Basic realm="dual"', "Content-Type": "application/json"})
+        elif "/blobs/" in self.path:
+            self.answer(307, b"", {"Location": f"http://{self.server.host}{self.path}"})
+        else:
+            self.answer(200, b"{}", {"Content-Type": "application/json"})
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+class DualServer(Recorder):
+    """TLS and plain HTTP on one port: a connection whose first byte is 0x16 (a TLS record) is wrapped."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        super().__init__(("127.0.0.1", 0), _DualHandler)
+        self.context = context
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, address = super().get_request()
+        sock.settimeout(10)
+        if sock.recv(1, socket.MSG_PEEK) == b"\x16":
+            sock = self.context.wrap_socket(sock, server_side=True)
+        return sock, address
+
+
+@pytest.fixture
+def dual(tmp_path: Path) -> Iterator[tuple[DualServer, Path]]:
+    ca, cert, key = make_test_ca(tmp_path / "pki")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = DualServer(context)
+    certs_d = tmp_path / "certs.d"
+    (certs_d / server.host).mkdir(parents=True)
+    (certs_d / server.host / "ca.crt").write_bytes(ca.read_bytes())
+    for running in serving(server):
+        yield running, certs_d
+
+
+def test_a_same_host_redirect_from_https_to_http_carries_no_authorization(dual: tuple[DualServer, Path]) -> None:
+    server, certs_d = dual
+    transport = Transport(server.host, credentials=Credentials(USER, PASSWORD), certs_dir=certs_d)
+    assert transport.base_url == f"https://{server.host}"
+    digest = Digest.of_bytes(BLOB)
+    with Repository(transport, "team/app").get_blob(digest) as response:
+        assert response.raw.read() == BLOB
+    blob_requests = [(scheme, headers) for scheme, path, headers in server.seen if "/blobs/" in path]
+    assert [scheme for scheme, _ in blob_requests] == ["https", "http"]
+    assert blob_requests[0][1].get("Authorization") == _basic(USER, PASSWORD)  # the credentials were there to leak
+    assert "Authorization" not in blob_requests[1][1], blob_requests[1][1]

@@ -36,9 +36,10 @@ demo: apt-demo $(VENV)/.runtime
 	@PATH="$(abspath $(BIN)):$$PATH" bash examples/demo.sh
 
 # Each run gets its own temp root, removed afterwards: what other pytest runs left in the shared
-# /tmp/pytest-of-$USER (a killed run, a mutation run) can never break this one's clean-up.
+# /tmp/pytest-of-$USER (a killed run, a mutation run) can never break this one's clean-up. Lowercase
+# only: buildah derives an image name from an `oci:` path and refuses uppercase (mktemp's X's have it).
 test: apt-test $(VENV)/.test
-	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/imagekit-tests.XXXXXX"); \
+	@tmp="/tmp/imagekit-tests-$$$$-$$(date +%s%N)"; mkdir -m 700 "$$tmp" && \
 	$(BIN)/python -m pytest $(PYTEST_ARGS) --basetemp="$$tmp"; status=$$?; rm -rf "$$tmp"; exit $$status
 
 bench: apt-test $(VENV)/.test

@@ -63,6 +63,7 @@ COMMAND_MODULES = {
     "builder": "build",
     "run": "run",
     "ps": "containers",
+    "port": "containers",
     "start": "containers",
     "stop": "containers",
     "kill": "containers",

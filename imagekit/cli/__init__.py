@@ -64,6 +64,7 @@ COMMAND_MODULES = {
     "run": "run",
     "ps": "containers",
     "port": "containers",
+    "exec": "run",
     "start": "containers",
     "stop": "containers",
     "kill": "containers",

@@ -11,7 +11,7 @@ import sys
 import click
 
 from imagekit.cli import cli
-from imagekit.errors import ImageNotFound, ImagekitError
+from imagekit.errors import ContainerError, ImageNotFound, ImagekitError
 from imagekit.runtime.ports import parse_publish
 from imagekit.runtime.options import RunOptions, parse_cpus, parse_env, parse_env_file, parse_mount, parse_size, parse_tmpfs, parse_volume
 
@@ -105,6 +105,34 @@ def _run(ctx: click.Context, options: RunOptions, detach: bool) -> int:
     if final.auto_remove:
         runtime.remove(final, volumes=True)
     return final.exit_code
+
+
+@cli.command("exec", context_settings={"allow_interspersed_args": False})
+@click.option("-e", "--env", "env", multiple=True, metavar="K=V", help="Set (or with K alone, pass on) a variable.")
+@click.option("-u", "--user", default="", metavar="USER[:GROUP]", help="User (name or uid) and group to run as.")
+@click.option("-w", "--workdir", default="", help="Working directory inside the container.")
+@click.option("-i", "--interactive", is_flag=True, help="Pass stdin on (else the command reads an empty one).")
+@click.argument("container")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def exec_(ctx: click.Context, container: str, command: tuple[str, ...], env: tuple[str, ...], user: str, workdir: str, interactive: bool) -> None:
+    """Run COMMAND in a running container: its namespaces, root and cgroup, as `docker exec`."""
+    import os
+
+    from imagekit.runtime.container import Runtime
+    from imagekit.store import Store
+
+    try:
+        runtime = Runtime(Store(ctx.obj.root))
+        if workdir and not workdir.startswith("/"):
+            raise ContainerError(f"the working directory {workdir!r} is invalid: it needs to be an absolute path")
+        with open(os.devnull, "rb") as empty:
+            status = runtime.exec(runtime.containers.find(container), command, env=parse_env(env), user=user, workdir=workdir,
+                                  stdin=None if interactive else empty)
+    except ImagekitError as err:
+        click.echo(f"imagekit: {err}", err=True)
+        sys.exit(RUN_FAILED)
+    sys.exit(status)
 
 
 def _pull(ctx: click.Context, store: object, image: str):  # type: ignore[no-untyped-def]

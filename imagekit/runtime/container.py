@@ -316,6 +316,21 @@ class Runtime:
                 with suppress(ImagekitError):
                     self.volumes.remove(name, set())
 
+    def exec(self, container: Container, argv: tuple[str, ...], *, env: tuple[str, ...] = (), user: str = "", workdir: str = "",
+             stdin: Any = None, stdout: Any = None, stderr: Any = None) -> int:
+        """Runs argv in the running container (its namespaces, root and cgroup, as `docker exec`) and returns its
+        status: the container's env with `env` over it, `user` (resolved in its /etc/passwd) and `workdir` instead
+        of its own. ContainerError when it is not running."""
+        if container.state != "running" or not container.pid:
+            raise ContainerError(f"container {container.name} is not running")
+        spec = spec_from_json(container.spec)
+        merged = dict(word.split("=", 1) for word in spec.env if "=" in word)
+        merged.update(word.split("=", 1) for word in env if "=" in word)
+        uid, gid, groups = users.resolve_user(f"/proc/{container.pid}/root", user) if user else (spec.uid, spec.gid, spec.groups)
+        spec = dataclasses.replace(spec, argv=argv, env=tuple(f"{k}={v}" for k, v in merged.items()), cwd=workdir or spec.cwd,
+                                   uid=uid, gid=gid, groups=groups, cgroups=cgroups.find(container.id, self.cgroup_root).dirs)
+        return sandbox.join(container.pid, spec, stdin=stdin, stdout=stdout, stderr=stderr).status
+
     def release_stale(self, containers: list[Container]) -> None:
         """Releases the bridge's leases, links, rules and namespaces of every container without a live supervisor
         (`containers`: all of them, refreshed); nothing to do in a store whose bridge was never used."""

@@ -76,6 +76,7 @@ def test_a_published_port_serves_httpd_and_rm_f_removes_everything(hostns: str, 
     assert details["NetworkSettings"]["Ports"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}
     assert details["HostConfig"]["NetworkMode"] == "bridge"
     assert get(hostns, address, 80) == PAGE
+    assert ok(ik("exec", "web", "wget", "-qO-", "http://127.0.0.1/")) == PAGE  # exec joins its network namespace
     assert ok(ik("port", "web")) == "80/tcp -> 0.0.0.0:8080\n"
     assert ok(ik("port", "web", "80/tcp")) == "0.0.0.0:8080\n"
     assert one_line_error(ik("port", "web", "81")) == "imagekit: no public port '81/tcp' published for web"

@@ -51,8 +51,8 @@ def hostns(root: Path, runtime_tar: Path, tmp_path: Path, monkeypatch: pytest.Mo
 def traces(root: Path, hostns: str, container_id: str) -> list[str]:
     """What the container still has on the bridge: its veth, leases, rules, a pinned namespace."""
     found = []
-    veths = [link["ifname"] for link in json.loads(host_exec(hostns, "ip", "-j", "link", "show")) if link["ifname"].startswith("ik")]
-    found += [f"veth {name}" for name in veths]
+    if veth_name(container_id) in [link["ifname"] for link in json.loads(host_exec(hostns, "ip", "-j", "link", "show"))]:
+        found.append(f"veth {veth_name(container_id)}")
     if container_id in host_exec(hostns, "nft", "list", "ruleset"):
         found.append("nft rule")
     leases = root / "networks" / "imagekit0.json"
@@ -136,3 +136,25 @@ def test_a_malformed_publish_is_one_line_exit_125_and_leaves_nothing(hostns: str
     assert ok(ik("ps", "-aq")) == ""
     assert not (root / "networks").exists()
     assert [link for link in json.loads(host_exec(hostns, "ip", "-j", "link", "show")) if link["ifname"] != "lo"] == []
+
+
+def test_stop_releases_the_bridge_and_start_connects_again(hostns: str, ik: Run, root: Path) -> None:
+    cid = ok(ik("run", "-d", "--name", "web", "--network", "bridge", "-p", "8080:80", "web")).strip()
+    assert get(hostns, "127.0.0.1", 8080) == PAGE
+    ok(ik("stop", "-t", "1", "web"))
+    assert traces(root, hostns, cid) == []
+    assert inspect(ik, "web")["NetworkSettings"] == {"IPAddress": "", "Ports": {}}
+    ok(ik("start", "web"))
+    assert get(hostns, "127.0.0.1", 8080) == PAGE
+    assert ok(ik("port", "web")) == "80/tcp -> 0.0.0.0:8080\n"
+
+
+def test_a_host_port_in_use_fails_the_second_container_and_leaves_nothing_of_it(hostns: str, ik: Run, root: Path) -> None:
+    ok(ik("run", "-d", "--name", "first", "--network", "bridge", "-p", "8080:80", "web"))
+    result = ik("run", "-d", "--name", "second", "--network", "bridge", "-p", "8080:80", "web")
+    assert one_line_error(result) == "imagekit: Bind for 0.0.0.0:8080 failed: port is already allocated"
+    assert result.returncode == 125
+    second = inspect(ik, "second")
+    assert (second["State"]["Status"], second["State"]["ExitCode"]) == ("exited", 125)
+    assert traces(root, hostns, second["Id"]) == []
+    assert get(hostns, "127.0.0.1", 8080) == PAGE  # the first one still serves

@@ -158,3 +158,14 @@ def test_a_host_port_in_use_fails_the_second_container_and_leaves_nothing_of_it(
     assert (second["State"]["Status"], second["State"]["ExitCode"]) == ("exited", 125)
     assert traces(root, hostns, second["Id"]) == []
     assert get(hostns, "127.0.0.1", 8080) == PAGE  # the first one still serves
+
+
+def test_the_python_api_publishes_too(hostns: str, root: Path) -> None:
+    import imagekit
+    from imagekit.runtime.ports import parse_publish
+
+    handle = imagekit.run("web", root=root, name="api", network="bridge", publish=tuple(parse_publish("127.0.0.1:8081:80")))
+    assert get(hostns, "127.0.0.1", 8081) == PAGE
+    assert handle.reload().ports == ({"container_port": 80, "proto": "tcp", "host_ip": "127.0.0.1", "host_port": 8081},)
+    handle.remove(force=True)
+    assert traces(root, hostns, handle.id) == []

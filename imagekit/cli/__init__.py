@@ -63,6 +63,8 @@ COMMAND_MODULES = {
     "builder": "build",
     "run": "run",
     "ps": "containers",
+    "port": "containers",
+    "exec": "run",
     "start": "containers",
     "stop": "containers",
     "kill": "containers",

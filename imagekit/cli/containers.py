@@ -1,4 +1,4 @@
-"""Container and volume commands: ps, start, stop, kill, rm, logs, container inspect, volume — docker's words.
+"""Container and volume commands: ps, port, start, stop, kill, rm, logs, container inspect, volume — docker's words.
 
 Each reads the records under ROOT/containers (imagekit.runtime.state); there is no daemon to ask.
 """
@@ -15,6 +15,7 @@ import click
 from imagekit.cli import cli
 from imagekit.errors import ImagekitError
 from imagekit.runtime.container import Runtime
+from imagekit.runtime.ports import Binding, format_ports
 from imagekit.runtime.state import Container
 from imagekit.store import Store
 
@@ -38,19 +39,42 @@ def _status(container: Container) -> str:
 @click.pass_context
 def ps(ctx: click.Context, show_all: bool, quiet: bool, no_trunc: bool) -> None:
     """List containers (running ones unless -a)."""
-    containers = [c for c in _runtime(ctx).containers.all() if show_all or c.state == "running"]
+    runtime = _runtime(ctx)
+    every = runtime.containers.all()
+    runtime.release_stale(every)
+    containers = [c for c in every if show_all or c.state == "running"]
     if quiet:
         for container in containers:
             click.echo(container.id if no_trunc else container.short_id)
         return
-    rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]]
+    rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]]
     for c in containers:
         command = " ".join(c.argv)
         command = command if no_trunc or len(command) <= 20 else command[:19] + "…"
-        rows.append([c.id if no_trunc else c.short_id, c.image, json.dumps(command, ensure_ascii=False), c.created[:19].replace("T", " "), _status(c), c.name])
+        rows.append([c.id if no_trunc else c.short_id, c.image, json.dumps(command, ensure_ascii=False), c.created[:19].replace("T", " "), _status(c), _ports(c), c.name])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def _bindings(container: Container) -> list[Binding]:
+    return [Binding(**item) for item in container.ports]
+
+
+def _ports(container: Container) -> str:
+    """docker ps's PORTS: `0.0.0.0:8080->80/tcp, ...`."""
+    return ", ".join(f"{b.host_ip}:{b.host_port}->{b.private}" for b in sorted(_bindings(container), key=lambda b: (b.container_port, b.proto, b.host_ip)))
+
+
+@cli.command("port")
+@click.argument("container")
+@click.argument("private", required=False, default="", metavar="[PRIVATE_PORT[/PROTO]]")
+@click.pass_context
+def port(ctx: click.Context, container: str, private: str) -> None:
+    """List a running container's published ports, or the host addresses of one of them."""
+    record = _runtime(ctx).containers.find(container)
+    for line in format_ports(_bindings(record), private, record.name):
+        click.echo(line)
 
 
 @cli.command("start")
@@ -174,12 +198,21 @@ def inspect_container(runtime: Runtime, c: Container) -> dict[str, Any]:
         "LogPath": str(runtime.containers.log_path(c.id)),
         "HostConfig": {"Memory": c.limits.get("memory", 0), "NanoCpus": int(c.limits.get("cpus", 0) * 1e9),
                        "PidsLimit": c.limits.get("pids", 0), "ReadonlyRootfs": bool(c.spec["rootfs"]["readonly"]),
-                       "NetworkMode": c.spec["network"], "CapAdd": None, "Init": c.spec.get("init", False),
+                       "NetworkMode": c.network or c.spec["network"], "CapAdd": None, "Init": c.spec.get("init", False),
                        "AutoRemove": c.auto_remove, "Capabilities": c.spec["capabilities"]},
         "Mounts": list(c.mounts),
+        "NetworkSettings": {"IPAddress": c.ip, "Ports": _port_map(c)},
         "Config": c.config,
         "GraphDriver": {"Name": "overlay", "Data": {"UpperDir": c.spec["rootfs"]["upper"]}},
     }
+
+
+def _port_map(c: Container) -> dict[str, list[dict[str, str]]]:
+    """docker inspect's NetworkSettings.Ports: each published private port with its host bindings."""
+    ports: dict[str, list[dict[str, str]]] = {}
+    for b in _bindings(c):
+        ports.setdefault(b.private, []).append({"HostIp": b.host_ip, "HostPort": str(b.host_port)})
+    return ports
 
 
 @cli.group("volume")

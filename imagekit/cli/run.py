@@ -11,7 +11,8 @@ import sys
 import click
 
 from imagekit.cli import cli
-from imagekit.errors import ImageNotFound, ImagekitError
+from imagekit.errors import ContainerError, ImageNotFound, ImagekitError
+from imagekit.runtime.ports import parse_publish
 from imagekit.runtime.options import RunOptions, parse_cpus, parse_env, parse_env_file, parse_mount, parse_size, parse_tmpfs, parse_volume
 
 #: docker's status for a failure of the runtime itself (not of the container's command).
@@ -31,8 +32,12 @@ RUN_FAILED = 125
 @click.option("-u", "--user", default="", metavar="USER[:GROUP]", help="User (name or uid) and group to run as.")
 @click.option("--entrypoint", default=None, help="Replace the image's Entrypoint (and clear its Cmd).")
 @click.option("--hostname", default="", help="Hostname (default: the host's with --network host, else the short ID).")
-@click.option("--network", type=click.Choice(["host", "none"]), default="host", show_default=True,
-              help="host shares the host's network; none gives only loopback. (No bridge yet: host is the default.)")
+@click.option("--network", type=click.Choice(["host", "none", "bridge"]), default="host", show_default=True,
+              help="host shares the host's network; none gives only loopback; bridge gives an address on imagekit0 "
+                   "(10.88.0.0/16, NAT to the outside). The default stays host for now, unlike docker's bridge.")
+@click.option("-p", "--publish", "publish", multiple=True, metavar="[IP:][HOST:]CTR[/PROTO]",
+              help="Publish a container port on the host (with --network bridge); ranges as docker's.")
+@click.option("-P", "--publish-all", is_flag=True, help="Publish every EXPOSEd port on a free host port (with --network bridge).")
 @click.option("-m", "--memory", default="", metavar="SIZE", help="Memory limit (256m, 1g; at least 6m).")
 @click.option("--cpus", default="", metavar="N", help="CPU quota in CPUs (0.5: half of one).")
 @click.option("--pids-limit", type=int, default=0, metavar="N", help="Most processes at once.")
@@ -67,6 +72,8 @@ def _options(image: str, command: tuple[str, ...], flags: dict[str, object]) -> 
         image=image, command=command, name=str(flags["name"]), env=env, volumes=volumes, workdir=str(flags["workdir"]),
         user=str(flags["user"]), entrypoint=flags["entrypoint"], hostname=str(flags["hostname"]),  # type: ignore[arg-type]
         network=flags["network"],  # type: ignore[arg-type]
+        publish=tuple(spec for text in flags["publish"] for spec in parse_publish(text)),  # type: ignore[attr-defined]
+        publish_all=bool(flags["publish_all"]),
         memory=parse_size(str(flags["memory"])) if flags["memory"] else 0,
         cpus=parse_cpus(str(flags["cpus"])) if flags["cpus"] else 0.0,
         pids_limit=int(flags["pids_limit"]),  # type: ignore[call-overload]
@@ -98,6 +105,34 @@ def _run(ctx: click.Context, options: RunOptions, detach: bool) -> int:
     if final.auto_remove:
         runtime.remove(final, volumes=True)
     return final.exit_code
+
+
+@cli.command("exec", context_settings={"allow_interspersed_args": False})
+@click.option("-e", "--env", "env", multiple=True, metavar="K=V", help="Set (or with K alone, pass on) a variable.")
+@click.option("-u", "--user", default="", metavar="USER[:GROUP]", help="User (name or uid) and group to run as.")
+@click.option("-w", "--workdir", default="", help="Working directory inside the container.")
+@click.option("-i", "--interactive", is_flag=True, help="Pass stdin on (else the command reads an empty one).")
+@click.argument("container")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def exec_(ctx: click.Context, container: str, command: tuple[str, ...], env: tuple[str, ...], user: str, workdir: str, interactive: bool) -> None:
+    """Run COMMAND in a running container: its namespaces, root and cgroup, as `docker exec`."""
+    import os
+
+    from imagekit.runtime.container import Runtime
+    from imagekit.store import Store
+
+    try:
+        runtime = Runtime(Store(ctx.obj.root))
+        if workdir and not workdir.startswith("/"):
+            raise ContainerError(f"the working directory {workdir!r} is invalid: it needs to be an absolute path")
+        with open(os.devnull, "rb") as empty:
+            status = runtime.exec(runtime.containers.find(container), command, env=parse_env(env), user=user, workdir=workdir,
+                                  stdin=None if interactive else empty)
+    except ImagekitError as err:
+        click.echo(f"imagekit: {err}", err=True)
+        sys.exit(RUN_FAILED)
+    sys.exit(status)
 
 
 def _pull(ctx: click.Context, store: object, image: str):  # type: ignore[no-untyped-def]

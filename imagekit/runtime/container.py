@@ -5,7 +5,10 @@ record under ROOT/containers/<id>/ (imagekit.runtime.state) and, while it runs, 
 limits. Whoever calls sandbox.run() is the container's *supervisor*: the `imagekit run` process
 itself in the foreground, or for `run -d` a double-forked Python process (conmon's job: it runs the
 sandbox with output to ROOT/containers/<id>/container.log and records the exit status), so no
-daemon stays resident. A supervisor records the sandboxed process's pid once it runs; `stop`, `kill`
+daemon stays resident. On the bridge network (imagekit.runtime.network) the supervisor connects the
+container and publishes its ports (imagekit.runtime.ports: its threads serve the proxies) before the
+sandbox runs, and releases both when it exits; `rm` releases again (idempotent) and `ps` releases what
+a killed supervisor left (network.cleanup_stale). A supervisor records the sandboxed process's pid once it runs; `stop`, `kill`
 and `rm -f` signal that pid and wait for the supervisor to record the end. A start that fails leaves
 nothing: no snapshot, no cgroup, no record (`run`), or the record as it was (`start`).
 
@@ -27,7 +30,7 @@ from imagekit import sandbox, users
 from imagekit.config import ImageConfig
 from imagekit.errors import ContainerError, ImagekitError
 from imagekit.image import Image
-from imagekit.runtime import process
+from imagekit.runtime import network, ports, process
 from imagekit.runtime.options import RunOptions, VolumeSpec
 from imagekit.runtime.state import Container, Containers, now, process_start, supervisor_alive
 from imagekit.runtime.volumes import Volumes, copy_up
@@ -35,6 +38,9 @@ from imagekit.sandbox import Mount, Rootfs, Spec, cgroups
 from imagekit.snapshots import Snapshots
 from imagekit.store import Store
 
+#: a network namespace (a path) the bridge, its NAT rules and proxies live in instead of the host's: tests set it so
+#: the machine's own network is never touched; unset in production.
+HOST_NETNS_ENV = "IMAGEKIT_HOST_NETNS"
 #: /etc/hosts of a container with its own (loopback-only) network namespace, as docker writes it.
 HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 _TMPFS_DEFAULTS = ("nosuid", "nodev", "noexec")
@@ -43,8 +49,9 @@ _TMPFS_DEFAULTS = ("nosuid", "nodev", "noexec")
 class Runtime:
     """The containers of one store (see the module docstring). `cgroup_root` is where cgroups are made."""
 
-    def __init__(self, store: Store, *, cgroup_root: str = cgroups.DEFAULT_ROOT) -> None:
+    def __init__(self, store: Store, *, cgroup_root: str = cgroups.DEFAULT_ROOT, host_netns: str | None = None) -> None:
         self.store = store
+        self.host_netns = os.environ.get(HOST_NETNS_ENV, "") if host_netns is None else host_netns
         self.containers = Containers(store)
         self.volumes = Volumes(store)
         self.cgroup_root = cgroup_root
@@ -56,6 +63,10 @@ class Runtime:
             self._snapshots = Snapshots(self.store)
         return self._snapshots
 
+    @property
+    def bridge(self) -> network.Bridge:
+        return network.bridge(self.store.root, self.host_netns)
+
     # --- create ------------------------------------------------------------------------------------------
     def create(self, options: RunOptions, image: Image, image_name: str) -> Container:
         """A new container of `image` (state "created"): its snapshot, volumes and record. Nothing is left
@@ -66,6 +77,7 @@ class Runtime:
         limits.check()
         capabilities = process.capabilities(options)
         stop_signal = process.stop_signal(config)
+        publish = _publish_specs(config, options)
         with self.containers.reserve(options.name) as (container_id, name), ExitStack() as undo:
             rootfs = self.snapshots.prepare(container_id, self.snapshots.lowers(image), persistent=True)
             undo.callback(self.snapshots.remove, container_id)
@@ -84,7 +96,7 @@ class Runtime:
                 gid=gid,
                 groups=groups,
                 hostname=hostname,
-                network=options.network,
+                network="host" if options.network == "bridge" else options.network,  # the bridge's namespace is joined at start
                 mounts=tuple(mounts),
                 etc_files=self._etc_files(container_id, hostname, options.network),
                 capabilities=capabilities,
@@ -94,7 +106,8 @@ class Runtime:
             container = Container(
                 id=container_id, name=name, image=image_name, image_id=str(image.manifest.config.digest), argv=argv,
                 created=now(), spec=dataclasses.asdict(spec), limits=dataclasses.asdict(limits), stop_signal=stop_signal,
-                auto_remove=options.auto_remove, volumes=tuple(anonymous),
+                auto_remove=options.auto_remove, volumes=tuple(anonymous), network=options.network,
+                publish=tuple(dataclasses.asdict(item) for item in publish),
                 mounts=tuple({"Type": v.kind, "Source": v.source, "Destination": v.target, "RW": not v.readonly} for v in options.volumes),
                 config={"Hostname": hostname, "Env": list(spec.env), "Cmd": list(options.command or config.cmd),
                         "Entrypoint": list(config.entrypoint) if options.entrypoint is None else [options.entrypoint],
@@ -163,6 +176,7 @@ class Runtime:
         record = dataclasses.replace(container, state="running", supervisor=me, supervisor_start=process_start(me),
                                      started_at=now(), finished_at="", pid=0, exit_code=0, oom_killed=False, error="")
         status, error = 125, ""
+        published: ports.Published | None = None
         try:
 
             def on_start(pid: int) -> None:
@@ -173,15 +187,26 @@ class Runtime:
                     started(pid)
 
             spec = dataclasses.replace(spec_from_json(container.spec), cgroups=cgroup.dirs)
+            if container.network == "bridge":
+                self.containers.save(record)  # its supervisor on record first: `ps` (cleanup_stale) spares what it connects
+                endpoint = network.connect(self.bridge, container.id, spec.hostname, names=(container.name,))
+                published = ports.publish(self.bridge, container.id, endpoint.address, [ports.PortSpec(**item) for item in container.publish])
+                spec = dataclasses.replace(spec, netns=endpoint.netns, etc_files=endpoint.etc_files)
+                record = dataclasses.replace(record, ip=endpoint.address, ports=tuple(dataclasses.asdict(b) for b in published.bindings))
             status = sandbox.run(spec, stdin=stdin, stdout=stdout, stderr=stderr, started=on_start).status
         except ImagekitError as err:
             error = str(err)
             raise
         finally:
+            if published is not None:
+                published.close()
+            if container.network == "bridge":
+                network.release(self.bridge, container.id)
             oom = cgroup.oom_killed()
             with suppress(ImagekitError):
                 cgroup.remove()
-            record = dataclasses.replace(record, state="exited", exit_code=status, oom_killed=oom, pid=0, finished_at=now(), error=error)
+            record = dataclasses.replace(record, state="exited", exit_code=status, oom_killed=oom, pid=0, finished_at=now(), error=error,
+                                         ip="", ports=())
             # not removed by `rm -f` meanwhile, nor about to be removed by --rm (a write saved on the quick path)
             if self.containers.dir(container.id).is_dir() and not (record.auto_remove and not error):
                 self.containers.save(record)
@@ -280,6 +305,8 @@ class Runtime:
             with suppress(ContainerError):
                 self.kill(container, signal.SIGKILL)
             self.wait(container)
+        if container.network == "bridge":
+            network.release(self.bridge, container.id)
         with suppress(ImagekitError):
             cgroups.find(container.id, self.cgroup_root).remove()
         self.snapshots.remove(container.id)
@@ -288,6 +315,27 @@ class Runtime:
             for name in container.volumes:
                 with suppress(ImagekitError):
                     self.volumes.remove(name, set())
+
+    def exec(self, container: Container, argv: tuple[str, ...], *, env: tuple[str, ...] = (), user: str = "", workdir: str = "",
+             stdin: Any = None, stdout: Any = None, stderr: Any = None) -> int:
+        """Runs argv in the running container (its namespaces, root and cgroup, as `docker exec`) and returns its
+        status: the container's env with `env` over it, `user` (resolved in its /etc/passwd) and `workdir` instead
+        of its own. ContainerError when it is not running."""
+        if container.state != "running" or not container.pid:
+            raise ContainerError(f"container {container.name} is not running")
+        spec = spec_from_json(container.spec)
+        merged = dict(word.split("=", 1) for word in spec.env if "=" in word)
+        merged.update(word.split("=", 1) for word in env if "=" in word)
+        uid, gid, groups = users.resolve_user(f"/proc/{container.pid}/root", user) if user else (spec.uid, spec.gid, spec.groups)
+        spec = dataclasses.replace(spec, argv=argv, env=tuple(f"{k}={v}" for k, v in merged.items()), cwd=workdir or spec.cwd,
+                                   uid=uid, gid=gid, groups=groups, cgroups=cgroups.find(container.id, self.cgroup_root).dirs)
+        return sandbox.join(container.pid, spec, stdin=stdin, stdout=stdout, stderr=stderr).status
+
+    def release_stale(self, containers: list[Container]) -> None:
+        """Releases the bridge's leases, links, rules and namespaces of every container without a live supervisor
+        (`containers`: all of them, refreshed); nothing to do in a store whose bridge was never used."""
+        if (self.store.root / "networks").is_dir():
+            network.cleanup_stale(self.bridge, [c.id for c in containers if c.state == "running"])
 
     def volumes_in_use(self) -> set[str]:
         """Names of the volumes some container's mounts use."""
@@ -299,6 +347,15 @@ class Runtime:
                 if source.startswith(root):
                     used.add(Path(source).parent.name)
         return used
+
+
+def _publish_specs(config: ImageConfig, options: RunOptions) -> list[ports.PortSpec]:
+    """-p and -P's specs; ContainerError when ports are asked for off the bridge (docker drops them silently)."""
+    if options.network != "bridge":
+        if options.publish or options.publish_all:
+            raise ContainerError(f"published ports (-p, -P) need --network bridge, not --network {options.network}")
+        return []
+    return [*options.publish, *(ports.publish_all(config.exposed_ports) if options.publish_all else ())]
 
 
 def spec_from_json(obj: dict[str, Any]) -> Spec:

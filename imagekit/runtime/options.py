@@ -4,7 +4,7 @@ RunOptions holds the flags after parsing (`-v`, `--mount`, `--tmpfs` already tur
 `--memory` into bytes); the CLI and `imagekit.run()` both fill one in. Parsers raise ContainerError
 with docker's wording where docker has one, so every malformed flag is one line and exit 125.
 
-Imports: stdlib, imagekit.errors.
+Imports: stdlib, imagekit.errors, imagekit.runtime.ports (PortSpec).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from imagekit.errors import ContainerError
+from imagekit.runtime.ports import PortSpec
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([bkmgt]?)b?", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -46,7 +47,10 @@ class RunOptions:
     user: str = ""
     entrypoint: str | None = None
     hostname: str = ""
-    network: Literal["host", "none"] = "host"
+    network: Literal["host", "none", "bridge"] = "host"
+    #: `-p` specs (bridge only), parsed by imagekit.runtime.ports.parse_publish; `-P` adds the image's EXPOSEd ports
+    publish: tuple[PortSpec, ...] = ()
+    publish_all: bool = False
     memory: int = 0
     cpus: float = 0.0
     pids_limit: int = 0

@@ -62,6 +62,14 @@ class Container:
     finished_at: str = ""
     error: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+    #: "bridge" for a container on the bridge network (its Spec says "host" and joins a namespace at start);
+    #: "" means as spec["network"] says
+    network: str = ""
+    #: the -p/-P specs (ports.PortSpec as dicts), published at each start
+    publish: tuple[dict[str, Any], ...] = ()
+    #: while it runs on the bridge: its address and published ports (ports.Binding as dicts)
+    ip: str = ""
+    ports: tuple[dict[str, Any], ...] = ()
 
     @property
     def short_id(self) -> str:
@@ -77,6 +85,8 @@ class Container:
         values["argv"] = tuple(values.get("argv", ()))
         values["volumes"] = tuple(values.get("volumes", ()))
         values["mounts"] = tuple(values.get("mounts", ()))
+        values["publish"] = tuple(values.get("publish", ()))
+        values["ports"] = tuple(values.get("ports", ()))
         return cls(**values)
 
 
@@ -142,7 +152,7 @@ class Containers:
         if container.state != "running" or supervisor_alive(container.supervisor, container.supervisor_start):
             return container
         lost = dataclasses.replace(container, state="exited", exit_code=LOST_EXIT_CODE, pid=0, finished_at=now(),
-                                   error="its supervisor process died")
+                                   error="its supervisor process died", ip="", ports=())
         self.save(lost)
         return lost
 

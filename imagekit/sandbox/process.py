@@ -66,6 +66,28 @@ def become(spec: Spec, *, report: int, lifeline: int, own_netns: bool, userns: b
     _exec(spec.argv, spec.env)
 
 
+def enter(spec: Spec, *, report: int, root: int, joins: list[int]) -> NoReturn:
+    """join()'s process, already in the target's namespaces: its root (`root`, an fd of /proc/PID/root), spec.cwd,
+    umask, capabilities, identity and cgroups (`joins`, open cgroup.procs files) as become() sets them; execs."""
+    try:
+        os.fchdir(root)
+        os.chroot(".")
+        os.close(root)
+        os.chdir(spec.cwd)
+        os.umask(0o022)
+        linux.limit_capabilities({linux.CAPABILITIES[name] for name in spec.capabilities})
+        _identity(spec, userns=False)
+        linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+        for fd in joins:
+            os.write(fd, b"0")
+            os.close(fd)
+    except (OSError, SandboxError) as err:
+        send(report, error=describe(err))
+        os._exit(SETUP_FAILED)
+    _exec(spec.argv, spec.env)
+
+
 def describe(err: BaseException) -> str:
     """One line for a failed set-up step: `sandbox: STEP: REASON`."""
     if isinstance(err, OSError) and err.strerror:

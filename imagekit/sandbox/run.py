@@ -52,6 +52,21 @@ def run(spec: Spec, *, stdin: Stream = None, stdout: Stream = None, stderr: Stre
     or not executable is the process's failure instead (status 127 / 126, a line on its stderr).
     """
     flags = _namespaces(spec)
+    return _launch(lambda report, fds, caller: _intermediate(spec, flags, report, fds, caller), stdin, stdout, stderr, started)
+
+
+def join(pid: int, spec: Spec, *, stdin: Stream = None, stdout: Stream = None, stderr: Stream = None) -> Result:
+    """Runs spec.argv inside the namespaces (mount, UTS, IPC, network, PID), root and cgroups (spec.cgroups) of the
+    running process `pid`, as `docker exec` does; spec's cwd, env, identity and capabilities apply, its rootfs,
+    mounts and hostname are not used. Errors as run()'s."""
+    if not spec.argv:
+        raise SandboxError("sandbox: no command to run")
+    return _launch(lambda report, fds, caller: _joiner(pid, spec, report, fds, caller), stdin, stdout, stderr, None)
+
+
+def _launch(child: Callable[[int, list[int | None], int], NoReturn], stdin: Stream, stdout: Stream, stderr: Stream,
+            started: Callable[[int], None] | None) -> Result:
+    """Forks `child(report, fds, caller)` with the streams and waits for it (see run())."""
     with ExitStack() as stack:
         fds = [stack.enter_context(stream(stdin, 0)), stack.enter_context(stream(stdout, 1))]
         fds.append(fds[1] if stderr is stdout and stdout is not None else stack.enter_context(stream(stderr, 2)))
@@ -62,7 +77,7 @@ def run(spec: Spec, *, stdin: Stream = None, stdout: Stream = None, stderr: Stre
         pid = os.fork()
         if pid == 0:
             os.close(read_end)
-            _intermediate(spec, flags, write_end, fds, caller)
+            child(write_end, fds, caller)
         os.close(write_end)
         reports = _Reports(read_end)
         with _forwarding(pid, reports):
@@ -117,13 +132,8 @@ def _namespaces(spec: Spec) -> int:
 
 def _intermediate(spec: Spec, flags: int, report: int, fds: list[int | None], caller: int) -> NoReturn:
     """Child of the caller: unshares, forks the sandboxed process, waits and exits with its status."""
-    code = process.SETUP_FAILED
-    try:
-        linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != caller:
-            os._exit(code)
-        os.setsid()  # the terminal's ^C reaches the caller only, which forwards it once
-        _adopt(fds, report)
+
+    def body() -> int:
         try:
             if flags & linux.CLONE_NEWUSER:
                 linux.unshare_as_root(flags)
@@ -138,19 +148,63 @@ def _intermediate(spec: Spec, flags: int, report: int, fds: list[int | None], ca
             os.close(keep)
             process.become(spec, report=report, lifeline=lifeline, own_netns=bool(flags & linux.CLONE_NEWNET), userns=bool(flags & linux.CLONE_NEWUSER))
         os.close(lifeline)
-        for sig in _FORWARDED:
-            signal.signal(sig, lambda number, _frame: _signal(child, number))
-        process.send(report, pid=child)
-        os.close(report)
-        code = _wait(child)
+        code = _follow(child, report)
         if not flags & linux.CLONE_NEWPID:  # no PID namespace takes the background jobs along: end its group
             _kill_group(child)
+        return code
+
+    _around(report, fds, caller, body)
+
+
+#: The namespaces join() enters, the mount namespace last: the /proc paths are the host's until then.
+_JOINED = (("ipc", linux.CLONE_NEWIPC), ("uts", linux.CLONE_NEWUTS), ("net", linux.CLONE_NEWNET), ("pid", linux.CLONE_NEWPID), ("mnt", linux.CLONE_NEWNS))
+
+
+def _joiner(target: int, spec: Spec, report: int, fds: list[int | None], caller: int) -> NoReturn:
+    """join()'s intermediate: enters `target`'s namespaces and forks the process (so it is in the PID namespace too)."""
+
+    def body() -> int:
+        joins = [os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC) for path in spec.cgroups]
+        try:
+            root = os.open(f"/proc/{target}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            for name, kind in _JOINED:
+                linux.setns(f"/proc/{target}/ns/{name}", kind)
+        except (FileNotFoundError, ProcessLookupError) as err:
+            raise SandboxError(f"sandbox: process {target} is gone") from err
+        child = os.fork()
+        if child == 0:
+            process.enter(spec, report=report, root=root, joins=joins)
+        return _follow(child, report)
+
+    _around(report, fds, caller, body)
+
+
+def _around(report: int, fds: list[int | None], caller: int, body: Callable[[], int]) -> NoReturn:
+    """What both intermediates do around body() (which forks the process and returns its status): die with the
+    caller, leave its session, adopt the streams; report any failure on one line; exit with the status."""
+    code = process.SETUP_FAILED
+    try:
+        linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != caller:
+            os._exit(code)
+        os.setsid()  # the terminal's ^C reaches the caller only, which forwards it once
+        _adopt(fds, report)
+        code = body()
     except BaseException as err:  # noqa: BLE001 - a child must report and _exit, never unwind into the caller's code
         try:
             process.send(report, error=process.describe(err))
         except OSError:  # the report pipe is already closed: the caller has the status, nothing else to say
             pass
     os._exit(code)
+
+
+def _follow(child: int, report: int) -> int:
+    """The intermediate after the fork: forwards signals to `child`, reports its pid, waits for its status."""
+    for sig in _FORWARDED:
+        signal.signal(sig, lambda number, _frame: _signal(child, number))
+    process.send(report, pid=child)
+    os.close(report)
+    return _wait(child)
 
 
 def _signal(pid: int, number: int) -> None:

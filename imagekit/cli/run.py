@@ -7,13 +7,16 @@ unless the image must be pulled (requests alone costs more than runc's whole sta
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from imagekit.cli import cli
 from imagekit.errors import ContainerError, ImageNotFound, ImagekitError
-from imagekit.runtime.ports import parse_publish
 from imagekit.runtime.options import RunOptions, parse_cpus, parse_env, parse_env_file, parse_mount, parse_size, parse_tmpfs, parse_volume
+
+if TYPE_CHECKING:
+    from imagekit.runtime.ports import PortSpec
 
 #: docker's status for a failure of the runtime itself (not of the container's command).
 RUN_FAILED = 125
@@ -60,6 +63,16 @@ def run(ctx: click.Context, image: str, command: tuple[str, ...], **flags: objec
     sys.exit(status)
 
 
+def _publish(texts: tuple[str, ...]) -> tuple[PortSpec, ...]:
+    """-p's specs; runtime.ports is imported only when there are some: it brings the network modules
+    (socket, json, hashlib...), which `run` without -p never needs."""
+    if not texts:
+        return ()
+    from imagekit.runtime.ports import parse_publish
+
+    return tuple(spec for text in texts for spec in parse_publish(text))
+
+
 def _options(image: str, command: tuple[str, ...], flags: dict[str, object]) -> RunOptions:
     env: tuple[str, ...] = ()
     for path in flags["env_files"]:  # type: ignore[attr-defined]
@@ -72,7 +85,7 @@ def _options(image: str, command: tuple[str, ...], flags: dict[str, object]) -> 
         image=image, command=command, name=str(flags["name"]), env=env, volumes=volumes, workdir=str(flags["workdir"]),
         user=str(flags["user"]), entrypoint=flags["entrypoint"], hostname=str(flags["hostname"]),  # type: ignore[arg-type]
         network=flags["network"],  # type: ignore[arg-type]
-        publish=tuple(spec for text in flags["publish"] for spec in parse_publish(text)),  # type: ignore[attr-defined]
+        publish=_publish(flags["publish"]),  # type: ignore[arg-type]
         publish_all=bool(flags["publish_all"]),
         memory=parse_size(str(flags["memory"])) if flags["memory"] else 0,
         cpus=parse_cpus(str(flags["cpus"])) if flags["cpus"] else 0.0,

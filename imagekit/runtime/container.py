@@ -24,19 +24,22 @@ import signal
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imagekit import sandbox, users
 from imagekit.config import ImageConfig
 from imagekit.errors import ContainerError, ImagekitError
 from imagekit.image import Image
-from imagekit.runtime import network, ports, process
+from imagekit.runtime import process
 from imagekit.runtime.options import RunOptions, VolumeSpec
 from imagekit.runtime.state import Container, Containers, now, process_start, supervisor_alive
 from imagekit.runtime.volumes import Volumes, copy_up
 from imagekit.sandbox import Mount, Rootfs, Spec, cgroups
 from imagekit.snapshots import Snapshots
 from imagekit.store import Store
+
+if TYPE_CHECKING:
+    from imagekit.runtime import network, ports
 
 #: a network namespace (a path) the bridge, its NAT rules and proxies live in instead of the host's: tests set it so
 #: the machine's own network is never touched; unset in production.
@@ -65,6 +68,8 @@ class Runtime:
 
     @property
     def bridge(self) -> network.Bridge:
+        from imagekit.runtime import network  # here: only bridge containers need the network modules and their imports
+
         return network.bridge(self.store.root, self.host_netns)
 
     # --- create ------------------------------------------------------------------------------------------
@@ -188,6 +193,8 @@ class Runtime:
 
             spec = dataclasses.replace(spec_from_json(container.spec), cgroups=cgroup.dirs)
             if container.network == "bridge":
+                from imagekit.runtime import network, ports  # here: only bridge containers need the network modules and their imports
+
                 self.containers.save(record)  # its supervisor on record first: `ps` (cleanup_stale) spares what it connects
                 endpoint = network.connect(self.bridge, container.id, spec.hostname, names=(container.name,))
                 published = ports.publish(self.bridge, container.id, endpoint.address, [ports.PortSpec(**item) for item in container.publish])
@@ -201,7 +208,7 @@ class Runtime:
             if published is not None:
                 published.close()
             if container.network == "bridge":
-                network.release(self.bridge, container.id)
+                self._release(container)
             oom = cgroup.oom_killed()
             with suppress(ImagekitError):
                 cgroup.remove()
@@ -306,7 +313,7 @@ class Runtime:
                 self.kill(container, signal.SIGKILL)
             self.wait(container)
         if container.network == "bridge":
-            network.release(self.bridge, container.id)
+            self._release(container)
         with suppress(ImagekitError):
             cgroups.find(container.id, self.cgroup_root).remove()
         self.snapshots.remove(container.id)
@@ -335,7 +342,15 @@ class Runtime:
         """Releases the bridge's leases, links, rules and namespaces of every container without a live supervisor
         (`containers`: all of them, refreshed); nothing to do in a store whose bridge was never used."""
         if (self.store.root / "networks").is_dir():
+            from imagekit.runtime import network  # here: a store whose bridge was never used needs no network modules
+
             network.cleanup_stale(self.bridge, [c.id for c in containers if c.state == "running"])
+
+    def _release(self, container: Container) -> None:
+        """The bridge's lease, link and rules of `container` given back."""
+        from imagekit.runtime import network  # here: only bridge containers need the network modules and their imports
+
+        network.release(self.bridge, container.id)
 
     def volumes_in_use(self) -> set[str]:
         """Names of the volumes some container's mounts use."""
@@ -355,6 +370,8 @@ def _publish_specs(config: ImageConfig, options: RunOptions) -> list[ports.PortS
         if options.publish or options.publish_all:
             raise ContainerError(f"published ports (-p, -P) need --network bridge, not --network {options.network}")
         return []
+    from imagekit.runtime import ports  # here: only bridge containers need the network modules and their imports
+
     return [*options.publish, *(ports.publish_all(config.exposed_ports) if options.publish_all else ())]
 
 

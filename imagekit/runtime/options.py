@@ -4,7 +4,8 @@ RunOptions holds the flags after parsing (`-v`, `--mount`, `--tmpfs` already tur
 `--memory` into bytes); the CLI and `imagekit.run()` both fill one in. Parsers raise ContainerError
 with docker's wording where docker has one, so every malformed flag is one line and exit 125.
 
-Imports: stdlib, imagekit.errors, imagekit.runtime.ports (PortSpec).
+Imports: stdlib, imagekit.errors, imagekit.runtime.ports (PortSpec, for type checking only: `run` without -p
+must not pay for the network modules' imports).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from imagekit.errors import ContainerError
-from imagekit.runtime.ports import PortSpec
+
+if TYPE_CHECKING:
+    from imagekit.runtime.ports import PortSpec
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([bkmgt]?)b?", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}

@@ -72,6 +72,7 @@ COMMAND_MODULES = {
     "logs": "containers",
     "container": "containers",
     "volume": "containers",
+    "stats": "system",
 }
 
 

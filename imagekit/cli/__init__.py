@@ -73,6 +73,7 @@ COMMAND_MODULES = {
     "container": "containers",
     "volume": "containers",
     "stats": "system",
+    "system": "system",
 }
 
 

@@ -60,10 +60,9 @@ def row(container: Container, before: Sample, after: Sample) -> tuple[str, ...]:
 
 
 def table(rows: list[tuple[str, ...]]) -> str:
-    """The rows under HEADER, columns padded as docker's tabwriter pads them (three spaces apart)."""
-    everything = [HEADER, *rows]
-    widths = [max(len(r[i]) for r in everything) for i in range(len(HEADER))]
-    return "\n".join("   ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in everything)
+    """The first row over the others, columns padded as docker's tabwriter pads them (three spaces apart)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("   ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
 
 
 def bytes_size(size: float) -> str:

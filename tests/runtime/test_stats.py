@@ -71,3 +71,20 @@ def test_stats_of_an_unknown_container_is_one_line(ik: Run) -> None:
                                                          (256 * 2**20, "256MiB", "268.4MB"), (50_000_000, "47.68MiB", "50MB")])
 def test_sizes_are_printed_as_go_units_prints_them(size: int, binary: str, decimal: str) -> None:
     assert bytes_size(size) == binary and human_size(size) == decimal
+
+
+def test_v2_usage_is_read_from_the_unified_files(tmp_path: Path) -> None:
+    from imagekit.sandbox import cgroups
+
+    directory = tmp_path / "imagekit" / "c1"
+    directory.mkdir(parents=True)
+    (directory / "cgroup.procs").write_text(f"{os.getpid()}\n")
+    (directory / "memory.current").write_text("60000000\n")
+    (directory / "memory.stat").write_text("anon 50000000\nfile 10000000\ninactive_file 4000000\n")
+    (directory / "memory.max").write_text("268435456\n")
+    (directory / "cpu.stat").write_text("usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n")
+    (directory / "io.stat").write_text("8:0 rbytes=4096 wbytes=8192 rios=1 wios=2\n8:16 rbytes=1000 wbytes=0 rios=1 wios=0\n")
+    usage = cgroups.Cgroup(2, (str(directory),)).usage()
+    assert usage == cgroups.Usage(cpu_ns=1_500_000, memory=56_000_000, memory_limit=268435456, block_read=5096, block_write=8192, pids=1)
+    (directory / "memory.max").write_text("max\n")
+    assert cgroups.Cgroup(2, (str(directory),)).usage().memory_limit == 0

@@ -72,6 +72,8 @@ COMMAND_MODULES = {
     "logs": "containers",
     "container": "containers",
     "volume": "containers",
+    "stats": "system",
+    "system": "system",
 }
 
 

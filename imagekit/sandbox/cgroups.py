@@ -51,6 +51,19 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """One sample of a cgroup's use: CPU time in ns, memory and its limit in bytes (0: unlimited), bytes read
+    from and written to block devices, and the number of processes."""
+
+    cpu_ns: int
+    memory: int
+    memory_limit: int
+    block_read: int
+    block_write: int
+    pids: int
+
+
+@dataclass(frozen=True)
 class Cgroup:
     """A container's cgroup: `version` 1 or 2 and its directories (one per v1 controller, or one)."""
 
@@ -76,6 +89,28 @@ class Cgroup:
             except OSError:
                 continue
         return sorted(found)
+
+    def usage(self) -> Usage:
+        """What the container uses now, as docker stats reads it. Memory is usage less inactive file
+        cache (v1 total_inactive_file, v2 inactive_file), docker's figure. On v1 the container joins no
+        cpuacct or blkio hierarchy, so CPU time and block I/O are summed from /proc/PID/stat and
+        /proc/PID/io of its processes (reaped children included through cutime/cstime)."""
+        pids = self.pids()
+        if self.version == 2:
+            directory = Path(self.dirs[0])
+            stat = _counters(directory / "memory.stat")
+            memory = max(_number(directory / "memory.current") - stat.get("inactive_file", 0), 0)
+            limit = _number(directory / "memory.max")
+            cpu = _counters(directory / "cpu.stat").get("usage_usec", 0) * 1000
+            read, write = _io_stat(directory / "io.stat")
+        else:
+            memory_dir = Path(self.dirs[0])
+            stat = _counters(memory_dir / "memory.stat")
+            memory = max(_number(memory_dir / "memory.usage_in_bytes") - stat.get("total_inactive_file", 0), 0)
+            limit = _number(memory_dir / "memory.limit_in_bytes")
+            cpu = sum(_process_cpu_ns(pid) for pid in pids)
+            read, write = (sum(column) for column in zip((0, 0), *(_process_io(pid) for pid in pids)))
+        return Usage(cpu_ns=cpu, memory=memory, memory_limit=limit, block_read=read, block_write=write, pids=len(pids))
 
     def remove(self, timeout: float = 2.0) -> None:
         """Removes the directories; waits up to `timeout` for dying processes to leave (rmdir says EBUSY
@@ -209,3 +244,59 @@ def _counters(path: Path) -> dict[str, int]:
         if value.strip().isdigit():
             out[key] = int(value)
     return out
+
+
+#: v1's "unlimited" memory.limit_in_bytes (PAGE_COUNTER_MAX pages, rounded): anything this large means none.
+_UNLIMITED = 1 << 62
+
+
+def _number(path: Path) -> int:
+    """A file holding one number; "max", a v1 "unlimited" or an unreadable file give 0."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return 0
+    value = int(text) if text.isdigit() else 0
+    return 0 if value >= _UNLIMITED else value
+
+
+def _io_stat(path: Path) -> tuple[int, int]:
+    """v2 io.stat: rbytes and wbytes summed over devices."""
+    read = write = 0
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return 0, 0
+    for line in lines:
+        for field in line.split()[1:]:
+            key, _, value = field.partition("=")
+            if key == "rbytes":
+                read += int(value)
+            elif key == "wbytes":
+                write += int(value)
+    return read, write
+
+
+def _process_cpu_ns(pid: int) -> int:
+    """utime + stime + cutime + cstime of /proc/PID/stat, in ns; 0 for a process gone meanwhile."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return 0
+    fields = data[data.rindex(b")") + 2 :].split()
+    ticks = sum(int(value) for value in fields[11:15])
+    return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def _process_io(pid: int) -> tuple[int, int]:
+    """read_bytes and write_bytes of /proc/PID/io (what reached the block layer)."""
+    counters = {}
+    try:
+        text = Path(f"/proc/{pid}/io").read_text()
+    except OSError:
+        return 0, 0
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        counters[key] = int(value.strip() or 0)
+    return counters.get("read_bytes", 0), counters.get("write_bytes", 0)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from imagekit.digest import Digest
 from imagekit.errors import ImagekitError, LayerError, SnapshotError
-from imagekit.fsutil import atomic_write, fsync_dir
+from imagekit.fsutil import atomic_write, disk_usage, fsync_dir
 from imagekit.image import Image
 from imagekit.layers import Limits, Root, overlay_upper, snapshot_diff
 from imagekit.layers.apply import Budget
@@ -289,7 +289,7 @@ class Snapshots:
         """How many extracted layers and active snapshots there are, and the disk space each kind takes."""
         layers = self._layer_dirs()
         snapshots = self._snapshot_dirs()
-        return Usage(len(layers), _disk_usage(layers), len(snapshots), _disk_usage(snapshots))
+        return Usage(len(layers), disk_usage(layers), len(snapshots), disk_usage(snapshots))
 
     def gc(self, keep: set[str]) -> int:
         """Removes extracted layers whose diff_id is not in `keep` (the diff_ids images still list) and no
@@ -312,7 +312,7 @@ class Snapshots:
                 else:
                     doomed.append(path)
             doomed += [path for path in self._layer_dirs() if f"{path.parent.name}:{path.name}" not in needed]
-            freed = _disk_usage(doomed)
+            freed = disk_usage(doomed)
             for path in doomed:
                 _remove(path)
         finally:
@@ -389,28 +389,6 @@ def _locked(path: Path) -> bool:
     finally:
         os.close(fd)
     return False
-
-
-def _disk_usage(paths: Sequence[Path]) -> int:
-    """Allocated bytes under `paths`, each inode counted once (`du -s --block-size=1` of them all)."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    pending = [os.fsencode(path) for path in paths]
-    while pending:
-        path = pending.pop()
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            continue
-        if (st.st_dev, st.st_ino) not in seen:
-            seen.add((st.st_dev, st.st_ino))
-            total += st.st_blocks * 512
-        if stat.S_ISDIR(st.st_mode):
-            try:
-                pending += [path + b"/" + name for name in os.listdir(path)]
-            except PermissionError:
-                continue
-    return total
 
 
 def _remove(path: Path) -> None:

@@ -39,7 +39,7 @@ from imagekit.builder.copy_from import stage_sources
 from imagekit.builder.copy_plan import CopyPlan, plan_copy
 from imagekit.builder.options import DEFAULT_FILES, BuildOptions
 from imagekit.builder.output import BuildOutput
-from imagekit.builder.run import RunStep
+from imagekit.builder.run import RunStep, parse_mount
 from imagekit.builder.state import Layer, StageState
 from imagekit.config import History, ImageConfig
 from imagekit.digest import Digest
@@ -165,7 +165,7 @@ class Builder:
                 pending.append(base)
             for instruction in stage.instructions:
                 sources = [getattr(instruction, "from_", "")]
-                sources += [_mount_option(mount, "from") for mount in getattr(instruction, "mounts", ())]
+                sources += [parse_mount(mount).get("from", "") for mount in getattr(instruction, "mounts", ())]
                 for source in filter(None, sources):
                     earlier = self._earlier_stage(source, index)
                     if earlier is not None:
@@ -272,7 +272,7 @@ class Builder:
         return dataclasses.replace(after, key=key)
 
     def _run_key(self, state: StageState, run: bf.Run) -> str:
-        secrets = sorted(_mount_option(m, "id") for m in run.mounts if _mount_option(m, "type") == "secret")
+        secrets = sorted(o.get("id", "") for o in map(parse_mount, run.mounts) if o.get("type") == "secret")
         return step_key(state.key, _describe(run), self.options.network, secrets)
 
     def _filesystem_step(self, state: StageState, instruction: bf.Instruction, key: str,
@@ -406,14 +406,6 @@ def _predefined_args(target: Platform, build: Platform) -> dict[str, str]:
         args[f"{prefix}ARCH"] = platform.architecture
         args[f"{prefix}VARIANT"] = platform.variant
     return args
-
-
-def _mount_option(spec: str, key: str) -> str:
-    for part in spec.split(","):
-        name, _, value = part.partition("=")
-        if name.strip().lower() == key:
-            return value.strip()
-    return ""
 
 
 def _describe(instruction: bf.Instruction) -> list[object]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,16 +94,3 @@ class BuildCache:
             removed += 1
             freed += size
         return removed, freed
-
-
-def remove_tree_size(path: Path) -> int:
-    """Removes the directory `path` (missing is fine) and returns the bytes its files took."""
-    size = 0
-    for directory, _, files in os.walk(path):
-        for name in files:
-            try:
-                size += os.lstat(os.path.join(directory, name)).st_blocks * 512
-            except FileNotFoundError:
-                continue
-    shutil.rmtree(path, ignore_errors=True)
-    return size

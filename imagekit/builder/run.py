@@ -26,7 +26,8 @@ from pathlib import Path
 from builderfile import instructions as bf
 from builderfile.syntax import must_parse_heredoc
 from imagekit import sandbox, users
-from imagekit.builder.context import BuildContext
+from imagekit.builder.context import BuildContext, clean_source
+from imagekit.builder.copy_from import stage_sources
 from imagekit.builder.options import BuildOptions
 from imagekit.builder.output import BuildOutput
 from imagekit.builder.state import StageState
@@ -127,7 +128,7 @@ class RunStep:
         return iter((Mount(SHEBANG_DIR, "bind", str(directory), ("ro",)),))
 
     def _mount(self, spec: str, stack: contextlib.ExitStack) -> Mount:
-        options = _parse_mount(spec)
+        options = parse_mount(spec)
         kind = options.get("type", "bind")
         target = options.get("target") or options.get("dst") or options.get("destination") or ""
         if kind == "secret":
@@ -179,8 +180,11 @@ class RunStep:
         if "from" in options:
             rootfs = self.stage_rootfs(options["from"])
             staged = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="imagekit-bind-")))
-            sandbox.call(rootfs, _copy_out, source, str(staged / "content"))
-            host = staged / "content"
+            sandbox.call(rootfs, stage_sources, [source], str(staged))
+            cleaned = clean_source(source)
+            host = staged / cleaned if cleaned else staged
+            if not host.exists() and not host.is_symlink():
+                raise BuildError(f"--mount from={options['from']},source={source}: not in that stage")
         else:
             host = self.context.path_of(source)
         if writable:
@@ -194,19 +198,8 @@ class RunStep:
         return Mount(target, "bind", str(host), ("rw",) if writable else ("ro",))
 
 
-def _copy_out(root: str, source: str, destination: str) -> None:
-    """In a sandbox.call child: copies `source` (a path inside the mounted root) to a host path."""
-    path = os.path.join(root, source.lstrip("/"))
-    real = os.path.realpath(path)
-    if os.path.commonpath([real, os.path.realpath(root)]) != os.path.realpath(root):
-        raise BuildError(f"--mount source {source}: outside the stage's root")
-    if os.path.isdir(real):
-        shutil.copytree(real, destination, symlinks=True)
-    else:
-        shutil.copy2(real, destination)
-
-
-def _parse_mount(spec: str) -> dict[str, str]:
+def parse_mount(spec: str) -> dict[str, str]:
+    """A `--mount` value as {key: value} (keys lowercased; a bare flag such as `rw` maps to "")."""
     options: dict[str, str] = {}
     for part in spec.split(","):
         key, eq, value = part.strip().partition("=")

@@ -8,6 +8,7 @@ them (mirrors, credentials, trust options); that is the one place the builder me
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -137,13 +138,15 @@ def builder_group() -> None:
 def builder_prune(ctx: Context) -> None:
     """Remove build cache that no image uses: step records whose layer no image has, RUN cache mounts
     and the context's file digests, as `docker builder prune` does."""
-    from imagekit.builder.cache import BuildCache, remove_tree_size
+    from imagekit.builder.cache import BuildCache
+    from imagekit.fsutil import disk_usage
 
     store = Store(ctx.root)
     in_use = {d.digest for stored in store.images() for d in stored.image.layers}
     cache = store.state_dir("cache")
     removed, freed = BuildCache(cache / "build").prune(in_use)
     for name in ("mounts", "context"):
-        freed += remove_tree_size(cache / name)
+        freed += disk_usage([cache / name])
+        shutil.rmtree(cache / name, ignore_errors=True)
     click.echo(f"Deleted {removed} build cache records", err=True)
     click.echo(f"Total reclaimed space: {human_size(freed)}")

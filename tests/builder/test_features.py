@@ -205,3 +205,18 @@ def test_platform_args_and_a_foreign_platform_without_run(root: Path, tmp_path: 
     (context / "f").write_text("data\n")
     ok(build(root, context, "-t", "plat:riscv", "--platform", "linux/riscv64", text="FROM scratch\nCOPY f /f\n"))
     assert inspect(root, "plat:riscv")["Architecture"] == "riscv64"
+
+
+def test_refused_option_combinations_and_missing_mount_sources(root: Path, tmp_path: Path) -> None:
+    text = "FROM busybox\nRUN true\n"
+    line = one_line_error(build(root, tmp_path / "a", "-q", "--format", "docker", "--compression", "zstd", text=text))
+    assert "--format docker supports only gzip layers, not zstd" in line
+    missing_secret = "FROM busybox\nRUN --mount=type=secret,id=nope,required=true cat /run/secrets/nope\n"
+    line = one_line_error(build(root, tmp_path / "b", "-q", text=missing_secret))
+    assert "Builderfile:2: secret 'nope' is not given" in line
+    optional = "FROM busybox\nRUN --mount=type=secret,id=nope test ! -e /run/secrets/nope\n"
+    ok(build(root, tmp_path / "b2", "-q", text=optional))  # BuildKit: a secret is optional unless required
+    outside = "FROM busybox AS s\nRUN ln -s /etc /s/escape 2>/dev/null || (mkdir /s && ln -s /etc /s/escape)\n" \
+              "FROM busybox\nRUN --mount=type=bind,from=s,source=/nothere,target=/m true\n"
+    line = one_line_error(build(root, tmp_path / "c", "-q", text=outside))
+    assert "Builderfile:4: --mount from=s,source=/nothere: not in that stage" in line

@@ -1,13 +1,23 @@
-"""`imagekit run`: docker run's flags over imagekit.runtime; imagekit's own failures exit 125, as docker's do.
+"""`imagekit run` and `exec`: docker's flags over imagekit.runtime; imagekit's own failures exit 125, as docker's do.
 
 Start-up time is part of every `run`: this module imports the runtime and nothing of the registry
 unless the image must be pulled (requests alone costs more than runc's whole start).
+
+The foreground streams are attached as docker's client attaches them: stdin only with -i (else an empty
+one); with -t the container's pty (imagekit.sandbox.console) carries stdout and stderr as one stream, and
+with -it this process's terminal is raw for the session, so that ^C and ^Z are bytes for the container's
+terminal to turn into its signals, not signals to imagekit.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import TYPE_CHECKING
+import termios
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from tty import setraw
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -49,14 +59,18 @@ RUN_FAILED = 125
 @click.option("--cap-add", multiple=True, metavar="CAP", help="Add a capability (or ALL).")
 @click.option("--cap-drop", multiple=True, metavar="CAP", help="Drop a capability (or ALL).")
 @click.option("--privileged", is_flag=True, help="Every capability.")
+@click.option("-i", "--interactive", is_flag=True, help="Pass stdin on (else the command reads an empty one).")
+@click.option("-t", "--tty", is_flag=True, help="Give the command a terminal (a pty; stdout and stderr become one stream).")
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def run(ctx: click.Context, image: str, command: tuple[str, ...], **flags: object) -> None:
     """Run COMMAND (default: the image's) in a new container of IMAGE, pulling IMAGE when missing."""
     try:
+        detach = bool(flags["detach"])
+        _check_terminal(bool(flags["interactive"]) and not detach, bool(flags["tty"]))
         options = _options(image, command, flags)
-        status = _run(ctx, options, bool(flags["detach"]))
+        status = _run(ctx, options, detach, bool(flags["interactive"]))
     except ImagekitError as err:
         click.echo(f"imagekit: {err}", err=True)
         sys.exit(RUN_FAILED)
@@ -92,10 +106,32 @@ def _options(image: str, command: tuple[str, ...], flags: dict[str, object]) -> 
         pids_limit=int(flags["pids_limit"]),  # type: ignore[call-overload]
         read_only=bool(flags["read_only"]), init=bool(flags["init"]), cap_add=tuple(flags["cap_add"]),  # type: ignore[arg-type]
         cap_drop=tuple(flags["cap_drop"]), privileged=bool(flags["privileged"]), auto_remove=bool(flags["auto_remove"]),  # type: ignore[arg-type]
+        tty=bool(flags["tty"]),
     )
 
 
-def _run(ctx: click.Context, options: RunOptions, detach: bool) -> int:
+def _check_terminal(interactive: bool, tty: bool) -> None:
+    """docker's refusal of -it when stdin is not a terminal (a pipe, a file): nothing could be typed into the pty."""
+    if interactive and tty and not sys.stdin.isatty():
+        raise ContainerError("the input device is not a TTY")
+
+
+@contextmanager
+def _attached(interactive: bool, tty: bool) -> Iterator[dict[str, Any]]:
+    """The stream keywords of Runtime.start and exec for a foreground session (see the module docstring):
+    stdin, and with -t the terminal whose window size the pty follows. With -it the terminal is raw until the
+    session ends, whatever ends it (SIGINT, SIGTERM and SIGHUP are forwarded to the container meanwhile)."""
+    with ExitStack() as stack:
+        stdin = None if interactive else stack.enter_context(open(os.devnull, "rb"))
+        size_from = next((fd for fd in (1, 0) if os.isatty(fd)), None) if tty else None
+        if interactive and tty:
+            saved = termios.tcgetattr(0)
+            setraw(0, termios.TCSANOW)  # not TCSAFLUSH: what was typed ahead goes to the container
+            stack.callback(termios.tcsetattr, 0, termios.TCSADRAIN, saved)
+        yield {"stdin": stdin, "size_from": size_from}
+
+
+def _run(ctx: click.Context, options: RunOptions, detach: bool, interactive: bool) -> int:
     from imagekit.runtime.container import Runtime
     from imagekit.store import Store
 
@@ -111,7 +147,8 @@ def _run(ctx: click.Context, options: RunOptions, detach: bool) -> int:
         click.echo(container.id)
         return 0
     try:
-        final = runtime.start(container)
+        with _attached(interactive, options.tty) as streams:
+            final = runtime.start(container, **streams)
     except ImagekitError:
         runtime.remove(runtime.containers.load(container.id, refresh=False), force=True, volumes=True)
         raise
@@ -125,13 +162,13 @@ def _run(ctx: click.Context, options: RunOptions, detach: bool) -> int:
 @click.option("-u", "--user", default="", metavar="USER[:GROUP]", help="User (name or uid) and group to run as.")
 @click.option("-w", "--workdir", default="", help="Working directory inside the container.")
 @click.option("-i", "--interactive", is_flag=True, help="Pass stdin on (else the command reads an empty one).")
+@click.option("-t", "--tty", is_flag=True, help="Give the command a terminal (a pty; stdout and stderr become one stream).")
 @click.argument("container")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_context
-def exec_(ctx: click.Context, container: str, command: tuple[str, ...], env: tuple[str, ...], user: str, workdir: str, interactive: bool) -> None:
+def exec_(ctx: click.Context, container: str, command: tuple[str, ...], env: tuple[str, ...], user: str, workdir: str,
+          interactive: bool, tty: bool) -> None:
     """Run COMMAND in a running container: its namespaces, root and cgroup, as `docker exec`."""
-    import os
-
     from imagekit.runtime.container import Runtime
     from imagekit.store import Store
 
@@ -139,9 +176,10 @@ def exec_(ctx: click.Context, container: str, command: tuple[str, ...], env: tup
         runtime = Runtime(Store(ctx.obj.root))
         if workdir and not workdir.startswith("/"):
             raise ContainerError(f"the working directory {workdir!r} is invalid: it needs to be an absolute path")
-        with open(os.devnull, "rb") as empty:
-            status = runtime.exec(runtime.containers.find(container), command, env=parse_env(env), user=user, workdir=workdir,
-                                  stdin=None if interactive else empty)
+        _check_terminal(interactive, tty)
+        record = runtime.containers.find(container)
+        with _attached(interactive, tty) as streams:
+            status = runtime.exec(record, command, env=parse_env(env), user=user, workdir=workdir, tty=tty, **streams)
     except ImagekitError as err:
         click.echo(f"imagekit: {err}", err=True)
         sys.exit(RUN_FAILED)

@@ -107,6 +107,7 @@ class Runtime:
                 capabilities=capabilities,
                 init=options.init,
                 mask_paths=not options.privileged,
+                tty=options.tty,
             )
             container = Container(
                 id=container_id, name=name, image=image_name, image_id=str(image.manifest.config.digest), argv=argv,
@@ -116,7 +117,8 @@ class Runtime:
                 mounts=tuple({"Type": v.kind, "Source": v.source, "Destination": v.target, "RW": not v.readonly} for v in options.volumes),
                 config={"Hostname": hostname, "Env": list(spec.env), "Cmd": list(options.command or config.cmd),
                         "Entrypoint": list(config.entrypoint) if options.entrypoint is None else [options.entrypoint],
-                        "WorkingDir": spec.cwd, "User": user, "Image": image_name, "Labels": dict(config.labels)},
+                        "WorkingDir": spec.cwd, "User": user, "Image": image_name, "Labels": dict(config.labels),
+                        "Tty": options.tty},
             )
             self.containers.save(container)
             undo.pop_all()
@@ -170,10 +172,11 @@ class Runtime:
 
     # --- start -------------------------------------------------------------------------------------------
     def start(self, container: Container, *, stdin: Any = None, stdout: Any = None, stderr: Any = None,
-              started: Callable[[int], None] | None = None) -> Container:
+              started: Callable[[int], None] | None = None, size_from: int | None = None) -> Container:
         """Runs the container in this process (its supervisor) until it exits; returns the exited record.
         The record says "running" from the moment the process runs (with its pid). A sandbox that cannot
-        be set up raises (the record says exited 125 with the error)."""
+        be set up raises (the record says exited 125 with the error). A container made with `tty` relays
+        stdin and stdout through its pty (stderr unused), whose window size follows the terminal `size_from`."""
         if supervisor_alive(container.supervisor, container.supervisor_start) and container.state == "running":
             raise ContainerError(f"container {container.name} is already running")
         cgroup = cgroups.create(container.id, cgroups.Limits(**container.limits), root=self.cgroup_root)
@@ -200,7 +203,7 @@ class Runtime:
                 published = ports.publish(self.bridge, container.id, endpoint.address, [ports.PortSpec(**item) for item in container.publish])
                 spec = dataclasses.replace(spec, netns=endpoint.netns, etc_files=endpoint.etc_files)
                 record = dataclasses.replace(record, ip=endpoint.address, ports=tuple(dataclasses.asdict(b) for b in published.bindings))
-            status = sandbox.run(spec, stdin=stdin, stdout=stdout, stderr=stderr, started=on_start).status
+            status = sandbox.run(spec, stdin=stdin, stdout=stdout, stderr=stderr, started=on_start, size_from=size_from).status
         except ImagekitError as err:
             error = str(err)
             raise
@@ -324,10 +327,11 @@ class Runtime:
                     self.volumes.remove(name, set())
 
     def exec(self, container: Container, argv: tuple[str, ...], *, env: tuple[str, ...] = (), user: str = "", workdir: str = "",
-             stdin: Any = None, stdout: Any = None, stderr: Any = None) -> int:
+             stdin: Any = None, stdout: Any = None, stderr: Any = None, tty: bool = False, size_from: int | None = None) -> int:
         """Runs argv in the running container (its namespaces, root and cgroup, as `docker exec`) and returns its
         status: the container's env with `env` over it, `user` (resolved in its /etc/passwd) and `workdir` instead
-        of its own. ContainerError when it is not running."""
+        of its own; with `tty` on a new pty of the container's devpts, as start()'s. ContainerError when it is not
+        running."""
         if container.state != "running" or not container.pid:
             raise ContainerError(f"container {container.name} is not running")
         spec = spec_from_json(container.spec)
@@ -335,8 +339,8 @@ class Runtime:
         merged.update(word.split("=", 1) for word in env if "=" in word)
         uid, gid, groups = users.resolve_user(f"/proc/{container.pid}/root", user) if user else (spec.uid, spec.gid, spec.groups)
         spec = dataclasses.replace(spec, argv=argv, env=tuple(f"{k}={v}" for k, v in merged.items()), cwd=workdir or spec.cwd,
-                                   uid=uid, gid=gid, groups=groups, cgroups=cgroups.find(container.id, self.cgroup_root).dirs)
-        return sandbox.join(container.pid, spec, stdin=stdin, stdout=stdout, stderr=stderr).status
+                                   uid=uid, gid=gid, groups=groups, cgroups=cgroups.find(container.id, self.cgroup_root).dirs, tty=tty)
+        return sandbox.join(container.pid, spec, stdin=stdin, stdout=stdout, stderr=stderr, size_from=size_from).status
 
     def release_stale(self, containers: list[Container]) -> None:
         """Releases the bridge's leases, links, rules and namespaces of every container without a live supervisor

@@ -63,6 +63,8 @@ class RunOptions:
     cap_drop: tuple[str, ...] = ()
     privileged: bool = False
     auto_remove: bool = False
+    #: docker's -t: a pty as the process's stdin, stdout and stderr (its output in the log with \r\n when detached)
+    tty: bool = False
     labels: dict[str, str] = field(default_factory=dict)
 
 

@@ -11,7 +11,7 @@ parent-death signal (credential changes clear it), no_new_privs and the exec.
 Exec failures are the process's, not the sandbox's: "exec: NAME: not found" on its stderr and
 status 127, or 126 when found but not executable, as a shell reports them.
 
-Imports: stdlib, imagekit.errors, imagekit.sandbox.{linux,mounts,spec}.
+Imports: stdlib, imagekit.errors, imagekit.sandbox.{console,linux,mounts,spec}.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ import select
 import signal
 import socket
 import struct
-from typing import NoReturn
+from typing import NoReturn, Optional
 
 from imagekit.errors import SandboxError
+from imagekit.sandbox import console as terminal
 from imagekit.sandbox import linux, mounts
 from imagekit.sandbox.spec import Spec
 
@@ -35,6 +36,8 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SETUP_FAILED = 125
 
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+#: With Spec.tty: the socket the pty's master goes back on and the window size to give it (console.allocate's arguments).
+Console = Optional[tuple[int, Optional[bytes]]]
 _IFREQ = "16sH14x"
 
 
@@ -43,14 +46,16 @@ def send(report: int, **message: object) -> None:
     os.write(report, json.dumps(message).encode() + b"\n")
 
 
-def become(spec: Spec, *, report: int, lifeline: int, own_netns: bool, userns: bool) -> NoReturn:
-    """Sets the sandbox up around this process and execs spec.argv; never returns."""
+def become(spec: Spec, *, report: int, lifeline: int, own_netns: bool, userns: bool, console: Console = None) -> NoReturn:
+    """Sets the sandbox up around this process and execs spec.argv; never returns. With `console` (spec.tty: the
+    socket and the window size) the pty is allocated once the container's devpts is mounted."""
     try:
         joins = [os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC) for path in spec.cgroups]
         created = _setup(spec, own_netns=own_netns, userns=userns)
+        slave = terminal.allocate(*console) if console else None
         send(report, created=created)
         linux.limit_capabilities({linux.CAPABILITIES[name] for name in spec.capabilities})
-        _identity(spec, userns=userns)
+        _identity(spec, userns=userns, slave=slave)
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
         if select.select([lifeline], [], [], 0)[0]:  # the intermediate died before PDEATHSIG was armed
             os._exit(SETUP_FAILED)
@@ -62,21 +67,23 @@ def become(spec: Spec, *, report: int, lifeline: int, own_netns: bool, userns: b
         send(report, error=describe(err))
         os._exit(SETUP_FAILED)
     if spec.init:
-        _init(report)
+        _init(report, tty=slave is not None)
     _exec(spec.argv, spec.env)
 
 
-def enter(spec: Spec, *, report: int, root: int, joins: list[int]) -> NoReturn:
+def enter(spec: Spec, *, report: int, root: int, joins: list[int], console: Console = None) -> NoReturn:
     """join()'s process, already in the target's namespaces: its root (`root`, an fd of /proc/PID/root), spec.cwd,
-    umask, capabilities, identity and cgroups (`joins`, open cgroup.procs files) as become() sets them; execs."""
+    umask, capabilities, identity and cgroups (`joins`, open cgroup.procs files) as become() sets them, a pty of
+    the container's devpts with `console` as become()'s; execs."""
     try:
         os.fchdir(root)
         os.chroot(".")
         os.close(root)
+        slave = terminal.allocate(*console) if console else None
         os.chdir(spec.cwd)
         os.umask(0o022)
         linux.limit_capabilities({linux.CAPABILITIES[name] for name in spec.capabilities})
-        _identity(spec, userns=False)
+        _identity(spec, userns=False, slave=slave)
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
         for fd in joins:
@@ -130,9 +137,12 @@ def _loopback_up() -> None:
         fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack(_IFREQ, b"lo", flags | _IFF_UP))
 
 
-def _identity(spec: Spec, *, userns: bool) -> None:
-    """Supplementary groups, gid, then uid; signals back to their defaults, nothing blocked, own session."""
+def _identity(spec: Spec, *, userns: bool, slave: int | None) -> None:
+    """Own session (with the pty `slave` as its terminal), supplementary groups, gid, then uid; signals back to
+    their defaults, nothing blocked."""
     os.setsid()
+    if slave is not None:
+        terminal.take(slave, spec.uid, spec.gid)
     if not userns:  # setgroups is denied in a user namespace that maps one id
         os.setgroups(list(spec.groups))
     os.setgid(spec.gid)
@@ -147,12 +157,14 @@ INIT_FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, 
                   signal.SIGWINCH, signal.SIGCONT, signal.SIGALRM)
 
 
-def _init(report: int) -> None:
-    """Forks the command (the child returns to exec it); this process stays PID 1: it forwards signals
-    to the command, reaps every child the namespace's orphans leave it and exits with the command's
-    status (128+signal when killed, as tini and docker-init report it)."""
+def _init(report: int, *, tty: bool) -> None:
+    """Forks the command (the child returns to exec it, in the terminal's foreground with `tty`); this process
+    stays PID 1: it forwards signals to the command, reaps every child the namespace's orphans leave it and
+    exits with the command's status (128+signal when killed, as tini and docker-init report it)."""
     child = os.fork()
     if child == 0:
+        if tty:
+            terminal.foreground()
         return
     os.close(report)  # the caller's EOF must come from the command's exec
     for sig in INIT_FORWARDED:

@@ -14,9 +14,11 @@ handler for, as in `docker run` without `--init`, so a second SIGINT kills it.
 The children report through one close-on-exec pipe, as JSON lines: the sandboxed process's host
 pid, the mount targets it created, or one line of error (then run() raises SandboxError). The exec
 closes the pipe, so EOF means the sandboxed process runs; its output goes straight to the caller's
-file descriptors and streams as it is written.
+file descriptors and streams as it is written. With Spec.tty a second channel, a Unix socket, brings the
+master of the pty the sandboxed process allocated in its devpts (sandbox.console); the caller then copies
+its streams through the pty while it waits.
 
-Imports: stdlib, imagekit.errors, imagekit.sandbox.{linux,process,spec,streams}.
+Imports: stdlib, imagekit.errors, imagekit.sandbox.{console,linux,process,spec,streams}.
 """
 
 from __future__ import annotations
@@ -25,14 +27,15 @@ import json
 import os
 import select
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from imagekit.errors import SandboxError
-from imagekit.sandbox import linux, process
+from imagekit.sandbox import console, linux, process
 from imagekit.sandbox.streams import Stream, stream
 from imagekit.sandbox.spec import Result, Spec
 
@@ -42,34 +45,66 @@ _NO_ID = 0xFFFFFFFF  # (uid_t)-1 means "no change" to setuid; ids are below it
 
 
 def run(spec: Spec, *, stdin: Stream = None, stdout: Stream = None, stderr: Stream = None,
-        started: Callable[[int], None] | None = None) -> Result:
+        started: Callable[[int], None] | None = None, size_from: int | None = None) -> Result:
     """Runs spec.argv in a sandbox and returns its status and the mount targets it created.
     `stderr is stdout` shares one descriptor, so a captured interleaving keeps its order.
     `started(pid)` is called with the sandboxed process's host pid once it runs (a runner records it
     to signal the process later); whatever it raises stops the process and propagates.
 
+    With spec.tty the process's stdin, stdout and stderr are one pty of the container's devpts: `stdin` (None:
+    this process's) is copied to it and what it prints to `stdout` (None: this process's), `stderr` is unused,
+    as docker's -t makes one stream; the pty has the window size of the terminal `size_from` (if one) from
+    the start and follows it on SIGWINCH.
+
     Raises SandboxError (one line) when the sandbox cannot be set up; a command that is missing
     or not executable is the process's failure instead (status 127 / 126, a line on its stderr).
     """
     flags = _namespaces(spec)
-    return _launch(lambda report, fds, caller: _intermediate(spec, flags, report, fds, caller), stdin, stdout, stderr, started)
+    return _launch(lambda report, fds, caller, terminal: _intermediate(spec, flags, report, fds, caller, terminal),
+                   spec.tty, _Streams(stdin, stdout, stderr, size_from), started)
 
 
-def join(pid: int, spec: Spec, *, stdin: Stream = None, stdout: Stream = None, stderr: Stream = None) -> Result:
+def join(pid: int, spec: Spec, *, stdin: Stream = None, stdout: Stream = None, stderr: Stream = None,
+         size_from: int | None = None) -> Result:
     """Runs spec.argv inside the namespaces (mount, UTS, IPC, network, PID), root and cgroups (spec.cgroups) of the
-    running process `pid`, as `docker exec` does; spec's cwd, env, identity and capabilities apply, its rootfs,
-    mounts and hostname are not used. Errors as run()'s."""
+    running process `pid`, as `docker exec` does; spec's cwd, env, identity, capabilities and tty apply (a pty of
+    the container's devpts, as run()'s), its rootfs, mounts and hostname are not used. Errors as run()'s."""
     if not spec.argv:
         raise SandboxError("sandbox: no command to run")
-    return _launch(lambda report, fds, caller: _joiner(pid, spec, report, fds, caller), stdin, stdout, stderr, None)
+    return _launch(lambda report, fds, caller, terminal: _joiner(pid, spec, report, fds, caller, terminal),
+                   spec.tty, _Streams(stdin, stdout, stderr, size_from), None)
 
 
-def _launch(child: Callable[[int, list[int | None], int], NoReturn], stdin: Stream, stdout: Stream, stderr: Stream,
+class _Streams(NamedTuple):
+    """What run() and join() were given for the process's terminal or standard streams."""
+
+    stdin: Stream
+    stdout: Stream
+    stderr: Stream
+    size_from: int | None
+
+
+def _launch(child: Callable[[int, list[int | None], int, process.Console], NoReturn], tty: bool, streams: _Streams,
             started: Callable[[int], None] | None) -> Result:
-    """Forks `child(report, fds, caller)` with the streams and waits for it (see run())."""
+    """Forks `child(report, fds, caller, console)` with the streams (or, with `tty`, /dev/null and the console
+    socket, the streams being relayed through the pty) and waits for it (see run())."""
     with ExitStack() as stack:
-        fds = [stack.enter_context(stream(stdin, 0)), stack.enter_context(stream(stdout, 1))]
-        fds.append(fds[1] if stderr is stdout and stdout is not None else stack.enter_context(stream(stderr, 2)))
+        fds = [stack.enter_context(stream(streams.stdin, 0)), stack.enter_context(stream(streams.stdout, 1))]
+        ours = theirs = None
+        terminal: process.Console = None
+        relayed = (0, 1)
+        if tty:
+            relayed = (0 if fds[0] is None else fds[0], 1 if fds[1] is None else fds[1])
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            stack.enter_context(ours)
+            stack.enter_context(theirs)
+            terminal = (theirs.fileno(), console.window_size(streams.size_from))
+            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            stack.callback(os.close, null)
+            fds = [null, null, null]
+        else:
+            fds.append(fds[1] if streams.stderr is streams.stdout and streams.stdout is not None
+                       else stack.enter_context(stream(streams.stderr, 2)))
         for name in ("stdout", "stderr"):
             getattr(sys, name).flush()
         read_end, write_end = os.pipe()
@@ -77,14 +112,21 @@ def _launch(child: Callable[[int, list[int | None], int], NoReturn], stdin: Stre
         pid = os.fork()
         if pid == 0:
             os.close(read_end)
-            child(write_end, fds, caller)
+            child(write_end, fds, caller, terminal)
         os.close(write_end)
+        if theirs is not None:
+            theirs.close()  # the children hold their copies: a child that ends before sending closes the socket
         reports = _Reports(read_end)
         with _forwarding(pid, reports):
             try:
                 reports.read()
+                master = console.receive(ours.fileno()) if ours is not None and not reports.error else None
+                if master is not None:
+                    stack.callback(os.close, master)
                 if started is not None and reports.pid is not None and not reports.error:
                     started(reports.pid)
+                if master is not None:
+                    _relay(pid, master, *relayed, streams.size_from)
                 status = _wait(pid)
             except BaseException:
                 if not reports.kill():
@@ -130,7 +172,16 @@ def _namespaces(spec: Spec) -> int:
     return flags
 
 
-def _intermediate(spec: Spec, flags: int, report: int, fds: list[int | None], caller: int) -> NoReturn:
+def _relay(pid: int, master: int, source: int, sink: int, size_from: int | None) -> None:
+    """console.relay() until the intermediate `pid` (our child) ends: its end follows the sandboxed process's."""
+    done = os.pidfd_open(pid)
+    try:
+        console.relay(master, source, sink, done, size_from)
+    finally:
+        os.close(done)
+
+
+def _intermediate(spec: Spec, flags: int, report: int, fds: list[int | None], caller: int, terminal: process.Console) -> NoReturn:
     """Child of the caller: unshares, forks the sandboxed process, waits and exits with its status."""
 
     def body() -> int:
@@ -146,21 +197,24 @@ def _intermediate(spec: Spec, flags: int, report: int, fds: list[int | None], ca
         child = os.fork()
         if child == 0:
             os.close(keep)
-            process.become(spec, report=report, lifeline=lifeline, own_netns=bool(flags & linux.CLONE_NEWNET), userns=bool(flags & linux.CLONE_NEWUSER))
+            process.become(spec, report=report, lifeline=lifeline, own_netns=bool(flags & linux.CLONE_NEWNET),
+                           userns=bool(flags & linux.CLONE_NEWUSER), console=terminal)
         os.close(lifeline)
+        if terminal is not None:
+            os.close(terminal[0])
         code = _follow(child, report)
         if not flags & linux.CLONE_NEWPID:  # no PID namespace takes the background jobs along: end its group
             _kill_group(child)
         return code
 
-    _around(report, fds, caller, body)
+    _around(report, fds, caller, body, terminal)
 
 
 #: The namespaces join() enters, the mount namespace last: the /proc paths are the host's until then.
 _JOINED = (("ipc", linux.CLONE_NEWIPC), ("uts", linux.CLONE_NEWUTS), ("net", linux.CLONE_NEWNET), ("pid", linux.CLONE_NEWPID), ("mnt", linux.CLONE_NEWNS))
 
 
-def _joiner(target: int, spec: Spec, report: int, fds: list[int | None], caller: int) -> NoReturn:
+def _joiner(target: int, spec: Spec, report: int, fds: list[int | None], caller: int, terminal: process.Console) -> NoReturn:
     """join()'s intermediate: enters `target`'s namespaces and forks the process (so it is in the PID namespace too)."""
 
     def body() -> int:
@@ -173,22 +227,25 @@ def _joiner(target: int, spec: Spec, report: int, fds: list[int | None], caller:
             raise SandboxError(f"sandbox: process {target} is gone") from err
         child = os.fork()
         if child == 0:
-            process.enter(spec, report=report, root=root, joins=joins)
+            process.enter(spec, report=report, root=root, joins=joins, console=terminal)
+        if terminal is not None:
+            os.close(terminal[0])
         return _follow(child, report)
 
-    _around(report, fds, caller, body)
+    _around(report, fds, caller, body, terminal)
 
 
-def _around(report: int, fds: list[int | None], caller: int, body: Callable[[], int]) -> NoReturn:
+def _around(report: int, fds: list[int | None], caller: int, body: Callable[[], int], terminal: process.Console) -> NoReturn:
     """What both intermediates do around body() (which forks the process and returns its status): die with the
-    caller, leave its session, adopt the streams; report any failure on one line; exit with the status."""
+    caller, leave its session, adopt the streams (keeping the console socket); report any failure on one line;
+    exit with the status."""
     code = process.SETUP_FAILED
     try:
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != caller:
             os._exit(code)
         os.setsid()  # the terminal's ^C reaches the caller only, which forwards it once
-        _adopt(fds, report)
+        _adopt(fds, (report,) if terminal is None else (report, terminal[0]))
         code = body()
     except BaseException as err:  # noqa: BLE001 - a child must report and _exit, never unwind into the caller's code
         try:
@@ -218,14 +275,18 @@ def _kill_group(leader: int) -> None:
         os.killpg(leader, signal.SIGKILL)
 
 
-def _adopt(fds: list[int | None], report: int) -> None:
-    """Makes the given descriptors 0, 1 and 2 and closes every other one but the report pipe."""
+def _adopt(fds: list[int | None], keep: tuple[int, ...]) -> None:
+    """Makes the given descriptors 0, 1 and 2 and closes every other one but those to `keep` (the report pipe,
+    the console socket)."""
     copies = [None if fd is None else os.dup(fd) for fd in fds]
     for number, fd in enumerate(copies):
         if fd is not None:
             os.dup2(fd, number)
-    os.closerange(3, report)
-    os.closerange(report + 1, _MAX_FD)
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, _MAX_FD)
 
 
 def _wait(pid: int) -> int:

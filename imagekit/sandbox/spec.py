@@ -90,6 +90,9 @@ class Spec:
     #: runc's masked and read-only /proc and /sys paths (mounts.MASKED, mounts.READONLY); docker's
     #: --privileged turns them off.
     mask_paths: bool = True
+    #: docker's -t: stdin, stdout and stderr are one pty from the container's own devpts (sandbox.console), its
+    #: controlling terminal; run() copies the caller's streams through it.
+    tty: bool = False
 
 
 @dataclass(frozen=True)

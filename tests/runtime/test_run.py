@@ -105,5 +105,6 @@ def test_writes_stay_in_the_container(ik: Run) -> None:
     ok(ik("rm", "writer"))
 
 
-def test_stdin_is_passed(ik: Run) -> None:
-    assert ok(ik("run", "--rm", "busybox", "cat", input=b"piped\n")) == "piped\n"
+def test_stdin_is_passed_with_i_only(ik: Run) -> None:
+    assert ok(ik("run", "--rm", "-i", "busybox", "cat", input=b"piped\n")) == "piped\n"
+    assert ok(ik("run", "--rm", "busybox", "cat", input=b"piped\n")) == ""  # as docker's: without -i, an empty stdin

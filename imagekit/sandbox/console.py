@@ -1,0 +1,165 @@
+"""The sandboxed process's terminal (Spec.tty, docker's `-t`): a pty from the container's own devpts.
+
+Where the pty comes from: the sandboxed process opens /dev/pts/ptmx of the devpts instance the sandbox mounted
+in the container (newinstance, as runc mounts it), after pivot_root, and sends the master to the caller over a
+Unix socket, as runc's console socket does. The alternative, os.openpty() on the host with the slave passed in
+as an fd, works for reading and writing but names a pty of the host's devpts, which the container cannot see:
+`tty` and ttyname() fail or name the wrong device, and a program that reopens its terminal by path (/dev/pts/N,
+login shells, sudo, less) cannot. From the container's own devpts the slave is /dev/pts/0 (then 1, 2 for each
+`exec -t`), visible inside, exactly as docker's containers show it; and nothing of the host's devpts is used.
+
+Container side (between fork and exec; nothing here takes locks): allocate() makes the pair and hands over
+the master, take() makes the slave the process's stdin, stdout, stderr and controlling terminal,
+foreground() gives an init's child the terminal's foreground.
+Caller side: receive() takes the master, relay() copies input to it and its output out until the process
+ends, with the window size following a terminal of the caller's (SIGWINCH).
+
+Imports: stdlib, imagekit.errors.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import select
+import signal
+import socket
+import struct
+import termios
+import threading
+from contextlib import suppress
+
+from imagekit.errors import SandboxError
+
+#: ioctls the termios module lacks (asm-generic values: x86, arm, arm64, riscv, s390x).
+TIOCSPTLCK = 0x40045431
+TIOCGPTPEER = 0x5441
+PTMX = "/dev/pts/ptmx"
+#: How long the relay still waits for output once the process ended (a background job may hold the terminal).
+_DRAIN_SECONDS = 0.2
+_CHUNK = 65536
+
+
+def window_size(fd: int | None) -> bytes | None:
+    """The window size (a struct winsize) of the terminal `fd`; None when `fd` is not a terminal."""
+    if fd is None:
+        return None
+    try:
+        return fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+    except OSError:
+        return None
+
+
+def allocate(console: int, size: bytes | None) -> int:
+    """Opens a new pty in the container's devpts, sets its window size, sends the master on the socket
+    `console` (then closed) and returns the slave."""
+    master = os.open(PTMX, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+        slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        if size is not None:
+            fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+        with socket.socket(fileno=os.dup(console)) as sock:
+            socket.send_fds(sock, [b"M"], [master])
+    finally:
+        os.close(master)
+        os.close(console)
+    return slave
+
+
+def take(slave: int, uid: int, gid: int) -> None:
+    """Makes `slave` the controlling terminal of this process (a session leader by now) and its fds 0, 1
+    and 2, owned by the user the process becomes, as runc leaves it (so it may reopen /dev/pts/N)."""
+    os.fchown(slave, uid, gid)
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for number in (0, 1, 2):
+        os.dup2(slave, number)
+    os.close(slave)
+
+
+def foreground() -> None:
+    """For the command an init forks: its own process group, made the terminal's foreground one, so the
+    terminal's ^C reaches the command and not the init (tini does the same)."""
+    os.setpgid(0, 0)
+    previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # a background group may not take the terminal otherwise
+    try:
+        os.tcsetpgrp(0, os.getpgrp())
+    finally:
+        signal.signal(signal.SIGTTOU, previous)
+
+
+def receive(console: int) -> int | None:
+    """The master the sandboxed process sent on `console`; None when it ended before sending one."""
+    with socket.socket(fileno=os.dup(console)) as sock:
+        _, fds, _, _ = socket.recv_fds(sock, 1, 1)
+    return fds[0] if fds else None
+
+
+def relay(master: int, source: int | None, sink: int, done: int, size_from: int | None) -> None:
+    """Copies `source` (None: nothing) to the pty `master` and the pty's output to `sink` until the process
+    ends (`done`, a pidfd, turns readable) and its output is read. Input is buffered, not blocked on, so a
+    process that reads nothing never stops its output. With `size_from` (a terminal) the pty takes its window
+    size on every SIGWINCH (the handler needs the main thread; elsewhere the size stays as allocated)."""
+    os.set_blocking(master, False)
+    previous = None
+    if size_from is not None and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGWINCH, lambda _number, _frame: _copy_size(size_from, master))
+        _copy_size(size_from, master)  # a resize between the fork and this handler
+    try:
+        _pump(master, source, sink, done)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGWINCH, previous)
+
+
+def _pump(master: int, source: int | None, sink: int, done: int) -> None:
+    pending = b""
+    ended = False
+    while True:
+        readers = [master] + ([source] if source is not None and len(pending) < _CHUNK else []) + ([] if ended else [done])
+        readable, writable, _ = select.select(readers, [master] if pending else [], [], _DRAIN_SECONDS if ended else None)
+        if not readable and not writable:
+            return  # ended and quiet: what still holds the terminal is a background job's
+        if master in readable:
+            output = _read_pty(master)
+            if output is None:
+                return
+            _write_all(sink, output)
+        if done in readable:
+            ended = True
+        if source is not None and source in readable:
+            data = os.read(source, _CHUNK)
+            if data:
+                pending += data
+            else:
+                source = None  # end of input: a terminal has no end-of-file to pass on, the process reads on
+        if master in writable:
+            with suppress(BlockingIOError):
+                pending = pending[os.write(master, pending):]
+
+
+def _read_pty(master: int) -> bytes | None:
+    """What the pty printed (b"" when nothing after all); None once every slave is closed (EIO): the process
+    and everything it started are gone."""
+    try:
+        return os.read(master, _CHUNK) or None
+    except BlockingIOError:
+        return b""
+    except OSError as err:
+        if err.errno != errno.EIO:
+            raise
+        return None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _copy_size(source: int, master: int) -> None:
+    size = window_size(source)
+    if size is not None:
+        with suppress(OSError):
+            fcntl.ioctl(master, termios.TIOCSWINSZ, size)

@@ -56,7 +56,8 @@ def run(image: str, command: tuple[str, ...] | list[str] = (), *, root: str | Pa
     Other keywords are RunOptions fields (`name`, `env`, `volumes` as VolumeSpecs, `workdir`, `user`,
     `entrypoint`, `hostname`, `network` (host, none, bridge), `publish` (PortSpecs from
     imagekit.runtime.ports.parse_publish), `publish_all`, `memory` in bytes, `cpus`, `pids_limit`, `read_only`, `init`,
-    `cap_add`, `cap_drop`, `privileged`, `auto_remove`). Raises ImagekitErrors with one-line messages.
+    `cap_add`, `cap_drop`, `privileged`, `auto_remove`, `tty`: a pty of the container's own, its output in
+    `logs()` with the terminal's \r\n). Raises ImagekitErrors with one-line messages.
     """
     from imagekit.errors import ImageNotFound
     from imagekit.runtime.container import Runtime

@@ -330,12 +330,14 @@ class Runtime:
              stdin: Any = None, stdout: Any = None, stderr: Any = None, tty: bool = False, size_from: int | None = None) -> int:
         """Runs argv in the running container (its namespaces, root and cgroup, as `docker exec`) and returns its
         status: the container's env with `env` over it, `user` (resolved in its /etc/passwd) and `workdir` instead
-        of its own; with `tty` on a new pty of the container's devpts, as start()'s. ContainerError when it is not
-        running."""
+        of its own; with `tty` on a new pty of the container's devpts, as start()'s (and TERM=xterm unless set).
+        ContainerError when it is not running."""
         if container.state != "running" or not container.pid:
             raise ContainerError(f"container {container.name} is not running")
         spec = spec_from_json(container.spec)
         merged = dict(word.split("=", 1) for word in spec.env if "=" in word)
+        if tty:
+            merged.setdefault("TERM", "xterm")  # as docker's exec -t, under the container's own and `env`
         merged.update(word.split("=", 1) for word in env if "=" in word)
         uid, gid, groups = users.resolve_user(f"/proc/{container.pid}/root", user) if user else (spec.uid, spec.gid, spec.groups)
         spec = dataclasses.replace(spec, argv=argv, env=tuple(f"{k}={v}" for k, v in merged.items()), cwd=workdir or spec.cwd,

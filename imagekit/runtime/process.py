@@ -2,8 +2,8 @@
 
 - argv: Entrypoint + Cmd; CMD words on the command line replace Cmd; `--entrypoint E` replaces
   Entrypoint and clears the image's Cmd (`--entrypoint ""` clears both: the command line alone).
-- env: PATH (docker's default when the image has none), HOSTNAME, then the image's Env, then `-e` /
-  `--env-file`, a later KEY replacing an earlier one where it stands; HOME as runc sets it when unset.
+- env: PATH (docker's default when the image has none), HOSTNAME, TERM=xterm with `-t`, then the image's Env,
+  then `-e` / `--env-file`, a later KEY replacing an earlier one where it stands; HOME as runc sets it when unset.
 - cwd: `-w`, else WorkingDir, else /; user: `-u`, else User, else root.
 - capabilities: docker's default set (less MKNOD: no device cgroup guards mknod here), adjusted by
   `--cap-add` / `--cap-drop` (ALL allowed in both, as in docker), every one with `--privileged`.
@@ -42,7 +42,7 @@ def argv(config: ImageConfig, options: RunOptions) -> tuple[str, ...]:
 
 def environment(config: ImageConfig, options: RunOptions, hostname: str, uid: int) -> tuple[str, ...]:
     """KEY=VALUE words in docker's order, later keys replacing earlier ones in place."""
-    merged: dict[str, str] = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname}
+    merged: dict[str, str] = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname, **({"TERM": "xterm"} if options.tty else {})}
     for word in (*config.env, *options.env):
         key, _, value = word.partition("=")
         merged[key] = value

@@ -6,6 +6,7 @@
     process.py  the sandboxed process's set-up between fork and exec
     run.py      run(spec) -> Result: fork, namespaces, status, signals; join(pid, spec): exec into a running one
     streams.py  what may stand for stdin, stdout, stderr; pipes pumped to objects without a fileno
+    console.py  Spec.tty: a pty of the container's own devpts, its master relayed to the caller's streams
     call.py     call(rootfs, fn, *args): a Python function over the mounted rootfs, in a private mount namespace
 
 Imports: stdlib and imagekit.errors only (a leaf, see tests/test_dependencies.py).

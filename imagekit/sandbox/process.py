@@ -6,7 +6,9 @@ returns: it reports the created mount targets (or one error line) on `report` as
 execs the spec's argv. `report` is close-on-exec, so the parent reads until EOF and knows the exec
 happened. The order is runc's: the network namespace to join (Spec.netns), mounts and root first, then
 hostname, cwd, umask 0022, the capabilities, then the identity (groups, gid, uid: dropping root last), the
-parent-death signal (credential changes clear it), no_new_privs and the exec.
+parent-death signal (credential changes clear it), no_new_privs and the exec. With Spec.tty the pty is
+allocated once the container's devpts is mounted (sandbox.console) and becomes the controlling terminal
+right after setsid, before the identity changes (its slave is chowned to the user, as runc does).
 
 Exec failures are the process's, not the sandbox's: "exec: NAME: not found" on its stderr and
 status 127, or 126 when found but not executable, as a shell reports them.

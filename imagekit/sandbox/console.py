@@ -11,7 +11,7 @@ login shells, sudo, less) cannot. From the container's own devpts the slave is /
 Container side (between fork and exec; nothing here takes locks): allocate() makes the pair and hands over
 the master, take() makes the slave the process's stdin, stdout, stderr and controlling terminal,
 foreground() gives an init's child the terminal's foreground.
-Caller side: receive() takes the master, relay() copies input to it and its output out until the process
+Caller side: a Channel receives the master, relay() copies input to it and its output out until the process
 ends, with the window size following a terminal of the caller's (SIGWINCH).
 
 Imports: stdlib, imagekit.errors.
@@ -89,11 +89,33 @@ def foreground() -> None:
         signal.signal(signal.SIGTTOU, previous)
 
 
-def receive(console: int) -> int | None:
-    """The master the sandboxed process sent on `console`; None when it ended before sending one."""
-    with socket.socket(fileno=os.dup(console)) as sock:
-        _, fds, _, _ = socket.recv_fds(sock, 1, 1)
-    return fds[0] if fds else None
+class Channel:
+    """The caller's side of the console socket (a context manager): `child` is what the children get (their
+    end and the window size for allocate()), `receive()` the master they sent back, closed on exit."""
+
+    def __init__(self, size_from: int | None) -> None:
+        self._ours, self._theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.child = (self._theirs.fileno(), window_size(size_from))
+        self.master: int | None = None
+
+    def forked(self) -> None:
+        """Drops our copy of the children's end, so that a child that ends before sending closes the socket."""
+        self._theirs.close()
+
+    def receive(self) -> int | None:
+        """The master the sandboxed process sent; None when it ended before sending one."""
+        _, fds, _, _ = socket.recv_fds(self._ours, 1, 1)
+        self.master = fds[0] if fds else None
+        return self.master
+
+    def __enter__(self) -> Channel:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._ours.close()
+        self._theirs.close()
+        if self.master is not None:
+            os.close(self.master)
 
 
 def relay(master: int, source: int | None, sink: int, done: int, size_from: int | None) -> None:

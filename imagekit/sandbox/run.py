@@ -27,7 +27,6 @@ import json
 import os
 import select
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -86,25 +85,17 @@ class _Streams(NamedTuple):
 
 def _launch(child: Callable[[int, list[int | None], int, process.Console], NoReturn], tty: bool, streams: _Streams,
             started: Callable[[int], None] | None) -> Result:
-    """Forks `child(report, fds, caller, console)` with the streams (or, with `tty`, /dev/null and the console
-    socket, the streams being relayed through the pty) and waits for it (see run())."""
+    """Forks `child(report, fds, caller, console)` with the streams (with `tty`: /dev/null, and the console socket
+    that brings back the pty the streams are then relayed through) and waits for it (see run())."""
     with ExitStack() as stack:
         fds = [stack.enter_context(stream(streams.stdin, 0)), stack.enter_context(stream(streams.stdout, 1))]
-        ours = theirs = None
-        terminal: process.Console = None
-        relayed = (0, 1)
-        if tty:
-            relayed = (0 if fds[0] is None else fds[0], 1 if fds[1] is None else fds[1])
-            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            stack.enter_context(ours)
-            stack.enter_context(theirs)
-            terminal = (theirs.fileno(), console.window_size(streams.size_from))
-            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-            stack.callback(os.close, null)
-            fds = [null, null, null]
-        else:
+        channel = stack.enter_context(console.Channel(streams.size_from)) if tty else None
+        if channel is None:
             fds.append(fds[1] if streams.stderr is streams.stdout and streams.stdout is not None
                        else stack.enter_context(stream(streams.stderr, 2)))
+            given = fds
+        else:
+            given = [stack.enter_context(open(os.devnull, "r+b")).fileno()] * 3
         for name in ("stdout", "stderr"):
             getattr(sys, name).flush()
         read_end, write_end = os.pipe()
@@ -112,21 +103,19 @@ def _launch(child: Callable[[int, list[int | None], int, process.Console], NoRet
         pid = os.fork()
         if pid == 0:
             os.close(read_end)
-            child(write_end, fds, caller, terminal)
+            child(write_end, given, caller, None if channel is None else channel.child)
         os.close(write_end)
-        if theirs is not None:
-            theirs.close()  # the children hold their copies: a child that ends before sending closes the socket
+        if channel is not None:
+            channel.forked()
         reports = _Reports(read_end)
         with _forwarding(pid, reports):
             try:
                 reports.read()
-                master = console.receive(ours.fileno()) if ours is not None and not reports.error else None
-                if master is not None:
-                    stack.callback(os.close, master)
+                master = channel.receive() if channel is not None and not reports.error else None
                 if started is not None and reports.pid is not None and not reports.error:
                     started(reports.pid)
                 if master is not None:
-                    _relay(pid, master, *relayed, streams.size_from)
+                    _relay(pid, master, 0 if fds[0] is None else fds[0], 1 if fds[1] is None else fds[1], streams.size_from)
                 status = _wait(pid)
             except BaseException:
                 if not reports.kill():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -115,3 +116,19 @@ def test_capabilities_are_bounded_to_the_spec_s(box: Box) -> None:
     assert (status, out) == (0, "mounted\n")
     with pytest.raises(SandboxError, match="unknown capability 'CAP_CHOWN'"):
         run(box.spec("true", capabilities=("CAP_CHOWN",)))
+
+
+def test_tty_is_a_pty_of_the_sandboxs_devpts_relayed_to_the_callers_streams(box: Box) -> None:
+    out = io.BytesIO()
+    script = "busybox tty; read -t 20 line; echo got $line; echo err >&2; ls /proc/self/fd; exit 6"
+    result = run(box.spec(script, tty=True), stdin=io.BytesIO(b"typed\n"), stdout=out, stderr=io.BytesIO(b"never written"))
+    assert result.status == 6
+    lines = out.getvalue().split(b"\r\n")  # the pty's echo of the input may come before or after the first line
+    assert {b"/dev/pts/0", b"typed", b"got typed", b"err"} <= set(lines)
+    assert lines[-2:] == [b"0  1  2  3", b""]  # the pty as stdio and ls's own directory fd: nothing else inherited
+
+
+def test_tty_setup_failure_is_a_one_line_sandbox_error(box: Box, tmp_path: Path) -> None:
+    broken = box.spec("true", tty=True, rootfs=box.rootfs.__class__(lowers=(str(tmp_path / "missing"),), upper=box.rootfs.upper, work=box.rootfs.work))
+    with pytest.raises(SandboxError, match="missing"):
+        run(broken)

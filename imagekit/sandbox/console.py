@@ -14,7 +14,7 @@ foreground() gives an init's child the terminal's foreground.
 Caller side: a Channel receives the master, relay() copies input to it and its output out until the process
 ends, with the window size following a terminal of the caller's (SIGWINCH).
 
-Imports: stdlib, imagekit.errors.
+Imports: stdlib only.
 """
 
 from __future__ import annotations
@@ -28,16 +28,17 @@ import socket
 import struct
 import termios
 import threading
+import time
 from contextlib import suppress
-
-from imagekit.errors import SandboxError
 
 #: ioctls the termios module lacks (asm-generic values: x86, arm, arm64, riscv, s390x).
 TIOCSPTLCK = 0x40045431
 TIOCGPTPEER = 0x5441
 PTMX = "/dev/pts/ptmx"
-#: How long the relay still waits for output once the process ended (a background job may hold the terminal).
-_DRAIN_SECONDS = 0.2
+#: Once the process ended, the relay reads on while output comes at least every _QUIET seconds, for at most
+#: _DRAIN seconds: a background job of an `exec -t` may hold the terminal open (and even write on) for ever.
+_QUIET = 0.2
+_DRAIN = 2.0
 _CHUNK = 65536
 
 
@@ -60,11 +61,10 @@ def allocate(console: int, size: bytes | None) -> int:
         slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
         if size is not None:
             fcntl.ioctl(master, termios.TIOCSWINSZ, size)
-        with socket.socket(fileno=os.dup(console)) as sock:
+        with socket.socket(fileno=console) as sock:  # closes `console` too
             socket.send_fds(sock, [b"M"], [master])
     finally:
         os.close(master)
-        os.close(console)
     return slave
 
 
@@ -137,10 +137,10 @@ def relay(master: int, source: int | None, sink: int, done: int, size_from: int 
 
 def _pump(master: int, source: int | None, sink: int, done: int) -> None:
     pending = b""
-    ended = False
-    while True:
-        readers = [master] + ([source] if source is not None and len(pending) < _CHUNK else []) + ([] if ended else [done])
-        readable, writable, _ = select.select(readers, [master] if pending else [], [], _DRAIN_SECONDS if ended else None)
+    ended: float | None = None  # when `done` turned readable
+    while ended is None or time.monotonic() - ended < _DRAIN:
+        readers = [master] + ([source] if source is not None and len(pending) < _CHUNK else []) + ([done] if ended is None else [])
+        readable, writable, _ = select.select(readers, [master] if pending else [], [], None if ended is None else _QUIET)
         if not readable and not writable:
             return  # ended and quiet: what still holds the terminal is a background job's
         if master in readable:
@@ -149,7 +149,7 @@ def _pump(master: int, source: int | None, sink: int, done: int) -> None:
                 return
             _write_all(sink, output)
         if done in readable:
-            ended = True
+            ended = time.monotonic()
         if source is not None and source in readable:
             data = os.read(source, _CHUNK)
             if data:

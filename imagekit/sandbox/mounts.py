@@ -218,6 +218,12 @@ def dev_links() -> None:
         os.symlink(target, f"/dev/{name}")
 
 
+def console(slave: int) -> None:
+    """runc's /dev/console for a container with a terminal: its pty's slave (an open fd) bound onto a file in our /dev."""
+    os.close(os.open("/dev/console", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    _cover("/dev/console", linux.open_tree(f"/proc/self/fd/{slave}"))
+
+
 def mask() -> None:
     """runc's masked paths (/dev/null over files, an empty read-only tmpfs over directories) and
     read-only paths (bound onto themselves read-only); paths this kernel lacks are skipped."""

@@ -7,7 +7,8 @@ execs the spec's argv. `report` is close-on-exec, so the parent reads until EOF 
 happened. The order is runc's: the network namespace to join (Spec.netns), mounts and root first, then
 hostname, cwd, umask 0022, the capabilities, then the identity (groups, gid, uid: dropping root last), the
 parent-death signal (credential changes clear it), no_new_privs and the exec. With Spec.tty the pty is
-allocated once the container's devpts is mounted (sandbox.console) and becomes the controlling terminal
+allocated once the container's devpts is mounted (sandbox.console), bound on /dev/console (not for exec, as
+runc), and becomes the controlling terminal
 right after setsid, before the identity changes (its slave is chowned to the user, as runc does).
 
 Exec failures are the process's, not the sandbox's: "exec: NAME: not found" on its stderr and
@@ -55,6 +56,8 @@ def become(spec: Spec, *, report: int, lifeline: int, own_netns: bool, userns: b
         joins = [os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC) for path in spec.cgroups]
         created = _setup(spec, own_netns=own_netns, userns=userns)
         slave = terminal.allocate(*console) if console else None
+        if slave is not None:
+            mounts.console(slave)
         send(report, created=created)
         linux.limit_capabilities({linux.CAPABILITIES[name] for name in spec.capabilities})
         _identity(spec, userns=userns, slave=slave)

@@ -41,7 +41,7 @@ def ps(ctx: click.Context, show_all: bool, quiet: bool, no_trunc: bool) -> None:
     """List containers (running ones unless -a)."""
     runtime = _runtime(ctx)
     every = runtime.containers.all()
-    runtime.release_stale(every)
+    runtime.release_stale()
     containers = [c for c in every if show_all or c.state == "running"]
     if quiet:
         for container in containers:

@@ -50,8 +50,10 @@ class RunOptions:
     user: str = ""
     entrypoint: str | None = None
     hostname: str = ""
-    network: Literal["host", "none", "bridge"] = "host"
-    #: `-p` specs (bridge only), parsed by imagekit.runtime.ports.parse_publish; `-P` adds the image's EXPOSEd ports
+    #: docker's default: an address on the bridge imagekit0 (imagekit.runtime.network)
+    network: Literal["host", "none", "bridge"] = "bridge"
+    #: `-p` specs, parsed by imagekit.runtime.ports.parse_publish; `-P` adds the image's EXPOSEd ports. Only the bridge
+    #: publishes: other networks discard them, as docker does (see discarded_ports)
     publish: tuple[PortSpec, ...] = ()
     publish_all: bool = False
     memory: int = 0
@@ -64,6 +66,13 @@ class RunOptions:
     privileged: bool = False
     auto_remove: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+
+
+def discarded_ports(options: RunOptions) -> str:
+    """docker's warning when -p/-P are given off the bridge, where they are discarded; "" when nothing is."""
+    if options.network == "bridge" or not (options.publish or options.publish_all):
+        return ""
+    return f"Published ports are discarded when using {options.network} network mode"
 
 
 def parse_size(text: str, what: str = "memory") -> int:

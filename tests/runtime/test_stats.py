@@ -26,7 +26,7 @@ def _mib(text: str) -> float:
 def test_stats_shows_memory_cpu_and_pids_of_known_workloads(ik: Run) -> None:
     ok(ik("run", "-d", "--name", "mem", "--memory", "256m", "busybox", "sh", "-c",
           "head -c 50000000 /dev/zero > /dev/shm/x; touch /tmp/done; sleep 30"))
-    ok(ik("run", "-d", "--name", "busy", "busybox", "sh", "-c", "while :; do :; done"))
+    ok(ik("run", "-d", "--name", "busy", "--network", "host", "busybox", "sh", "-c", "while :; do :; done"))
     wait_for(lambda: ik("exec", "mem", "test", "-e", "/tmp/done").returncode == 0)
     output = ok(ik("stats", "--no-stream"))
     assert output.splitlines()[0].split() == ["CONTAINER", "ID", "NAME", "CPU", "%", "MEM", "USAGE", "/", "LIMIT",

@@ -324,7 +324,7 @@ def _lease(bridge: Bridge, container_id: str, supervisor: tuple[int, int]) -> st
     """The container's address: the one it holds (now served by `supervisor`), else the lowest free one after the
     gateway. One bridge has one subnet, whichever store asks: another one is refused while a live lease uses it."""
     subnet, leases = _read(bridge)
-    mine = Lease("", container_id, str(bridge.root), *supervisor)
+    mine = Lease("", container_id, os.path.abspath(bridge.root), *supervisor)  # read from any directory
     if subnet != bridge.subnet and any(lease.alive() for lease in leases):
         raise NetworkError(f"{bridge.name} serves {subnet} to running containers, not {bridge.subnet}: every store on this host "
                            f"must use one subnet (${SUBNET_ENV} or ROOT/networks/config.json)")

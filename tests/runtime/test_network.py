@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,15 @@ def test_cleanup_stale_releases_what_no_live_container_holds(bridge: network.Bri
     assert os.path.ismount(kept.netns) and not Path(stale.netns).exists()
     assert list(leases(bridge).values()) == [A]
     assert network.cleanup_stale(bridge) == []
+
+
+def test_a_lease_names_its_store_by_absolute_path(bridge: network.Bridge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    relative = replace(bridge, root=Path("store"))  # `imagekit --root store` from tmp_path
+    network.connect(relative, A, "first", supervisor=LIVE)
+    monkeypatch.chdir("/")
+    assert network.cleanup_stale(bridge) == []  # another store's `ps`, elsewhere, sees A alive
+    assert list(leases(bridge).values()) == [A]
 
 
 def test_concurrent_connects_lease_distinct_addresses(bridge: network.Bridge) -> None:

@@ -96,6 +96,19 @@ def test_a_lease_names_its_store_by_absolute_path(bridge: network.Bridge, tmp_pa
     assert list(leases(bridge).values()) == [A]
 
 
+def test_stores_on_one_host_share_the_leases_and_the_subnet(bridge: network.Bridge, tmp_path: Path) -> None:
+    other = network.bridge(tmp_path / "other-store", bridge.host_netns)  # another store, the same host namespace
+    assert other.state == bridge.state
+    assert network.connect(bridge, A, "first", supervisor=LIVE).address == "10.88.0.2"
+    assert network.connect(other, B, "second", supervisor=LIVE).address == "10.88.0.3"
+    network.release(other, B)
+    elsewhere = replace(other, subnet="10.99.0.0/24")
+    with pytest.raises(NetworkError, match=r"^imagekit0 serves 10.88.0.0/16 to running containers, not 10.99.0.0/24: every store"):
+        network.connect(elsewhere, B, "second", supervisor=LIVE)
+    assert list(leases(bridge).values()) == [A]
+    network.release(bridge, A)
+
+
 def test_concurrent_connects_lease_distinct_addresses(bridge: network.Bridge) -> None:
     ids = [f"{n:064x}" for n in range(1, 7)]
     endpoints: list[network.Endpoint] = []

@@ -34,10 +34,13 @@ def remove_netns(pin: Path | str) -> None:
 
 
 def machine_network(*, nft: bool = True) -> dict[str, object]:
-    """The machine's links, its nftables chains (unless `nft` is False: a subprocess) and the state imagekit keeps
-    for its namespace's bridge (network.state_dir: the leases file's modification time)."""
+    """The machine's links, its IPv4 forwarding switch, its nftables chains (unless `nft` is False: a subprocess)
+    and the state imagekit keeps for its namespace's bridge (network.state_dir: the leases file's modification
+    time)."""
     leases = network.state_dir("") / f"{network.BRIDGE}.json"
-    seen: dict[str, object] = {"links": sorted(os.listdir("/sys/class/net")), "bridge state": leases.stat().st_mtime_ns if leases.exists() else None}
+    seen: dict[str, object] = {"links": sorted(os.listdir("/sys/class/net")),
+                               "ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text().strip(),
+                               "bridge state": leases.stat().st_mtime_ns if leases.exists() else None}
     if nft and shutil.which("nft"):
         done = subprocess.run(["nft", "list", "chains"], capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]})
         seen["nft"] = sorted(done.stdout.splitlines())

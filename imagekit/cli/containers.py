@@ -177,12 +177,15 @@ def container_group() -> None:
 
 
 @container_group.command("inspect")
+@click.option("-f", "--format", "fmt", metavar="TEMPLATE", help="A Go template per container, e.g. '{{.State.Status}}'.")
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_context
-def container_inspect(ctx: click.Context, containers: tuple[str, ...]) -> None:
-    """Show containers as JSON (docker inspect's fields)."""
+def container_inspect(ctx: click.Context, fmt: str | None, containers: tuple[str, ...]) -> None:
+    """Show containers as JSON (docker inspect's fields); each missing one is an error (exit 1)."""
+    from imagekit.cli.inspect import show
+
     runtime = _runtime(ctx)
-    click.echo(json.dumps([inspect_container(runtime, runtime.containers.find(text)) for text in containers], indent=4))
+    show(ctx, containers, fmt, lambda text: inspect_container(runtime, runtime.containers.find(text)))
 
 
 def inspect_container(runtime: Runtime, c: Container) -> dict[str, Any]:
@@ -243,12 +246,15 @@ def volume_ls(ctx: click.Context, quiet: bool) -> None:
 
 
 @volume.command("inspect")
+@click.option("-f", "--format", "fmt", metavar="TEMPLATE", help="A Go template per volume, e.g. '{{.Mountpoint}}'.")
 @click.argument("names", nargs=-1, required=True)
 @click.pass_context
-def volume_inspect(ctx: click.Context, names: tuple[str, ...]) -> None:
-    """Show volumes as JSON."""
+def volume_inspect(ctx: click.Context, fmt: str | None, names: tuple[str, ...]) -> None:
+    """Show volumes as JSON; each missing one is an error (exit 1)."""
+    from imagekit.cli.inspect import show
+
     volumes = _runtime(ctx).volumes
-    click.echo(json.dumps([volumes.get(name).inspect() for name in names], indent=4))
+    show(ctx, names, fmt, lambda name: volumes.get(name).inspect())
 
 
 @volume.command("rm")

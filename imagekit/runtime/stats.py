@@ -59,6 +59,12 @@ def row(container: Container, before: Sample, after: Sample) -> tuple[str, ...]:
     )
 
 
+def idle_row(container: Container) -> tuple[str, ...]:
+    """docker stats' row of a container that is not running: every figure zero, the memory limit too
+    (the daemon sends an empty sample for it, and the CLI's entry stays zero)."""
+    return (container.short_id, container.name, "0.00%", "0B / 0B", "0.00%", "0B / 0B", "0B / 0B", "0")
+
+
 def table(rows: list[tuple[str, ...]]) -> str:
     """The first row over the others, columns padded as docker's tabwriter pads them (three spaces apart)."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

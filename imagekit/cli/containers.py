@@ -173,7 +173,7 @@ def logs(ctx: click.Context, follow: bool, tail: str, container: str) -> None:
 
 @cli.group("container")
 def container_group() -> None:
-    """Containers (inspect; the other commands are top-level, as docker's)."""
+    """Containers (inspect, prune; the other commands are top-level, as docker's)."""
 
 
 @container_group.command("inspect")
@@ -186,6 +186,31 @@ def container_inspect(ctx: click.Context, fmt: str | None, containers: tuple[str
 
     runtime = _runtime(ctx)
     show(ctx, containers, fmt, lambda text: inspect_container(runtime, runtime.containers.find(text)))
+
+
+@container_group.command("prune")
+@click.option("-f", "--force", is_flag=True, help="Do not ask (imagekit never asks; accepted for docker's scripts).")
+@click.pass_context
+def container_prune(ctx: click.Context, force: bool) -> None:
+    """Remove every stopped container (record and writable layer; its volumes stay), as `docker container prune`."""
+    from imagekit.fsutil import disk_usage
+    from imagekit.runtime.stats import human_size
+
+    runtime = _runtime(ctx)
+    removed, freed = [], 0
+    for container in runtime.containers.all():
+        if container.state == "running":
+            continue
+        size = disk_usage(runtime.disk_paths(container))
+        try:
+            runtime.remove(runtime.containers.load(container.id))  # refused if started meanwhile, gone if removed
+        except ImagekitError:
+            continue
+        removed.append(container.id)
+        freed += size
+    if removed:
+        click.echo("Deleted Containers:\n" + "\n".join(removed) + "\n")
+    click.echo(f"Total reclaimed space: {human_size(freed)}")
 
 
 def inspect_container(runtime: Runtime, c: Container) -> dict[str, Any]:

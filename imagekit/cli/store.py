@@ -310,15 +310,23 @@ def _familiar(name: str) -> str:
 
 
 @cli.command()
+@click.option("-a", "--all", "all_images", is_flag=True, help="Delete every image no container was made from, not only dangling ones.")
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation (asked only when stdin and stderr are a terminal).")
 @click.pass_context
-def prune(ctx: click.Context, force: bool) -> None:
-    """Delete dangling images (those without a name), blobs no image reaches, extracted layers no image
-    lists, and leftovers of interrupted writes."""
+def prune(ctx: click.Context, all_images: bool, force: bool) -> None:
+    """Delete dangling images (those without a name), or with -a every image no container was made from,
+    then blobs no image reaches, extracted layers no image lists, and leftovers of interrupted writes."""
     if not force and sys.stdin.isatty() and sys.stderr.isatty():  # a person at a terminal, as docker asks
-        click.confirm("WARNING! This will remove all dangling images.\nAre you sure you want to continue?", abort=True, err=True)
+        which = "images without at least one container associated to them" if all_images else "dangling images"
+        click.confirm(f"WARNING! This will remove all {which}.\nAre you sure you want to continue?", abort=True, err=True)
     store = _store(ctx)
-    for image_id in store.prune_dangling():
+    if all_images:
+        from imagekit.runtime.state import Containers
+
+        removed = store.prune_unused({c.image_id for c in Containers(store).all(refresh=False)})
+    else:
+        removed = store.prune_dangling()
+    for image_id in removed:
         click.echo(f"Deleted image: {image_id}")
     _report(store, total=True)
 

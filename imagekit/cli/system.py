@@ -11,7 +11,7 @@ import click
 
 from imagekit.cli import cli
 from imagekit.errors import ContainerNotFound
-from imagekit.runtime import diskusage
+from imagekit import diskusage
 from imagekit.runtime import stats as runtime_stats
 from imagekit.runtime.container import Runtime
 from imagekit.runtime.state import Container
@@ -86,9 +86,11 @@ def system() -> None:
 @click.option("-v", "--verbose", is_flag=True, help="List each image, container, volume and build cache entry.")
 @click.pass_context
 def system_df(ctx: click.Context, verbose: bool) -> None:
-    """Show disk use: Images (their blobs, each once; active: a container was made from it), Containers
-    (their upper directories; active: running), Local Volumes (ROOT/volumes; active: mounted by a container)
-    and Build Cache (everything under ROOT/cache). RECLAIMABLE is what the inactive ones take."""
+    """Show disk use (allocated bytes, as du counts them; the rows add up to the whole store): Images
+    (blobs, each once, extracted layers and the layout's files; active: a container was made from it),
+    Containers (records and writable layers; active: running), Local Volumes (active: mounted by a
+    container) and Build Cache (step records, RUN cache mounts, layers no image lists, build snapshots).
+    RECLAIMABLE is what `image prune -a`, `container prune`, `volume prune -a` and `builder prune` free."""
     kinds = diskusage.usage(Runtime(Store(ctx.obj.root)))
     rows = [("TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE")]
     for kind in kinds:
@@ -100,5 +102,4 @@ def system_df(ctx: click.Context, verbose: bool) -> None:
         for kind in kinds:
             click.echo(f"\n{kind.type} space usage:\n")
             click.echo(runtime_stats.table([("NAME", "SIZE", "ACTIVE")] + [(i.name, runtime_stats.human_size(i.size), "yes" if i.active else "no")
-                                                              for i in kind.items]))
-
+                                                                          for i in kind.items]))

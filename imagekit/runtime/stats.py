@@ -66,9 +66,10 @@ def idle_row(container: Container) -> tuple[str, ...]:
 
 
 def table(rows: list[tuple[str, ...]]) -> str:
-    """The first row over the others, columns padded as docker's tabwriter pads them (three spaces apart)."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("   ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
+    """The first row over the others, laid out as docker's formatter does (Go's tabwriter with minimum
+    width 10 and padding 3: each column but the last as wide as its widest cell plus 3, at least 10)."""
+    widths = [max(10, max(len(r[i]) for r in rows) + 3) for i in range(len(rows[0]) - 1)]
+    return "\n".join(("".join(cell.ljust(w) for cell, w in zip(r, widths)) + r[-1]).rstrip() for r in rows)
 
 
 def bytes_size(size: float) -> str:

@@ -354,6 +354,11 @@ class Runtime:
 
         network.release(self.bridge, container.id)
 
+    def disk_paths(self, container: Container) -> list[Path]:
+        """What the container holds on disk, all of which remove() deletes: its record directory (record,
+        log, /etc files) and its snapshot (writable layer)."""
+        return [self.containers.dir(container.id), self.store.root / "snapshots" / container.id]
+
     def volumes_in_use(self) -> set[str]:
         """Names of the volumes some container's mounts use."""
         used: set[str] = set()

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([bkmgt]?)b?", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ def parse_tmpfs(text: str) -> VolumeSpec:
 
 def volume_name(name: str) -> str:
     """A valid volume name (docker's rule: [a-zA-Z0-9][a-zA-Z0-9_.-]+), else ContainerError."""
-    if not _VOLUME_NAME.fullmatch(name):
+    if not VOLUME_NAME.fullmatch(name):
         raise ContainerError(f"invalid volume name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     return name
 

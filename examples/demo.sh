@@ -2,7 +2,8 @@
 # `make demo`: the main job end to end, with no daemon and no registry. Extended as features land.
 # Today: make a busybox-static rootfs and import it as the base image, build examples/hello (RUN with a
 # heredoc, COPY, metadata) with `imagekit build`, rebuild it from the cache, and (as root) run the built
-# image with `imagekit run --rm`.
+# image with `imagekit run --rm --network none`: it needs no network, and the demo leaves the host's alone
+# (the default, the bridge imagekit0, would add a link and NAT rules to it).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(mktemp -d "${TMPDIR:-/tmp}/imagekit-demo.XXXXXX")
@@ -46,6 +47,6 @@ info = json.load(sys.stdin)[0]
 print(json.dumps({k: info[k] for k in ("Id", "RepoTags", "Config", "RootFS")}, indent=4))'
 
 if [ "$(id -u)" = 0 ]; then
-    echo "== imagekit run --rm demo/hello:latest"
-    imagekit run --rm demo/hello:latest
+    echo "== imagekit run --rm --network none demo/hello:latest"
+    imagekit run --rm --network none demo/hello:latest
 fi

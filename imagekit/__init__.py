@@ -54,7 +54,7 @@ def run(image: str, command: tuple[str, ...] | list[str] = (), *, root: str | Pa
     `logs()`, `stop()`, `kill()`, `remove()`, `reload()`); the image is pulled when the store lacks it.
 
     Other keywords are RunOptions fields (`name`, `env`, `volumes` as VolumeSpecs, `workdir`, `user`,
-    `entrypoint`, `hostname`, `network` (host, none, bridge), `publish` (PortSpecs from
+    `entrypoint`, `hostname`, `network` (bridge, the default, as docker; host; none), `publish` (PortSpecs from
     imagekit.runtime.ports.parse_publish), `publish_all`, `memory` in bytes, `cpus`, `pids_limit`, `read_only`, `init`,
     `cap_add`, `cap_drop`, `privileged`, `auto_remove`, `tty`: a pty of the container's own, its output in
     `logs()` with the terminal's \r\n). Raises ImagekitErrors with one-line messages.

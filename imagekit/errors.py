@@ -153,6 +153,14 @@ class VolumeError(ImagekitError):
     """A named volume cannot be created, found or removed as asked."""
 
 
+class VolumeNotFound(VolumeError):
+    """No volume has the given name."""
+
+
+class ObjectNotFound(ImagekitError):
+    """`imagekit inspect` found no container, image or volume by the given name or ID."""
+
+
 class NetworkError(ImagekitError):
     """A container network (bridge, address, veth, NAT rule, published port) that cannot be set up or removed."""
 

@@ -1,5 +1,6 @@
 """Crash-safe file primitives: atomic_write, locked, fsync_dir. The one copy of what the store, the origins
-file and the credential store each need, so each gets the same guarantees.
+file and the credential store each need, so each gets the same guarantees. Also du's count of disk
+use (disk_usage, DiskMeter): the measure `system df` and `builder prune` report in.
 
 - `atomic_write` replaces a file so that readers, and the file system after a crash or SIGKILL at any
   instant, see the old content or the new, never a mix or an empty file: a temp file on the same file
@@ -71,21 +72,34 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600
 
 def disk_usage(paths: Sequence[Path]) -> int:
     """Allocated bytes under `paths`, each inode counted once (`du -s --block-size=1` of them all)."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    pending = [os.fsencode(path) for path in paths]
-    while pending:
-        path = pending.pop()
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            continue
-        if (st.st_dev, st.st_ino) not in seen:
-            seen.add((st.st_dev, st.st_ino))
-            total += st.st_blocks * 512
-        if stat.S_ISDIR(st.st_mode):
+    return DiskMeter().measure(paths)
+
+
+class DiskMeter:
+    """Allocated bytes (st_blocks * 512) of trees, each inode counted once across every measure() of one
+    meter, as one `du -s --block-size=1` counts them: so what several callers claim in turn adds up to
+    du of the whole, and a tree already measured (its directory's inode seen) is not walked again."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[int, int]] = set()
+
+    def measure(self, paths: Sequence[Path]) -> int:
+        """Bytes under `paths` that no earlier measure() of this meter counted; missing paths count 0."""
+        total = 0
+        pending = [os.fsencode(path) for path in paths]
+        while pending:
+            path = pending.pop()
             try:
-                pending += [path + b"/" + name for name in os.listdir(path)]
-            except PermissionError:
+                st = os.lstat(path)
+            except FileNotFoundError:
                 continue
-    return total
+            if (st.st_dev, st.st_ino) in self._seen:
+                continue
+            self._seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+            if stat.S_ISDIR(st.st_mode):
+                try:
+                    pending += [path + b"/" + name for name in os.listdir(path)]
+                except (PermissionError, FileNotFoundError):
+                    continue
+        return total

@@ -23,7 +23,7 @@ import errno
 import io
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -313,12 +313,13 @@ class Layout:
 
 
     # --- garbage collection ------------------------------------------------------------------------------
-    def reachable(self) -> set[Digest]:
-        """Every blob reachable from index.json: its entries, and below them nested indexes, manifests,
-        configs, layers and subjects. A missing or corrupt manifest on the way is an error, because
-        what it would have kept alive cannot be known."""
+    def reachable(self, entries: Sequence[Descriptor] | None = None) -> set[Digest]:
+        """Every blob reachable from index.json (or from `entries`, some of its entries: what would stay
+        if the others went): the entries, and below them nested indexes, manifests, configs, layers and
+        subjects. A missing or corrupt manifest on the way is an error, because what it would have kept
+        alive cannot be known."""
         seen: set[Digest] = set()
-        pending = list(self.index().manifests)
+        pending = list(self.index().manifests if entries is None else entries)
         while pending:
             descriptor = pending.pop()
             if descriptor.digest in seen:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -244,15 +244,15 @@ class Store:
             self.layout.remove_ref(name)
         return stored, names
 
-    def diff_ids(self) -> set[str]:
-        """The diff_ids of every image index.json roots (each manifest of an index that is here): what
-        extracted layers (imagekit.snapshots) are still worth keeping.
+    def diff_ids(self, entries: Sequence[Descriptor] | None = None) -> set[str]:
+        """The diff_ids of every image index.json roots (or `entries` root, some of its entries), each
+        manifest of an index that is here: what extracted layers (imagekit.snapshots) are still worth keeping.
 
         An image whose manifest or config is missing or corrupt keeps nothing: it cannot be run or
         built on, so its layers would never be used (and `prune` says what is wrong with it).
         """
         found: set[str] = set()
-        pending = list(self.layout.index().manifests)
+        pending = list(self.layout.index().manifests if entries is None else entries)
         while pending:
             descriptor = pending.pop()
             try:
@@ -272,6 +272,24 @@ class Store:
             if self.layout.remove_unnamed(stored.entry.digest):
                 removed.append(stored.id)
         return removed
+
+    def unused(self, used: set[str]) -> list[Descriptor]:
+        """The index.json entries of images whose ID is not in `used` (the IDs containers were made from),
+        named or not: what `docker image prune -a` removes. Entries that are not images stay."""
+        return [entry for entry, names in self._entries()
+                if entry.media_type in IMAGE_TYPES and str(self._load(entry, names).id) not in used]
+
+    def prune_unused(self, used: set[str]) -> list[Digest]:
+        """Removes the entries unused() names and returns the IDs of their images; blobs stay until `prune`."""
+        removed: dict[Digest, None] = {}
+        for entry in self.unused(used):
+            name = entry.annotations.get(REF_NAME)
+            removed[self._load(entry, ()).id] = None
+            if name is not None:
+                self.layout.remove_ref(name)
+            else:
+                self.layout.remove_unnamed(entry.digest)
+        return list(removed)
 
     def prune(self) -> GarbageReport:
         """Removes every blob no index.json entry reaches (named or dangling) and the debris of killed

@@ -28,6 +28,6 @@ def test_demo_builds_the_example_and_runs_it(tmp_path: Path) -> None:
         "built by imagekit in a sandbox as uid 0, hostname imagekit",
         "greeting is 26 bytes",
     ]  # `imagekit run` ran the image's CMD (tests run as root)
-    assert "== imagekit run --rm demo/hello:latest" in out
+    assert "== imagekit run --rm --network none demo/hello:latest" in out  # the host's network is left alone
     assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []

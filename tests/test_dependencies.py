@@ -40,6 +40,7 @@ ALLOWED: dict[str, set[str]] = {
                 "config", "platforms", "snapshots", "users"},
     "runtime": {"errors", "digest", "oci", "image", "reference", "config", "layers", "layout", "store", "snapshots", "sandbox",
                 "users", "fsutil", "platforms"},
+    "diskusage": {"errors", "digest", "oci", "image", "fsutil", "layout", "store", "snapshots", "runtime", "builder"},
     "cli": {"*"},
 }
 

@@ -8,8 +8,8 @@ gives the very same image ID, as docker's cache does. Records are written atomic
 ever created or replaced whole, so concurrent builds can share them.
 
 The store's garbage collection knows nothing of these records (only index.json roots keep blobs):
-a record whose layer blob was pruned is a miss, never an error. `prune()` (`imagekit builder prune`)
-removes records whose layer no image uses.
+a record whose layer blob was pruned is a miss, never an error. `prunable()` names the records whose
+layer no image uses, which `imagekit builder prune` (imagekit.builder.prune) removes.
 
 Imports: stdlib, imagekit.errors, digest, oci, fsutil.
 """
@@ -74,23 +74,15 @@ class BuildCache:
         }
         atomic_write(self._path(key), canonical_json(data))
 
-    def prune(self, in_use: set[Digest]) -> tuple[int, int]:
-        """Removes records whose layer blob is not in `in_use`; returns (records removed, bytes of them)."""
-        removed = freed = 0
+    def prunable(self, in_use: set[Digest]) -> list[Path]:
+        """The records `builder prune` removes: those whose layer blob is not in `in_use` (and unreadable ones)."""
         try:
-            names = os.listdir(self.directory)
+            names = sorted(os.listdir(self.directory))
         except FileNotFoundError:
-            return 0, 0
+            return []
+        found = []
         for name in names:
             record = self.get(name.replace("-", ":", 1))
-            if record is not None and (record.layer is None or record.layer.digest in in_use):
-                continue
-            path = self.directory / name
-            try:
-                size = path.stat().st_size
-                path.unlink()
-            except FileNotFoundError:
-                continue
-            removed += 1
-            freed += size
-        return removed, freed
+            if record is None or (record.layer is not None and record.layer.digest not in in_use):
+                found.append(self.directory / name)
+        return found

@@ -50,7 +50,7 @@ COMMAND_MODULES = {
     "images": "store",
     "tag": "store",
     "rmi": "store",
-    "inspect": "store",
+    "inspect": "inspect",
     "prune": "store",
     "import": "store",
     "image": "store",

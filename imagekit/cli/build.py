@@ -8,7 +8,6 @@ them (mirrors, credentials, trust options); that is the one place the builder me
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -136,17 +135,11 @@ def builder_group() -> None:
 @builder_group.command("prune")
 @click.pass_obj
 def builder_prune(ctx: Context) -> None:
-    """Remove build cache that no image uses: step records whose layer no image has, RUN cache mounts
-    and the context's file digests, as `docker builder prune` does."""
-    from imagekit.builder.cache import BuildCache
-    from imagekit.fsutil import disk_usage
+    """Remove build cache that no image uses: step records whose layer no image has, RUN cache mounts,
+    the context's file digests, extracted layers no image lists and dead build snapshots, as `docker
+    builder prune` frees BuildKit's."""
+    from imagekit.builder.prune import prune
 
-    store = Store(ctx.root)
-    in_use = {d.digest for stored in store.images() for d in stored.image.layers}
-    cache = store.state_dir("cache")
-    removed, freed = BuildCache(cache / "build").prune(in_use)
-    for name in ("mounts", "context"):
-        freed += disk_usage([cache / name])
-        shutil.rmtree(cache / name, ignore_errors=True)
+    removed, freed = prune(Store(ctx.root))
     click.echo(f"Deleted {removed} build cache records", err=True)
     click.echo(f"Total reclaimed space: {human_size(freed)}")

@@ -41,7 +41,7 @@ def ps(ctx: click.Context, show_all: bool, quiet: bool, no_trunc: bool) -> None:
     """List containers (running ones unless -a)."""
     runtime = _runtime(ctx)
     every = runtime.containers.all()
-    runtime.release_stale(every)
+    runtime.release_stale()
     containers = [c for c in every if show_all or c.state == "running"]
     if quiet:
         for container in containers:
@@ -173,16 +173,44 @@ def logs(ctx: click.Context, follow: bool, tail: str, container: str) -> None:
 
 @cli.group("container")
 def container_group() -> None:
-    """Containers (inspect; the other commands are top-level, as docker's)."""
+    """Containers (inspect, prune; the other commands are top-level, as docker's)."""
 
 
 @container_group.command("inspect")
+@click.option("-f", "--format", "fmt", metavar="TEMPLATE", help="A Go template per container, e.g. '{{.State.Status}}'.")
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_context
-def container_inspect(ctx: click.Context, containers: tuple[str, ...]) -> None:
-    """Show containers as JSON (docker inspect's fields)."""
+def container_inspect(ctx: click.Context, fmt: str | None, containers: tuple[str, ...]) -> None:
+    """Show containers as JSON (docker inspect's fields); each missing one is an error (exit 1)."""
+    from imagekit.cli.inspect import show
+
     runtime = _runtime(ctx)
-    click.echo(json.dumps([inspect_container(runtime, runtime.containers.find(text)) for text in containers], indent=4))
+    show(ctx, containers, fmt, lambda text: inspect_container(runtime, runtime.containers.find(text)))
+
+
+@container_group.command("prune")
+@click.option("-f", "--force", is_flag=True, help="Do not ask (imagekit never asks; accepted for docker's scripts).")
+@click.pass_context
+def container_prune(ctx: click.Context, force: bool) -> None:
+    """Remove every stopped container (record and writable layer; its volumes stay), as `docker container prune`."""
+    from imagekit.fsutil import disk_usage
+    from imagekit.runtime.stats import human_size
+
+    runtime = _runtime(ctx)
+    removed, freed = [], 0
+    for container in runtime.containers.all():
+        if container.state == "running":
+            continue
+        size = disk_usage(runtime.disk_paths(container))
+        try:
+            runtime.remove(runtime.containers.load(container.id))  # refused if started meanwhile, gone if removed
+        except ImagekitError:
+            continue
+        removed.append(container.id)
+        freed += size
+    if removed:
+        click.echo("Deleted Containers:\n" + "\n".join(removed) + "\n")
+    click.echo(f"Total reclaimed space: {human_size(freed)}")
 
 
 def inspect_container(runtime: Runtime, c: Container) -> dict[str, Any]:
@@ -243,12 +271,15 @@ def volume_ls(ctx: click.Context, quiet: bool) -> None:
 
 
 @volume.command("inspect")
+@click.option("-f", "--format", "fmt", metavar="TEMPLATE", help="A Go template per volume, e.g. '{{.Mountpoint}}'.")
 @click.argument("names", nargs=-1, required=True)
 @click.pass_context
-def volume_inspect(ctx: click.Context, names: tuple[str, ...]) -> None:
-    """Show volumes as JSON."""
+def volume_inspect(ctx: click.Context, fmt: str | None, names: tuple[str, ...]) -> None:
+    """Show volumes as JSON; each missing one is an error (exit 1)."""
+    from imagekit.cli.inspect import show
+
     volumes = _runtime(ctx).volumes
-    click.echo(json.dumps([volumes.get(name).inspect() for name in names], indent=4))
+    show(ctx, names, fmt, lambda name: volumes.get(name).inspect())
 
 
 @volume.command("rm")

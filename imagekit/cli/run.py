@@ -23,7 +23,7 @@ import click
 
 from imagekit.cli import cli
 from imagekit.errors import ContainerError, ImageNotFound, ImagekitError
-from imagekit.runtime.options import RunOptions, parse_cpus, parse_env, parse_env_file, parse_mount, parse_size, parse_tmpfs, parse_volume
+from imagekit.runtime.options import RunOptions, discarded_ports, parse_cpus, parse_env, parse_env_file, parse_mount, parse_size, parse_tmpfs, parse_volume
 
 if TYPE_CHECKING:
     from imagekit.runtime.ports import PortSpec
@@ -45,12 +45,12 @@ RUN_FAILED = 125
 @click.option("-u", "--user", default="", metavar="USER[:GROUP]", help="User (name or uid) and group to run as.")
 @click.option("--entrypoint", default=None, help="Replace the image's Entrypoint (and clear its Cmd).")
 @click.option("--hostname", default="", help="Hostname (default: the host's with --network host, else the short ID).")
-@click.option("--network", type=click.Choice(["host", "none", "bridge"]), default="host", show_default=True,
-              help="host shares the host's network; none gives only loopback; bridge gives an address on imagekit0 "
-                   "(10.88.0.0/16, NAT to the outside). The default stays host for now, unlike docker's bridge.")
+@click.option("--network", type=click.Choice(["bridge", "host", "none"]), default="bridge", show_default=True,
+              help="bridge gives an address on imagekit0 (10.88.0.0/16, NAT to the outside), as docker's default; "
+                   "host shares the host's network; none gives only loopback.")
 @click.option("-p", "--publish", "publish", multiple=True, metavar="[IP:][HOST:]CTR[/PROTO]",
-              help="Publish a container port on the host (with --network bridge); ranges as docker's.")
-@click.option("-P", "--publish-all", is_flag=True, help="Publish every EXPOSEd port on a free host port (with --network bridge).")
+              help="Publish a container port on the host; ranges as docker's. Discarded (with a warning) off the bridge.")
+@click.option("-P", "--publish-all", is_flag=True, help="Publish every EXPOSEd port on a free host port (on the bridge).")
 @click.option("-m", "--memory", default="", metavar="SIZE", help="Memory limit (256m, 1g; at least 6m).")
 @click.option("--cpus", default="", metavar="N", help="CPU quota in CPUs (0.5: half of one).")
 @click.option("--pids-limit", type=int, default=0, metavar="N", help="Most processes at once.")
@@ -70,6 +70,9 @@ def run(ctx: click.Context, image: str, command: tuple[str, ...], **flags: objec
         detach = bool(flags["detach"])
         _check_terminal(bool(flags["interactive"]) and not detach, bool(flags["tty"]))
         options = _options(image, command, flags)
+        warning = discarded_ports(options)
+        if warning:
+            click.echo(f"WARNING: {warning}", err=True)
         status = _run(ctx, options, detach, bool(flags["interactive"]))
     except ImagekitError as err:
         click.echo(f"imagekit: {err}", err=True)

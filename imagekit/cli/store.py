@@ -1,4 +1,4 @@
-"""Store commands: images, tag, rmi, inspect, prune, import — docker's words, docker's output.
+"""Store commands: images, tag, rmi, image inspect, prune, import — docker's words, docker's output.
 
 `rmi` untags and then collects garbage, as `docker rmi` deletes what is no longer tagged; with
 `--no-prune` it only untags and `imagekit prune` reclaims the space later.
@@ -125,7 +125,7 @@ def images(ctx: click.Context, repository: str | None, all_: bool, quiet: bool, 
     store = _store(ctx)
     wanted = parse_reference(repository, default_tag=False) if repository else None
     keep = _image_filter(store, filters)
-    template = _template(fmt) if fmt not in ("table", "json") else None
+    template = format_template(fmt) if fmt not in ("table", "json") else None
     rows: list[dict[str, str]] = []
     for stored in sorted(store.images(), key=_created_at, reverse=True):
         name = stored.entry.annotations.get(REF_NAME)
@@ -157,7 +157,7 @@ def images(ctx: click.Context, repository: str | None, all_: bool, quiet: bool, 
         click.echo(_table([[_HEADERS[c] for c in columns], *([row[c] for c in columns] for row in rows)]))
 
 
-def _template(fmt: str) -> tuple[Template, Template | None]:
+def format_template(fmt: str) -> tuple[Template, Template | None]:
     """The row template of `--format` and, for `table TEMPLATE`, the header it renders to."""
     from imagekit.cli.template import parse as parse_template
 
@@ -310,15 +310,23 @@ def _familiar(name: str) -> str:
 
 
 @cli.command()
+@click.option("-a", "--all", "all_images", is_flag=True, help="Delete every image no container was made from, not only dangling ones.")
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation (asked only when stdin and stderr are a terminal).")
 @click.pass_context
-def prune(ctx: click.Context, force: bool) -> None:
-    """Delete dangling images (those without a name), blobs no image reaches, extracted layers no image
-    lists, and leftovers of interrupted writes."""
+def prune(ctx: click.Context, all_images: bool, force: bool) -> None:
+    """Delete dangling images (those without a name), or with -a every image no container was made from,
+    then blobs no image reaches, extracted layers no image lists, and leftovers of interrupted writes."""
     if not force and sys.stdin.isatty() and sys.stderr.isatty():  # a person at a terminal, as docker asks
-        click.confirm("WARNING! This will remove all dangling images.\nAre you sure you want to continue?", abort=True, err=True)
+        which = "images without at least one container associated to them" if all_images else "dangling images"
+        click.confirm(f"WARNING! This will remove all {which}.\nAre you sure you want to continue?", abort=True, err=True)
     store = _store(ctx)
-    for image_id in store.prune_dangling():
+    if all_images:
+        from imagekit.runtime.state import Containers
+
+        removed = store.prune_unused({c.image_id for c in Containers(store).all(refresh=False)})
+    else:
+        removed = store.prune_dangling()
+    for image_id in removed:
         click.echo(f"Deleted image: {image_id}")
     _report(store, total=True)
 
@@ -333,31 +341,19 @@ def _report(store: Store, total: bool) -> None:
         click.echo(f"Total reclaimed space: {human_size(report.bytes_freed + layer_bytes)}")
 
 
-@cli.command()
+@click.command("inspect")
 @click.argument("refs", nargs=-1, required=True, metavar="REF|ID...")
 @click.option("-f", "--format", "fmt", metavar="TEMPLATE", help="A Go template per image, e.g. '{{.Id}}' or '{{json .Config}}'.")
 @click.pass_context
 def inspect(ctx: click.Context, refs: tuple[str, ...], fmt: str | None) -> None:
     """Show images as JSON (docker inspect's fields, plus the manifest); each missing one is an error (exit 1)."""
+    from imagekit.cli.inspect import show
+
     store = _store(ctx)
-    template = _template(fmt)[0] if fmt else None
-    found, failed = [], False
-    for text in refs:
-        try:
-            found.append(_inspect(store.find(text)))
-        except ImagekitError as err:
-            report_error(err)
-            failed = True
-    if template is not None:
-        for info in found:
-            click.echo(template.render(info))
-    else:
-        click.echo(json.dumps(found, indent=4))
-    if failed:
-        ctx.exit(1)
+    show(ctx, refs, fmt, lambda text: inspect_image(store.find(text)))
 
 
-def _inspect(stored: StoredImage) -> dict[str, Any]:
+def inspect_image(stored: StoredImage) -> dict[str, Any]:
     config = stored.image.config
     rootfs = config.get("rootfs") if isinstance(config.get("rootfs"), dict) else {}
     refs = stored.references()

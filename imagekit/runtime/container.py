@@ -198,8 +198,9 @@ class Runtime:
             if container.network == "bridge":
                 from imagekit.runtime import network, ports  # here: only bridge containers need the network modules and their imports
 
-                self.containers.save(record)  # its supervisor on record first: `ps` (cleanup_stale) spares what it connects
-                endpoint = network.connect(self.bridge, container.id, spec.hostname, names=(container.name,))
+                self.containers.save(record)  # running from now: `stop` and `rm -f` find its supervisor while it connects
+                endpoint = network.connect(self.bridge, container.id, spec.hostname, names=(container.name,),
+                                           supervisor=(record.supervisor, record.supervisor_start))
                 published = ports.publish(self.bridge, container.id, endpoint.address, [ports.PortSpec(**item) for item in container.publish])
                 spec = dataclasses.replace(spec, netns=endpoint.netns, etc_files=endpoint.etc_files)
                 record = dataclasses.replace(record, ip=endpoint.address, ports=tuple(dataclasses.asdict(b) for b in published.bindings))
@@ -344,19 +345,25 @@ class Runtime:
                                    uid=uid, gid=gid, groups=groups, cgroups=cgroups.find(container.id, self.cgroup_root).dirs, tty=tty)
         return sandbox.join(container.pid, spec, stdin=stdin, stdout=stdout, stderr=stderr, size_from=size_from).status
 
-    def release_stale(self, containers: list[Container]) -> None:
-        """Releases the bridge's leases, links, rules and namespaces of every container without a live supervisor
-        (`containers`: all of them, refreshed); nothing to do in a store whose bridge was never used."""
-        if (self.store.root / "networks").is_dir():
-            from imagekit.runtime import network  # here: a store whose bridge was never used needs no network modules
+    def release_stale(self) -> None:
+        """Releases the bridge's leases, links, rules and namespaces of every container without a live supervisor,
+        whatever its store (network.cleanup_stale); nothing to do while no store of this host used the bridge."""
+        from imagekit.runtime import network  # here: only `ps` and the bridge's containers need the network modules
 
-            network.cleanup_stale(self.bridge, [c.id for c in containers if c.state == "running"])
+        bridge = self.bridge
+        if (bridge.state / f"{bridge.name}.json").exists():
+            network.cleanup_stale(bridge)
 
     def _release(self, container: Container) -> None:
         """The bridge's lease, link and rules of `container` given back."""
         from imagekit.runtime import network  # here: only bridge containers need the network modules and their imports
 
         network.release(self.bridge, container.id)
+
+    def disk_paths(self, container: Container) -> list[Path]:
+        """What the container holds on disk, all of which remove() deletes: its record directory (record,
+        log, /etc files) and its snapshot (writable layer)."""
+        return [self.containers.dir(container.id), self.store.root / "snapshots" / container.id]
 
     def volumes_in_use(self) -> set[str]:
         """Names of the volumes some container's mounts use."""
@@ -371,10 +378,8 @@ class Runtime:
 
 
 def _publish_specs(config: ImageConfig, options: RunOptions) -> list[ports.PortSpec]:
-    """-p and -P's specs; ContainerError when ports are asked for off the bridge (docker drops them silently)."""
+    """-p and -P's specs; none off the bridge, where docker discards them (its CLI warns: see `discarded_ports`)."""
     if options.network != "bridge":
-        if options.publish or options.publish_all:
-            raise ContainerError(f"published ports (-p, -P) need --network bridge, not --network {options.network}")
         return []
     from imagekit.runtime import ports  # here: only bridge containers need the network modules and their imports
 

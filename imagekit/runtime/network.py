@@ -1,23 +1,30 @@
 """Docker's bridge network without a daemon: the bridge, one address, veth and network namespace per container.
 
-`connect(bridge, id, hostname)` wires a container: the bridge `imagekit0` with the gateway address (made on
-first use), forwarding and masquerading for the subnet, a network namespace pinned on
-ROOT/containers/<id>/netns (Spec.netns joins it), a veth pair (`ik<id[:12]>` on the bridge, `eth0` in the
-container), an address leased from ROOT/networks/<bridge>.json, `lo` up, the default route through the
-gateway, and the container's /etc/hosts, /etc/hostname and /etc/resolv.conf (Spec.etc_files).
-`release(bridge, id)` undoes all of it, port rules included; both are idempotent and serialized by
-ROOT/networks/<bridge>.lock, and `cleanup_stale(bridge, live_ids)` releases what a killed runner left.
+`connect(bridge, id, hostname, supervisor=(pid, start))` wires a container: the bridge `imagekit0` with the
+gateway address (made on first use), forwarding and masquerading for the subnet, a network namespace pinned
+on ROOT/containers/<id>/netns (Spec.netns joins it), a veth pair (`ik` + a digest of the id on the bridge,
+`eth0` in the container), a leased address, `lo` up, the default route through the gateway, and the
+container's /etc/hosts, /etc/hostname and /etc/resolv.conf (Spec.etc_files). `release(bridge, id)` undoes
+all of it, port rules included; both are idempotent.
+
+One bridge serves every store on the host, so its state is the host network namespace's, not a store's (as
+podman keeps /run/containers/networks): STATE_DIR/netns-<inode of the namespace>/<bridge>.json holds the
+leases, each naming its owner (store root, container id, supervisor pid and start time), and
+<bridge>.lock serializes every change. `cleanup_stale(bridge)` releases what a killed runner of ANY store
+left: leases whose supervisor is dead or whose container's directory is gone, then veths and rules that no
+lease owns; a live container of another store keeps everything.
 
 Everything on the host side happens in `Bridge.host_netns`: "" is this process's namespace (production);
 tests pass a namespace they made, so the machine's own network is never touched. Links and addresses go
 through iproute2 (`ip -batch`), NAT through imagekit.runtime.nat (nftables or iptables), each run under
 `nsenter --net` when host_netns is set; sysctls and sockets use `within`, a thread that joined the namespace.
 
-Imports: stdlib, imagekit.errors, imagekit.fsutil, imagekit.sandbox.linux, imagekit.runtime.nat.
+Imports: stdlib, imagekit.errors, imagekit.fsutil, imagekit.sandbox.linux, imagekit.runtime.{nat,state}.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import ipaddress
@@ -33,12 +40,15 @@ from typing import TypeVar
 from imagekit.errors import NetworkError
 from imagekit.fsutil import atomic_write, locked
 from imagekit.runtime import nat
+from imagekit.runtime.state import supervisor_alive
 from imagekit.sandbox import linux
 
 BRIDGE = "imagekit0"
 #: podman's default: Docker's 172.17.0.0/16 would collide with a Docker daemon on the same host.
 DEFAULT_SUBNET = "10.88.0.0/16"
 SUBNET_ENV = "IMAGEKIT_BRIDGE_SUBNET"
+#: where the bridges' host-wide state lives, one directory per host network namespace (tmpfs: gone at boot, as links are)
+STATE_DIR = Path("/run/imagekit/networks")
 #: Docker's fallback when the host's resolv.conf names only loopback resolvers, unreachable from a container.
 FALLBACK_NAMESERVERS = ("8.8.8.8", "8.8.4.4")
 _HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
@@ -48,7 +58,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Bridge:
-    """One bridge network: its state lives under `root` (the store root), its links in `host_netns`."""
+    """One bridge network as the store at `root` sees it: its links in `host_netns`, its leases in `state`
+    (shared by every store whose containers use the bridge of that namespace)."""
 
     root: Path
     host_netns: str = ""
@@ -71,7 +82,23 @@ class Bridge:
 
     @property
     def state(self) -> Path:
-        return self.root / "networks"
+        return state_dir(self.host_netns)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """An address and who holds it: a container of the store at `root`, connected by the supervisor `supervisor`
+    (pid) that started at `supervisor_start` (imagekit.runtime.state.process_start)."""
+
+    address: str
+    container_id: str
+    root: str
+    supervisor: int
+    supervisor_start: int
+
+    def alive(self) -> bool:
+        """Its supervisor still runs and its container still exists: only then are its links and rules kept."""
+        return supervisor_alive(self.supervisor, self.supervisor_start) and (Path(self.root) / "containers" / self.container_id).is_dir()
 
 
 @dataclass(frozen=True)
@@ -107,6 +134,16 @@ def bridge(root: Path | str, host_netns: str = "") -> Bridge:
     return Bridge(root=root, host_netns=host_netns, subnet=str(network))
 
 
+def state_dir(host_netns: str = "") -> Path:
+    """The state of the bridges of the network namespace `host_netns` ("" is this process's): keyed by the
+    namespace's inode, so every store on a host shares it and a namespace a test made never does."""
+    try:
+        inode = os.stat(host_netns or "/proc/self/ns/net").st_ino
+    except OSError as err:
+        raise NetworkError(f"cannot find the network namespace {host_netns or 'of this process'}: {err.strerror}") from err
+    return STATE_DIR / f"netns-{inode}"
+
+
 def veth_name(container_id: str) -> str:
     """The host-side link of a container: derived from a digest of its id (15 bytes at most), so a crash loses
     nothing and ids that share a prefix get different links."""
@@ -117,8 +154,9 @@ def netns_path(root: Path, container_id: str) -> Path:
     return root / "containers" / container_id / "netns"
 
 
-def connect(bridge: Bridge, container_id: str, hostname: str, names: Iterable[str] = ()) -> Endpoint:
+def connect(bridge: Bridge, container_id: str, hostname: str, names: Iterable[str] = (), *, supervisor: tuple[int, int]) -> Endpoint:
     """Puts the container on the bridge and returns its endpoint; again, the same endpoint (the etc files rewritten).
+    `supervisor` (pid, start time) is the process that serves it: its lease lives as long as that process.
     On failure nothing is left behind."""
     nat.check_id(container_id)
     names = tuple(names)
@@ -127,35 +165,40 @@ def connect(bridge: Bridge, container_id: str, hostname: str, names: Iterable[st
             raise NetworkError(f"{name!r} cannot name a container in /etc/hosts: use letters, digits, '_', '.', '-'")
     with _lock(bridge):
         try:
-            return _connect(bridge, container_id, hostname, names)
+            return _connect(bridge, container_id, hostname, names, supervisor)
         except BaseException:
-            _release(bridge, container_id)
+            _release(bridge, container_id, bridge.root)
             raise
 
 
 def release(bridge: Bridge, container_id: str) -> None:
     """Removes the container's port rules, veth, network namespace and lease; what is gone already is skipped."""
     with _lock(bridge):
-        _release(bridge, container_id)
+        _release(bridge, container_id, bridge.root)
 
 
-def cleanup_stale(bridge: Bridge, live_ids: Iterable[str]) -> list[str]:
-    """Releases every container known to the network (a lease, a veth, a pinned namespace, a rule) that is not in
-    `live_ids`, as after a runner that was killed; returns the ids released (veths without one are deleted too)."""
-    live = set(live_ids)
+def cleanup_stale(bridge: Bridge) -> list[str]:
+    """Releases what killed runners left, whatever their store: every lease that is no longer alive (Lease.alive),
+    every namespace pinned in this store without a live lease, then every veth on the bridge and NAT rule that no
+    live lease owns. Returns the container ids released."""
     with _lock(bridge):
-        known = set(_leases(bridge).values()) | bridge.rules.owners()
+        leases = _leases(bridge)
+        live = {lease.container_id for lease in leases if lease.alive()}
+        stale = {lease.container_id: Path(lease.root) for lease in leases if lease.container_id not in live}
         containers = bridge.root / "containers"
         if containers.is_dir():
-            known |= {entry.name for entry in containers.iterdir() if os.path.ismount(entry / "netns")}
-        stale = sorted(known - live)
-        for container_id in stale:
-            _release(bridge, container_id)
+            for entry in containers.iterdir():
+                if entry.name not in live and os.path.ismount(entry / "netns"):
+                    stale.setdefault(entry.name, bridge.root)
+        for container_id, root in stale.items():
+            _release(bridge, container_id, root)
+        for owner in bridge.rules.owners() - live:
+            bridge.rules.delete(owner)
         keep = {veth_name(container_id) for container_id in live}
         for link in _bridge_links(bridge):
             if link not in keep:
                 _ip(bridge, [f"link del {link}"])
-        return stale
+        return sorted(stale)
 
 
 def within(netns: str, fn: Callable[[], T]) -> T:
@@ -229,9 +272,9 @@ def resolv_conf(host: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _connect(bridge: Bridge, container_id: str, hostname: str, names: tuple[str, ...]) -> Endpoint:
+def _connect(bridge: Bridge, container_id: str, hostname: str, names: tuple[str, ...], supervisor: tuple[int, int]) -> Endpoint:
     _ensure_bridge(bridge)
-    address = _lease(bridge, container_id)
+    address = _lease(bridge, container_id, supervisor)
     pin = netns_path(bridge.root, container_id)
     if not os.path.ismount(pin):
         pin.parent.mkdir(parents=True, exist_ok=True)
@@ -250,13 +293,14 @@ def _connect(bridge: Bridge, container_id: str, hostname: str, names: tuple[str,
     return Endpoint(container_id=container_id, address=address, gateway=bridge.gateway, netns=str(pin), veth=veth, etc_files=etc)
 
 
-def _release(bridge: Bridge, container_id: str) -> None:
+def _release(bridge: Bridge, container_id: str, root: Path) -> None:
+    """Releases the container of the store at `root` (its netns pin is there)."""
     nat.check_id(container_id)  # it names a path under ROOT/containers
     bridge.rules.delete(container_id)
     veth = veth_name(container_id)
     if veth in _links(bridge.host_netns):
         _ip(bridge, [f"link del {veth}"])
-    pin = netns_path(bridge.root, container_id)
+    pin = netns_path(root, container_id)
     try:
         linux.umount2(str(pin), linux.MNT_DETACH)
     except OSError as err:
@@ -264,8 +308,8 @@ def _release(bridge: Bridge, container_id: str) -> None:
             raise NetworkError(f"cannot remove the network namespace {pin}: {err.strerror}") from err
     pin.unlink(missing_ok=True)
     leases = _leases(bridge)
-    if container_id in leases.values():
-        _save_leases(bridge, {address: owner for address, owner in leases.items() if owner != container_id})
+    if any(lease.container_id == container_id for lease in leases):
+        _save_leases(bridge, [lease for lease in leases if lease.container_id != container_id])
 
 
 def _ensure_bridge(bridge: Bridge) -> None:
@@ -276,34 +320,47 @@ def _ensure_bridge(bridge: Bridge) -> None:
     bridge.rules.ensure()
 
 
-def _lease(bridge: Bridge, container_id: str) -> str:
-    """The container's address: the one it holds, else the lowest free one after the gateway."""
-    leases = _leases(bridge)
-    for address, owner in leases.items():
-        if owner == container_id:
-            return address
+def _lease(bridge: Bridge, container_id: str, supervisor: tuple[int, int]) -> str:
+    """The container's address: the one it holds (now served by `supervisor`), else the lowest free one after the
+    gateway. One bridge has one subnet, whichever store asks: another one is refused while a live lease uses it."""
+    subnet, leases = _read(bridge)
+    mine = Lease("", container_id, os.path.abspath(bridge.root), *supervisor)  # read from any directory
+    if subnet != bridge.subnet and any(lease.alive() for lease in leases):
+        raise NetworkError(f"{bridge.name} serves {subnet} to running containers, not {bridge.subnet}: every store on this host "
+                           f"must use one subnet (${SUBNET_ENV} or ROOT/networks/config.json)")
+    for lease in leases:
+        if lease.container_id == container_id:
+            _save_leases(bridge, [dataclasses.replace(mine, address=lease.address) if item is lease else item for item in leases])
+            return lease.address
+    taken = {lease.address for lease in leases}
     for host in bridge.network.hosts():
         address = str(host)
-        if address != bridge.gateway and address not in leases:
-            _save_leases(bridge, {**leases, address: container_id})
+        if address != bridge.gateway and address not in taken:
+            _save_leases(bridge, [*leases, dataclasses.replace(mine, address=address)])
             return address
     raise NetworkError(f"no free address left on {bridge.name} ({bridge.subnet}, {len(leases)} containers)")
 
 
-def _leases(bridge: Bridge) -> dict[str, str]:
+def _leases(bridge: Bridge) -> list[Lease]:
+    return _read(bridge)[1]
+
+
+def _read(bridge: Bridge) -> tuple[str, list[Lease]]:
+    """The subnet the leases were given from and the leases."""
     path = bridge.state / f"{bridge.name}.json"
     if not path.exists():
-        return {}
+        return bridge.subnet, []
     try:
-        leases = json.loads(path.read_text())["leases"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
+        body = json.loads(path.read_text())
+        return str(body["subnet"]), [Lease(address=str(address), **owner) for address, owner in body["leases"].items()]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise NetworkError(f"{path}: unreadable leases ({err}); remove it when no container runs") from err
-    return {str(address): str(owner) for address, owner in leases.items()}
 
 
-def _save_leases(bridge: Bridge, leases: dict[str, str]) -> None:
-    body = {"subnet": bridge.subnet, "leases": dict(sorted(leases.items(), key=lambda item: ipaddress.IPv4Address(item[0])))}
-    atomic_write(bridge.state / f"{bridge.name}.json", json.dumps(body, indent=2).encode() + b"\n", mode=0o644)
+def _save_leases(bridge: Bridge, leases: list[Lease]) -> None:
+    ordered = sorted(leases, key=lambda lease: ipaddress.IPv4Address(lease.address))
+    owners = {lease.address: {k: v for k, v in dataclasses.asdict(lease).items() if k != "address"} for lease in ordered}
+    atomic_write(bridge.state / f"{bridge.name}.json", json.dumps({"subnet": bridge.subnet, "leases": owners}, indent=2).encode() + b"\n", mode=0o644)
 
 
 def _lock(bridge: Bridge) -> object:

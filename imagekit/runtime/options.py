@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([bkmgt]?)b?", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,10 @@ class RunOptions:
     user: str = ""
     entrypoint: str | None = None
     hostname: str = ""
-    network: Literal["host", "none", "bridge"] = "host"
-    #: `-p` specs (bridge only), parsed by imagekit.runtime.ports.parse_publish; `-P` adds the image's EXPOSEd ports
+    #: docker's default: an address on the bridge imagekit0 (imagekit.runtime.network)
+    network: Literal["host", "none", "bridge"] = "bridge"
+    #: `-p` specs, parsed by imagekit.runtime.ports.parse_publish; `-P` adds the image's EXPOSEd ports. Only the bridge
+    #: publishes: other networks discard them, as docker does (see discarded_ports)
     publish: tuple[PortSpec, ...] = ()
     publish_all: bool = False
     memory: int = 0
@@ -66,6 +68,13 @@ class RunOptions:
     #: docker's -t: a pty as the process's stdin, stdout and stderr (its output in the log with \r\n when detached)
     tty: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+
+
+def discarded_ports(options: RunOptions) -> str:
+    """docker's warning when -p/-P are given off the bridge, where they are discarded; "" when nothing is."""
+    if options.network == "bridge" or not (options.publish or options.publish_all):
+        return ""
+    return f"Published ports are discarded when using {options.network} network mode"
 
 
 def parse_size(text: str, what: str = "memory") -> int:
@@ -153,7 +162,7 @@ def parse_tmpfs(text: str) -> VolumeSpec:
 
 def volume_name(name: str) -> str:
     """A valid volume name (docker's rule: [a-zA-Z0-9][a-zA-Z0-9_.-]+), else ContainerError."""
-    if not _VOLUME_NAME.fullmatch(name):
+    if not VOLUME_NAME.fullmatch(name):
         raise ContainerError(f"invalid volume name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     return name
 

@@ -59,10 +59,17 @@ def row(container: Container, before: Sample, after: Sample) -> tuple[str, ...]:
     )
 
 
+def idle_row(container: Container) -> tuple[str, ...]:
+    """docker stats' row of a container that is not running: every figure zero, the memory limit too
+    (the daemon sends an empty sample for it, and the CLI's entry stays zero)."""
+    return (container.short_id, container.name, "0.00%", "0B / 0B", "0.00%", "0B / 0B", "0B / 0B", "0")
+
+
 def table(rows: list[tuple[str, ...]]) -> str:
-    """The first row over the others, columns padded as docker's tabwriter pads them (three spaces apart)."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("   ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
+    """The first row over the others, laid out as docker's formatter does (Go's tabwriter with minimum
+    width 10 and padding 3: each column but the last as wide as its widest cell plus 3, at least 10)."""
+    widths = [max(10, max(len(r[i]) for r in rows) + 3) for i in range(len(rows[0]) - 1)]
+    return "\n".join(("".join(cell.ljust(w) for cell, w in zip(r, widths)) + r[-1]).rstrip() for r in rows)
 
 
 def bytes_size(size: float) -> str:

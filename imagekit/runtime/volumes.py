@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagekit.errors import VolumeError
+from imagekit.errors import VolumeError, VolumeNotFound
 from imagekit.fsutil import atomic_write
-from imagekit.runtime.options import volume_name
+from imagekit.runtime.options import VOLUME_NAME, volume_name
 from imagekit.runtime.state import now
 from imagekit.store import Store
 
@@ -71,11 +71,14 @@ class Volumes:
         return self.get(name)
 
     def get(self, name: str) -> Volume:
+        """Volume `name`; VolumeNotFound when there is none, or the name is no volume name (never a path)."""
+        if not VOLUME_NAME.fullmatch(name):
+            raise VolumeNotFound(f"no such volume: {name}")
         path = self.root / name
         try:
             meta = json.loads((path / "meta.json").read_text())
         except FileNotFoundError:
-            raise VolumeError(f"no such volume: {name}") from None
+            raise VolumeNotFound(f"no such volume: {name}") from None
         except (OSError, ValueError) as err:
             raise VolumeError(f"volume {name} is unreadable: {err}") from err
         return Volume(name, path / "_data", str(meta.get("created", "")), bool(meta.get("anonymous")))

@@ -287,8 +287,8 @@ class Snapshots:
     # --- space ------------------------------------------------------------------------------------------
     def usage(self) -> Usage:
         """How many extracted layers and active snapshots there are, and the disk space each kind takes."""
-        layers = self._layer_dirs()
-        snapshots = self._snapshot_dirs()
+        layers = self.layer_dirs()
+        snapshots = self.snapshot_dirs()
         return Usage(len(layers), disk_usage(layers), len(snapshots), disk_usage(snapshots))
 
     def gc(self, keep: set[str]) -> int:
@@ -303,15 +303,7 @@ class Snapshots:
             self._layers.mkdir(parents=True, exist_ok=True)
             lock = _lock(self._layers / "lock", fcntl.LOCK_EX)
         try:
-            doomed = [path for path in (self._layers / "tmp").glob("*")]
-            needed = set(keep)
-            for path in self._snapshot_dirs():
-                meta = _read_meta(path)
-                if meta.get("persistent") or _locked(path / "lock"):  # our own snapshots' locks count too
-                    needed.update(_diff_id_of(Path(lower)) for lower in meta.get("lowers", ()))  # type: ignore[union-attr]
-                else:
-                    doomed.append(path)
-            doomed += [path for path in self._layer_dirs() if f"{path.parent.name}:{path.name}" not in needed]
+            doomed = self.garbage(keep)
             freed = disk_usage(doomed)
             for path in doomed:
                 _remove(path)
@@ -319,7 +311,23 @@ class Snapshots:
             os.close(lock)
         return freed
 
-    def _layer_dirs(self) -> list[Path]:
+    def garbage(self, keep: set[str]) -> list[Path]:
+        """What gc(keep) removes, as it stands now: scratch dirs of killed extractions, ephemeral snapshots
+        whose process is gone, and extracted layers neither in `keep` nor under a remaining snapshot.
+        Only gc's exclusive lock makes the answer final (an extraction may be under way); `system df`
+        reads it as the build cache's reclaimable part."""
+        doomed = [path for path in (self._layers / "tmp").glob("*")]
+        needed = set(keep)
+        for path in self.snapshot_dirs():
+            meta = _read_meta(path)
+            if meta.get("persistent") or _locked(path / "lock"):  # our own snapshots' locks count too
+                needed.update(_diff_id_of(Path(lower)) for lower in meta.get("lowers", ()))  # type: ignore[union-attr]
+            else:
+                doomed.append(path)
+        return doomed + [path for path in self.layer_dirs() if _diff_id_of(path) not in needed]
+
+    def layer_dirs(self) -> list[Path]:
+        """Every extracted layer's directory (layers/ALGORITHM/HEX)."""
         found = []
         for algorithm in ("sha256", "sha512"):
             directory = self._layers / algorithm
@@ -327,7 +335,8 @@ class Snapshots:
                 found += sorted(path for path in directory.iterdir() if path.is_dir())
         return found
 
-    def _snapshot_dirs(self) -> list[Path]:
+    def snapshot_dirs(self) -> list[Path]:
+        """Every active snapshot's directory (snapshots/KEY), a container's or a build step's."""
         if not self._snapshots.is_dir():
             return []
         return sorted(path for path in self._snapshots.iterdir() if path.is_dir() and _KEY.fullmatch(path.name))

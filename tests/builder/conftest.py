@@ -77,9 +77,3 @@ def inspect(root: Path, ref: str) -> dict:
 def unpack(root: Path, ref: str, dest: Path) -> Path:
     ok(run_imagekit(root, "unpack", ref, str(dest)))
     return dest
-
-
-def mountinfo() -> list[str]:
-    """This machine's mounts as /proc/self/mountinfo lists them, without the mount IDs that may be reused."""
-    with open("/proc/self/mountinfo") as info:
-        return sorted(" ".join(line.split()[4:]) for line in info)

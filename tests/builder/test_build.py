@@ -8,7 +8,8 @@ import os
 import time
 from pathlib import Path
 
-from tests.builder.conftest import build, inspect, mountinfo, ok, one_line_error, unpack, run_imagekit
+from tests.mounts import mount_table, mounts_left
+from tests.builder.conftest import build, inspect, ok, one_line_error, unpack, run_imagekit
 
 
 def test_run_copy_and_metadata_make_the_image_docker_would(root: Path, tmp_path: Path) -> None:
@@ -80,14 +81,14 @@ def test_no_cache_runs_every_step(root: Path, tmp_path: Path) -> None:
 
 
 def test_a_failing_run_stops_the_build_and_leaves_nothing(root: Path, tmp_path: Path) -> None:
-    before_mounts = mountinfo()
+    before_mounts = mount_table()
     before_images = ok(run_imagekit(root, "images", "-q"))
     result = build(root, tmp_path / "ctx", "-t", "broken:1", text="FROM busybox\nRUN echo before\nRUN echo failing; exit 3\n")
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "Builderfile:3: RUN echo failing; exit 3: exit status 3" in result.stderr
     assert "failing" in result.stderr  # the command's own output was shown
-    assert mountinfo() == before_mounts
+    assert mounts_left(before_mounts, tmp_path) == []
     assert ok(run_imagekit(root, "images", "-q")) == before_images
     assert not list((root / "snapshots").glob("*")) if (root / "snapshots").exists() else True
 

@@ -9,7 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.builder.conftest import IMAGEKIT, mountinfo, ok, run_imagekit
+from tests.mounts import mount_table, mounts_left
+from tests.builder.conftest import IMAGEKIT, ok, run_imagekit
 
 SLOW = "FROM busybox\nRUN echo started > /dev/stderr; sleep 60\n"
 
@@ -51,7 +52,7 @@ def _gone(pids: list[int], timeout: float = 10) -> bool:
 
 
 def test_ctrl_c_stops_the_step_and_leaves_nothing(root: Path, tmp_path: Path) -> None:
-    before = mountinfo()
+    before = mount_table()
     process = _start(root, tmp_path / "ctx")
     sleepers = _sleepers()
     os.killpg(process.pid, signal.SIGINT)
@@ -59,20 +60,20 @@ def test_ctrl_c_stops_the_step_and_leaves_nothing(root: Path, tmp_path: Path) ->
     assert process.returncode == 130, err
     assert b"Traceback" not in err
     assert _gone(sleepers)
-    assert mountinfo() == before
+    assert mounts_left(before, tmp_path) == []
     assert "slow" not in ok(run_imagekit(root, "images"))
     snapshots = root / "snapshots"
     assert not snapshots.exists() or not any(snapshots.iterdir())
 
 
 def test_sigkill_leaves_debris_that_prune_removes(root: Path, tmp_path: Path) -> None:
-    before = mountinfo()
+    before = mount_table()
     process = _start(root, tmp_path / "ctx")
     sleepers = _sleepers()
     process.kill()
     process.wait(timeout=30)
     assert _gone(sleepers), "the RUN step outlived a SIGKILLed build"
-    assert mountinfo() == before
+    assert mounts_left(before, tmp_path) == []
     assert "slow" not in ok(run_imagekit(root, "images"))
     ok(run_imagekit(root, "prune"))
     snapshots = root / "snapshots"

@@ -1,5 +1,6 @@
 """Network test fixtures: a "host" network namespace per test (the bridge, NAT rules and addresses live there,
-never on the machine's own network), a busybox rootfs with httpd, and containers run on the bridge."""
+never on the machine's own network), a busybox rootfs with httpd, containers run on the bridge, and the
+supervisors a lease names: this process (LIVE) or one that is gone (`dead_supervisor`)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,25 @@ from pathlib import Path
 import pytest
 
 from imagekit.runtime import nat, network
+from imagekit.runtime.state import process_start
 from imagekit.sandbox import Result, Spec, run
+from tests.netns import make_netns, remove_netns
 from tests.sandbox.conftest import ENV, make_box
 from tests.store.conftest import make_busybox_rootfs
 
 APPLETS = ("httpd", "wget", "ip", "cat", "hostname", "timeout")  # not wget -T: it crashes this busybox
 PAGE = "hello from the container\n"
+#: the supervisor of the containers a test connects in process: the test itself, alive while it runs
+LIVE = (os.getpid(), process_start(os.getpid()))
+
+
+def dead_supervisor() -> tuple[int, int]:
+    """(pid, start time) of a process that ran and is gone: a runner that was killed."""
+    child = subprocess.Popen(["sleep", "60"])
+    start = process_start(child.pid)
+    child.kill()
+    child.wait()
+    return child.pid, start
 
 
 @pytest.fixture(scope="session")
@@ -50,35 +64,31 @@ def host_exec(netns: str, *argv: str, check: bool = True) -> str:
 def bridge(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[network.Bridge]:
     """The default bridge of a store in tmp_path, its host side in a network namespace this test made (lo up),
     with each NAT backend."""
-    pin = tmp_path / "hostns"
-    pin.touch()
-    subprocess.run(["unshare", f"--net={pin}", "ip", "link", "set", "lo", "up"], check=True)
+    pin = make_netns(tmp_path / "hostns")
     try:
-        yield replace(network.bridge(tmp_path / "store", host_netns=str(pin)), nat=request.param)
+        yield replace(network.bridge(tmp_path / "store", host_netns=pin), nat=request.param)
     finally:
-        containers = tmp_path / "store" / "containers"
-        for entry in containers.iterdir() if containers.is_dir() else ():
-            if os.path.ismount(entry / "netns"):
-                subprocess.run(["umount", str(entry / "netns")], check=True)
-        subprocess.run(["umount", str(pin)], check=True)
+        for containers in tmp_path.glob("*/containers"):
+            for entry in containers.iterdir():
+                if os.path.ismount(entry / "netns"):
+                    subprocess.run(["umount", str(entry / "netns")], check=True)
+        remove_netns(pin)
 
 
 @pytest.fixture
 def outside(bridge: network.Bridge, tmp_path: Path) -> Iterator[str]:
     """Another namespace made by the test, standing for the world beyond the host: 192.0.2.2/24 on a veth whose
     host end `ikout` has 192.0.2.1/24 (TEST-NET-1, which exists only in these namespaces)."""
-    pin = tmp_path / "outside"
-    pin.touch()
-    subprocess.run(["unshare", f"--net={pin}", "ip", "link", "set", "lo", "up"], check=True)
+    pin = make_netns(tmp_path / "outside")
     try:
         host_exec(bridge.host_netns, "ip", "link", "add", "ikout", "type", "veth", "peer", "name", "eth0", "netns", str(pin))
         host_exec(bridge.host_netns, "ip", "addr", "add", "192.0.2.1/24", "dev", "ikout")
         host_exec(bridge.host_netns, "ip", "link", "set", "ikout", "up")
         host_exec(str(pin), "ip", "addr", "add", "192.0.2.2/24", "dev", "eth0")
         host_exec(str(pin), "ip", "link", "set", "eth0", "up")
-        yield str(pin)
+        yield pin
     finally:
-        subprocess.run(["umount", str(pin)], check=True)
+        subprocess.run(["umount", pin], check=True)
 
 
 def answer_once(server: socket.socket, body: bytes, peers: list[str]) -> threading.Thread:
@@ -114,6 +124,12 @@ def http_get(netns: str, address: str, port: int) -> str:
 
 def links(bridge: network.Bridge) -> list[str]:
     return sorted(link["ifname"] for link in json.loads(host_exec(bridge.host_netns, "ip", "-j", "link", "show")))
+
+
+def leases(bridge: network.Bridge) -> dict[str, str]:
+    """The bridge's leases (shared by every store on its host namespace): address -> container id."""
+    path = bridge.state / f"{bridge.name}.json"
+    return {address: owner["container_id"] for address, owner in json.loads(path.read_text())["leases"].items()} if path.exists() else {}
 
 
 def ruleset(bridge: network.Bridge) -> str:

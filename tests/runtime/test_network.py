@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from imagekit.errors import NetworkError
 from imagekit.runtime import network
-from tests.runtime.netfixtures import PAGE, Container, answer_once, bridge, eventually, host_exec, links, outside, www
+from tests.runtime.netfixtures import LIVE, PAGE, Container, answer_once, bridge, dead_supervisor, eventually, host_exec, leases, links, outside, www
 
 __all__ = ["bridge", "outside", "www"]
 
@@ -20,8 +20,8 @@ A, B = "a" * 64, "b" * 64
 
 
 def test_two_containers_on_the_bridge_reach_each_other(bridge: network.Bridge, www: Path, tmp_path: Path) -> None:
-    first = Container(tmp_path / "a", www, network.connect(bridge, A, "first", names=("web",)))
-    second = Container(tmp_path / "b", www, network.connect(bridge, B, "second"))
+    first = Container(tmp_path / "a", www, network.connect(bridge, A, "first", names=("web",), supervisor=LIVE))
+    second = Container(tmp_path / "b", www, network.connect(bridge, B, "second", supervisor=LIVE))
     assert (first.endpoint.address, second.endpoint.address, first.endpoint.gateway) == ("10.88.0.2", "10.88.0.3", "10.88.0.1")
     with first.serving():
         answer = eventually(lambda: second.sh(f"wget -q -O- http://{first.endpoint.address}/")[1], PAGE)
@@ -36,7 +36,7 @@ def test_two_containers_on_the_bridge_reach_each_other(bridge: network.Bridge, w
 
 
 def test_a_container_reaches_beyond_the_host_masqueraded(bridge: network.Bridge, outside: str, www: Path, tmp_path: Path) -> None:
-    client = Container(tmp_path / "client", www, network.connect(bridge, A, "client"))
+    client = Container(tmp_path / "client", www, network.connect(bridge, A, "client", supervisor=LIVE))
     server = network.within(outside, lambda: socket.create_server(("192.0.2.2", 8000)))
     server.settimeout(20)  # a failure to connect fails the test rather than hanging it
     peers: list[str] = []
@@ -52,7 +52,7 @@ def test_a_container_reaches_beyond_the_host_masqueraded(bridge: network.Bridge,
 @pytest.mark.parametrize("bridge", ["iptables"], indirect=True)
 def test_iptables_forwards_through_a_drop_policy_as_docker_does(bridge: network.Bridge, outside: str, www: Path, tmp_path: Path) -> None:
     host_exec(bridge.host_netns, "iptables", "-P", "FORWARD", "DROP")  # what a host running Docker has
-    client = Container(tmp_path / "client", www, network.connect(bridge, A, "client"))
+    client = Container(tmp_path / "client", www, network.connect(bridge, A, "client", supervisor=LIVE))
     server = network.within(outside, lambda: socket.create_server(("192.0.2.2", 8000)))
     server.settimeout(20)  # a failure to connect fails the test rather than hanging it
     thread = answer_once(server, b"through\n", [])
@@ -65,31 +65,55 @@ def test_iptables_forwards_through_a_drop_policy_as_docker_does(bridge: network.
 
 
 def test_release_removes_veth_namespace_and_lease_and_is_idempotent(bridge: network.Bridge, www: Path, tmp_path: Path) -> None:
-    endpoint = network.connect(bridge, A, "first")
-    assert network.connect(bridge, A, "first").address == endpoint.address  # connecting twice keeps the lease
+    endpoint = network.connect(bridge, A, "first", supervisor=LIVE)
+    assert network.connect(bridge, A, "first", supervisor=LIVE).address == endpoint.address  # connecting twice keeps the lease
     network.release(bridge, A)
     network.release(bridge, A)
     assert links(bridge) == ["imagekit0", "lo"]
     assert not Path(endpoint.netns).exists()
-    assert json.loads((bridge.root / "networks" / "imagekit0.json").read_text())["leases"] == {}
-    assert network.connect(bridge, B, "second").address == "10.88.0.2"  # the address is free again
+    assert leases(bridge) == {}
+    assert network.connect(bridge, B, "second", supervisor=LIVE).address == "10.88.0.2"  # the address is free again
 
 
 def test_cleanup_stale_releases_what_no_live_container_holds(bridge: network.Bridge) -> None:
-    kept = network.connect(bridge, A, "first")
-    stale = network.connect(bridge, B, "second")
+    kept = network.connect(bridge, A, "first", supervisor=LIVE)
+    stale = network.connect(bridge, B, "second", supervisor=dead_supervisor())
     host_exec(bridge.host_netns, "ip", "link", "add", "ikorphan", "type", "veth", "peer", "name", "ikorphanpeer")
     host_exec(bridge.host_netns, "ip", "link", "set", "ikorphan", "master", "imagekit0")
-    assert network.cleanup_stale(bridge, [A]) == [B]
+    assert network.cleanup_stale(bridge) == [B]
     assert links(bridge) == sorted([network.veth_name(A), "imagekit0", "lo"])
     assert os.path.ismount(kept.netns) and not Path(stale.netns).exists()
-    assert network.cleanup_stale(bridge, [A]) == []
+    assert list(leases(bridge).values()) == [A]
+    assert network.cleanup_stale(bridge) == []
+
+
+def test_a_lease_names_its_store_by_absolute_path(bridge: network.Bridge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    relative = replace(bridge, root=Path("store"))  # `imagekit --root store` from tmp_path
+    network.connect(relative, A, "first", supervisor=LIVE)
+    monkeypatch.chdir("/")
+    assert network.cleanup_stale(bridge) == []  # another store's `ps`, elsewhere, sees A alive
+    assert list(leases(bridge).values()) == [A]
+
+
+def test_stores_on_one_host_share_the_leases_and_the_subnet(bridge: network.Bridge, tmp_path: Path) -> None:
+    other = network.bridge(tmp_path / "other-store", bridge.host_netns)  # another store, the same host namespace
+    assert other.state == bridge.state
+    assert network.connect(bridge, A, "first", supervisor=LIVE).address == "10.88.0.2"
+    assert network.connect(other, B, "second", supervisor=LIVE).address == "10.88.0.3"
+    network.release(other, B)
+    elsewhere = replace(other, subnet="10.99.0.0/24")
+    with pytest.raises(NetworkError, match=r"^imagekit0 serves 10.88.0.0/16 to running containers, not 10.99.0.0/24: every store"):
+        network.connect(elsewhere, B, "second", supervisor=LIVE)
+    assert list(leases(bridge).values()) == [A]
+    network.release(bridge, A)
 
 
 def test_concurrent_connects_lease_distinct_addresses(bridge: network.Bridge) -> None:
     ids = [f"{n:064x}" for n in range(1, 7)]
     endpoints: list[network.Endpoint] = []
-    threads = [threading.Thread(target=lambda i=i: endpoints.append(network.connect(bridge, i, f"c{i[-1]}"))) for i in ids]
+    gone = dead_supervisor()  # then one cleanup releases them all
+    threads = [threading.Thread(target=lambda i=i: endpoints.append(network.connect(bridge, i, f"c{i[-1]}", supervisor=gone))) for i in ids]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -98,22 +122,22 @@ def test_concurrent_connects_lease_distinct_addresses(bridge: network.Bridge) ->
     assert len(links(bridge)) == 2 + len(ids)  # ids that share a prefix still get a veth each
     for endpoint in endpoints:
         assert f"inet {endpoint.address}/16" in host_exec(endpoint.netns, "ip", "-o", "-4", "addr", "show", "eth0")
-    assert network.cleanup_stale(bridge, []) == ids
+    assert network.cleanup_stale(bridge) == ids
     assert links(bridge) == ["imagekit0", "lo"]
 
 
 def test_a_failed_connect_leaves_nothing(bridge: network.Bridge, tmp_path: Path) -> None:
     host_exec(bridge.host_netns, "ip", "link", "add", "imagekit0", "type", "veth", "peer", "name", "notabridge")
     with pytest.raises(NetworkError, match=r"^ip: .*") as caught:  # a veth cannot be the master of a veth
-        network.connect(bridge, A, "first")
+        network.connect(bridge, A, "first", supervisor=LIVE)
     assert "\n" not in str(caught.value)
     assert links(bridge) == ["imagekit0", "lo", "notabridge"]
     assert not (bridge.root / "containers" / A / "netns").exists()
-    assert json.loads((bridge.root / "networks" / "imagekit0.json").read_text())["leases"] == {}
+    assert leases(bridge) == {}
 
 
 def test_a_container_id_that_could_escape_is_refused(bridge: network.Bridge) -> None:
-    for act in (lambda: network.connect(bridge, "../x", "evil"), lambda: network.release(bridge, "../x")):
+    for act in (lambda: network.connect(bridge, "../x", "evil", supervisor=LIVE), lambda: network.release(bridge, "../x")):
         with pytest.raises(NetworkError, match=r"^container id '../x' cannot name NAT rules"):
             act()
     assert not (bridge.root / "x").exists()
@@ -122,9 +146,9 @@ def test_a_container_id_that_could_escape_is_refused(bridge: network.Bridge) -> 
 @pytest.mark.parametrize("name", ["two words", "line\n10.0.0.1 bank", "", "-flag"])
 def test_a_name_that_would_forge_etc_hosts_is_refused(bridge: network.Bridge, name: str) -> None:
     with pytest.raises(NetworkError, match="cannot name a container in /etc/hosts") as caught:
-        network.connect(bridge, A, "web", names=(name,))
+        network.connect(bridge, A, "web", names=(name,), supervisor=LIVE)
     assert "\n" not in str(caught.value)  # repr() escapes the newline
-    assert not (bridge.root / "networks" / "imagekit0.json").exists()
+    assert not (bridge.state / "imagekit0.json").exists()
 
 
 def test_the_subnet_comes_from_the_environment_or_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,9 +171,9 @@ def test_a_bad_subnet_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_a_small_subnet_runs_out_of_addresses(bridge: network.Bridge) -> None:
     small = network.Bridge(root=bridge.root, host_netns=bridge.host_netns, subnet="10.77.0.0/30")
-    assert network.connect(small, A, "first").address == "10.77.0.2"
+    assert network.connect(small, A, "first", supervisor=LIVE).address == "10.77.0.2"
     with pytest.raises(NetworkError, match=r"no free address left on imagekit0 \(10.77.0.0/30, 1 containers\)"):
-        network.connect(small, B, "second")
+        network.connect(small, B, "second", supervisor=LIVE)
     network.release(small, A)
 
 

@@ -12,7 +12,7 @@ import pytest
 from imagekit.errors import InvalidPublish, NetworkError
 from imagekit.runtime import network, ports
 from imagekit.runtime.ports import Binding, PortSpec
-from tests.runtime.netfixtures import PAGE, Container, bridge, eventually, host_exec, http_get, outside, ruleset, www
+from tests.runtime.netfixtures import LIVE, PAGE, Container, bridge, dead_supervisor, eventually, host_exec, http_get, outside, ruleset, www
 
 __all__ = ["bridge", "outside", "www"]
 
@@ -77,7 +77,7 @@ def test_port_prints_as_docker_port() -> None:
 
 
 def test_a_published_port_serves_through_the_proxy_and_through_dnat(bridge: network.Bridge, outside: str, www: Path, tmp_path: Path) -> None:
-    web = Container(tmp_path / "web", www, network.connect(bridge, A, "web"))
+    web = Container(tmp_path / "web", www, network.connect(bridge, A, "web", supervisor=LIVE))
     published = ports.publish(bridge, A, web.endpoint.address, ports.parse_publish("8080:80"))
     direct = ports.publish(bridge, A, web.endpoint.address, ports.parse_publish("127.0.0.1:8081:80") + ports.parse_publish("8082:80"), userland_proxy=False)
     assert [str(binding) for binding in published.bindings + direct.bindings] == ["80/tcp -> 0.0.0.0:8080", "80/tcp -> 127.0.0.1:8081", "80/tcp -> 0.0.0.0:8082"]
@@ -88,7 +88,7 @@ def test_a_published_port_serves_through_the_proxy_and_through_dnat(bridge: netw
         assert http_get(outside, "192.0.2.1", 8082) == PAGE  # DNAT in prerouting, from beyond the host
         assert http_get(outside, "192.0.2.1", 8081) == "error: Connection refused"  # published on 127.0.0.1 only
         assert http_get(bridge.host_netns, "127.0.0.1", 8082) == "error: Connection refused"  # loopback never sees DNAT
-        neighbour = Container(tmp_path / "neighbour", www, network.connect(bridge, B, "neighbour"))
+        neighbour = Container(tmp_path / "neighbour", www, network.connect(bridge, B, "neighbour", supervisor=LIVE))
         assert neighbour.sh("wget -q -O- http://10.88.0.1:8080/") == (0, PAGE)  # from the bridge: the proxy answers
     assert bridge.rules.owners() == set() and A not in ruleset(bridge)
     network.release(bridge, A)
@@ -96,7 +96,7 @@ def test_a_published_port_serves_through_the_proxy_and_through_dnat(bridge: netw
 
 
 def test_udp_is_proxied_both_ways(bridge: network.Bridge) -> None:
-    endpoint = network.connect(bridge, A, "dns")
+    endpoint = network.connect(bridge, A, "dns", supervisor=LIVE)
     server = network.within(endpoint.netns, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     server.bind((endpoint.address, 53))
 
@@ -116,8 +116,8 @@ def test_udp_is_proxied_both_ways(bridge: network.Bridge) -> None:
 
 
 def test_a_port_in_use_is_a_one_line_error_and_changes_nothing(bridge: network.Bridge) -> None:
-    first = network.connect(bridge, A, "first")
-    second = network.connect(bridge, B, "second")
+    first = network.connect(bridge, A, "first", supervisor=LIVE)
+    second = network.connect(bridge, B, "second", supervisor=LIVE)
     with ports.publish(bridge, A, first.address, ports.parse_publish("8080:80")):
         before = ruleset(bridge)
         with pytest.raises(NetworkError) as caught:
@@ -133,8 +133,8 @@ def test_a_port_in_use_is_a_one_line_error_and_changes_nothing(bridge: network.B
 
 
 def test_release_and_cleanup_remove_the_port_rules(bridge: network.Bridge) -> None:
-    endpoint = network.connect(bridge, A, "web")
+    endpoint = network.connect(bridge, A, "web", supervisor=dead_supervisor())
     published = ports.publish(bridge, A, endpoint.address, ports.parse_publish("8080:80"))
-    assert network.cleanup_stale(bridge, []) == [A]  # a runner killed with its proxies: the rules go anyway
+    assert network.cleanup_stale(bridge) == [A]  # a runner killed with its proxies: the rules go anyway
     assert A not in ruleset(bridge) and "ik" not in host_exec(bridge.host_netns, "ip", "-o", "link")
     published.close()

@@ -29,7 +29,10 @@ def test_namespaces_hostname_pid1_and_host_processes_invisible(ik: Run) -> None:
     assert links == "1"  # --network none: only lo
     default = ok(ik("run", "--rm", "--network", "none", "--name", "named", "busybox", "hostname")).strip()
     assert len(default) == 12 and all(c in "0123456789abcdef" for c in default)  # docker's default: the short ID
-    assert ok(ik("run", "--rm", "busybox", "hostname")).strip() == os.uname().nodename  # --network host: the host's
+    assert ok(ik("run", "--rm", "--network", "host", "busybox", "hostname")).strip() == os.uname().nodename  # the host's
+    bridged = ok(ik("run", "--rm", "busybox", "sh", "-c", "hostname; ip -o -4 addr show eth0")).split()
+    assert len(bridged[0]) == 12 and bridged[0] != default  # the default network is the bridge: an address, the short ID
+    assert bridged[4].startswith("10.88.")
 
 
 def test_masked_and_readonly_proc_paths(ik: Run) -> None:
@@ -106,5 +109,5 @@ def test_writes_stay_in_the_container(ik: Run) -> None:
 
 
 def test_stdin_is_passed_with_i_only(ik: Run) -> None:
-    assert ok(ik("run", "--rm", "-i", "busybox", "cat", input=b"piped\n")) == "piped\n"
-    assert ok(ik("run", "--rm", "busybox", "cat", input=b"piped\n")) == ""  # as docker's: without -i, an empty stdin
+    assert ok(ik("run", "--rm", "-i", "--network", "none", "busybox", "cat", input=b"piped\n")) == "piped\n"
+    assert ok(ik("run", "--rm", "--network", "none", "busybox", "cat", input=b"piped\n")) == ""  # as docker's: without -i, an empty stdin

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,7 +29,7 @@ def _mib(text: str) -> float:
 def test_stats_shows_memory_cpu_and_pids_of_known_workloads(ik: Run) -> None:
     ok(ik("run", "-d", "--name", "mem", "--memory", "256m", "busybox", "sh", "-c",
           "head -c 50000000 /dev/zero > /dev/shm/x; touch /tmp/done; sleep 30"))
-    ok(ik("run", "-d", "--name", "busy", "busybox", "sh", "-c", "while :; do :; done"))
+    ok(ik("run", "-d", "--name", "busy", "--network", "host", "busybox", "sh", "-c", "while :; do :; done"))
     wait_for(lambda: ik("exec", "mem", "test", "-e", "/tmp/done").returncode == 0)
     output = ok(ik("stats", "--no-stream"))
     assert output.splitlines()[0].split() == ["CONTAINER", "ID", "NAME", "CPU", "%", "MEM", "USAGE", "/", "LIMIT",
@@ -60,6 +63,62 @@ def test_streaming_stats_refresh_until_ctrl_c_which_exits_0(ik: Run, root: Path)
     out, err = process.communicate(timeout=10)
     assert process.returncode == 0 and "Traceback" not in err
     ok(ik("rm", "-f", "idle"))
+
+
+ZEROS = ["0.00%", "0B / 0B", "0.00%", "0B / 0B", "0B / 0B", "0"]
+
+
+def test_a_stopped_container_shows_zeros_when_named_or_with_all(ik: Run) -> None:
+    ok(ik("run", "--network", "none", "--name", "done", "busybox", "true"))
+    ok(ik("run", "-d", "--network", "none", "--name", "up", "busybox", "sleep", "30"))
+    short_id = ok(ik("inspect", "-f", "{{.Id}}", "done"))[:12]
+    named = ok(ik("stats", "--no-stream", "done")).splitlines()
+    assert len(named) == 2 and _columns(named[1], "done") == [short_id, "done", *ZEROS]
+    running = ok(ik("stats", "--no-stream")).splitlines()
+    assert len(running) == 2 and " up " in running[1]
+    every = ok(ik("stats", "--no-stream", "-a"))
+    assert _columns(every, "done") == [short_id, "done", *ZEROS]
+    up = _columns(every, "up")
+    assert up[7] == "1" and up[3] != "0B / 0B"  # the running one keeps its real figures
+    ok(ik("rm", "-f", "up"))
+
+
+def _tables(process: subprocess.Popen[str]) -> Callable[[], list[str]]:
+    """`next_table()`: the rows of the next complete table `stats` streams (a table ends where the next header starts)."""
+    lines: queue.Queue[str] = queue.Queue()
+    assert process.stdout is not None
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()  # type: ignore[union-attr]
+    while not lines.get(timeout=30).startswith("CONTAINER ID"):
+        pass
+
+    def next_table() -> list[str]:
+        rows = []
+        while not (line := lines.get(timeout=30)).startswith("CONTAINER ID"):
+            rows.append(line.rstrip("\n"))
+        return rows
+
+    return next_table
+
+
+def test_containers_that_stop_or_go_while_stats_streams(ik: Run, root: Path) -> None:
+    for name in ("first", "second"):
+        ok(ik("run", "-d", "--network", "none", "--name", name, "busybox", "sleep", "60"))
+    env = {k: v for k, v in os.environ.items() if k != "IMAGEKIT_ROOT"}
+    process = subprocess.Popen([IMAGEKIT, "--root", str(root), "stats", "first", "second"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=env, text=True)
+    next_table = _tables(process)
+    try:
+        assert sorted(row.split()[1] for row in next_table()) == ["first", "second"]
+        ok(ik("kill", "first"))
+        wait_for(lambda: any(" first " in row and _columns(row, "first")[2:] == ZEROS for row in next_table()), timeout=20)
+        ok(ik("rm", "-f", "first"))
+        wait_for(lambda: [row.split()[1] for row in next_table()] == ["second"], timeout=20)
+        assert _columns(next(row for row in next_table()), "second")[7] == "1"
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=10)
+    assert process.returncode == 0 and err == ""
+    ok(ik("rm", "-f", "second"))
 
 
 def test_stats_of_an_unknown_container_is_one_line(ik: Run) -> None:

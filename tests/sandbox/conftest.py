@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from imagekit.sandbox import Result, Rootfs, Spec, run
+from tests.mounts import mount_table, mounts_left
 from tests.store.conftest import make_busybox_rootfs
 
 APPLETS = ("mount", "id", "env", "hostname", "ps", "ip", "sleep", "touch", "rm", "mkdir", "head", "wc", "pwd", "grep", "stat", "mknod", "kill")
 ENV = ("PATH=/bin", "HOME=/root")
-SYSTEM_MOUNTS = ("/proc", "/dev", "/sys")
 
 
 @pytest.fixture(scope="session")
@@ -57,24 +57,11 @@ def box(tmp_path: Path, busybox: Path) -> Box:
     return make_box(tmp_path / "box", busybox)
 
 
-def mountinfo() -> list[str]:
-    """The host's mount table as (mount point, type, source, options): ids change, mounts must not."""
-    lines = []
-    with open("/proc/self/mountinfo") as handle:
-        for line in handle:
-            fields = line.split()
-            sep = fields.index("-")
-            lines.append(" ".join([fields[4], *fields[sep + 1 : sep + 4]]))
-    return lines
-
-
 @pytest.fixture(autouse=True)
 def no_mount_left(tmp_path: Path) -> object:
     """Every sandbox test leaves the host's mount table as it found it. Other workers' tests (buildah,
     skopeo) mount in parallel, so only what a leak from here would look like counts: a mount naming
     this test's directory, or one on the host's /, /proc, /dev or /sys."""
-    before = mountinfo()
+    before = mount_table()
     yield
-    new = [line for line in mountinfo() if line not in before]
-    ours = [line for line in new if str(tmp_path) in line or line.split()[0] == "/" or line.split()[0].startswith(SYSTEM_MOUNTS)]
-    assert ours == []
+    assert mounts_left(before, tmp_path) == []

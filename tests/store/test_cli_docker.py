@@ -71,7 +71,7 @@ def test_inspect_format(three: dict[str, str], imagekit: Run) -> None:
 
 
 def test_inspect_and_rmi_go_past_a_missing_name(three: dict[str, str], root: Path, imagekit: Run) -> None:
-    done = imagekit("inspect", "old:1", "nothere", "mid:1")
+    done = imagekit("image", "inspect", "old:1", "nothere", "mid:1")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert [i["Id"] for i in json.loads(done.stdout)] == [three["old:1"], three["mid:1"]]
     assert done.stderr == f"imagekit: no image 'nothere:latest' in the store at {root}\n"

@@ -27,8 +27,8 @@ def store_with_image(root: Path, imagekit: Run, busybox_tar: Path) -> Path:
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (("inspect", "Bad:ref"), "must be lowercase: 'Bad'"),
-        (("inspect", "a:-tag"), "invalid tag '-tag'"),
+        (("image", "inspect", "Bad:ref"), "must be lowercase: 'Bad'"),
+        (("image", "inspect", "a:-tag"), "invalid tag '-tag'"),
         (("tag", "demo/busybox", "x//y"), "empty component"),
         (("tag", "demo/busybox", "UPPER:ok"), "'UPPER'"),
         (("tag", "demo/busybox", "x@sha256:123"), "invalid digest 'sha256:123'"),
@@ -83,7 +83,7 @@ def test_corrupt_blob(store_with_image: Path, imagekit: Run) -> None:
 
 
 def test_unknown_image_and_ambiguous_prefix(store_with_image: Path, imagekit: Run) -> None:
-    assert "no image 'nothere:latest'" in one_line_error(imagekit("inspect", "nothere"))
+    assert "no image 'nothere:latest'" in one_line_error(imagekit("image", "inspect", "nothere"))
     assert "no image 'ffffffffffff'" in one_line_error(imagekit("rmi", "ffffffffffff"))
 
 

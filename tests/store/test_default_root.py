@@ -17,7 +17,7 @@ NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 def store_named(env: dict[str, str], as_user: list[str]) -> str:
     """The store path the CLI names when it fails to find an image (with `env` as its whole environment)."""
     passed = {k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH")} | env
-    done = subprocess.run([*as_user, sys.executable, "-m", "imagekit", "inspect", "nosuch:1"], capture_output=True, text=True, env=passed, timeout=60)
+    done = subprocess.run([*as_user, sys.executable, "-m", "imagekit", "image", "inspect", "nosuch:1"], capture_output=True, text=True, env=passed, timeout=60)
     assert done.returncode == 1, done.stderr
     line = done.stderr.strip()
     assert line.startswith("imagekit: no image 'nosuch:1' in the store at "), line

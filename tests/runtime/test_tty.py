@@ -175,6 +175,8 @@ def test_it_with_stdin_not_a_terminal_is_one_line_exit_125(ik: Run) -> None:
         assert one_line_error(result) == "imagekit: the input device is not a TTY"
         assert result.returncode == 125
     assert ok(ik("ps", "-aq")) == ""
+    ok(ik("run", "-dit", "--name", "kept", "--network", "none", "busybox", "sh", input=b""))  # detached: nothing attaches stdin
+    assert inspect(ik, "kept")["Config"]["Tty"] is True
 
 
 def test_detached_t_writes_the_terminals_output_to_the_log(ik: Run, root: Path) -> None:

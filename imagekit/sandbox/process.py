@@ -8,8 +8,8 @@ happened. The order is runc's: the network namespace to join (Spec.netns), mount
 hostname, cwd, umask 0022, the capabilities, then the identity (groups, gid, uid: dropping root last), the
 parent-death signal (credential changes clear it), no_new_privs and the exec. With Spec.tty the pty is
 allocated once the container's devpts is mounted (sandbox.console), bound on /dev/console (not for exec, as
-runc), and becomes the controlling terminal
-right after setsid, before the identity changes (its slave is chowned to the user, as runc does).
+runc) and made the controlling terminal right after setsid, before the identity changes (its slave chowned
+to the user, as runc does).
 
 Exec failures are the process's, not the sandbox's: "exec: NAME: not found" on its stderr and
 status 127, or 126 when found but not executable, as a shell reports them.
@@ -39,9 +39,9 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SETUP_FAILED = 125
 
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+_IFREQ = "16sH14x"
 #: With Spec.tty: the socket the pty's master goes back on and the window size to give it (console.allocate's arguments).
 Console = Optional[tuple[int, Optional[bytes]]]
-_IFREQ = "16sH14x"
 
 
 def send(report: int, **message: object) -> None:

@@ -145,13 +145,17 @@ class Snapshots:
     def _scratch(self) -> Iterator[Path]:
         """A fresh directory under layers/tmp, removed afterwards (gc removes it if we are killed)."""
         with _errors("make a scratch directory"):
-            tmp = self._layers / "tmp"
-            tmp.mkdir(parents=True, exist_ok=True)
-            path = Path(tempfile.mkdtemp(dir=tmp))
+            path = Path(tempfile.mkdtemp(dir=self._tmp()))
         try:
             yield path
         finally:
             _remove(path)
+
+    def _tmp(self) -> Path:
+        """layers/tmp, made if missing: where scratch directories go."""
+        tmp = self._layers / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        return tmp
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
@@ -225,8 +229,10 @@ class Snapshots:
 
     def _overlay_usable(self) -> bool:
         if self._use_overlay is None:
-            with self.hold(), self._scratch() as scratch:
-                self._use_overlay = _probe(scratch.parent)
+            with self.hold():  # the probe's own scratch directory goes under layers/tmp, as gc expects
+                with _errors("make a scratch directory"):
+                    tmp = self._tmp()
+                self._use_overlay = _probe(tmp)
         return self._use_overlay
 
     def commit(self, key: str, *, remove_paths: Sequence[str] = ()) -> Iterator[Member]:
@@ -349,7 +355,7 @@ class Snapshots:
 
 @cache
 def _probe(scratch: Path) -> bool:
-    """overlay_works, once per scratch directory (per store) and process, and remembered in the store
+    """overlay_works in `scratch` (layers/tmp), once per store and process, and remembered in the store
     for this kernel and this effective uid (layers/overlay-probe.json): a short-lived process such as
     `imagekit run` would otherwise pay a fork and a test mount each time. A store moved to another file
     system keeps the answer of the old one; deleting the file asks again."""

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from imagekit.registry.options import DOCKER_HUB_API_ENV
 from tests.builder.conftest import CLOSED_PORT
-from tests.runtime.conftest import one_line_error
+from tests.registry.registry_server import start_registry
+from tests.runtime.conftest import ok, one_line_error, run_cli
 
 #: Never on the run path of an image the store has: the registry (requests and its TLS stack), pull, the
 #: builder, the code that reads, writes or compresses layers, the other commands, the network modules a
@@ -76,3 +77,19 @@ def test_run_of_a_missing_image_pulls_and_fails_in_one_line(root: Path) -> None:
     assert notice == "Unable to find image 'missing-image:1' locally"
     assert one_line_error(subprocess.CompletedProcess(result.args, 125, "", error)).startswith("imagekit: ")
     assert {"imagekit.fetch", "imagekit.registry.client", "requests"} <= modules
+
+
+def test_run_of_an_image_the_store_lacks_pulls_it_then_runs_it(root: Path, tmp_path: Path) -> None:
+    """The registry code, imported only when the image is missing, still does its job: `run` pulls from a
+    loopback registry into an empty store, then runs the image."""
+    registry = start_registry(tmp_path / "registry")
+    try:
+        ok(run_cli(root, "push", "-q", "busybox:latest", f"{registry.host}/tools/busybox:1"))
+        empty = tmp_path / "empty"
+        result, modules = imported(empty, "run", "--rm", f"{registry.host}/tools/busybox:1", "echo", "pulled and ran")
+    finally:
+        registry.stop()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "pulled and ran\n"
+    assert result.stderr.startswith(f"Unable to find image '{registry.host}/tools/busybox:1' locally\n")
+    assert {"imagekit.fetch", "imagekit.registry.client"} <= modules

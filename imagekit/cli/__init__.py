@@ -9,16 +9,16 @@ The CLI is also the only place where registry and store are wired together.
 
 from __future__ import annotations
 
+import functools
 import gc
 import importlib
-import logging
 import os
 import sys
 from pathlib import Path
 
 import click
 
-from imagekit import __version__
+from imagekit import __version__, log
 from imagekit.errors import ImagekitError
 
 
@@ -178,24 +178,38 @@ def _started() -> None:
     gc.enable()
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever sys.stderr is at the time (tests swap it between invocations)."""
-
-    @property  # type: ignore[override]
-    def stream(self):  # type: ignore[no-untyped-def]
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: object) -> None:
-        pass
-
-
 def configure_logging(debug: bool) -> None:
-    """`--debug` sends imagekit's loggers to stderr; modules log only what is safe to show."""
+    """`--debug` sends imagekit's loggers to stderr; modules log only what is safe to show. Set up when logging
+    is first used (imagekit.log): a command that logs nothing does not import it."""
+    log.when_logging(functools.partial(_log_to_stderr, debug))
+
+
+@functools.cache
+def _stderr_handler() -> type:
+    """The handler class, made once logging is imported."""
+    import logging
+
+    class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+        """Writes to whatever sys.stderr is at the time (tests swap it between invocations)."""
+
+        @property  # type: ignore[override]
+        def stream(self):  # type: ignore[no-untyped-def]
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, _value: object) -> None:
+            pass
+
+    return StderrHandler
+
+
+def _log_to_stderr(debug: bool) -> None:
+    import logging
+
     logger = logging.getLogger("imagekit")
-    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+    for handler in [h for h in logger.handlers if isinstance(h, _stderr_handler())]:
         logger.removeHandler(handler)
-    handler = _StderrHandler()
+    handler = _stderr_handler()()
     handler.setFormatter(logging.Formatter("imagekit: %(levelname).1s %(name)s: %(message)s"))
     handler.setLevel(logging.DEBUG if debug else logging.WARNING)
     logger.addHandler(handler)

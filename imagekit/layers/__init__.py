@@ -11,5 +11,5 @@ Callers import each name from the submodule that owns it (`from imagekit.layers.
 this file imports nothing, so a container start, which needs only `rootfs` and `overlayfs`, does not pay
 for the tar and compression modules (isal, zstandard) the others bring.
 
-Imports: stdlib, isal, zstandard, imagekit.errors, digest, oci, image. Never layout, registry or cli.
+Imports: stdlib, isal, zstandard, imagekit.errors, digest, oci, image, log. Never layout, registry or cli.
 """

@@ -27,13 +27,12 @@ layer's diff_id, the whole uncompressed stream (trailing bytes after the tar's e
 the size cap) is hashed and a mismatch raises DigestMismatch, as containerd's "wrong diff id".
 This module applies; it does not make application atomic: see imagekit.layers.unpack.
 
-Imports: stdlib, imagekit.errors, digest, imagekit.layers (compression, overlayfs, rootfs, tarformat, tarread).
+Imports: stdlib, imagekit.errors, digest, log, imagekit.layers (compression, overlayfs, rootfs, tarformat, tarread).
 """
 
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import posixpath
 import queue
@@ -52,8 +51,9 @@ from imagekit.layers.rootfs import IMPLICIT_DIR_MODE, Root, proc_path, remove, s
 from imagekit.layers.tarformat import BLKTYPE, CHRTYPE, DIRTYPE, FIFOTYPE, LNKTYPE, OPAQUE, REGTYPE, SYMTYPE
 from imagekit.layers.tarformat import WHITEOUT_PREFIX as WHITEOUT
 from imagekit.layers.tarread import Entry, TarReader, show
+from imagekit.log import logger
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 #: Default cap on the uncompressed bytes one image may unpack to; IMAGEKIT_MAX_LAYER_BYTES overrides it.
 DEFAULT_MAX_BYTES = 64 << 30

@@ -14,12 +14,11 @@ Every layer is checked twice as it streams: the blob against its descriptor's di
 uncompressed tar against the config's diff_id (as containerd checks on extraction), so a config
 that lies about its layers' content is refused.
 
-Imports: stdlib, imagekit.errors, digest, image, oci, imagekit.layers (apply, rootfs).
+Imports: stdlib, imagekit.errors, digest, image, oci, log, imagekit.layers (apply, rootfs).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import stat
 import tempfile
@@ -31,9 +30,10 @@ from imagekit.errors import ImagekitError, LayerError
 from imagekit.image import Image
 from imagekit.layers.apply import ApplyReport, Budget, Limits, Whiteouts, apply_layer
 from imagekit.layers.rootfs import Root, remove_path
+from imagekit.log import logger
 from imagekit.oci import Descriptor
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 PARTIAL_SUFFIX = ".imagekit-partial"
 

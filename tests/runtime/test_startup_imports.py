@@ -5,6 +5,7 @@ modules stay out once the image is in the store and extracted; a missing image s
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -27,7 +28,7 @@ NOT_ON_THE_RUN_PATH = (
     "imagekit.cli.registry", "imagekit.cli.build", "imagekit.cli.store", "imagekit.cli.auth", "imagekit.cli.layers",
     "imagekit.cli.containers", "imagekit.cli.system",
     "imagekit.runtime.network", "imagekit.runtime.ports", "imagekit.runtime.nat",
-    "imagekit.users", "pickle", "socket",
+    "imagekit.users", "pickle", "socket", "logging",
 )
 
 
@@ -93,3 +94,19 @@ def test_run_of_an_image_the_store_lacks_pulls_it_then_runs_it(root: Path, tmp_p
     assert result.stdout == "pulled and ran\n"
     assert result.stderr.startswith(f"Unable to find image '{registry.host}/tools/busybox:1' locally\n")
     assert {"imagekit.fetch", "imagekit.registry.client"} <= modules
+
+
+def test_a_warning_on_the_run_path_still_shows_as_one_line(root: Path) -> None:
+    """logging is set up when first used (imagekit.log): the store's warning about a short name that matches
+    two images (`busybox:latest` as another tool names it, beside imagekit's docker.io/library/busybox:latest)
+    still prints in the CLI's format, and the run goes on."""
+    index_path = root / "index.json"
+    index = json.loads(index_path.read_text())
+    withvol = next(m for m in index["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"].endswith("/withvol:latest"))
+    withvol["annotations"]["org.opencontainers.image.ref.name"] = "busybox:latest"
+    index_path.write_text(json.dumps(index))
+    result, modules = imported(root, "run", "--rm", "busybox", "true")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ("imagekit: W imagekit.store: busybox:latest matches 2 names of different images in the store: "
+                             "using 'docker.io/library/busybox:latest' (not 'busybox:latest')\n")
+    assert "logging" in modules

@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Any, BinaryIO, Protocol
 
 from imagekit.digest import Digest, VerifyingReader
+from imagekit.errors import BadDigest, LayerError
 from imagekit.oci import Descriptor, Manifest, load_json
 
 
@@ -62,6 +63,18 @@ class Image:
         rootfs = self.config.get("rootfs")
         ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
         return tuple(str(i) for i in ids) if isinstance(ids, list) else ()
+
+    def layer_pairs(self) -> tuple[tuple[Descriptor, Digest], ...]:
+        """(descriptor, diff_id) of each layer, in order: the diff_id (rootfs.diff_ids) is what the blob's
+        content hashes to once uncompressed. LayerError when the config lists a different number of
+        diff_ids than the manifest lists layers, or one is not a digest."""
+        listed = self.diff_ids
+        if len(listed) != len(self.layers):
+            raise LayerError(f"image {self.digest.short}: its config lists {len(listed)} diff_ids for {len(self.layers)} layers")
+        try:
+            return tuple((descriptor, Digest.parse(text)) for descriptor, text in zip(self.layers, listed))
+        except BadDigest as err:
+            raise LayerError(f"image {self.digest.short}: invalid diff_id in its config ({err})") from err
 
     def blobs(self) -> tuple[Descriptor, ...]:
         """Every blob the manifest needs, config first: the order a copy should write them in."""

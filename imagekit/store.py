@@ -10,12 +10,11 @@ Images are found as docker finds them: by reference (normalised, so `busybox` me
 `docker.io/library/busybox:latest`), by `name@digest`, or by a prefix of the image ID, which is the
 digest of the image's config (`docker images` shows its first 12 hex digits).
 
-Imports: stdlib, imagekit.errors, digest, oci, image, reference, layout, platforms.
+Imports: stdlib, imagekit.errors, digest, oci, image, reference, layout, platforms, log.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -25,13 +24,13 @@ from imagekit.digest import Digest
 from imagekit.errors import BadReference, ImageConflict, ImageNotFound, InvalidManifest, PlatformNotFound, StoreError
 from imagekit.image import Image
 from imagekit.layout import GarbageReport, Layout
+from imagekit.log import logger
 from imagekit.oci import INDEX_TYPES, MANIFEST_TYPES, REF_NAME, Descriptor, Index
 from imagekit.platforms import host, select
 from imagekit.reference import Reference, parse_reference
 
 STATE_DIRS = ("layers", "snapshots", "cache", "containers", "volumes")
 IMAGE_TYPES = MANIFEST_TYPES | INDEX_TYPES
-_log = logging.getLogger(__name__)
 _ID_PREFIX = re.compile(r"(?:sha256:)?([a-f0-9]{1,64})")
 
 @dataclass(frozen=True)
@@ -148,7 +147,7 @@ class Store:
             chosen = next(((e, n) for e, n in matching if e.annotations[REF_NAME] == str(ref)), matching[0])
             if len(digests) > 1:
                 others = ", ".join(repr(e.annotations[REF_NAME]) for e, _ in matching if e.digest != chosen[0].digest)
-                _log.warning("%s matches %d names of different images in the store: using %r (not %s)",
+                logger(__name__).warning("%s matches %d names of different images in the store: using %r (not %s)",
                              ref.familiar, len(matching), chosen[0].annotations[REF_NAME], others)
             names = [e.annotations[REF_NAME] for e, _ in matching if e.digest == chosen[0].digest]
             return self._load(*chosen), names

@@ -45,7 +45,7 @@ from imagekit.config import History, ImageConfig
 from imagekit.digest import Digest
 from imagekit.errors import BuildError, ImageNotFound, ImagekitError
 from imagekit.image import Image
-from imagekit.layers import write_layer
+from imagekit.layers.write import write_layer
 from imagekit.layers.changes import as_container_root
 from imagekit.layers.tarformat import source_date_epoch
 from imagekit.oci import (

@@ -9,15 +9,16 @@ The CLI is also the only place where registry and store are wired together.
 
 from __future__ import annotations
 
+import functools
+import gc
 import importlib
-import logging
 import os
 import sys
 from pathlib import Path
 
 import click
 
-from imagekit import __version__
+from imagekit import __version__, log
 from imagekit.errors import ImagekitError
 
 
@@ -156,6 +157,7 @@ def cli(
     registry_mirrors: tuple[str, ...],
 ) -> None:
     """imagekit: build, move and run OCI images without a daemon."""
+    _started()
     configure_logging(debug)
     ctx.obj = Context(
         root or default_root(),
@@ -167,24 +169,47 @@ def cli(
     )
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever sys.stderr is at the time (tests swap it between invocations)."""
-
-    @property  # type: ignore[override]
-    def stream(self):  # type: ignore[no-untyped-def]
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: object) -> None:
-        pass
+def _started() -> None:
+    """Start-up is over: click has resolved the command (imported its module) and runs this group's callback
+    before it. What start-up made (modules, classes, click's parameters) lives until exit, so main() runs it
+    with the collector off and it is frozen here (gc.freeze): no collection scans it again, the exit's included,
+    which is a tenth of a short `imagekit run`. The collector is back on for what the command itself makes."""
+    gc.freeze()
+    gc.enable()
 
 
 def configure_logging(debug: bool) -> None:
-    """`--debug` sends imagekit's loggers to stderr; modules log only what is safe to show."""
+    """`--debug` sends imagekit's loggers to stderr; modules log only what is safe to show. Set up when logging
+    is first used (imagekit.log): a command that logs nothing does not import it."""
+    log.when_logging(functools.partial(_log_to_stderr, debug))
+
+
+@functools.cache
+def _stderr_handler() -> type:
+    """The handler class, made once logging is imported."""
+    import logging
+
+    class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+        """Writes to whatever sys.stderr is at the time (tests swap it between invocations)."""
+
+        @property  # type: ignore[override]
+        def stream(self):  # type: ignore[no-untyped-def]
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, _value: object) -> None:
+            pass
+
+    return StderrHandler
+
+
+def _log_to_stderr(debug: bool) -> None:
+    import logging
+
     logger = logging.getLogger("imagekit")
-    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+    for handler in [h for h in logger.handlers if isinstance(h, _stderr_handler())]:
         logger.removeHandler(handler)
-    handler = _StderrHandler()
+    handler = _stderr_handler()()
     handler.setFormatter(logging.Formatter("imagekit: %(levelname).1s %(name)s: %(message)s"))
     handler.setLevel(logging.DEBUG if debug else logging.WARNING)
     logger.addHandler(handler)
@@ -206,6 +231,7 @@ def report_error(err: ImagekitError) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: runs the CLI and turns every expected failure into one line."""
+    gc.disable()  # until _started(): start-up makes only long-lived objects, collecting them is wasted work
     try:
         status = cli.main(args=argv, prog_name="imagekit", standalone_mode=False)
     except click.exceptions.Abort:
@@ -227,6 +253,8 @@ def main(argv: list[str] | None = None) -> None:
         where = f": {err.filename}" if err.filename else ""
         click.echo(f"imagekit: {err.strerror or err}{where}", err=True)
         sys.exit(1)
+    finally:
+        gc.enable()  # a usage error or --help ends before _started()
     if isinstance(status, int) and status:  # a command's ctx.exit(N): it reported its failures itself
         sys.exit(status)
 

@@ -8,7 +8,6 @@ with Basic, or a token from the realm, as `docker login` does) before storing an
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
@@ -16,11 +15,12 @@ import click
 from imagekit.cli import Context, cli
 from imagekit.cli.config import config_path, registry_mirrors
 from imagekit.errors import AuthError, NotATerminal
+from imagekit.log import logger
 from imagekit.reference import DOCKER_HUB
 from imagekit.registry.credentials import Credentials, CredentialStore, registry_hostname
 from imagekit.registry.options import RegistryOptions, transport_for
 
-_log = logging.getLogger(__name__)
+_log = logger(__name__)
 
 def registry_options(obj: Context) -> RegistryOptions:
     """`--insecure-registry`, `--tls-verify`, `--certs-dir`, `--registry-mirror` and `--debug` as a value;

@@ -27,13 +27,12 @@ layer's diff_id, the whole uncompressed stream (trailing bytes after the tar's e
 the size cap) is hashed and a mismatch raises DigestMismatch, as containerd's "wrong diff id".
 This module applies; it does not make application atomic: see imagekit.layers.unpack.
 
-Imports: stdlib, imagekit.errors, digest, imagekit.layers (compression, rootfs, tarread).
+Imports: stdlib, imagekit.errors, digest, log, imagekit.layers (compression, overlayfs, rootfs, tarformat, tarread).
 """
 
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import posixpath
 import queue
@@ -42,18 +41,19 @@ import stat
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import BinaryIO, Literal, TypeVar
 
 from imagekit.digest import CHUNK, Digest, VerifyingReader
 from imagekit.errors import LayerError
 from imagekit.layers.compression import DECOMPRESS_ERRORS, compression_of, decompressed
+from imagekit.layers.overlayfs import is_whiteout, overlay_xattr_prefix
 from imagekit.layers.rootfs import IMPLICIT_DIR_MODE, Root, proc_path, remove, split, writable
 from imagekit.layers.tarformat import BLKTYPE, CHRTYPE, DIRTYPE, FIFOTYPE, LNKTYPE, OPAQUE, REGTYPE, SYMTYPE
 from imagekit.layers.tarformat import WHITEOUT_PREFIX as WHITEOUT
 from imagekit.layers.tarread import Entry, TarReader, show
+from imagekit.log import logger
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 #: Default cap on the uncompressed bytes one image may unpack to; IMAGEKIT_MAX_LAYER_BYTES overrides it.
 DEFAULT_MAX_BYTES = 64 << 30
@@ -70,28 +70,6 @@ _OVERLAY_XATTRS = ("trusted.overlay.", "user.overlay.")
 T = TypeVar("T")
 #: What a whiteout does: "delete" lower content from a flattened root, or become "overlay"'s own markers.
 Whiteouts = Literal["delete", "overlay"]
-
-
-@cache
-def overlay_xattr_prefix() -> str:
-    """`trusted.overlay.` for real root (not in a user namespace), else `user.overlay.` (mount with userxattr).
-
-    trusted.* xattrs need CAP_SYS_ADMIN in the initial user namespace; overlayfs reads the user.*
-    ones instead when mounted with `userxattr`, as rootless runtimes mount it.
-    """
-    if os.geteuid() != 0:
-        return "user.overlay."
-    try:
-        with open("/proc/self/uid_map") as maps:
-            initial = maps.read().split() == ["0", "0", "4294967295"]
-    except OSError:
-        initial = False
-    return "trusted.overlay." if initial else "user.overlay."
-
-
-def is_whiteout(st: os.stat_result) -> bool:
-    """Whether `st` is overlayfs' whiteout: a character device numbered 0/0."""
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
 
 def parse_size(text: str, source: str) -> int:

@@ -14,12 +14,11 @@ Every layer is checked twice as it streams: the blob against its descriptor's di
 uncompressed tar against the config's diff_id (as containerd checks on extraction), so a config
 that lies about its layers' content is refused.
 
-Imports: stdlib, imagekit.errors, digest, image, oci, imagekit.layers (apply, rootfs).
+Imports: stdlib, imagekit.errors, digest, image, oci, log, imagekit.layers (apply, rootfs).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import stat
 import tempfile
@@ -27,13 +26,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imagekit.digest import CHUNK, Digest
-from imagekit.errors import BadDigest, ImagekitError, LayerError
+from imagekit.errors import ImagekitError, LayerError
 from imagekit.image import Image
 from imagekit.layers.apply import ApplyReport, Budget, Limits, Whiteouts, apply_layer
 from imagekit.layers.rootfs import Root, remove_path
+from imagekit.log import logger
 from imagekit.oci import Descriptor
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 PARTIAL_SUFFIX = ".imagekit-partial"
 
@@ -111,22 +111,9 @@ def check_usable(root: str | os.PathLike[str]) -> None:
         raise LayerError(f"{root} is unusable: applying layers onto it did not finish (remove it and {marker.name}, then unpack again)")
 
 
-def layer_pairs(image: Image) -> tuple[tuple[Descriptor, Digest], ...]:
-    """(descriptor, diff_id) of each layer, in order: the diff_id (rootfs.diff_ids) is what the blob's
-    content hashes to once uncompressed. LayerError when the config lists a different number of
-    diff_ids than the manifest lists layers, or one is not a digest."""
-    listed = image.diff_ids
-    if len(listed) != len(image.layers):
-        raise LayerError(f"image {image.digest.short}: its config lists {len(listed)} diff_ids for {len(image.layers)} layers")
-    try:
-        return tuple((descriptor, Digest.parse(text)) for descriptor, text in zip(image.layers, listed))
-    except BadDigest as err:
-        raise LayerError(f"image {image.digest.short}: invalid diff_id in its config ({err})") from err
-
-
 def _chosen(image: Image, layers: Sequence[Descriptor] | None) -> tuple[tuple[Descriptor, Digest], ...]:
     """The (descriptor, diff_id) pairs to apply: every layer, or those of `layers`."""
-    pairs = layer_pairs(image)
+    pairs = image.layer_pairs()
     if layers is None:
         return pairs
     by_blob = {descriptor.digest: diff_id for descriptor, diff_id in pairs}

@@ -8,7 +8,7 @@ Reading honours `$REGISTRY_AUTH_FILE` (podman's auth.json) first, then `$DOCKER_
 stdout. Writing keeps every other key of config.json and replaces the file atomically with mode 0600.
 Secrets never enter a message, a repr or a log line.
 
-Imports: stdlib, imagekit.errors and imagekit.fsutil only.
+Imports: stdlib, imagekit.errors, imagekit.fsutil and imagekit.log only.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -27,13 +26,14 @@ from typing import Any
 
 from imagekit.errors import CredentialsError, ImagekitError
 from imagekit.fsutil import atomic_write
+from imagekit.log import logger
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 DOCKER_HUB_HOST = "docker.io"
 _DOCKER_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
 _TOKEN_USERNAME = "<token>"  # what helpers store as Username for an identity token
 _HELPER_TIMEOUT = 30
-log = logging.getLogger("imagekit.registry")
+log = logger("imagekit.registry")
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,12 @@ wait is honoured, capped so that a hostile or confused registry cannot stall us 
 `retrying(fn)` is the same loop for callers that must redo more than one request (re-opening a blob
 stream at an offset), so the transfer code and the transport share one policy.
 
-Imports: stdlib and imagekit.errors only.
+Imports: stdlib, imagekit.errors and imagekit.log only.
 """
 
 from __future__ import annotations
 
 import email.utils
-import logging
 import random
 import time
 from collections.abc import Callable
@@ -20,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from imagekit.errors import RegistryError
+from imagekit.log import logger
 
 T = TypeVar("T")
-log = logging.getLogger("imagekit.registry")
+log = logger("imagekit.registry")
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,6 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
-import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -54,13 +53,14 @@ import requests
 import urllib3
 
 from imagekit.errors import AuthError, RegistryError, TLSError
+from imagekit.log import logger
 from imagekit.registry import tls
 from imagekit.registry.auth import TokenCache, basic_authorization, read_token, token_request
 from imagekit.registry.challenges import Challenge, ChallengeSyntaxError, merge_scopes, parse_challenges
 from imagekit.registry.credentials import Credentials
 from imagekit.registry.retry import NO_RETRY, RetryPolicy, parse_retry_after, retrying
 
-log = logging.getLogger("imagekit.registry")
+log = logger("imagekit.registry")
 
 _LOOPBACK_NAMES = {"localhost"}
 _REDIRECTS = (301, 302, 303, 307, 308)

@@ -12,7 +12,7 @@ a killed supervisor left (network.cleanup_stale). A supervisor records the sandb
 and `rm -f` signal that pid and wait for the supervisor to record the end. A start that fails leaves
 nothing: no snapshot, no cgroup, no record (`run`), or the record as it was (`start`).
 
-Imports: stdlib, imagekit.errors, config, image, snapshots, sandbox, store, users, runtime.
+Imports: stdlib, imagekit.errors, config, image, snapshots, sandbox, store, runtime; users only for a container with a user.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imagekit import sandbox, users
+from imagekit import sandbox
 from imagekit.config import ImageConfig
 from imagekit.errors import ContainerError, ImagekitError
 from imagekit.image import Image
@@ -90,7 +90,7 @@ class Runtime:
             mounts, anonymous = self._mounts(config, options, rootfs)
             undo.callback(lambda: [self.volumes.remove(v, set()) for v in anonymous])
             user = options.user or config.user
-            uid, gid, groups = sandbox.call(rootfs, users.resolve_user, user) if user else (0, 0, ())
+            uid, gid, groups = sandbox.call(rootfs, _resolve_user(), user) if user else (0, 0, ())
             hostname = options.hostname or (os.uname().nodename if options.network == "host" else container_id[:12])
             spec = Spec(
                 rootfs=rootfs,
@@ -340,7 +340,7 @@ class Runtime:
         if tty:
             merged.setdefault("TERM", "xterm")  # as docker's exec -t, under the container's own and `env`
         merged.update(word.split("=", 1) for word in env if "=" in word)
-        uid, gid, groups = users.resolve_user(f"/proc/{container.pid}/root", user) if user else (spec.uid, spec.gid, spec.groups)
+        uid, gid, groups = _resolve_user()(f"/proc/{container.pid}/root", user) if user else (spec.uid, spec.gid, spec.groups)
         spec = dataclasses.replace(spec, argv=argv, env=tuple(f"{k}={v}" for k, v in merged.items()), cwd=workdir or spec.cwd,
                                    uid=uid, gid=gid, groups=groups, cgroups=cgroups.find(container.id, self.cgroup_root).dirs, tty=tty)
         return sandbox.join(container.pid, spec, stdin=stdin, stdout=stdout, stderr=stderr, size_from=size_from).status
@@ -375,6 +375,14 @@ class Runtime:
                 if source.startswith(root):
                     used.add(Path(source).parent.name)
         return used
+
+
+def _resolve_user() -> Callable[..., tuple[int, int, tuple[int, ...]]]:
+    """users.resolve_user, imported only for a container with a user: a start as the image's root never parses
+    /etc/passwd, and `imagekit run`'s start-up should not pay for the module."""
+    from imagekit import users
+
+    return users.resolve_user
 
 
 def _publish_specs(config: ImageConfig, options: RunOptions) -> list[ports.PortSpec]:

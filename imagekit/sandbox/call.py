@@ -17,7 +17,6 @@ Imports: stdlib, imagekit.errors, imagekit.sandbox.{linux,mounts,process,spec}.
 from __future__ import annotations
 
 import os
-import pickle
 import shutil
 import signal
 import sys
@@ -34,6 +33,8 @@ T = TypeVar("T")
 
 def call(rootfs: Rootfs, fn: Callable[..., T], *args: Any) -> T:
     """Returns fn(root_path, *args) computed in a child where `root_path` shows the mounted rootfs."""
+    import pickle  # here: `imagekit run` imports the sandbox and seldom calls this
+
     where = tempfile.mkdtemp(prefix="imagekit-rootfs-")
     try:
         read_end, write_end = os.pipe()
@@ -66,6 +67,8 @@ def call(rootfs: Rootfs, fn: Callable[..., T], *args: Any) -> T:
 
 
 def _child(rootfs: Rootfs, where: str, fn: Callable[..., Any], args: tuple[Any, ...], report: int) -> NoReturn:
+    import pickle  # imported by call() already
+
     try:
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
         answer: tuple[Any, ...]
@@ -86,6 +89,8 @@ def _child(rootfs: Rootfs, where: str, fn: Callable[..., Any], args: tuple[Any, 
 
 
 def _answer(fn: Callable[..., Any], where: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    import pickle  # imported by call() already
+
     try:
         return ("ok", fn(where, *args))
     except ImagekitError as err:

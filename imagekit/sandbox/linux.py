@@ -1,4 +1,5 @@
-"""Thin ctypes bindings for the Linux calls Python 3.11 lacks: namespaces (unshare, setns), the mount API, pivot_root, prctl.
+"""Thin ctypes bindings for the Linux calls Python 3.11 lacks: namespaces (unshare, setns), the mount API, pivot_root, prctl
+(and socket(2), cheaper than importing the socket module).
 
 Each wrapper raises OSError(errno, strerror, what) like the os module, so the callers word one message.
 The new mount API (fsopen/fsconfig/fsmount, open_tree, move_mount, mount_setattr, Linux 5.2-5.12) is
@@ -58,6 +59,8 @@ OPEN_TREE_CLOEXEC = os.O_CLOEXEC
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 MOVE_MOUNT_F_EMPTY_PATH = 0x04
+_AF_INET = 2
+_SOCK_DGRAM = 2
 MOVE_MOUNT_T_EMPTY_PATH = 0x40
 
 MOUNT_ATTR_RDONLY = 0x01
@@ -152,6 +155,12 @@ def limit_capabilities(keep: set[int]) -> None:
     _check(_libc.capget(header, data), "capget")
     data[2] = data[5] = 0
     _check(_libc.capset(header, data), "capset")
+
+
+def datagram_socket() -> int:
+    """An AF_INET datagram socket as a bare descriptor (close-on-exec), for interface ioctls: importing the
+    socket module for that one use would cost every container start a few milliseconds."""
+    return _check(_libc.socket(_AF_INET, _SOCK_DGRAM | os.O_CLOEXEC, 0), "socket")
 
 
 def sethostname(name: str) -> None:

@@ -25,7 +25,6 @@ import json
 import os
 import select
 import signal
-import socket
 import struct
 from typing import NoReturn, Optional
 
@@ -137,9 +136,12 @@ def _setup(spec: Spec, *, own_netns: bool, userns: bool) -> list[str]:
 
 def _loopback_up() -> None:
     """Brings `lo` up in the new network namespace (it starts down)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    sock = linux.datagram_socket()
+    try:
         flags = struct.unpack(_IFREQ, fcntl.ioctl(sock, _SIOCGIFFLAGS, struct.pack(_IFREQ, b"lo", 0)))[1]
         fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack(_IFREQ, b"lo", flags | _IFF_UP))
+    finally:
+        os.close(sock)
 
 
 def _identity(spec: Spec, *, userns: bool, slave: int | None) -> None:

@@ -19,9 +19,11 @@ from pathlib import Path
 
 from imagekit.digest import CHUNK
 from imagekit.errors import ImagekitError
-from imagekit.layers import Root, apply_layer, overlay_upper, write_layer
-from imagekit.layers.apply import Whiteouts
+from imagekit.layers.apply import Whiteouts, apply_layer
+from imagekit.layers.changes import overlay_upper
+from imagekit.layers.rootfs import Root
 from imagekit.layers.tarformat import Member
+from imagekit.layers.write import write_layer
 from imagekit.oci import OCI_LAYER
 
 

@@ -9,7 +9,7 @@ character device) in the upper directory. The child unshares its mount namespace
 non-root user, a user namespace mapping it to root, mounting with `userxattr` as rootless runtimes
 do), so nothing it mounts is ever seen outside it; it exits with the answer.
 
-Imports: stdlib, imagekit.layers (apply: the whiteout test and the xattr prefix).
+Imports: stdlib, imagekit.layers.overlayfs (the whiteout test and the xattr prefix).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from imagekit.layers.apply import is_whiteout, overlay_xattr_prefix
+from imagekit.layers.overlayfs import is_whiteout, overlay_xattr_prefix
 
 _CLONE_NEWNS = 0x00020000
 _CLONE_NEWUSER = 0x10000000

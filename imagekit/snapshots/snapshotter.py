@@ -15,7 +15,9 @@ containerd's Snapshotter shape, daemonless. On disk, under the store root:
   only through remove(); gc keeps the layers any snapshot still stands on.
 
 Imports: stdlib, imagekit.errors, digest, image, oci, layers, store, sandbox (the Rootfs value only),
-imagekit.snapshots (copy, overlay, stubs).
+imagekit.snapshots (copy, overlay, stubs). Only layers.rootfs and overlay at import time: the layer code
+(apply, unpack, changes, copy, stubs) is imported where a layer is extracted, merged, committed or adopted,
+so a container start over extracted layers does not pay for it.
 """
 
 from __future__ import annotations
@@ -33,22 +35,21 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imagekit.digest import Digest
 from imagekit.errors import ImagekitError, LayerError, SnapshotError
 from imagekit.fsutil import atomic_write, disk_usage, fsync_dir
 from imagekit.image import Image
-from imagekit.layers import Limits, Root, overlay_upper, snapshot_diff
-from imagekit.layers.apply import Budget
-from imagekit.layers.rootfs import remove_path
-from imagekit.layers.tarformat import Member
-from imagekit.layers.unpack import apply_blob, layer_pairs
+from imagekit.layers.rootfs import Root, remove_path
 from imagekit.oci import Descriptor
 from imagekit.sandbox.spec import Rootfs
-from imagekit.snapshots.copy import apply_changes, merge
 from imagekit.snapshots.overlay import overlay_works
-from imagekit.snapshots.stubs import remove_stubs
 from imagekit.store import Store
+
+if TYPE_CHECKING:
+    from imagekit.layers.apply import Limits
+    from imagekit.layers.tarformat import Member
 
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -92,7 +93,7 @@ class Snapshots:
         (an unsafe or corrupt layer, a passed cap, a config without one diff_id per layer),
         DigestMismatch (blob digest or diff_id wrong) or SnapshotError; nothing is left then.
         """
-        pairs = layer_pairs(image)
+        pairs = image.layer_pairs()
         if not 0 <= index < len(pairs):
             raise SnapshotError(f"image {image.digest.short} has no layer {index} (it has {len(pairs)})")
         descriptor, diff_id = pairs[index]
@@ -100,7 +101,7 @@ class Snapshots:
 
     def lowers(self, image: Image, *, limits: Limits | None = None) -> tuple[Path, ...]:
         """Every layer of `image` extracted, topmost first: the `lowers` prepare() takes."""
-        pairs = layer_pairs(image)
+        pairs = image.layer_pairs()
         dirs = [self._extract(image, d, i, f"layer {n}/{len(pairs)} ({d.digest.short})", limits) for n, (d, i) in enumerate(pairs, 1)]
         return tuple(reversed(dirs))
 
@@ -108,6 +109,11 @@ class Snapshots:
         final = self.layer_dir(diff_id)
         if final.is_dir():
             return final
+        # here, as in commit() and adopt(): the layer code (tar, compression) is for a layer not yet extracted;
+        # a container start over extracted layers never imports it
+        from imagekit.layers.apply import Budget, Limits
+        from imagekit.layers.unpack import apply_blob
+
         with self.hold(), self._scratch() as scratch:
             if final.is_dir():
                 return final
@@ -139,13 +145,17 @@ class Snapshots:
     def _scratch(self) -> Iterator[Path]:
         """A fresh directory under layers/tmp, removed afterwards (gc removes it if we are killed)."""
         with _errors("make a scratch directory"):
-            tmp = self._layers / "tmp"
-            tmp.mkdir(parents=True, exist_ok=True)
-            path = Path(tempfile.mkdtemp(dir=tmp))
+            path = Path(tempfile.mkdtemp(dir=self._tmp()))
         try:
             yield path
         finally:
             _remove(path)
+
+    def _tmp(self) -> Path:
+        """layers/tmp, made if missing: where scratch directories go."""
+        tmp = self._layers / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        return tmp
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
@@ -197,6 +207,8 @@ class Snapshots:
             try:
                 if overlay:
                     return self._prepare_overlay(path, lowers)
+                from imagekit.snapshots.copy import merge  # here: only the copy fallback merges trees
+
                 merge(lowers, path / "before")
                 merge(lowers, path / "upper")
             except BaseException:
@@ -217,8 +229,10 @@ class Snapshots:
 
     def _overlay_usable(self) -> bool:
         if self._use_overlay is None:
-            with self.hold(), self._scratch() as scratch:
-                self._use_overlay = _probe(scratch.parent)
+            with self.hold():  # the probe's own scratch directory goes under layers/tmp, as gc expects
+                with _errors("make a scratch directory"):
+                    tmp = self._tmp()
+                self._use_overlay = _probe(tmp)
         return self._use_overlay
 
     def commit(self, key: str, *, remove_paths: Sequence[str] = ()) -> Iterator[Member]:
@@ -228,6 +242,9 @@ class Snapshots:
 
         Read after the sandbox has exited. The snapshot stays: adopt() or remove() it afterwards.
         """
+        from imagekit.layers.changes import overlay_upper, snapshot_diff
+        from imagekit.snapshots.stubs import remove_stubs
+
         path, meta = self._meta(key)
         upper = path / "upper"
         overlay = meta["kind"] == "overlay"
@@ -253,6 +270,9 @@ class Snapshots:
             if meta["kind"] == "overlay":
                 self._publish(path / "upper", final)
             elif not final.is_dir():
+                from imagekit.layers.changes import snapshot_diff
+                from imagekit.snapshots.copy import apply_changes
+
                 with self._scratch() as scratch:
                     fs = scratch / "fs"
                     with _errors("adopt a snapshot"):
@@ -344,7 +364,7 @@ class Snapshots:
 
 @cache
 def _probe(scratch: Path) -> bool:
-    """overlay_works, once per scratch directory (per store) and process, and remembered in the store
+    """overlay_works in `scratch` (layers/tmp), once per store and process, and remembered in the store
     for this kernel and this effective uid (layers/overlay-probe.json): a short-lived process such as
     `imagekit run` would otherwise pay a fork and a test mount each time. A store moved to another file
     system keeps the answer of the old one; deleting the file asks again."""

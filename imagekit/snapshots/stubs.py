@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imagekit.errors import LayerError
-from imagekit.layers import Root
-from imagekit.layers.apply import clean, is_whiteout, overlay_xattr_prefix
-from imagekit.layers.rootfs import proc_path, split
+from imagekit.layers.apply import clean
+from imagekit.layers.overlayfs import is_whiteout, overlay_xattr_prefix
+from imagekit.layers.rootfs import Root, proc_path, split
 
 _GONE = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
 

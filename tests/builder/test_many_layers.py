@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from imagekit.layers import tree, write_layer
+from imagekit.layers.changes import tree
+from imagekit.layers.write import write_layer
 from imagekit.layout import Layout
 from imagekit.oci import OCI_CONFIG, OCI_MANIFEST, Descriptor, Manifest, canonical_json
 from imagekit.store import Store

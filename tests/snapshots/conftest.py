@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from imagekit.image import Image
-from imagekit.layers import write_layer
+from imagekit.layers.write import write_layer
 from imagekit.layers.tarformat import Member
 from imagekit.layout import Layout
 from imagekit.sandbox.spec import Rootfs

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from imagekit.errors import DigestMismatch, ImagekitError, LayerError
-from imagekit.layers import unpack
+from imagekit.layers.unpack import unpack
 from imagekit.snapshots import Snapshots
 from imagekit.store import Store
 from tests.layers.treecmp import diff, tree_manifest

@@ -18,8 +18,8 @@ from tests.snapshots.trees import three_layers
 _IN_NAMESPACE = """
 import json, subprocess, sys
 from pathlib import Path
-from imagekit.layers import unpack
-from imagekit.layers.apply import overlay_xattr_prefix
+from imagekit.layers.unpack import unpack
+from imagekit.layers.overlayfs import overlay_xattr_prefix
 from imagekit.snapshots import Snapshots, mount_options
 from imagekit.store import Store
 from tests.layers.treecmp import diff, tree_manifest

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from imagekit.errors import SnapshotError
-from imagekit.layers import unpack, write_layer
+from imagekit.layers.unpack import unpack
+from imagekit.layers.write import write_layer
 from imagekit.layers.write import WrittenLayer
 from imagekit.sandbox.spec import Rootfs
 from imagekit.snapshots import Snapshots

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from imagekit.layers import snapshot_diff, tree
+from imagekit.layers.changes import snapshot_diff, tree
 from tests.snapshots.conftest import MTIME, copy_tree, layer
 
 

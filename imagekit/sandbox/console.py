@@ -14,7 +14,8 @@ foreground() gives an init's child the terminal's foreground.
 Caller side: a Channel receives the master, relay() copies input to it and its output out until the process
 ends, with the window size following a terminal of the caller's (SIGWINCH).
 
-Imports: stdlib only.
+Imports: stdlib only; `socket` only with a terminal (a Channel imports it before the fork, so allocate() in
+the child finds it loaded: nothing can be imported after pivot_root), keeping it off the plain run path.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import fcntl
 import os
 import select
 import signal
-import socket
 import struct
 import termios
 import threading
@@ -61,6 +61,8 @@ def allocate(console: int, size: bytes | None) -> int:
         slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
         if size is not None:
             fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+        import socket  # loaded by the caller's Channel before the fork
+
         with socket.socket(fileno=console) as sock:  # closes `console` too
             socket.send_fds(sock, [b"M"], [master])
     finally:
@@ -94,6 +96,8 @@ class Channel:
     end and the window size for allocate()), `receive()` the master they sent back, closed on exit."""
 
     def __init__(self, size_from: int | None) -> None:
+        import socket  # only with a terminal (see the module's docstring)
+
         self._ours, self._theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.child = (self._theirs.fileno(), window_size(size_from))
         self.master: int | None = None
@@ -104,6 +108,8 @@ class Channel:
 
     def receive(self) -> int | None:
         """The master the sandboxed process sent; None when it ended before sending one."""
+        import socket
+
         _, fds, _, _ = socket.recv_fds(self._ours, 1, 1)
         self.master = fds[0] if fds else None
         return self.master

@@ -29,6 +29,7 @@ NOT_ON_THE_RUN_PATH = (
     "imagekit.cli.containers", "imagekit.cli.system",
     "imagekit.runtime.network", "imagekit.runtime.ports", "imagekit.runtime.nat",
     "imagekit.users", "pickle", "socket", "logging",
+    "click", "imagekit.cli.group", "imagekit.cli.run",
 )
 
 
@@ -59,7 +60,7 @@ def test_run_of_a_stored_image_imports_only_the_runtime(root: Path) -> None:
     assert "imagekit.layers.apply" in modules  # the first run extracts the layer; every later one stands on it
     result, modules = imported(root, "run", "--rm", "--network", "none", "busybox", "true")
     assert result.returncode == 0, result.stderr
-    assert {"click", "imagekit.cli.run", "imagekit.runtime.container", "imagekit.sandbox.run", "imagekit.snapshots.snapshotter"} <= modules
+    assert {"imagekit.cli.fastpath", "imagekit.cli.runner", "imagekit.runtime.container", "imagekit.sandbox.run", "imagekit.snapshots.snapshotter"} <= modules
     assert not {m for m in modules if m in NOT_ON_THE_RUN_PATH or m.startswith(tuple(p + "." for p in NOT_ON_THE_RUN_PATH))}
 
 

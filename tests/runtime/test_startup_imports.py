@@ -29,7 +29,7 @@ NOT_ON_THE_RUN_PATH = (
     "imagekit.cli.containers", "imagekit.cli.system",
     "imagekit.runtime.network", "imagekit.runtime.ports", "imagekit.runtime.nat",
     "imagekit.users", "pickle", "socket", "logging",
-    "click", "imagekit.cli.group", "imagekit.cli.run",
+    "click", "imagekit.cli.group", "imagekit.cli.run", "platform",
 )
 
 

@@ -26,12 +26,12 @@ def run(ctx: click.Context, image: str, command: tuple[str, ...], **flags: objec
     run_container(ctx.obj, image, command, **flags)
 
 
+#: exec's options are run's of the same names: one definition of each.
+EXEC_OPTIONS = tuple(next(spec for spec in RUN_OPTIONS if spec.dest == dest) for dest in ("env", "user", "workdir", "interactive", "tty"))
+
+
 @cli.command("exec", context_settings={"allow_interspersed_args": False})
-@click.option("-e", "--env", "env", multiple=True, metavar="K=V", help="Set (or with K alone, pass on) a variable.")
-@click.option("-u", "--user", default="", metavar="USER[:GROUP]", help="User (name or uid) and group to run as.")
-@click.option("-w", "--workdir", default="", help="Working directory inside the container.")
-@click.option("-i", "--interactive", is_flag=True, help="Pass stdin on (else the command reads an empty one).")
-@click.option("-t", "--tty", is_flag=True, help="Give the command a terminal (a pty; stdout and stderr become one stream).")
+@click_options(EXEC_OPTIONS)
 @click.argument("container")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_context

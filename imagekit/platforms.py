@@ -12,7 +12,7 @@ Imports: stdlib, imagekit.errors and imagekit.oci only (the store, the registry 
 
 from __future__ import annotations
 
-import platform as _python_platform
+import os
 from collections.abc import Sequence
 
 from imagekit.errors import ImagekitError, PlatformNotFound
@@ -64,7 +64,7 @@ def parse_platform(text: str) -> Platform:
 
 def host() -> Platform:
     """The platform images run on here: linux/<this CPU's architecture>[/variant], normalised."""
-    return Platform(*normalize("linux", _python_platform.machine()))
+    return Platform(*normalize("linux", os.uname().machine))  # platform.machine()'s source, without its import
 
 
 def select(entries: Sequence[Descriptor], wanted: Platform) -> Descriptor:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import imagekit.cli
-from imagekit.cli import COMMAND_MODULES, cli
+from imagekit.cli.group import COMMAND_MODULES, cli
 
 
 def test_every_command_is_mapped_to_the_module_that_defines_it() -> None:
@@ -27,6 +27,7 @@ def test_help_lists_every_command_and_a_command_runs_without_the_others_loaded()
     listing = subprocess.run([imagekit, "--help"], capture_output=True, text=True, check=True, env=env).stdout
     commands = listing[listing.index("Commands:") :].split()
     assert set(COMMAND_MODULES) <= set(commands)
-    probe = "import sys; from imagekit.cli import main; main(['images']); print(sorted(m for m in sys.modules if m.startswith('imagekit.cli.')))"
+    commands = sorted({f"imagekit.cli.{module}" for module in COMMAND_MODULES.values()})
+    probe = f"import sys; from imagekit.cli import main; main(['images']); print(sorted(set({commands}) & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
     assert done.stdout.splitlines()[-1] == "['imagekit.cli.store']", done.stdout + done.stderr

@@ -16,7 +16,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from imagekit.cli import cli
+from imagekit.cli.group import cli
 from imagekit.registry.tls import DEFAULT_CERTS_DIRS
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()

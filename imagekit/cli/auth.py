@@ -12,7 +12,8 @@ import sys
 
 import click
 
-from imagekit.cli import Context, cli
+from imagekit.cli import Context
+from imagekit.cli.group import cli
 from imagekit.cli.config import config_path, registry_mirrors
 from imagekit.errors import AuthError, NotATerminal
 from imagekit.log import logger

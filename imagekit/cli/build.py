@@ -15,7 +15,8 @@ import click
 
 from imagekit.builder.build import Builder, Pull
 from imagekit.builder.options import FORMATS, BuildOptions, Secret
-from imagekit.cli import Context, cli
+from imagekit.cli import Context
+from imagekit.cli.group import cli
 from imagekit.errors import ImagekitError
 from imagekit.image import Image
 from imagekit.progress import human_size

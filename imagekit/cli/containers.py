@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from imagekit.cli import cli
+from imagekit.cli.group import cli
 from imagekit.errors import ImagekitError
 from imagekit.runtime.container import Runtime
 from imagekit.runtime.ports import Binding, format_ports

@@ -16,7 +16,8 @@ from typing import Any
 
 import click
 
-from imagekit.cli import cli, report_error
+from imagekit.cli import report_error
+from imagekit.cli.group import cli
 from imagekit.errors import BadReference, ContainerNotFound, ImageNotFound, ImagekitError, ObjectNotFound, VolumeNotFound
 
 #: object types in docker's order of lookup

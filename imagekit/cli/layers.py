@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from imagekit.cli import cli
+from imagekit.cli.group import cli
 from imagekit.layers.apply import MAX_BYTES_ENV, Limits, parse_size
 from imagekit.layers.unpack import unpack as unpack_image
 from imagekit.store import Store

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import click
 
-from imagekit.cli import Context, cli
+from imagekit.cli import Context
+from imagekit.cli.group import cli
 from imagekit.cli.auth import registry_options
 from imagekit.digest import Digest
 from imagekit.errors import ImageNotFound, ImagekitError

@@ -1,171 +1,37 @@
-"""`imagekit run` and `exec`: docker's flags over imagekit.runtime; imagekit's own failures exit 125, as docker's do.
-
-Start-up time is part of every `run`: this module imports the runtime and nothing of the registry
-unless the image must be pulled (requests alone costs more than runc's whole start).
-
-The foreground streams are attached as docker's client attaches them: stdin only with -i (else an empty
-one); with -t the container's pty (imagekit.sandbox.console) carries stdout and stderr as one stream, and
-with -it this process's terminal is raw for the session, so that ^C and ^Z are bytes for the container's
-terminal to turn into its signals, not signals to imagekit.
+"""`imagekit run` and `exec` as click commands: docker's flags over imagekit.runtime; imagekit's own failures
+exit 125, as docker's do. run's options and body are click-free, in imagekit.cli.runner (the fast path of
+imagekit.cli.fastpath reads the same table); its click options are built from that table here.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-import termios
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from tty import setraw
-from typing import TYPE_CHECKING, Any
 
 import click
 
-from imagekit.cli import cli
-from imagekit.errors import ContainerError, ImageNotFound, ImagekitError
-from imagekit.runtime.options import RunOptions, discarded_ports, parse_cpus, parse_env, parse_env_file, parse_mount, parse_size, parse_tmpfs, parse_volume
-
-if TYPE_CHECKING:
-    from imagekit.runtime.ports import PortSpec
-
-#: docker's status for a failure of the runtime itself (not of the container's command).
-RUN_FAILED = 125
+from imagekit.cli import report_error
+from imagekit.cli.group import cli, click_options
+from imagekit.cli.runner import RUN_FAILED, RUN_OPTIONS, attached, check_terminal, run_container
+from imagekit.errors import ContainerError, ImagekitError
+from imagekit.runtime.options import parse_env
 
 
 @cli.command("run", context_settings={"allow_interspersed_args": False})
-@click.option("--rm", "auto_remove", is_flag=True, help="Remove the container (and its anonymous volumes) when it exits.")
-@click.option("-d", "--detach", is_flag=True, help="Run in the background under a supervisor; print the container ID.")
-@click.option("--name", default="", help="A unique name (default: a generated adjective_scientist).")
-@click.option("-e", "--env", "env", multiple=True, metavar="K=V", help="Set (or with K alone, pass on) a variable.")
-@click.option("--env-file", "env_files", multiple=True, metavar="FILE", help="KEY=VALUE lines, as docker reads them.")
-@click.option("-v", "--volume", "volumes", multiple=True, metavar="SRC:DST[:ro|rw]", help="Bind a host path or a named volume; -v DST makes an anonymous volume.")
-@click.option("--mount", "mounts", multiple=True, metavar="type=bind|volume|tmpfs,...", help="docker's --mount syntax.")
-@click.option("--tmpfs", "tmpfs", multiple=True, metavar="DST[:OPTS]", help="Mount a tmpfs.")
-@click.option("-w", "--workdir", default="", help="Working directory inside the container.")
-@click.option("-u", "--user", default="", metavar="USER[:GROUP]", help="User (name or uid) and group to run as.")
-@click.option("--entrypoint", default=None, help="Replace the image's Entrypoint (and clear its Cmd).")
-@click.option("--hostname", default="", help="Hostname (default: the host's with --network host, else the short ID).")
-@click.option("--network", type=click.Choice(["bridge", "host", "none"]), default="bridge", show_default=True,
-              help="bridge gives an address on imagekit0 (10.88.0.0/16, NAT to the outside), as docker's default; "
-                   "host shares the host's network; none gives only loopback.")
-@click.option("-p", "--publish", "publish", multiple=True, metavar="[IP:][HOST:]CTR[/PROTO]",
-              help="Publish a container port on the host; ranges as docker's. Discarded (with a warning) off the bridge.")
-@click.option("-P", "--publish-all", is_flag=True, help="Publish every EXPOSEd port on a free host port (on the bridge).")
-@click.option("-m", "--memory", default="", metavar="SIZE", help="Memory limit (256m, 1g; at least 6m).")
-@click.option("--cpus", default="", metavar="N", help="CPU quota in CPUs (0.5: half of one).")
-@click.option("--pids-limit", type=int, default=0, metavar="N", help="Most processes at once.")
-@click.option("--read-only", is_flag=True, help="Mount the root filesystem read-only.")
-@click.option("--init", is_flag=True, help="Run a tiny init as PID 1 that forwards signals and reaps zombies.")
-@click.option("--cap-add", multiple=True, metavar="CAP", help="Add a capability (or ALL).")
-@click.option("--cap-drop", multiple=True, metavar="CAP", help="Drop a capability (or ALL).")
-@click.option("--privileged", is_flag=True, help="Every capability.")
-@click.option("-i", "--interactive", is_flag=True, help="Pass stdin on (else the command reads an empty one).")
-@click.option("-t", "--tty", is_flag=True, help="Give the command a terminal (a pty; stdout and stderr become one stream).")
+@click_options(RUN_OPTIONS)
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def run(ctx: click.Context, image: str, command: tuple[str, ...], **flags: object) -> None:
     """Run COMMAND (default: the image's) in a new container of IMAGE, pulling IMAGE when missing."""
-    try:
-        detach = bool(flags["detach"])
-        _check_terminal(bool(flags["interactive"]) and not detach, bool(flags["tty"]))
-        options = _options(image, command, flags)
-        warning = discarded_ports(options)
-        if warning:
-            click.echo(f"WARNING: {warning}", err=True)
-        status = _run(ctx, options, detach, bool(flags["interactive"]))
-    except ImagekitError as err:
-        click.echo(f"imagekit: {err}", err=True)
-        sys.exit(RUN_FAILED)
-    sys.exit(status)
+    run_container(ctx.obj, image, command, **flags)
 
 
-def _publish(texts: tuple[str, ...]) -> tuple[PortSpec, ...]:
-    """-p's specs; runtime.ports is imported only when there are some: it brings the network modules
-    (socket, json, hashlib...), which `run` without -p never needs."""
-    if not texts:
-        return ()
-    from imagekit.runtime.ports import parse_publish
-
-    return tuple(spec for text in texts for spec in parse_publish(text))
-
-
-def _options(image: str, command: tuple[str, ...], flags: dict[str, object]) -> RunOptions:
-    env: tuple[str, ...] = ()
-    for path in flags["env_files"]:  # type: ignore[attr-defined]
-        env += parse_env_file(path)
-    env += parse_env(flags["env"])  # type: ignore[arg-type]
-    volumes = tuple(parse_volume(v) for v in flags["volumes"])  # type: ignore[attr-defined]
-    volumes += tuple(parse_mount(m) for m in flags["mounts"])  # type: ignore[attr-defined]
-    volumes += tuple(parse_tmpfs(t) for t in flags["tmpfs"])  # type: ignore[attr-defined]
-    return RunOptions(
-        image=image, command=command, name=str(flags["name"]), env=env, volumes=volumes, workdir=str(flags["workdir"]),
-        user=str(flags["user"]), entrypoint=flags["entrypoint"], hostname=str(flags["hostname"]),  # type: ignore[arg-type]
-        network=flags["network"],  # type: ignore[arg-type]
-        publish=_publish(flags["publish"]),  # type: ignore[arg-type]
-        publish_all=bool(flags["publish_all"]),
-        memory=parse_size(str(flags["memory"])) if flags["memory"] else 0,
-        cpus=parse_cpus(str(flags["cpus"])) if flags["cpus"] else 0.0,
-        pids_limit=int(flags["pids_limit"]),  # type: ignore[call-overload]
-        read_only=bool(flags["read_only"]), init=bool(flags["init"]), cap_add=tuple(flags["cap_add"]),  # type: ignore[arg-type]
-        cap_drop=tuple(flags["cap_drop"]), privileged=bool(flags["privileged"]), auto_remove=bool(flags["auto_remove"]),  # type: ignore[arg-type]
-        tty=bool(flags["tty"]),
-    )
-
-
-def _check_terminal(interactive: bool, tty: bool) -> None:
-    """docker's refusal of -it when stdin is not a terminal (a pipe, a file): nothing could be typed into the pty."""
-    if interactive and tty and not sys.stdin.isatty():
-        raise ContainerError("the input device is not a TTY")
-
-
-@contextmanager
-def _attached(interactive: bool, tty: bool) -> Iterator[dict[str, Any]]:
-    """The stream keywords of Runtime.start and exec for a foreground session (see the module docstring):
-    stdin, and with -t the terminal whose window size the pty follows. With -it the terminal is raw until the
-    session ends, whatever ends it (SIGINT, SIGTERM and SIGHUP are forwarded to the container meanwhile)."""
-    with ExitStack() as stack:
-        stdin = None if interactive else stack.enter_context(open(os.devnull, "rb"))
-        size_from = next((fd for fd in (1, 0) if os.isatty(fd)), None) if tty else None
-        if interactive and tty:
-            saved = termios.tcgetattr(0)
-            setraw(0, termios.TCSANOW)  # not TCSAFLUSH: what was typed ahead goes to the container
-            stack.callback(termios.tcsetattr, 0, termios.TCSADRAIN, saved)
-        yield {"stdin": stdin, "size_from": size_from}
-
-
-def _run(ctx: click.Context, options: RunOptions, detach: bool, interactive: bool) -> int:
-    from imagekit.runtime.container import Runtime
-    from imagekit.store import Store
-
-    store = Store(ctx.obj.root)
-    try:
-        stored = store.find(options.image)
-    except ImageNotFound:
-        stored = _pull(ctx, store, options.image)
-    runtime = Runtime(store)
-    container = runtime.create(options, stored.image, options.image)
-    if detach:
-        runtime.start_detached(container)
-        click.echo(container.id)
-        return 0
-    try:
-        with _attached(interactive, options.tty) as streams:
-            final = runtime.start(container, **streams)
-    except ImagekitError:
-        runtime.remove(runtime.containers.load(container.id, refresh=False), force=True, volumes=True)
-        raise
-    if final.auto_remove:
-        runtime.remove(final, volumes=True)
-    return final.exit_code
+#: exec's options are run's of the same names: one definition of each.
+EXEC_OPTIONS = tuple(next(spec for spec in RUN_OPTIONS if spec.dest == dest) for dest in ("env", "user", "workdir", "interactive", "tty"))
 
 
 @cli.command("exec", context_settings={"allow_interspersed_args": False})
-@click.option("-e", "--env", "env", multiple=True, metavar="K=V", help="Set (or with K alone, pass on) a variable.")
-@click.option("-u", "--user", default="", metavar="USER[:GROUP]", help="User (name or uid) and group to run as.")
-@click.option("-w", "--workdir", default="", help="Working directory inside the container.")
-@click.option("-i", "--interactive", is_flag=True, help="Pass stdin on (else the command reads an empty one).")
-@click.option("-t", "--tty", is_flag=True, help="Give the command a terminal (a pty; stdout and stderr become one stream).")
+@click_options(EXEC_OPTIONS)
 @click.argument("container")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_context
@@ -179,22 +45,13 @@ def exec_(ctx: click.Context, container: str, command: tuple[str, ...], env: tup
         runtime = Runtime(Store(ctx.obj.root))
         if workdir and not workdir.startswith("/"):
             raise ContainerError(f"the working directory {workdir!r} is invalid: it needs to be an absolute path")
-        _check_terminal(interactive, tty)
+        check_terminal(interactive, tty)
         record = runtime.containers.find(container)
-        with _attached(interactive, tty) as streams:
+        with attached(interactive, tty) as streams:
             status = runtime.exec(record, command, env=parse_env(env), user=user, workdir=workdir, tty=tty, **streams)
     except ImagekitError as err:
-        click.echo(f"imagekit: {err}", err=True)
+        report_error(err)
         sys.exit(RUN_FAILED)
     sys.exit(status)
 
 
-def _pull(ctx: click.Context, store: object, image: str):  # type: ignore[no-untyped-def]
-    """Pulls a missing image as `imagekit pull` does (imports the registry code only now)."""
-    from imagekit.cli.auth import registry_options
-    from imagekit.fetch import pull_to_store
-    from imagekit.reference import parse_reference
-
-    click.echo(f"Unable to find image '{image}' locally", err=True)
-    pull_to_store(parse_reference(image), store, registry_options(ctx.obj))  # type: ignore[arg-type]
-    return store.find(image)  # type: ignore[attr-defined]

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
-from imagekit.cli import cli, report_error
+from imagekit.cli import report_error
+from imagekit.cli.group import cli
 from imagekit.errors import BadReference, ImagekitError, LayerError
 from imagekit.importer import import_tarball
 from imagekit.oci import REF_NAME

@@ -9,7 +9,7 @@ from contextlib import suppress
 
 import click
 
-from imagekit.cli import cli
+from imagekit.cli.group import cli
 from imagekit.errors import ContainerNotFound
 from imagekit import diskusage
 from imagekit.runtime import stats as runtime_stats

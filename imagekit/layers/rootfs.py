@@ -20,12 +20,12 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 import stat
 from collections import OrderedDict
 
-#: openat2's number is 437 on every architecture that has the unified syscall table (Linux 5.6+).
-_OPENAT2 = 437 if platform.machine() in {"x86_64", "aarch64", "arm64", "armv7l", "armv6l", "i686", "i386", "ppc64le", "s390x", "riscv64"} else None
+#: openat2's number is 437 on every architecture that has the unified syscall table (Linux 5.6+). The machine
+#: as uname(2) tells it (what platform.machine() returns, without importing platform: a run's start-up).
+_OPENAT2 = 437 if os.uname().machine in {"x86_64", "aarch64", "arm64", "armv7l", "armv6l", "i686", "i386", "ppc64le", "s390x", "riscv64"} else None
 _RESOLVE_NO_MAGICLINKS = 0x02
 _RESOLVE_IN_ROOT = 0x10
 _MAX_SYMLINKS = 40

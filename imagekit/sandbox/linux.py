@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -128,9 +127,10 @@ def umount2(target: str, flags: int) -> None:
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    number = _PIVOT_ROOT.get(platform.machine())
+    machine = os.uname().machine  # platform.machine()'s source; platform itself is a run's start-up time
+    number = _PIVOT_ROOT.get(machine)
     if number is None:
-        raise OSError(38, f"pivot_root: unknown on {platform.machine()}", new_root)
+        raise OSError(38, f"pivot_root: unknown on {machine}", new_root)
     _syscall(number, "pivot_root", _c(new_root), _c(put_old))
 
 

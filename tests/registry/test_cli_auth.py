@@ -192,7 +192,7 @@ def test_transport_for_applies_global_options_and_stored_credentials(docker_conf
 
 
 def test_global_registry_options_parse_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from imagekit.cli import cli
+    from imagekit.cli.group import cli
 
     ctx = cli.make_context("imagekit", ["--insecure-registry", "a.example:5000", "--insecure-registry", "b.example", "--tls-verify=false", "logout"])
     assert ctx.params["insecure_registries"] == ("a.example:5000", "b.example") and ctx.params["tls_verify"] is False

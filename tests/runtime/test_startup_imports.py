@@ -29,6 +29,7 @@ NOT_ON_THE_RUN_PATH = (
     "imagekit.cli.containers", "imagekit.cli.system",
     "imagekit.runtime.network", "imagekit.runtime.ports", "imagekit.runtime.nat",
     "imagekit.users", "pickle", "socket", "logging",
+    "click", "imagekit.cli.group", "imagekit.cli.run", "platform",
 )
 
 
@@ -59,7 +60,7 @@ def test_run_of_a_stored_image_imports_only_the_runtime(root: Path) -> None:
     assert "imagekit.layers.apply" in modules  # the first run extracts the layer; every later one stands on it
     result, modules = imported(root, "run", "--rm", "--network", "none", "busybox", "true")
     assert result.returncode == 0, result.stderr
-    assert {"click", "imagekit.cli.run", "imagekit.runtime.container", "imagekit.sandbox.run", "imagekit.snapshots.snapshotter"} <= modules
+    assert {"imagekit.cli.fastpath", "imagekit.cli.runner", "imagekit.runtime.container", "imagekit.sandbox.run", "imagekit.snapshots.snapshotter"} <= modules
     assert not {m for m in modules if m in NOT_ON_THE_RUN_PATH or m.startswith(tuple(p + "." for p in NOT_ON_THE_RUN_PATH))}
 
 
@@ -110,3 +111,15 @@ def test_a_warning_on_the_run_path_still_shows_as_one_line(root: Path) -> None:
     assert result.stderr == ("imagekit: W imagekit.store: busybox:latest matches 2 names of different images in the store: "
                              "using 'docker.io/library/busybox:latest' (not 'busybox:latest')\n")
     assert "logging" in modules
+
+
+def test_a_run_left_to_click_ends_as_the_fast_path_s_does(root: Path) -> None:
+    """A run imagekit.cli.fastpath declines (--tls-verify=VALUE: a type it does not convert) goes through click and
+    ends alike: the container's status and streams, and imagekit's own failure as the same one line and 125."""
+    for command in (("busybox", "sh", "-c", "echo out; echo err >&2; exit 3"), ("-u", "nosuchuser", "busybox", "true")):
+        fast, fast_modules = imported(root, "run", "--rm", "--network", "none", *command)
+        slow, slow_modules = imported(root, "--tls-verify=true", "run", "--rm", "--network", "none", *command)
+        assert "click" not in fast_modules and "click" in slow_modules
+        assert (fast.returncode, fast.stdout, fast.stderr) == (slow.returncode, slow.stdout, slow.stderr)
+    assert (fast.returncode, fast.stdout) == (125, "")
+    assert one_line_error(fast).startswith("imagekit: ")

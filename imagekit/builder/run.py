@@ -104,7 +104,9 @@ class RunStep:
                 etc_files=ETC_FILES,
             )
             relay = stack.enter_context(self.output.relay())
-            result = sandbox.run(spec, stdin=os.open(os.devnull, os.O_RDONLY), stdout=relay.fd, stderr=relay.fd)
+            # Ctrl-C stops the build at once, as docker build: the step's PID 1 would ignore a forwarded SIGINT
+            result = sandbox.run(spec, stdin=os.open(os.devnull, os.O_RDONLY), stdout=relay.fd, stderr=relay.fd,
+                                 forward_signals=False)
             stack.close()
             if result.status != 0:
                 tail = "; ".join(relay.tail) if self.output.quiet and relay.tail else ""

@@ -30,7 +30,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager, nullcontext, suppress
 from typing import NamedTuple, NoReturn
 
 from imagekit.errors import SandboxError
@@ -44,7 +44,7 @@ _NO_ID = 0xFFFFFFFF  # (uid_t)-1 means "no change" to setuid; ids are below it
 
 
 def run(spec: Spec, *, stdin: Stream = None, stdout: Stream = None, stderr: Stream = None,
-        started: Callable[[int], None] | None = None, size_from: int | None = None) -> Result:
+        started: Callable[[int], None] | None = None, size_from: int | None = None, forward_signals: bool = True) -> Result:
     """Runs spec.argv in a sandbox and returns its status and the mount targets it created.
     `stderr is stdout` shares one descriptor, so a captured interleaving keeps its order.
     `started(pid)` is called with the sandboxed process's host pid once it runs (a runner records it
@@ -54,6 +54,10 @@ def run(spec: Spec, *, stdin: Stream = None, stdout: Stream = None, stderr: Stre
     this process's) is copied to it and what it prints to `stdout` (None: this process's), `stderr` is unused,
     as docker's -t makes one stream; the pty has the window size of the terminal `size_from` (if one) from
     the start and follows it on SIGWINCH.
+
+    `forward_signals=False` keeps the caller's own signal handlers while the sandbox runs instead of
+    forwarding SIGINT, SIGTERM and SIGHUP: a build stops at the first Ctrl-C (KeyboardInterrupt here, which
+    kills the sandbox), as `docker build` does, where a container's PID 1 would ignore a forwarded one.
 
     Raises SandboxError (one line) when the sandbox cannot be set up; a command that is missing
     or not executable is the process's failure instead (status 127 / 126, a line on its stderr).
@@ -108,7 +112,7 @@ def _launch(child: Callable[[int, list[int | None], int, process.Console], NoRet
         if channel is not None:
             channel.forked()
         reports = _Reports(read_end)
-        with _forwarding(pid, reports):
+        with _forwarding(pid, reports) if forward_signals else nullcontext():
             try:
                 reports.read()
                 master = channel.receive() if channel is not None and not reports.error else None

@@ -4,6 +4,7 @@ what a killed build left (snapshot directories, unnamed blobs)."""
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -12,12 +13,11 @@ from pathlib import Path
 from tests.mounts import mount_table, mounts_left
 from tests.builder.conftest import IMAGEKIT, ok, run_imagekit
 
-SLOW = "FROM busybox\nRUN echo started > /dev/stderr; sleep 60\n"
-
-
-def _start(root: Path, context: Path) -> subprocess.Popen[bytes]:
+def _start(root: Path, context: Path, seconds: str) -> subprocess.Popen[bytes]:
+    """A build whose RUN step sleeps `seconds`: a duration of the test's own, so that _sleepers() never takes
+    the step of a build another xdist worker's test runs meanwhile for this one's."""
     context.mkdir(parents=True, exist_ok=True)
-    (context / "Builderfile").write_text(SLOW)
+    (context / "Builderfile").write_text(f"FROM busybox\nRUN echo started > /dev/stderr; sleep {seconds}\n")
     env = {k: v for k, v in os.environ.items() if k != "IMAGEKIT_ROOT"}
     process = subprocess.Popen([IMAGEKIT, "--root", str(root), "build", "-t", "slow:1", str(context)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
@@ -30,16 +30,22 @@ def _start(root: Path, context: Path) -> subprocess.Popen[bytes]:
     return process
 
 
-def _sleepers() -> list[int]:
-    """PIDs of `sleep 60` processes (the RUN step's), wherever they are."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", b"60"]:
-                found.append(int(pid))
-        except OSError:
-            continue
-    return found
+def _sleepers(seconds: str) -> list[int]:
+    """PIDs of the RUN step's `sleep SECONDS`, wherever they are; waits for it, since `started` is printed
+    just before the step execs sleep."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", seconds.encode()]:
+                    found.append(int(pid))
+            except OSError:
+                continue  # it ended meanwhile
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"the RUN step's sleep {seconds} never started")
 
 
 def _gone(pids: list[int], timeout: float = 10) -> bool:
@@ -53,8 +59,9 @@ def _gone(pids: list[int], timeout: float = 10) -> bool:
 
 def test_ctrl_c_stops_the_step_and_leaves_nothing(root: Path, tmp_path: Path) -> None:
     before = mount_table()
-    process = _start(root, tmp_path / "ctx")
-    sleepers = _sleepers()
+    seconds = str(600 + secrets.randbelow(100_000))
+    process = _start(root, tmp_path / "ctx", seconds)
+    sleepers = _sleepers(seconds)
     os.killpg(process.pid, signal.SIGINT)
     _, err = process.communicate(timeout=30)
     assert process.returncode == 130, err
@@ -68,8 +75,9 @@ def test_ctrl_c_stops_the_step_and_leaves_nothing(root: Path, tmp_path: Path) ->
 
 def test_sigkill_leaves_debris_that_prune_removes(root: Path, tmp_path: Path) -> None:
     before = mount_table()
-    process = _start(root, tmp_path / "ctx")
-    sleepers = _sleepers()
+    seconds = str(600 + secrets.randbelow(100_000))
+    process = _start(root, tmp_path / "ctx", seconds)
+    sleepers = _sleepers(seconds)
     process.kill()
     process.wait(timeout=30)
     assert _gone(sleepers), "the RUN step outlived a SIGKILLed build"

@@ -64,7 +64,7 @@ def run(spec: Spec, *, stdin: Stream = None, stdout: Stream = None, stderr: Stre
     """
     flags = _namespaces(spec)
     return _launch(lambda report, fds, caller, terminal: _intermediate(spec, flags, report, fds, caller, terminal),
-                   spec.tty, _Streams(stdin, stdout, stderr, size_from), started)
+                   spec.tty, _Streams(stdin, stdout, stderr, size_from), started, forward_signals)
 
 
 def join(pid: int, spec: Spec, *, stdin: Stream = None, stdout: Stream = None, stderr: Stream = None,
@@ -75,7 +75,7 @@ def join(pid: int, spec: Spec, *, stdin: Stream = None, stdout: Stream = None, s
     if not spec.argv:
         raise SandboxError("sandbox: no command to run")
     return _launch(lambda report, fds, caller, terminal: _joiner(pid, spec, report, fds, caller, terminal),
-                   spec.tty, _Streams(stdin, stdout, stderr, size_from), None)
+                   spec.tty, _Streams(stdin, stdout, stderr, size_from), None, True)
 
 
 class _Streams(NamedTuple):
@@ -88,9 +88,10 @@ class _Streams(NamedTuple):
 
 
 def _launch(child: Callable[[int, list[int | None], int, process.Console], NoReturn], tty: bool, streams: _Streams,
-            started: Callable[[int], None] | None) -> Result:
+            started: Callable[[int], None] | None, forward_signals: bool) -> Result:
     """Forks `child(report, fds, caller, console)` with the streams (with `tty`: /dev/null, and the console socket
-    that brings back the pty the streams are then relayed through) and waits for it (see run())."""
+    that brings back the pty the streams are then relayed through) and waits for it, forwarding signals to it
+    or not (see run())."""
     with ExitStack() as stack:
         fds = [stack.enter_context(stream(streams.stdin, 0)), stack.enter_context(stream(streams.stdout, 1))]
         channel = stack.enter_context(console.Channel(streams.size_from)) if tty else None

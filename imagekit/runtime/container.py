@@ -367,7 +367,10 @@ class Runtime:
 
     def release_stale(self) -> None:
         """Releases the bridge's leases, links, rules and namespaces of every container without a live supervisor,
-        whatever its store (network.cleanup_stale); nothing to do while no store of this host used the bridge."""
+        whatever its store (network.cleanup_stale); nothing to do while no store of this host used the bridge, nor without
+        root, which never has the bridge."""
+        if self.rootless:
+            return
         from imagekit.runtime import network  # here: only `ps` and the bridge's containers need the network modules
 
         bridge = self.bridge

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 #: docker's status for a failure of the runtime itself (not of the container's command).
 RUN_FAILED = 125
+#: why a caller without root gets --network host by default (where rootless podman gives slirp4netns or pasta)
+ROOTLESS_NETWORK = "without root there is no bridge network: the container shares the host's network (--network host; --network none isolates it)"
 
 
 #: `run`'s options, in --help's order; run_container() gets them as `flags`, by dest.
@@ -48,9 +50,9 @@ RUN_OPTIONS = (
     OptionSpec(("-u", "--user"), "user", default="", metavar="USER[:GROUP]", help="User (name or uid) and group to run as."),
     OptionSpec(("--entrypoint",), "entrypoint", default=None, help="Replace the image's Entrypoint (and clear its Cmd)."),
     OptionSpec(("--hostname",), "hostname", default="", help="Hostname (default: the host's with --network host, else the short ID)."),
-    OptionSpec(("--network",), "network", choices=("bridge", "host", "none"), default="bridge", show_default=True,
-               help="bridge gives an address on imagekit0 (10.88.0.0/16, NAT to the outside), as docker's default; "
-                    "host shares the host's network; none gives only loopback."),
+    OptionSpec(("--network",), "network", choices=("bridge", "host", "none"), default=None,
+               help="bridge (the default as root) gives an address on imagekit0 (10.88.0.0/16, NAT to the outside), as docker's "
+                    "default; host (the default without root, which has no bridge) shares the host's network; none gives only loopback."),
     OptionSpec(("-p", "--publish"), "publish", multiple=True, metavar="[IP:][HOST:]CTR[/PROTO]",
                help="Publish a container port on the host; ranges as docker's. Discarded (with a warning) off the bridge."),
     OptionSpec(("-P", "--publish-all"), "publish_all", is_flag=True, help="Publish every EXPOSEd port on a free host port (on the bridge)."),
@@ -74,6 +76,8 @@ def run_container(obj: Context, image: str, command: tuple[str, ...], **flags: o
         detach = bool(flags["detach"])
         check_terminal(bool(flags["interactive"]) and not detach, bool(flags["tty"]))
         options = _options(image, command, flags)
+        if flags["network"] is None and options.network == "host":
+            echo(f"imagekit: note: {ROOTLESS_NETWORK}", err=True)
         warning = discarded_ports(options)
         if warning:
             echo(f"WARNING: {warning}", err=True)
@@ -105,7 +109,7 @@ def _options(image: str, command: tuple[str, ...], flags: dict[str, object]) -> 
     return RunOptions(
         image=image, command=command, name=str(flags["name"]), env=env, volumes=volumes, workdir=str(flags["workdir"]),
         user=str(flags["user"]), entrypoint=flags["entrypoint"], hostname=str(flags["hostname"]),  # type: ignore[arg-type]
-        network=flags["network"],  # type: ignore[arg-type]
+        network=flags["network"] or ("bridge" if os.geteuid() == 0 else "host"),  # type: ignore[arg-type]
         publish=_publish(flags["publish"]),  # type: ignore[arg-type]
         publish_all=bool(flags["publish_all"]),
         memory=parse_size(str(flags["memory"])) if flags["memory"] else 0,
@@ -143,11 +147,12 @@ def _run(obj: Context, options: RunOptions, detach: bool, interactive: bool) -> 
     from imagekit.store import Store
 
     store = Store(obj.root)
+    runtime = Runtime(store)
+    runtime.check(options)
     try:
         stored = store.find(options.image)
     except ImageNotFound:
         stored = _pull(obj, store, options.image)
-    runtime = Runtime(store)
     container = runtime.create(options, stored.image, options.image)
     if detach:
         runtime.start_detached(container)

@@ -58,6 +58,8 @@ class Runtime:
         self.containers = Containers(store)
         self.volumes = Volumes(store)
         self.cgroup_root = cgroup_root
+        #: a caller without root runs containers with isolation "rootless" (see _check_rootless), without cgroups
+        self.rootless = os.geteuid() != 0
         self._snapshots: Snapshots | None = None
 
     @property
@@ -78,8 +80,7 @@ class Runtime:
         when this raises."""
         config = ImageConfig.from_json(image.config)
         argv = process.argv(config, options)
-        limits = cgroups.Limits(options.memory, options.cpus, options.pids_limit)
-        limits.check()
+        limits = self.check(options)
         capabilities = process.capabilities(options)
         stop_signal = process.stop_signal(config)
         publish = _publish_specs(config, options)
@@ -91,6 +92,10 @@ class Runtime:
             undo.callback(lambda: [self.volumes.remove(v, set()) for v in anonymous])
             user = options.user or config.user
             uid, gid, groups = sandbox.call(rootfs, _resolve_user(), user) if user else (0, 0, ())
+            if self.rootless:
+                if (uid, gid) != (0, 0):
+                    raise ContainerError(f"--user {user}: without root only your own uid and gid are mapped into the container, as root (0:0)")
+                groups = ()  # setgroups is denied in a user namespace that maps one id
             hostname = options.hostname or (os.uname().nodename if options.network == "host" else container_id[:12])
             spec = Spec(
                 rootfs=rootfs,
@@ -102,6 +107,7 @@ class Runtime:
                 groups=groups,
                 hostname=hostname,
                 network="host" if options.network == "bridge" else options.network,  # the bridge's namespace is joined at start
+                isolation="rootless" if self.rootless else "namespaces",
                 mounts=tuple(mounts),
                 etc_files=self._etc_files(container_id, hostname, options.network),
                 capabilities=capabilities,
@@ -123,6 +129,15 @@ class Runtime:
             self.containers.save(container)
             undo.pop_all()
         return container
+
+    def check(self, options: RunOptions) -> cgroups.Limits:
+        """Refuses, before anything is made or pulled, what this runtime cannot give `options`: limits docker refuses,
+        and without root the bridge and any limit (see _check_rootless). Returns the limits."""
+        limits = cgroups.Limits(options.memory, options.cpus, options.pids_limit)
+        limits.check()
+        if self.rootless:
+            _check_rootless(options)
+        return limits
 
     def _mounts(self, config: ImageConfig, options: RunOptions, rootfs: Rootfs) -> tuple[list[Mount], list[str]]:
         """The sandbox mounts for -v/--mount/--tmpfs, plus an anonymous volume for each image VOLUME
@@ -179,7 +194,7 @@ class Runtime:
         stdin and stdout through its pty (stderr unused), whose window size follows the terminal `size_from`."""
         if supervisor_alive(container.supervisor, container.supervisor_start) and container.state == "running":
             raise ContainerError(f"container {container.name} is already running")
-        cgroup = cgroups.create(container.id, cgroups.Limits(**container.limits), root=self.cgroup_root)
+        cgroup = self._cgroup(container.id) if self.rootless else cgroups.create(container.id, cgroups.Limits(**container.limits), root=self.cgroup_root)
         me = os.getpid()
         record = dataclasses.replace(container, state="running", supervisor=me, supervisor_start=process_start(me),
                                      started_at=now(), finished_at="", pid=0, exit_code=0, oom_killed=False, error="")
@@ -319,7 +334,7 @@ class Runtime:
         if container.network == "bridge":
             self._release(container)
         with suppress(ImagekitError):
-            cgroups.find(container.id, self.cgroup_root).remove()
+            self._cgroup(container.id).remove()
         self.snapshots.remove(container.id)
         self.containers.delete(container.id)
         if volumes:
@@ -342,12 +357,20 @@ class Runtime:
         merged.update(word.split("=", 1) for word in env if "=" in word)
         uid, gid, groups = _resolve_user()(f"/proc/{container.pid}/root", user) if user else (spec.uid, spec.gid, spec.groups)
         spec = dataclasses.replace(spec, argv=argv, env=tuple(f"{k}={v}" for k, v in merged.items()), cwd=workdir or spec.cwd,
-                                   uid=uid, gid=gid, groups=groups, cgroups=cgroups.find(container.id, self.cgroup_root).dirs, tty=tty)
+                                   uid=uid, gid=gid, groups=groups, cgroups=self._cgroup(container.id).dirs, tty=tty)
         return sandbox.join(container.pid, spec, stdin=stdin, stdout=stdout, stderr=stderr, size_from=size_from).status
+
+    def _cgroup(self, container_id: str) -> cgroups.Cgroup:
+        """The container's cgroup (whether or not it exists now); an empty one (nothing to join or remove) without
+        root, which no cgroup is delegated to."""
+        return cgroups.Cgroup(cgroups.version(self.cgroup_root), ()) if self.rootless else cgroups.find(container_id, self.cgroup_root)
 
     def release_stale(self) -> None:
         """Releases the bridge's leases, links, rules and namespaces of every container without a live supervisor,
-        whatever its store (network.cleanup_stale); nothing to do while no store of this host used the bridge."""
+        whatever its store (network.cleanup_stale); nothing to do while no store of this host used the bridge, nor without
+        root, which never has the bridge."""
+        if self.rootless:
+            return
         from imagekit.runtime import network  # here: only `ps` and the bridge's containers need the network modules
 
         bridge = self.bridge
@@ -383,6 +406,16 @@ def _resolve_user() -> Callable[..., tuple[int, int, tuple[int, ...]]]:
     from imagekit import users
 
     return users.resolve_user
+
+
+def _check_rootless(options: RunOptions) -> None:
+    """What a container of a caller without root cannot have, refused before anything is made: the bridge (no
+    slirp4netns or pasta to stand in for it) and resource limits (no cgroup is delegated to the caller)."""
+    if options.network == "bridge":
+        raise ContainerError("--network bridge needs root (imagekit has no slirp4netns or pasta): use --network host or --network none")
+    for flag, value in (("--memory", options.memory), ("--cpus", options.cpus), ("--pids-limit", options.pids_limit)):
+        if value:
+            raise ContainerError(f"{flag}: cannot set resource limits without root: no cgroup is delegated to this user")
 
 
 def _publish_specs(config: ImageConfig, options: RunOptions) -> list[ports.PortSpec]:

@@ -97,6 +97,8 @@ def root(rootfs: Rootfs) -> int:
         if rootfs.upper:
             linux.fsconfig(ctx, "upperdir", rootfs.upper)
             linux.fsconfig(ctx, "workdir", rootfs.work)
+        if rootfs.userxattr:
+            linux.fsconfig(ctx, "userxattr")
         return linux.fsmount(ctx, 0, f"mounting the overlay of {len(rootfs.lowers)} lowers and upper {rootfs.upper or '(none)'}")
     finally:
         os.close(ctx)

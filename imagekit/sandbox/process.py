@@ -75,7 +75,7 @@ def become(spec: Spec, *, report: int, lifeline: int, own_netns: bool, userns: b
     _exec(spec.argv, spec.env)
 
 
-def enter(spec: Spec, *, report: int, root: int, joins: list[int], console: Console = None) -> NoReturn:
+def enter(spec: Spec, *, report: int, root: int, joins: list[int], console: Console = None, userns: bool = False) -> NoReturn:
     """join()'s process, already in the target's namespaces: its root (`root`, an fd of /proc/PID/root), spec.cwd,
     umask, capabilities, identity and cgroups (`joins`, open cgroup.procs files) as become() sets them, a pty of
     the container's devpts with `console` as become()'s; execs."""
@@ -87,7 +87,7 @@ def enter(spec: Spec, *, report: int, root: int, joins: list[int], console: Cons
         os.chdir(spec.cwd)
         os.umask(0o022)
         linux.limit_capabilities({linux.CAPABILITIES[name] for name in spec.capabilities})
-        _identity(spec, userns=False, slave=slave)
+        _identity(spec, userns=userns, slave=slave)
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
         for fd in joins:

@@ -215,13 +215,15 @@ def _joiner(target: int, spec: Spec, report: int, fds: list[int | None], caller:
         joins = [os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC) for path in spec.cgroups]
         try:
             root = os.open(f"/proc/{target}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            if spec.isolation == "rootless":  # first: its other namespaces belong to it, and it gives the rights to enter them
+                linux.setns(f"/proc/{target}/ns/user", linux.CLONE_NEWUSER)
             for name, kind in _JOINED:
                 linux.setns(f"/proc/{target}/ns/{name}", kind)
         except (FileNotFoundError, ProcessLookupError) as err:
             raise SandboxError(f"sandbox: process {target} is gone") from err
         child = os.fork()
         if child == 0:
-            process.enter(spec, report=report, root=root, joins=joins, console=terminal)
+            process.enter(spec, report=report, root=root, joins=joins, console=terminal, userns=spec.isolation == "rootless")
         if terminal is not None:
             os.close(terminal[0])
         return _follow(child, report)

@@ -37,6 +37,9 @@ class Rootfs:
     upper: str = ""
     work: str = ""
     readonly: bool = False
+    #: overlayfs' own markers (opaque dirs) are user.overlay.* xattrs, as a store written without root has them:
+    #: mount with `userxattr` (the trusted.* ones cannot be written in a user namespace either)
+    userxattr: bool = False
 
     @property
     def is_overlay(self) -> bool:

@@ -41,6 +41,7 @@ from imagekit.digest import Digest
 from imagekit.errors import ImagekitError, LayerError, SnapshotError
 from imagekit.fsutil import atomic_write, disk_usage, fsync_dir
 from imagekit.image import Image
+from imagekit.layers.overlayfs import overlay_xattr_prefix
 from imagekit.layers.rootfs import Root, remove_path
 from imagekit.oci import Descriptor
 from imagekit.sandbox.spec import Rootfs
@@ -225,7 +226,8 @@ class Snapshots:
             os.chmod(upper, stat.S_IMODE(top.st_mode))
             if os.geteuid() == 0:
                 os.chown(upper, top.st_uid, top.st_gid)
-        return Rootfs(lowers=tuple(str(lower) for lower in lowers), upper=str(upper), work=str(work))
+        return Rootfs(lowers=tuple(str(lower) for lower in lowers), upper=str(upper), work=str(work),
+                      userxattr=overlay_xattr_prefix() == "user.overlay.")
 
     def _overlay_usable(self) -> bool:
         if self._use_overlay is None:

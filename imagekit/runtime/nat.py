@@ -7,10 +7,12 @@ nftables accept cannot overrule another table's drop, so on such a host pick ipt
 how delete() and owners() find them after a crash without any state of ours. Connections to 127.0.0.1 never
 reach DNAT (they stay on the host's loopback); the userland proxy of imagekit.runtime.ports serves those.
 
-Every tool runs in the network namespace `netns` ("" is this process's), through `nsenter --net`: tests pass
-one they made. `command` is also how imagekit.runtime.network runs iproute2.
+Every tool runs in the network namespace `netns` ("" is this process's), started by a thread that joined it
+(imagekit.runtime.netns.within, no `nsenter`): tests pass one they made. `command` is also how
+imagekit.runtime.network runs iproute2. Each step is one program: nftables' ensure() is one script that needs
+no look first, and delete() one listing and one script.
 
-Imports: stdlib, imagekit.errors.
+Imports: stdlib, imagekit.errors, imagekit.runtime.netns.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from imagekit.errors import NetworkError
+from imagekit.runtime.netns import within
 
 TABLE = "imagekit"
 CHAIN = "IMAGEKIT"
@@ -79,14 +82,14 @@ def backend(kind: str, netns: str, bridge: str, subnet: str) -> Nat:
 
 def command(netns: str, argv: list[str], stdin: str = "", what: str = "") -> str:
     """Runs a network tool in `netns` and returns its output; a failure is one line naming the tool (or `what`)
-    and its last complaint."""
-    full = ["nsenter", f"--net={netns}", *argv] if netns else argv
+    and its complaint (nft's `Error:` line, else the last one)."""
     try:
-        done = subprocess.run(full, input=stdin, capture_output=True, text=True, check=False)
+        done = within(netns, lambda: subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False))
     except FileNotFoundError as err:
-        raise NetworkError(f"{full[0]} is not installed: bridge networking needs iproute2, util-linux and nftables or iptables") from err
+        raise NetworkError(f"{argv[0]} is not installed: bridge networking needs iproute2 and nftables or iptables") from err
     if done.returncode != 0:
-        complaint = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        complaint = next((line for line in lines if line.startswith("Error: ")), lines[-1])  # nft ends with the carets under it
         raise NetworkError(f"{what or argv[0]}: {complaint}")
     return done.stdout
 
@@ -98,17 +101,17 @@ class Nftables:
     subnet: str
 
     def ensure(self) -> None:
-        if self._exists():
-            return
-        self._nft(
-            f"""table ip {TABLE} {{
-    chain ports {{ }}
-    chain prerouting {{ type nat hook prerouting priority dstnat; policy accept; fib daddr type local jump ports; }}
-    chain output {{ type nat hook output priority -100; policy accept; ip daddr != 127.0.0.0/8 fib daddr type local jump ports; }}
-    chain postrouting {{ type nat hook postrouting priority srcnat; policy accept; ip saddr {self.subnet} oifname != "{self.bridge}" masquerade; }}
-}}
-"""
-        )
+        """One transaction whatever is there: `add` keeps an existing table and chains (the ports chain keeps its
+        rules), and each base chain, whose one rule is ours, is flushed and filled again."""
+        script = f"add table ip {TABLE}\nadd chain ip {TABLE} ports\n"
+        for chain, hook, rule in (
+            ("prerouting", "prerouting priority dstnat", "fib daddr type local jump ports"),
+            ("output", "output priority -100", "ip daddr != 127.0.0.0/8 fib daddr type local jump ports"),
+            ("postrouting", "postrouting priority srcnat", f'ip saddr {self.subnet} oifname != "{self.bridge}" masquerade'),
+        ):
+            script += (f"add chain ip {TABLE} {chain} {{ type nat hook {hook}; policy accept; }}\n"
+                       f"flush chain ip {TABLE} {chain}\nadd rule ip {TABLE} {chain} {rule}\n")
+        self._nft(script)
 
     def add(self, container_id: str, rules: list[Dnat]) -> None:
         script = ""
@@ -129,16 +132,15 @@ class Nftables:
     def owners(self) -> set[str]:
         return {rule["comment"] for rule in self._rules() if rule.get("comment")}
 
-    def _exists(self) -> bool:
-        items = json.loads(command(self.netns, ["nft", "-j", "list", "tables", "ip"]) or "{}").get("nftables", [])
-        return any(item.get("table", {}).get("name") == TABLE for item in items)
-
     def _rules(self) -> list[dict]:
-        """The rules of the imagekit table (nft's JSON, with handles)."""
-        if not self._exists():
-            return []
-        items = json.loads(command(self.netns, ["nft", "-j", "-a", "list", "table", "ip", TABLE])).get("nftables", [])
-        return [item["rule"] for item in items if "rule" in item]
+        """The rules of the imagekit table (nft's JSON, with handles); none while there is no table."""
+        try:
+            listing = command(self.netns, ["nft", "-j", "-a", "list", "table", "ip", TABLE])
+        except NetworkError as err:
+            if "No such file or directory" in str(err):
+                return []
+            raise
+        return [item["rule"] for item in json.loads(listing).get("nftables", []) if "rule" in item]
 
     def _nft(self, script: str) -> None:
         command(self.netns, ["nft", "-f", "-"], script)

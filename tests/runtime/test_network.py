@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from imagekit.errors import NetworkError
-from imagekit.runtime import network
+from imagekit.runtime import netns, network
 from tests.runtime.netfixtures import LIVE, PAGE, Container, answer_once, bridge, dead_supervisor, eventually, host_exec, leases, links, outside, www
 
 __all__ = ["bridge", "outside", "www"]
@@ -37,7 +37,7 @@ def test_two_containers_on_the_bridge_reach_each_other(bridge: network.Bridge, w
 
 def test_a_container_reaches_beyond_the_host_masqueraded(bridge: network.Bridge, outside: str, www: Path, tmp_path: Path) -> None:
     client = Container(tmp_path / "client", www, network.connect(bridge, A, "client", supervisor=LIVE))
-    server = network.within(outside, lambda: socket.create_server(("192.0.2.2", 8000)))
+    server = netns.within(outside, lambda: socket.create_server(("192.0.2.2", 8000)))
     server.settimeout(20)  # a failure to connect fails the test rather than hanging it
     peers: list[str] = []
     thread = answer_once(server, b"from outside\n", peers)
@@ -53,7 +53,7 @@ def test_a_container_reaches_beyond_the_host_masqueraded(bridge: network.Bridge,
 def test_iptables_forwards_through_a_drop_policy_as_docker_does(bridge: network.Bridge, outside: str, www: Path, tmp_path: Path) -> None:
     host_exec(bridge.host_netns, "iptables", "-P", "FORWARD", "DROP")  # what a host running Docker has
     client = Container(tmp_path / "client", www, network.connect(bridge, A, "client", supervisor=LIVE))
-    server = network.within(outside, lambda: socket.create_server(("192.0.2.2", 8000)))
+    server = netns.within(outside, lambda: socket.create_server(("192.0.2.2", 8000)))
     server.settimeout(20)  # a failure to connect fails the test rather than hanging it
     thread = answer_once(server, b"through\n", [])
     with server:

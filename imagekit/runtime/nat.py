@@ -9,10 +9,10 @@ reach DNAT (they stay on the host's loopback); the userland proxy of imagekit.ru
 
 Every tool runs in the network namespace `netns` ("" is this process's), started by a thread that joined it
 (imagekit.runtime.netns.within, no `nsenter`): tests pass one they made. `command` is also how
-imagekit.runtime.network runs iproute2. Each step is one program: nftables' ensure() is one script that needs
-no look first, and delete() one listing and one script.
+imagekit.runtime.network runs iproute2. nftables' table is looked for through netlink (no program), so ensure()
+runs `nft` only to make it and delete() only when the table exists (one listing, one script).
 
-Imports: stdlib, imagekit.errors, imagekit.runtime.netns.
+Imports: stdlib, imagekit.errors, imagekit.runtime.{netlink,netns}.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from imagekit.errors import NetworkError
+from imagekit.runtime import netlink
 from imagekit.runtime.netns import within
 
 TABLE = "imagekit"
@@ -101,8 +102,11 @@ class Nftables:
     subnet: str
 
     def ensure(self) -> None:
-        """One transaction whatever is there: `add` keeps an existing table and chains (the ports chain keeps its
-        rules), and each base chain, whose one rule is ours, is flushed and filled again."""
+        """Nothing to do while the table exists; else one transaction that is right whatever another runner made
+        meanwhile: `add` keeps a table and chains (the ports chain keeps its rules), and each base chain, whose
+        one rule is ours, is flushed and filled again."""
+        if netlink.nft_table_exists(self.netns, TABLE):
+            return
         script = f"add table ip {TABLE}\nadd chain ip {TABLE} ports\n"
         for chain, hook, rule in (
             ("prerouting", "prerouting priority dstnat", "fib daddr type local jump ports"),
@@ -134,12 +138,9 @@ class Nftables:
 
     def _rules(self) -> list[dict]:
         """The rules of the imagekit table (nft's JSON, with handles); none while there is no table."""
-        try:
-            listing = command(self.netns, ["nft", "-j", "-a", "list", "table", "ip", TABLE])
-        except NetworkError as err:
-            if "No such file or directory" in str(err):
-                return []
-            raise
+        if not netlink.nft_table_exists(self.netns, TABLE):
+            return []
+        listing = command(self.netns, ["nft", "-j", "-a", "list", "table", "ip", TABLE])
         return [item["rule"] for item in json.loads(listing).get("nftables", []) if "rule" in item]
 
     def _nft(self, script: str) -> None:
@@ -153,19 +154,18 @@ class Iptables:
     subnet: str
 
     def ensure(self) -> None:
-        if CHAIN not in self._chains():
-            self._iptables("-N", CHAIN)
-        for chain, match in (
-            ("PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL"]),
-            ("OUTPUT", ["!", "-d", "127.0.0.0/8", "-m", "addrtype", "--dst-type", "LOCAL"]),
-        ):
-            self._ensure_rule(chain, [*match, "-j", CHAIN])
-        self._ensure_rule("POSTROUTING", ["-s", self.subnet, "!", "-o", self.bridge, "-j", "MASQUERADE"])
-        for words in (  # Docker's: a host where Docker runs has FORWARD's policy at DROP
-            ["-i", self.bridge, "-j", "ACCEPT"],
-            ["-o", self.bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "ACCEPT"],
-        ):
-            self._ensure_rule("FORWARD", words, table="filter")
+        """One iptables-save shows what is there, one iptables-restore adds what is missing: a rule is there when
+        iptables-save prints it as written here (its canonical form). Rules go at the end of a nat chain, and
+        first in FORWARD (before any DROP)."""
+        saved = self._saved()
+        nat, filters = saved.get("nat", []), saved.get("filter", [])
+        wanted = [f":{CHAIN}", f"-A PREROUTING -m addrtype --dst-type LOCAL -j {CHAIN}",
+                  f"-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j {CHAIN}",
+                  f"-A POSTROUTING -s {self.subnet} ! -o {self.bridge} -j MASQUERADE"]
+        forward = [f"-A FORWARD -i {self.bridge} -j ACCEPT",  # Docker's: a host where Docker runs has FORWARD's policy at DROP
+                   f"-A FORWARD -o {self.bridge} -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT"]
+        self._restore({"nat": [line + " - [0:0]" if line == f":{CHAIN}" else line for line in wanted if line not in nat],
+                       "filter": ["-I" + line.removeprefix("-A") for line in forward if line not in filters]})
 
     def add(self, container_id: str, rules: list[Dnat]) -> None:
         lines = []
@@ -174,38 +174,39 @@ class Iptables:
             words = [*daddr, "!", "-i", self.bridge, "-p", rule.proto, "-m", rule.proto, "--dport", str(rule.host_port)]
             words += ["-m", "comment", "--comment", container_id, "-j", "DNAT", "--to-destination", f"{rule.address}:{rule.container_port}"]
             lines.append(" ".join(["-A", CHAIN, *words]))  # iptables-restore would keep shlex's quotes
-        self._restore(lines)
+        self._restore({"nat": lines})
 
     def delete(self, container_id: str) -> None:
-        self._restore(["-D" + line.removeprefix("-A") for line in self._lines() if self._owner(line) == container_id])
+        self._restore({"nat": ["-D" + line.removeprefix("-A") for line in self._lines() if self._owner(line) == container_id]})
 
     def owners(self) -> set[str]:
         return {owner for owner in map(self._owner, self._lines()) if owner}
 
     def _lines(self) -> list[str]:
         """The rules of the IMAGEKIT chain as iptables-save prints them (`-A IMAGEKIT ...`)."""
-        saved = command(self.netns, ["iptables-save", "-t", "nat"])
-        return [line for line in saved.splitlines() if line.startswith(f"-A {CHAIN} ")]
+        return [line for line in self._saved("nat").get("nat", []) if line.startswith(f"-A {CHAIN} ")]
+
+    def _saved(self, table: str = "") -> dict[str, list[str]]:
+        """What iptables-save prints of `table` ("" every table): each table's chain lines (only `:NAME`) and rules."""
+        saved: dict[str, list[str]] = {}
+        lines: list[str] = []
+        for line in command(self.netns, ["iptables-save", *(["-t", table] if table else [])]).splitlines():
+            if line.startswith("*"):
+                lines = saved.setdefault(line[1:], [])
+            elif line.startswith(":"):
+                lines.append(line.split()[0])
+            elif line.startswith("-"):
+                lines.append(line)
+        return saved
 
     @staticmethod
     def _owner(line: str) -> str:
         found = re.search(r'--comment ("[^"]*"|\S+)', line)
         return found.group(1).strip('"') if found else ""
 
-    def _chains(self) -> set[str]:
-        return {line.split()[0][1:] for line in command(self.netns, ["iptables-save", "-t", "nat"]).splitlines() if line.startswith(":")}
-
-    def _ensure_rule(self, chain: str, words: list[str], table: str = "nat") -> None:
-        """Appends the rule to a nat chain, or inserts it first in a filter chain (before any DROP), unless it is there."""
-        try:
-            command(self.netns, ["iptables", "-w", "-t", table, "-C", chain, *words])
-        except NetworkError:
-            self._iptables("-A" if table == "nat" else "-I", chain, *words, table=table)
-
-    def _iptables(self, *words: str, table: str = "nat") -> None:
-        command(self.netns, ["iptables", "-w", "-t", table, *words])
-
-    def _restore(self, lines: list[str]) -> None:
-        """Applies rule lines to the nat table in one transaction (all or none), keeping every other rule."""
-        if lines:
-            command(self.netns, ["iptables-restore", "-w", "--noflush"], "*nat\n" + "\n".join(lines) + "\nCOMMIT\n")
+    def _restore(self, tables: dict[str, list[str]]) -> None:
+        """Applies each table's lines (chains to make, rules to add or delete) in one transaction per table, keeping
+        every other rule; no program when there are none."""
+        script = "".join(f"*{table}\n" + "\n".join(lines) + "\nCOMMIT\n" for table, lines in tables.items() if lines)
+        if script:
+            command(self.netns, ["iptables-restore", "-w", "--noflush"], script)

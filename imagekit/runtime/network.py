@@ -15,15 +15,16 @@ left: leases whose supervisor is dead or whose container's directory is gone, th
 lease owns; a live container of another store keeps everything.
 
 Everything on the host side happens in `Bridge.host_netns`: "" is this process's namespace (production);
-tests pass a namespace they made, so the machine's own network is never touched. A connect runs three programs
-and a release one, whatever was there (each is a program's start-up, the bulk of the bridge's cost): one
-`ip -batch` on the host side (the bridge when it is missing, the veth), one in the container's namespace, one
-NAT script (imagekit.runtime.nat: nftables or iptables); then one `ip link del`. Links are looked up, the
-namespace is made and sysctls are written without a program (imagekit.runtime.netns: a thread that joined the
-namespace). A lease says whether NAT rules may carry its container's id (it published ports), so a release
-lists the rules only then, and cleanup_stale scans links and rules only when some lease or pin is stale.
+tests pass a namespace they made, so the machine's own network is never touched. A program's start-up is most
+of what a step costs, so a connect runs two: one `ip -batch` on the host side (the bridge when it is missing,
+the veth) and one in the container's namespace; NAT (imagekit.runtime.nat) adds nothing once its table is made
+with nftables, an iptables-save with iptables. A release runs none unless the container published ports.
+Links are looked up and deleted, the namespace is made and sysctls are written without a program
+(imagekit.runtime.netns: a thread that joined the namespace; imagekit.runtime.netlink). A lease says whether
+NAT rules may carry its container's id, so a release lists the rules only then, and cleanup_stale scans links
+and rules only when some lease or pin is stale.
 
-Imports: stdlib, imagekit.errors, imagekit.fsutil, imagekit.sandbox.linux, imagekit.runtime.{nat,netns,state}.
+Imports: stdlib, imagekit.errors, imagekit.fsutil, imagekit.sandbox.linux, imagekit.runtime.{nat,netlink,netns,state}.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from pathlib import Path
 
 from imagekit.errors import NetworkError
 from imagekit.fsutil import atomic_write, locked
-from imagekit.runtime import nat
+from imagekit.runtime import nat, netlink
 from imagekit.runtime.netns import links, pin_new, within
 from imagekit.runtime.state import supervisor_alive
 from imagekit.sandbox import linux
@@ -203,7 +204,7 @@ def cleanup_stale(bridge: Bridge) -> list[str]:
         keep = {veth_name(container_id) for container_id in live}
         for link in _bridge_links(bridge):
             if link not in keep:
-                _ip(bridge, [f"link del {link}"])
+                netlink.delete_link(bridge.host_netns, link)
         return sorted(stale)
 
 
@@ -264,9 +265,7 @@ def _release(bridge: Bridge, container_id: str, root: Path) -> None:
     leases = _leases(bridge)
     if any(lease.container_id == container_id and lease.rules for lease in leases):
         bridge.rules.delete(container_id)
-    veth = veth_name(container_id)
-    if veth in links(bridge.host_netns):
-        _ip(bridge, [f"link del {veth}"])
+    netlink.delete_link(bridge.host_netns, veth_name(container_id))  # its peer, eth0, goes along
     pin = netns_path(root, container_id)
     try:
         linux.umount2(str(pin), linux.MNT_DETACH)

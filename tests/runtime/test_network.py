@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from imagekit.errors import NetworkError
-from imagekit.runtime import netns, network
-from tests.runtime.netfixtures import LIVE, PAGE, Container, answer_once, bridge, dead_supervisor, eventually, host_exec, leases, links, outside, www
+from imagekit.runtime import netns, network, ports
+from tests.runtime.netfixtures import LIVE, PAGE, Container, answer_once, bridge, dead_supervisor, eventually, host_exec, leases, links, outside, ruleset, www
 
 __all__ = ["bridge", "outside", "www"]
 
@@ -181,3 +184,75 @@ def test_resolv_conf_drops_loopback_resolvers() -> None:
     host = "# managed\nsearch example.org\nnameserver 127.0.0.53\nnameserver 192.0.2.53\nnameserver ::1\noptions edns0\n"
     assert network.resolv_conf(host) == "# managed\nsearch example.org\nnameserver 192.0.2.53\noptions edns0\n"
     assert network.resolv_conf("nameserver 127.0.0.53\n") == "nameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+
+
+#: every program the bridge could run
+TOOLS = ("ip", "nft", "iptables", "iptables-save", "iptables-restore", "nsenter", "unshare")
+
+
+@pytest.fixture
+def programs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[str]]:
+    """Each of TOOLS first on PATH as a script that notes its name and runs the real one; the returned function
+    gives the names noted since it was last called."""
+    shims, log = tmp_path / "shims", tmp_path / "programs.log"
+    shims.mkdir()
+    for tool in TOOLS:
+        real = shutil.which(tool)
+        if real:
+            (shims / tool).write_text(f'#!/bin/sh\necho {tool} >> {log}\nexec {real} "$@"\n')
+            (shims / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}:{os.environ['PATH']}")
+
+    def noted() -> list[str]:
+        names = log.read_text().split() if log.exists() else []
+        log.unlink(missing_ok=True)
+        return names
+
+    return noted
+
+
+def test_a_connect_runs_two_programs_and_a_release_none(bridge: network.Bridge, programs: Callable[[], list[str]]) -> None:
+    network.connect(bridge, A, "first", supervisor=LIVE)  # makes the bridge and the NAT table
+    assert programs() == {"nft": ["ip", "nft", "ip"], "iptables": ["ip", "iptables-save", "iptables-restore", "ip"]}[bridge.nat]
+    second = network.connect(bridge, B, "second", supervisor=LIVE)
+    assert programs() == {"nft": ["ip", "ip"], "iptables": ["ip", "iptables-save", "ip"]}[bridge.nat]
+    assert network.cleanup_stale(bridge) == []  # `ps` with nothing stale
+    network.release(bridge, A)
+    network.release(bridge, A)
+    assert programs() == []
+    assert not published(bridge, second.address)
+    with ports.publish(bridge, B, second.address, ports.parse_publish("8080:80")):
+        assert published(bridge, second.address)
+    programs()
+    network.release(bridge, B)  # its lease says it published ports: they are looked for
+    assert programs() == {"nft": ["nft"], "iptables": ["iptables-save"]}[bridge.nat]  # the proxies' close() deleted them
+    assert B not in ruleset(bridge) and links(bridge) == ["imagekit0", "lo"]
+
+
+def test_nat_is_made_again_when_its_table_went_and_never_twice(bridge: network.Bridge) -> None:
+    network.connect(bridge, A, "first", supervisor=LIVE)
+    made = ruleset(bridge)
+    network.connect(bridge, B, "second", supervisor=LIVE)
+    assert ruleset(bridge) == made
+    if bridge.nat == "nft":
+        host_exec(bridge.host_netns, "nft", "delete", "table", "ip", "imagekit")
+    else:
+        host_exec(bridge.host_netns, "iptables", "-t", "nat", "-F", "POSTROUTING")
+    network.release(bridge, B)
+    network.connect(bridge, B, "second", supervisor=LIVE)
+    assert ruleset(bridge) == made
+
+
+def test_a_port_published_after_the_release_is_refused_and_leaves_no_rule(bridge: network.Bridge) -> None:
+    endpoint = network.connect(bridge, A, "web", supervisor=LIVE)
+    network.release(bridge, A)  # `rm -f` from another process while the runner connected
+    with pytest.raises(NetworkError, match=rf"^container {A} is not on imagekit0 any more: it was removed$"):
+        ports.publish(bridge, A, endpoint.address, ports.parse_publish("8080:80"))
+    assert A not in ruleset(bridge)
+    server = netns.within(bridge.host_netns, lambda: socket.create_server(("0.0.0.0", 8080)))  # the port is free again
+    server.close()
+
+
+def published(bridge: network.Bridge, address: str) -> bool:
+    """What the lease of `address` says: NAT rules may carry its container's id."""
+    return json.loads((bridge.state / f"{bridge.name}.json").read_text())["leases"][address]["rules"]

@@ -253,8 +253,8 @@ def _connect(bridge: Bridge, container_id: str, hostname: str, names: tuple[str,
         nat.command(str(pin), ["ip", "-batch", "-"], "\n".join(inside) + "\n")
     folder = pin.parent
     files = {"hosts": hosts_file(address, hostname, names), "hostname": hostname + "\n", "resolv.conf": resolv_conf(_read_host_resolv())}
-    for name, text in files.items():
-        atomic_write(folder / name, text.encode(), mode=0o644)
+    for name, text in files.items():  # not durable, as Runtime's own: every connect writes them again
+        (folder / name).write_text(text)
     etc = tuple((str(folder / name), f"/etc/{name}") for name in files)
     return Endpoint(container_id=container_id, address=address, gateway=bridge.gateway, netns=str(pin), veth=veth, etc_files=etc)
 

@@ -27,7 +27,7 @@ NOT_ON_THE_RUN_PATH = (
     "imagekit.snapshots.copy", "imagekit.snapshots.stubs",
     "imagekit.cli.registry", "imagekit.cli.build", "imagekit.cli.store", "imagekit.cli.auth", "imagekit.cli.layers",
     "imagekit.cli.containers", "imagekit.cli.system",
-    "imagekit.runtime.network", "imagekit.runtime.ports", "imagekit.runtime.nat",
+    "imagekit.runtime.network", "imagekit.runtime.ports", "imagekit.runtime.nat", "imagekit.runtime.netns", "imagekit.runtime.netlink",
     "imagekit.users", "pickle", "socket", "logging",
 )
 

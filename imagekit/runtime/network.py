@@ -16,13 +16,12 @@ lease owns; a live container of another store keeps everything.
 
 Everything on the host side happens in `Bridge.host_netns`: "" is this process's namespace (production);
 tests pass a namespace they made, so the machine's own network is never touched. A program's start-up is most
-of what a step costs, so a connect runs two: one `ip -batch` on the host side (the bridge when it is missing,
-the veth) and one in the container's namespace; NAT (imagekit.runtime.nat) adds nothing once its table is made
-with nftables, an iptables-save with iptables. A release runs none unless the container published ports.
-Links are looked up and deleted, the namespace is made and sysctls are written without a program
-(imagekit.runtime.netns: a thread that joined the namespace; imagekit.runtime.netlink). A lease says whether
-NAT rules may carry its container's id, so a release lists the rules only then, and cleanup_stale scans links
-and rules only when some lease or pin is stale.
+of what a step costs, so a connect and a release run none once the bridge is made (`ip -batch`, once) and NAT's
+base (imagekit.runtime.nat: with iptables, one iptables-save per connect): the namespace is made, links looked
+up, added, configured and deleted, and sysctls written from this process (imagekit.runtime.netns: a thread that
+joined the namespace; imagekit.runtime.netlink). A lease says whether NAT rules may carry its container's id
+(it published ports), so a release lists the rules only then, and cleanup_stale scans links and rules only when
+some lease or pin is stale.
 
 Imports: stdlib, imagekit.errors, imagekit.fsutil, imagekit.sandbox.linux, imagekit.runtime.{nat,netlink,netns,state}.
 """
@@ -245,12 +244,10 @@ def _connect(bridge: Bridge, container_id: str, hostname: str, names: tuple[str,
         pin.touch()
         pin_new(str(pin))
     veth = veth_name(container_id)
-    wired = "eth0" in links(str(pin))
-    host = [] if wired else [f"link add {veth} type veth peer name eth0 netns {pin}", f"link set {veth} master {bridge.name}", f"link set {veth} up"]
-    _ensure_bridge(bridge, host)
-    if not wired:
-        inside = ["link set lo up", f"addr add {address}/{bridge.network.prefixlen} dev eth0", "link set eth0 up", f"route add default via {bridge.gateway}"]
-        nat.command(str(pin), ["ip", "-batch", "-"], "\n".join(inside) + "\n")
+    _ensure_bridge(bridge)
+    if "eth0" not in links(str(pin)):
+        netlink.add_veth(bridge.host_netns, veth, bridge.name, "eth0", str(pin))
+        netlink.configure(str(pin), "eth0", address, bridge.network.prefixlen, bridge.gateway)
     folder = pin.parent
     files = {"hosts": hosts_file(address, hostname, names), "hostname": hostname + "\n", "resolv.conf": resolv_conf(_read_host_resolv())}
     for name, text in files.items():  # not durable, as Runtime's own: every connect writes them again
@@ -277,19 +274,15 @@ def _release(bridge: Bridge, container_id: str, root: Path) -> None:
         _save_leases(bridge, [lease for lease in leases if lease.container_id != container_id])
 
 
-def _ensure_bridge(bridge: Bridge, then: list[str]) -> None:
-    """The bridge with its gateway address, up; forwarding on; the NAT table with masquerading. Idempotent.
-    `then`: the host-side `ip` commands of a connect, run in the same batch."""
+def _ensure_bridge(bridge: Bridge) -> None:
+    """The bridge with its gateway address, up; forwarding on; the NAT table with masquerading. Idempotent."""
 
     def look() -> bool:
         Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
         return bridge.name in links("")
 
-    made = within(bridge.host_netns, look)
-    if not made:
-        then = [f"link add {bridge.name} type bridge", f"addr add {bridge.gateway}/{bridge.network.prefixlen} dev {bridge.name}", f"link set {bridge.name} up", *then]
-    if then:
-        _ip(bridge, then)
+    if not within(bridge.host_netns, look):
+        _ip(bridge, [f"link add {bridge.name} type bridge", f"addr add {bridge.gateway}/{bridge.network.prefixlen} dev {bridge.name}", f"link set {bridge.name} up"])
     bridge.rules.ensure()
 
 

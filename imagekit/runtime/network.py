@@ -326,7 +326,8 @@ def _read(bridge: Bridge) -> tuple[str, list[Lease]]:
 def _save_leases(bridge: Bridge, leases: list[Lease]) -> None:
     ordered = sorted(leases, key=lambda lease: ipaddress.IPv4Address(lease.address))
     owners = {lease.address: {k: v for k, v in dataclasses.asdict(lease).items() if k != "address"} for lease in ordered}
-    atomic_write(bridge.state / f"{bridge.name}.json", json.dumps({"subnet": bridge.subnet, "leases": owners}, indent=2).encode() + b"\n", mode=0o644)
+    text = json.dumps({"subnet": bridge.subnet, "leases": owners}, indent=2).encode() + b"\n"
+    atomic_write(bridge.state / f"{bridge.name}.json", text, mode=0o644, durable=False)  # a reboot ends its links and processes too
 
 
 def _lock(bridge: Bridge) -> object:

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from contextlib import suppress
 from pathlib import Path
 
 from bench._report import runc_true, time_interleaved
@@ -56,16 +57,21 @@ def main() -> None:
               f"({(times['bridge via IMAGEKIT_HOST_NETNS'] - times['none']) * 1000:+.1f} ms through IMAGEKIT_HOST_NETNS)"
               f"  (median of {ROUNDS}, interleaved)", flush=True)
     finally:
-        subprocess.run(["umount", str(pin)], check=False)
         shutil.rmtree(state, ignore_errors=True)
+        for parent in (state.parent, state.parent.parent):
+            with suppress(OSError):  # other namespaces' state is still there
+                parent.rmdir()
+        subprocess.run(["umount", str(pin)], check=False)
         shutil.rmtree(work, ignore_errors=True)
 
 
-def executions(argv: list[str], env: dict[str, str], work: Path) -> int:
+def executions(argv: list[str], env: dict[str, str], work: Path) -> str:
     """How many programs one run executes, itself and nsenter included (successful execve calls, every process)."""
+    if not shutil.which("strace"):
+        return "strace is not installed: no count of the"
     trace = work / "execve.trace"
     subprocess.run(["strace", "-f", "-qq", "-e", "trace=execve", "-o", str(trace), *argv], check=True, env=env)
-    return sum(1 for line in trace.read_text().splitlines() if "execve(" in line and line.rstrip().endswith("= 0"))
+    return str(sum(1 for line in trace.read_text().splitlines() if "execve(" in line and line.rstrip().endswith("= 0")))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ removal; runc's bundle is unpacked once, as `runc run` assumes; podman has the i
 under the bench's directory (pulled from imagekit's OCI layout, never from a registry) and needs the ulimits
 MACHINE-NOTES.md names. Interleaved, median of 20. Every contender gets an empty network namespace
 (`--network none`, as runc's bundle): the bench never touches the host's network, which the default bridge
-would. Python's bytecode cache is allowed (as an installed
-imagekit has it) even if the environment says PYTHONDONTWRITEBYTECODE.
+would (bench/bridge.py measures the bridge, in a namespace of its own). Python's bytecode cache is allowed
+(as an installed imagekit has it) even if the environment says PYTHONDONTWRITEBYTECODE.
 """
 
 from __future__ import annotations

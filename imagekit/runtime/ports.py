@@ -8,8 +8,8 @@ DNAT never sees connections to 127.0.0.1 (they do not leave the host's loopback)
 the caller (the runner's supervisor, one per container), not a daemon; `Published.close()` stops them and
 removes the rules. `format_ports` prints what `port CONTAINER` prints (`80/tcp -> 0.0.0.0:8080`).
 
-Sockets are made in the bridge's host namespace (imagekit.runtime.netns.within), so tests run all of it inside a namespace
-they made.
+Sockets are made in the bridge's host namespace (imagekit.runtime.netns.within), so tests run all of it inside
+a namespace they made.
 
 Imports: stdlib, imagekit.errors, imagekit.runtime.{nat,netns,network}.
 """

@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -84,6 +83,8 @@ def backend(kind: str, netns: str, bridge: str, subnet: str) -> Nat:
 def command(netns: str, argv: list[str], stdin: str = "", what: str = "") -> str:
     """Runs a network tool in `netns` and returns its output; a failure is one line naming the tool (or `what`)
     and its complaint (nft's `Error:` line, else the last one)."""
+    import subprocess  # here: a run on a bridge already made runs no tool (imagekit.runtime.network)
+
     try:
         done = within(netns, lambda: subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False))
     except FileNotFoundError as err:

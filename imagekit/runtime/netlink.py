@@ -112,6 +112,8 @@ def _ask(sock: socket.socket, kind: int, flags: int, payload: bytes) -> int:
         sock.sendall(_HEADER.pack(_HEADER.size + len(payload), kind, _REQUEST_ACK | flags, 1, 0) + payload)
         while True:
             data = sock.recv(65536)
+            if not data:
+                raise NetworkError("netlink: the kernel sent no acknowledgement")
             offset = 0
             while offset + _HEADER.size <= len(data):
                 length, message, _, _, _ = _HEADER.unpack_from(data, offset)

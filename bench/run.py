@@ -6,8 +6,8 @@ removal; runc's bundle is unpacked once, as `runc run` assumes; podman has the i
 under the bench's directory (pulled from imagekit's OCI layout, never from a registry) and needs the ulimits
 MACHINE-NOTES.md names. Interleaved, median of 20. Every contender gets an empty network namespace
 (`--network none`, as runc's bundle): the bench never touches the host's network, which the default bridge
-would. Python's bytecode cache is allowed (as an installed
-imagekit has it) even if the environment says PYTHONDONTWRITEBYTECODE.
+would (bench/bridge.py measures the bridge, in a namespace of its own). Python's bytecode cache is allowed
+(as an installed imagekit has it) even if the environment says PYTHONDONTWRITEBYTECODE.
 """
 
 from __future__ import annotations
@@ -27,22 +27,29 @@ BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 PODMAN = shutil.which("podman")
 
 
+def import_busybox(work: Path, store: Path, env: dict[str, str]) -> list[str]:
+    """`busybox:latest` (the host's static busybox as sh and true) imported into `store`; the imagekit command
+    line that uses that store."""
+    rootfs = work / "rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    shutil.copy2(BUSYBOX, rootfs / "bin" / "busybox")
+    for applet in ("sh", "true"):
+        (rootfs / "bin" / applet).symlink_to("busybox")
+    with tarfile.open(work / "busybox.tar", "w") as archive:
+        archive.add(rootfs, arcname=".")
+    imagekit = [IMAGEKIT, "--root", str(store)]
+    subprocess.run([*imagekit, "import", "-c", 'CMD ["sh"]', str(work / "busybox.tar"), "busybox:latest"], check=True,
+                   env=env, stdout=subprocess.DEVNULL)
+    return imagekit
+
+
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="imagekit-bench-run."))
     env = {k: v for k, v in os.environ.items() if k not in ("IMAGEKIT_ROOT", "PYTHONDONTWRITEBYTECODE")}
     podman = [PODMAN, "--root", str(work / "podman"), "--runroot", str(work / "podman-run"), "--storage-driver", "overlay"] if PODMAN else []
     try:
-        rootfs = work / "rootfs"
-        (rootfs / "bin").mkdir(parents=True)
-        shutil.copy2(BUSYBOX, rootfs / "bin" / "busybox")
-        for applet in ("sh", "true"):
-            (rootfs / "bin" / applet).symlink_to("busybox")
-        with tarfile.open(work / "busybox.tar", "w") as archive:
-            archive.add(rootfs, arcname=".")
         store = work / "store"
-        imagekit = [IMAGEKIT, "--root", str(store)]
-        subprocess.run([*imagekit, "import", "-c", 'CMD ["sh"]', str(work / "busybox.tar"), "busybox:latest"], check=True,
-                       env=env, stdout=subprocess.DEVNULL)
+        imagekit = import_busybox(work, store, env)
         subprocess.run(["umoci", "unpack", "--image", f"{store}:docker.io/library/busybox:latest", str(work / "bundle")],
                        check=True, capture_output=True)
         runc = runc_true(work / "bundle")

@@ -48,8 +48,11 @@ def locked(path: str | os.PathLike[str], exclusive: bool = True) -> Iterator[Non
         os.close(fd)
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600, temp_dir: str | os.PathLike[str] | None = None) -> None:
-    """Replaces `path` with `data` (file mode `mode`) atomically and durably; on error `path` is untouched.
+def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600, temp_dir: str | os.PathLike[str] | None = None,
+                 durable: bool = True) -> None:
+    """Replaces `path` with `data` (file mode `mode`) atomically and, unless `durable` is False, durably (fsynced:
+    state that a reboot voids anyway, as the bridge's leases, need not wait for the disk); on error `path` is
+    untouched.
 
     The temp file is `.<name>.<random>` in `temp_dir` (default: the directory of `path`; it must be on
     the same file system) and is removed if anything fails before the rename.
@@ -61,13 +64,15 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600
             os.fchmod(out.fileno(), mode)
             out.write(data)
             out.flush()
-            os.fsync(out.fileno())
+            if durable:
+                os.fsync(out.fileno())
         os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
-    fsync_dir(target.parent)
+    if durable:
+        fsync_dir(target.parent)
 
 
 def disk_usage(paths: Sequence[Path]) -> int:

@@ -20,6 +20,8 @@ def test_atomic_write_replaces_with_the_mode_asked(tmp_path: Path) -> None:
     assert target.read_bytes() == b"one" and stat.S_IMODE(target.stat().st_mode) == 0o600
     atomic_write(target, b"two", mode=0o644)
     assert target.read_bytes() == b"two" and stat.S_IMODE(target.stat().st_mode) == 0o644
+    atomic_write(target, b"three", mode=0o644, durable=False)  # atomic all the same, only not waiting for the disk
+    assert target.read_bytes() == b"three" and stat.S_IMODE(target.stat().st_mode) == 0o644
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
 
 

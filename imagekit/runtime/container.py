@@ -211,14 +211,18 @@ class Runtime:
 
             spec = dataclasses.replace(spec_from_json(container.spec), cgroups=cgroup.dirs)
             if container.network == "bridge":
-                from imagekit.runtime import network, ports  # here: only bridge containers need the network modules and their imports
+                from imagekit.runtime import network  # here: only bridge containers need the network modules and their imports
 
                 self.containers.save(record)  # running from now: `stop` and `rm -f` find its supervisor while it connects
                 endpoint = network.connect(self.bridge, container.id, spec.hostname, names=(container.name,),
                                            supervisor=(record.supervisor, record.supervisor_start))
-                published = ports.publish(self.bridge, container.id, endpoint.address, [ports.PortSpec(**item) for item in container.publish])
+                if container.publish:
+                    from imagekit.runtime import ports  # here: only a container that publishes ports needs the proxies
+
+                    published = ports.publish(self.bridge, container.id, endpoint.address, [ports.PortSpec(**item) for item in container.publish])
                 spec = dataclasses.replace(spec, netns=endpoint.netns, etc_files=endpoint.etc_files)
-                record = dataclasses.replace(record, ip=endpoint.address, ports=tuple(dataclasses.asdict(b) for b in published.bindings))
+                bindings = published.bindings if published is not None else ()
+                record = dataclasses.replace(record, ip=endpoint.address, ports=tuple(dataclasses.asdict(b) for b in bindings))
             status = sandbox.run(spec, stdin=stdin, stdout=stdout, stderr=stderr, started=on_start, size_from=size_from).status
         except ImagekitError as err:
             error = str(err)
@@ -422,9 +426,11 @@ def _publish_specs(config: ImageConfig, options: RunOptions) -> list[ports.PortS
     """-p and -P's specs; none off the bridge, where docker discards them (its CLI warns: see `discarded_ports`)."""
     if options.network != "bridge":
         return []
-    from imagekit.runtime import ports  # here: only bridge containers need the network modules and their imports
+    if not options.publish_all:
+        return list(options.publish)
+    from imagekit.runtime import ports  # here: only -P needs the port modules and their imports
 
-    return [*options.publish, *(ports.publish_all(config.exposed_ports) if options.publish_all else ())]
+    return [*options.publish, *ports.publish_all(config.exposed_ports)]
 
 
 def spec_from_json(obj: dict[str, Any]) -> Spec:

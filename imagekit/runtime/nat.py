@@ -7,10 +7,12 @@ nftables accept cannot overrule another table's drop, so on such a host pick ipt
 how delete() and owners() find them after a crash without any state of ours. Connections to 127.0.0.1 never
 reach DNAT (they stay on the host's loopback); the userland proxy of imagekit.runtime.ports serves those.
 
-Every tool runs in the network namespace `netns` ("" is this process's), through `nsenter --net`: tests pass
-one they made. `command` is also how imagekit.runtime.network runs iproute2.
+Every tool runs in the network namespace `netns` ("" is this process's), started by a thread that joined it
+(imagekit.runtime.netns.within, no `nsenter`): tests pass one they made. `command` is also how
+imagekit.runtime.network runs iproute2. nftables' table is looked for through netlink (no program), so ensure()
+runs `nft` only to make it and delete() only when the table exists (one listing, one script).
 
-Imports: stdlib, imagekit.errors.
+Imports: stdlib, imagekit.errors, imagekit.runtime.{netlink,netns}.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from typing import Protocol
 
 from imagekit.errors import NetworkError
+from imagekit.runtime import netlink
+from imagekit.runtime.netns import within
 
 TABLE = "imagekit"
 CHAIN = "IMAGEKIT"
@@ -79,14 +82,16 @@ def backend(kind: str, netns: str, bridge: str, subnet: str) -> Nat:
 
 def command(netns: str, argv: list[str], stdin: str = "", what: str = "") -> str:
     """Runs a network tool in `netns` and returns its output; a failure is one line naming the tool (or `what`)
-    and its last complaint."""
-    full = ["nsenter", f"--net={netns}", *argv] if netns else argv
+    and its complaint (nft's `Error:` line, else the last one)."""
+    import subprocess  # here: a run on a bridge already made runs no tool (imagekit.runtime.network)
+
     try:
-        done = subprocess.run(full, input=stdin, capture_output=True, text=True, check=False)
+        done = within(netns, lambda: subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False))
     except FileNotFoundError as err:
-        raise NetworkError(f"{full[0]} is not installed: bridge networking needs iproute2, util-linux and nftables or iptables") from err
+        raise NetworkError(f"{argv[0]} is not installed: bridge networking needs iproute2 and nftables or iptables") from err
     if done.returncode != 0:
-        complaint = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        complaint = next((line for line in lines if line.startswith("Error: ")), lines[-1])  # nft ends with the carets under it
         raise NetworkError(f"{what or argv[0]}: {complaint}")
     return done.stdout
 
@@ -98,17 +103,20 @@ class Nftables:
     subnet: str
 
     def ensure(self) -> None:
-        if self._exists():
+        """Nothing to do while the table exists; else one transaction that is right whatever another runner made
+        meanwhile: `add` keeps a table and chains (the ports chain keeps its rules), and each base chain, whose
+        one rule is ours, is flushed and filled again."""
+        if netlink.nft_table_exists(self.netns, TABLE):
             return
-        self._nft(
-            f"""table ip {TABLE} {{
-    chain ports {{ }}
-    chain prerouting {{ type nat hook prerouting priority dstnat; policy accept; fib daddr type local jump ports; }}
-    chain output {{ type nat hook output priority -100; policy accept; ip daddr != 127.0.0.0/8 fib daddr type local jump ports; }}
-    chain postrouting {{ type nat hook postrouting priority srcnat; policy accept; ip saddr {self.subnet} oifname != "{self.bridge}" masquerade; }}
-}}
-"""
-        )
+        script = f"add table ip {TABLE}\nadd chain ip {TABLE} ports\n"
+        for chain, hook, rule in (
+            ("prerouting", "prerouting priority dstnat", "fib daddr type local jump ports"),
+            ("output", "output priority -100", "ip daddr != 127.0.0.0/8 fib daddr type local jump ports"),
+            ("postrouting", "postrouting priority srcnat", f'ip saddr {self.subnet} oifname != "{self.bridge}" masquerade'),
+        ):
+            script += (f"add chain ip {TABLE} {chain} {{ type nat hook {hook}; policy accept; }}\n"
+                       f"flush chain ip {TABLE} {chain}\nadd rule ip {TABLE} {chain} {rule}\n")
+        self._nft(script)
 
     def add(self, container_id: str, rules: list[Dnat]) -> None:
         script = ""
@@ -129,16 +137,12 @@ class Nftables:
     def owners(self) -> set[str]:
         return {rule["comment"] for rule in self._rules() if rule.get("comment")}
 
-    def _exists(self) -> bool:
-        items = json.loads(command(self.netns, ["nft", "-j", "list", "tables", "ip"]) or "{}").get("nftables", [])
-        return any(item.get("table", {}).get("name") == TABLE for item in items)
-
     def _rules(self) -> list[dict]:
-        """The rules of the imagekit table (nft's JSON, with handles)."""
-        if not self._exists():
+        """The rules of the imagekit table (nft's JSON, with handles); none while there is no table."""
+        if not netlink.nft_table_exists(self.netns, TABLE):
             return []
-        items = json.loads(command(self.netns, ["nft", "-j", "-a", "list", "table", "ip", TABLE])).get("nftables", [])
-        return [item["rule"] for item in items if "rule" in item]
+        listing = command(self.netns, ["nft", "-j", "-a", "list", "table", "ip", TABLE])
+        return [item["rule"] for item in json.loads(listing).get("nftables", []) if "rule" in item]
 
     def _nft(self, script: str) -> None:
         command(self.netns, ["nft", "-f", "-"], script)
@@ -151,19 +155,18 @@ class Iptables:
     subnet: str
 
     def ensure(self) -> None:
-        if CHAIN not in self._chains():
-            self._iptables("-N", CHAIN)
-        for chain, match in (
-            ("PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL"]),
-            ("OUTPUT", ["!", "-d", "127.0.0.0/8", "-m", "addrtype", "--dst-type", "LOCAL"]),
-        ):
-            self._ensure_rule(chain, [*match, "-j", CHAIN])
-        self._ensure_rule("POSTROUTING", ["-s", self.subnet, "!", "-o", self.bridge, "-j", "MASQUERADE"])
-        for words in (  # Docker's: a host where Docker runs has FORWARD's policy at DROP
-            ["-i", self.bridge, "-j", "ACCEPT"],
-            ["-o", self.bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "ACCEPT"],
-        ):
-            self._ensure_rule("FORWARD", words, table="filter")
+        """One iptables-save shows what is there, one iptables-restore adds what is missing: a rule is there when
+        iptables-save prints it as written here (its canonical form). Rules go at the end of a nat chain, and
+        first in FORWARD (before any DROP)."""
+        saved = self._saved()
+        nat, filters = saved.get("nat", []), saved.get("filter", [])
+        wanted = [f":{CHAIN}", f"-A PREROUTING -m addrtype --dst-type LOCAL -j {CHAIN}",
+                  f"-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j {CHAIN}",
+                  f"-A POSTROUTING -s {self.subnet} ! -o {self.bridge} -j MASQUERADE"]
+        forward = [f"-A FORWARD -i {self.bridge} -j ACCEPT",  # Docker's: a host where Docker runs has FORWARD's policy at DROP
+                   f"-A FORWARD -o {self.bridge} -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT"]
+        self._restore({"nat": [line + " - [0:0]" if line == f":{CHAIN}" else line for line in wanted if line not in nat],
+                       "filter": ["-I" + line.removeprefix("-A") for line in forward if line not in filters]})
 
     def add(self, container_id: str, rules: list[Dnat]) -> None:
         lines = []
@@ -172,38 +175,39 @@ class Iptables:
             words = [*daddr, "!", "-i", self.bridge, "-p", rule.proto, "-m", rule.proto, "--dport", str(rule.host_port)]
             words += ["-m", "comment", "--comment", container_id, "-j", "DNAT", "--to-destination", f"{rule.address}:{rule.container_port}"]
             lines.append(" ".join(["-A", CHAIN, *words]))  # iptables-restore would keep shlex's quotes
-        self._restore(lines)
+        self._restore({"nat": lines})
 
     def delete(self, container_id: str) -> None:
-        self._restore(["-D" + line.removeprefix("-A") for line in self._lines() if self._owner(line) == container_id])
+        self._restore({"nat": ["-D" + line.removeprefix("-A") for line in self._lines() if self._owner(line) == container_id]})
 
     def owners(self) -> set[str]:
         return {owner for owner in map(self._owner, self._lines()) if owner}
 
     def _lines(self) -> list[str]:
         """The rules of the IMAGEKIT chain as iptables-save prints them (`-A IMAGEKIT ...`)."""
-        saved = command(self.netns, ["iptables-save", "-t", "nat"])
-        return [line for line in saved.splitlines() if line.startswith(f"-A {CHAIN} ")]
+        return [line for line in self._saved("nat").get("nat", []) if line.startswith(f"-A {CHAIN} ")]
+
+    def _saved(self, table: str = "") -> dict[str, list[str]]:
+        """What iptables-save prints of `table` ("" every table): each table's chain lines (only `:NAME`) and rules."""
+        saved: dict[str, list[str]] = {}
+        lines: list[str] = []
+        for line in command(self.netns, ["iptables-save", *(["-t", table] if table else [])]).splitlines():
+            if line.startswith("*"):
+                lines = saved.setdefault(line[1:], [])
+            elif line.startswith(":"):
+                lines.append(line.split()[0])
+            elif line.startswith("-"):
+                lines.append(line)
+        return saved
 
     @staticmethod
     def _owner(line: str) -> str:
         found = re.search(r'--comment ("[^"]*"|\S+)', line)
         return found.group(1).strip('"') if found else ""
 
-    def _chains(self) -> set[str]:
-        return {line.split()[0][1:] for line in command(self.netns, ["iptables-save", "-t", "nat"]).splitlines() if line.startswith(":")}
-
-    def _ensure_rule(self, chain: str, words: list[str], table: str = "nat") -> None:
-        """Appends the rule to a nat chain, or inserts it first in a filter chain (before any DROP), unless it is there."""
-        try:
-            command(self.netns, ["iptables", "-w", "-t", table, "-C", chain, *words])
-        except NetworkError:
-            self._iptables("-A" if table == "nat" else "-I", chain, *words, table=table)
-
-    def _iptables(self, *words: str, table: str = "nat") -> None:
-        command(self.netns, ["iptables", "-w", "-t", table, *words])
-
-    def _restore(self, lines: list[str]) -> None:
-        """Applies rule lines to the nat table in one transaction (all or none), keeping every other rule."""
-        if lines:
-            command(self.netns, ["iptables-restore", "-w", "--noflush"], "*nat\n" + "\n".join(lines) + "\nCOMMIT\n")
+    def _restore(self, tables: dict[str, list[str]]) -> None:
+        """Applies each table's lines (chains to make, rules to add or delete) in one transaction per table, keeping
+        every other rule; no program when there are none."""
+        script = "".join(f"*{table}\n" + "\n".join(lines) + "\nCOMMIT\n" for table, lines in tables.items() if lines)
+        if script:
+            command(self.netns, ["iptables-restore", "-w", "--noflush"], script)

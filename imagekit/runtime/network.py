@@ -15,11 +15,15 @@ left: leases whose supervisor is dead or whose container's directory is gone, th
 lease owns; a live container of another store keeps everything.
 
 Everything on the host side happens in `Bridge.host_netns`: "" is this process's namespace (production);
-tests pass a namespace they made, so the machine's own network is never touched. Links and addresses go
-through iproute2 (`ip -batch`), NAT through imagekit.runtime.nat (nftables or iptables), each run under
-`nsenter --net` when host_netns is set; sysctls and sockets use `within`, a thread that joined the namespace.
+tests pass a namespace they made, so the machine's own network is never touched. A program's start-up is most
+of what a step costs, so a connect and a release run none once the bridge is made (`ip -batch`, once) and NAT's
+base (imagekit.runtime.nat: with iptables, one iptables-save per connect): the namespace is made, links looked
+up, added, configured and deleted, and sysctls written from this process (imagekit.runtime.netns: a thread that
+joined the namespace; imagekit.runtime.netlink). A lease says whether NAT rules may carry its container's id
+(it published ports), so a release lists the rules only then, and cleanup_stale scans links and rules only when
+some lease or pin is stale.
 
-Imports: stdlib, imagekit.errors, imagekit.fsutil, imagekit.sandbox.linux, imagekit.runtime.{nat,state}.
+Imports: stdlib, imagekit.errors, imagekit.fsutil, imagekit.sandbox.linux, imagekit.runtime.{nat,netlink,netns,state}.
 """
 
 from __future__ import annotations
@@ -31,15 +35,14 @@ import ipaddress
 import json
 import os
 import re
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from imagekit.errors import NetworkError
 from imagekit.fsutil import atomic_write, locked
-from imagekit.runtime import nat
+from imagekit.runtime import nat, netlink
+from imagekit.runtime.netns import links, pin_new, within
 from imagekit.runtime.state import supervisor_alive
 from imagekit.sandbox import linux
 
@@ -52,8 +55,6 @@ STATE_DIR = Path("/run/imagekit/networks")
 #: Docker's fallback when the host's resolv.conf names only loopback resolvers, unreachable from a container.
 FALLBACK_NAMESERVERS = ("8.8.8.8", "8.8.4.4")
 _HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,15 @@ class Bridge:
 @dataclass(frozen=True)
 class Lease:
     """An address and who holds it: a container of the store at `root`, connected by the supervisor `supervisor`
-    (pid) that started at `supervisor_start` (imagekit.runtime.state.process_start)."""
+    (pid) that started at `supervisor_start` (imagekit.runtime.state.process_start). `rules`: NAT rules may carry
+    its id (it published ports; a lease written before this was recorded may have them too)."""
 
     address: str
     container_id: str
     root: str
     supervisor: int
     supervisor_start: int
+    rules: bool = True
 
     def alive(self) -> bool:
         """Its supervisor still runs and its container still exists: only then are its links and rules kept."""
@@ -180,7 +183,8 @@ def release(bridge: Bridge, container_id: str) -> None:
 def cleanup_stale(bridge: Bridge) -> list[str]:
     """Releases what killed runners left, whatever their store: every lease that is no longer alive (Lease.alive),
     every namespace pinned in this store without a live lease, then every veth on the bridge and NAT rule that no
-    live lease owns. Returns the container ids released."""
+    live lease owns. Returns the container ids released. Nothing stale, nothing to scan: a veth or rule always has
+    a lease until its release removes it (the lease goes last), so `ps` runs no program then."""
     with _lock(bridge):
         leases = _leases(bridge)
         live = {lease.container_id for lease in leases if lease.alive()}
@@ -190,6 +194,8 @@ def cleanup_stale(bridge: Bridge) -> list[str]:
             for entry in containers.iterdir():
                 if entry.name not in live and os.path.ismount(entry / "netns"):
                     stale.setdefault(entry.name, bridge.root)
+        if not stale:
+            return []
         for container_id, root in stale.items():
             _release(bridge, container_id, root)
         for owner in bridge.rules.owners() - live:
@@ -197,50 +203,8 @@ def cleanup_stale(bridge: Bridge) -> list[str]:
         keep = {veth_name(container_id) for container_id in live}
         for link in _bridge_links(bridge):
             if link not in keep:
-                _ip(bridge, [f"link del {link}"])
+                netlink.delete_link(bridge.host_netns, link)
         return sorted(stale)
-
-
-def within(netns: str, fn: Callable[[], T]) -> T:
-    """fn() in the network namespace `netns` ("" is this process's): on a thread that joined it and then ends,
-    so the caller's own threads never move. Sockets made there stay in that namespace."""
-    if not netns:
-        return fn()
-    outcome: list[object] = []
-
-    def body() -> None:
-        try:
-            _join(netns)
-            outcome.append(fn())
-        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
-            outcome.append(err)
-
-    thread = threading.Thread(target=body, name="netns")
-    thread.start()
-    thread.join()
-    if isinstance(outcome[0], BaseException):
-        raise outcome[0]
-    return outcome[0]  # type: ignore[return-value]
-
-
-def thread_in(netns: str, target: Callable[[], None], name: str) -> threading.Thread:
-    """A daemon thread (not started) that joins `netns` ("" stays) and runs target(); the threads it starts
-    inherit the namespace. A namespace that cannot be joined ends the thread before target runs."""
-
-    def body() -> None:
-        _join(netns)
-        target()
-
-    return threading.Thread(target=body, name=name, daemon=True)
-
-
-def _join(netns: str) -> None:
-    """Moves the calling thread into `netns` ("" stays); a failure is a NetworkError naming it."""
-    if netns:
-        try:
-            linux.setns(netns, linux.CLONE_NEWNET)
-        except OSError as err:
-            raise NetworkError(f"cannot enter the network namespace {netns}: {err.strerror}") from err
 
 
 def hosts_file(address: str, hostname: str, names: Iterable[str] = ()) -> str:
@@ -273,22 +237,21 @@ def resolv_conf(host: str) -> str:
 
 
 def _connect(bridge: Bridge, container_id: str, hostname: str, names: tuple[str, ...], supervisor: tuple[int, int]) -> Endpoint:
-    _ensure_bridge(bridge)
     address = _lease(bridge, container_id, supervisor)
     pin = netns_path(bridge.root, container_id)
     if not os.path.ismount(pin):
         pin.parent.mkdir(parents=True, exist_ok=True)
         pin.touch()
-        nat.command("", ["unshare", f"--net={pin}", "true"], what="network namespace")
+        pin_new(str(pin))
     veth = veth_name(container_id)
-    if "eth0" not in _links(str(pin)):
-        _ip(bridge, [f"link add {veth} type veth peer name eth0 netns {pin}", f"link set {veth} master {bridge.name}", f"link set {veth} up"])
-        inside = ["link set lo up", f"addr add {address}/{bridge.network.prefixlen} dev eth0", "link set eth0 up", f"route add default via {bridge.gateway}"]
-        nat.command(str(pin), ["ip", "-batch", "-"], "\n".join(inside) + "\n")
+    _ensure_bridge(bridge)
+    if "eth0" not in links(str(pin)):
+        netlink.add_veth(bridge.host_netns, veth, bridge.name, "eth0", str(pin))
+        netlink.configure(str(pin), "eth0", address, bridge.network.prefixlen, bridge.gateway)
     folder = pin.parent
     files = {"hosts": hosts_file(address, hostname, names), "hostname": hostname + "\n", "resolv.conf": resolv_conf(_read_host_resolv())}
-    for name, text in files.items():
-        atomic_write(folder / name, text.encode(), mode=0o644)
+    for name, text in files.items():  # not durable, as Runtime's own: every connect writes them again
+        (folder / name).write_text(text)
     etc = tuple((str(folder / name), f"/etc/{name}") for name in files)
     return Endpoint(container_id=container_id, address=address, gateway=bridge.gateway, netns=str(pin), veth=veth, etc_files=etc)
 
@@ -296,10 +259,10 @@ def _connect(bridge: Bridge, container_id: str, hostname: str, names: tuple[str,
 def _release(bridge: Bridge, container_id: str, root: Path) -> None:
     """Releases the container of the store at `root` (its netns pin is there)."""
     nat.check_id(container_id)  # it names a path under ROOT/containers
-    bridge.rules.delete(container_id)
-    veth = veth_name(container_id)
-    if veth in _links(bridge.host_netns):
-        _ip(bridge, [f"link del {veth}"])
+    leases = _leases(bridge)
+    if any(lease.container_id == container_id and lease.rules for lease in leases):
+        bridge.rules.delete(container_id)
+    netlink.delete_link(bridge.host_netns, veth_name(container_id))  # its peer, eth0, goes along
     pin = netns_path(root, container_id)
     try:
         linux.umount2(str(pin), linux.MNT_DETACH)
@@ -307,16 +270,19 @@ def _release(bridge: Bridge, container_id: str, root: Path) -> None:
         if err.errno not in (errno.EINVAL, errno.ENOENT):  # not a mount point (any more), or gone
             raise NetworkError(f"cannot remove the network namespace {pin}: {err.strerror}") from err
     pin.unlink(missing_ok=True)
-    leases = _leases(bridge)
     if any(lease.container_id == container_id for lease in leases):
         _save_leases(bridge, [lease for lease in leases if lease.container_id != container_id])
 
 
 def _ensure_bridge(bridge: Bridge) -> None:
     """The bridge with its gateway address, up; forwarding on; the NAT table with masquerading. Idempotent."""
-    if bridge.name not in _links(bridge.host_netns):
+
+    def look() -> bool:
+        Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
+        return bridge.name in links("")
+
+    if not within(bridge.host_netns, look):
         _ip(bridge, [f"link add {bridge.name} type bridge", f"addr add {bridge.gateway}/{bridge.network.prefixlen} dev {bridge.name}", f"link set {bridge.name} up"])
-    within(bridge.host_netns, lambda: Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n"))
     bridge.rules.ensure()
 
 
@@ -324,13 +290,13 @@ def _lease(bridge: Bridge, container_id: str, supervisor: tuple[int, int]) -> st
     """The container's address: the one it holds (now served by `supervisor`), else the lowest free one after the
     gateway. One bridge has one subnet, whichever store asks: another one is refused while a live lease uses it."""
     subnet, leases = _read(bridge)
-    mine = Lease("", container_id, os.path.abspath(bridge.root), *supervisor)  # read from any directory
+    mine = Lease("", container_id, os.path.abspath(bridge.root), *supervisor, rules=False)  # read from any directory
     if subnet != bridge.subnet and any(lease.alive() for lease in leases):
         raise NetworkError(f"{bridge.name} serves {subnet} to running containers, not {bridge.subnet}: every store on this host "
                            f"must use one subnet (${SUBNET_ENV} or ROOT/networks/config.json)")
     for lease in leases:
         if lease.container_id == container_id:
-            _save_leases(bridge, [dataclasses.replace(mine, address=lease.address) if item is lease else item for item in leases])
+            _save_leases(bridge, [dataclasses.replace(mine, address=lease.address, rules=lease.rules) if item is lease else item for item in leases])
             return lease.address
     taken = {lease.address for lease in leases}
     for host in bridge.network.hosts():
@@ -360,7 +326,8 @@ def _read(bridge: Bridge) -> tuple[str, list[Lease]]:
 def _save_leases(bridge: Bridge, leases: list[Lease]) -> None:
     ordered = sorted(leases, key=lambda lease: ipaddress.IPv4Address(lease.address))
     owners = {lease.address: {k: v for k, v in dataclasses.asdict(lease).items() if k != "address"} for lease in ordered}
-    atomic_write(bridge.state / f"{bridge.name}.json", json.dumps({"subnet": bridge.subnet, "leases": owners}, indent=2).encode() + b"\n", mode=0o644)
+    text = json.dumps({"subnet": bridge.subnet, "leases": owners}, indent=2).encode() + b"\n"
+    atomic_write(bridge.state / f"{bridge.name}.json", text, mode=0o644, durable=False)  # a reboot ends its links and processes too
 
 
 def _lock(bridge: Bridge) -> object:
@@ -375,14 +342,23 @@ def _read_host_resolv() -> str:
         return ""
 
 
-def _links(netns: str) -> set[str]:
-    return {link["ifname"] for link in json.loads(nat.command(netns, ["ip", "-j", "link", "show"]) or "[]")}
-
-
 def _bridge_links(bridge: Bridge) -> list[str]:
-    if bridge.name not in _links(bridge.host_netns):
+    if bridge.name not in links(bridge.host_netns):
         return []
     return [link["ifname"] for link in json.loads(_run(bridge, ["ip", "-j", "link", "show", "master", bridge.name]) or "[]")]
+
+
+def add_rules(bridge: Bridge, container_id: str, rules: list[nat.Dnat]) -> None:
+    """Adds the container's NAT rules (all or none) while it holds a lease, which from then on says it has rules;
+    a container released meanwhile (`rm -f`) is a NetworkError, so no rule outlives its lease."""
+    with _lock(bridge):
+        leases = _leases(bridge)
+        mine = [lease for lease in leases if lease.container_id == container_id]
+        if not mine:
+            raise NetworkError(f"container {container_id} is not on {bridge.name} any more: it was removed")
+        if not mine[0].rules:
+            _save_leases(bridge, [dataclasses.replace(lease, rules=True) if lease is mine[0] else lease for lease in leases])
+        bridge.rules.add(container_id, rules)
 
 
 def delete_rules(bridge: Bridge, container_id: str) -> None:

@@ -8,10 +8,10 @@ DNAT never sees connections to 127.0.0.1 (they do not leave the host's loopback)
 the caller (the runner's supervisor, one per container), not a daemon; `Published.close()` stops them and
 removes the rules. `format_ports` prints what `port CONTAINER` prints (`80/tcp -> 0.0.0.0:8080`).
 
-Sockets are made in the bridge's host namespace (network.within), so tests run all of it inside a namespace
-they made.
+Sockets are made in the bridge's host namespace (imagekit.runtime.netns.within), so tests run all of it inside
+a namespace they made.
 
-Imports: stdlib, imagekit.errors, imagekit.runtime.{nat,network}.
+Imports: stdlib, imagekit.errors, imagekit.runtime.{nat,netns,network}.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from imagekit.errors import InvalidPublish, NetworkError
-from imagekit.runtime import nat, network
+from imagekit.runtime import nat, netns, network
 
 PROTOCOLS = ("tcp", "udp")
 _CHUNK = 65536
@@ -123,7 +123,8 @@ def publish(bridge: network.Bridge, container_id: str, address: str, specs: Iter
         for spec in specs:
             sockets.append(_take(bridge, spec))
         rules = [nat.Dnat(binding.proto, binding.host_ip, binding.host_port, address, binding.container_port) for binding, _ in sockets]
-        bridge.rules.add(container_id, rules)
+        if rules:  # none: nothing to mark on the lease, no program to run
+            network.add_rules(bridge, container_id, rules)
     except BaseException:
         for _, sock in sockets:
             sock.close()
@@ -148,12 +149,13 @@ class Published:
             for binding, sock in sockets:
                 target = (address, binding.container_port)
                 serve = self._serve_tcp if binding.proto == "tcp" else self._serve_udp
-                thread = network.thread_in(bridge.host_netns, lambda serve=serve, sock=sock, target=target: serve(sock, target), f"proxy {binding}")
+                thread = netns.thread_in(bridge.host_netns, lambda serve=serve, sock=sock, target=target: serve(sock, target), f"proxy {binding}")
                 thread.start()
                 self._threads.append(thread)
 
     def close(self) -> None:
-        """Stops the proxies (open connections are cut), frees the host ports and deletes the DNAT rules. Idempotent."""
+        """Stops the proxies (open connections are cut), frees the host ports and deletes the DNAT rules (with no
+        port published, there are none to look for). Idempotent."""
         if self._wake_write < 0:
             return
         os.write(self._wake_write, b"x")
@@ -167,7 +169,8 @@ class Published:
         os.close(self._wake_write)
         os.close(self._wake_read)
         self._wake_write = -1
-        network.delete_rules(self.bridge, self.container_id)
+        if self.bindings:
+            network.delete_rules(self.bridge, self.container_id)
 
     def __enter__(self) -> Published:
         return self
@@ -249,7 +252,7 @@ def _take(bridge: network.Bridge, spec: PortSpec) -> tuple[Binding, socket.socke
     ip = spec.host_ip or "0.0.0.0"
     candidates = range(spec.host_port, max(spec.host_port, spec.host_port_end) + 1)
     for port in candidates:
-        sock = network.within(bridge.host_netns, lambda: socket.socket(socket.AF_INET, kind))
+        sock = netns.within(bridge.host_netns, lambda: socket.socket(socket.AF_INET, kind))
         if kind == socket.SOCK_STREAM:  # survives TIME_WAIT; on UDP it would let two sockets share the port
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

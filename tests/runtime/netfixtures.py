@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from imagekit.runtime import nat, network
+from imagekit.runtime.netns import within
 from imagekit.runtime.state import process_start
 from imagekit.sandbox import Result, Spec, run
 from tests.netns import make_netns, remove_netns
@@ -119,7 +120,7 @@ def http_get(netns: str, address: str, port: int) -> str:
             return f"error: {err.strerror or err}"
         return answer.partition(b"\r\n\r\n")[2].decode(errors="replace")
 
-    return network.within(netns, get)
+    return within(netns, get)
 
 
 def links(bridge: network.Bridge) -> list[str]:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from imagekit.errors import NetworkError
-from imagekit.runtime import network
-from tests.runtime.netfixtures import LIVE, PAGE, Container, answer_once, bridge, dead_supervisor, eventually, host_exec, leases, links, outside, www
+from imagekit.runtime import netns, network, ports
+from tests.runtime.netfixtures import LIVE, PAGE, Container, answer_once, bridge, dead_supervisor, eventually, host_exec, leases, links, outside, ruleset, www
 
 __all__ = ["bridge", "outside", "www"]
 
@@ -37,7 +40,7 @@ def test_two_containers_on_the_bridge_reach_each_other(bridge: network.Bridge, w
 
 def test_a_container_reaches_beyond_the_host_masqueraded(bridge: network.Bridge, outside: str, www: Path, tmp_path: Path) -> None:
     client = Container(tmp_path / "client", www, network.connect(bridge, A, "client", supervisor=LIVE))
-    server = network.within(outside, lambda: socket.create_server(("192.0.2.2", 8000)))
+    server = netns.within(outside, lambda: socket.create_server(("192.0.2.2", 8000)))
     server.settimeout(20)  # a failure to connect fails the test rather than hanging it
     peers: list[str] = []
     thread = answer_once(server, b"from outside\n", peers)
@@ -53,7 +56,7 @@ def test_a_container_reaches_beyond_the_host_masqueraded(bridge: network.Bridge,
 def test_iptables_forwards_through_a_drop_policy_as_docker_does(bridge: network.Bridge, outside: str, www: Path, tmp_path: Path) -> None:
     host_exec(bridge.host_netns, "iptables", "-P", "FORWARD", "DROP")  # what a host running Docker has
     client = Container(tmp_path / "client", www, network.connect(bridge, A, "client", supervisor=LIVE))
-    server = network.within(outside, lambda: socket.create_server(("192.0.2.2", 8000)))
+    server = netns.within(outside, lambda: socket.create_server(("192.0.2.2", 8000)))
     server.settimeout(20)  # a failure to connect fails the test rather than hanging it
     thread = answer_once(server, b"through\n", [])
     with server:
@@ -128,7 +131,7 @@ def test_concurrent_connects_lease_distinct_addresses(bridge: network.Bridge) ->
 
 def test_a_failed_connect_leaves_nothing(bridge: network.Bridge, tmp_path: Path) -> None:
     host_exec(bridge.host_netns, "ip", "link", "add", "imagekit0", "type", "veth", "peer", "name", "notabridge")
-    with pytest.raises(NetworkError, match=r"^ip: .*") as caught:  # a veth cannot be the master of a veth
+    with pytest.raises(NetworkError, match=rf"^cannot add the veth {network.veth_name(A)} on imagekit0: Operation not supported$") as caught:  # a veth cannot be the master of a veth
         network.connect(bridge, A, "first", supervisor=LIVE)
     assert "\n" not in str(caught.value)
     assert links(bridge) == ["imagekit0", "lo", "notabridge"]
@@ -181,3 +184,75 @@ def test_resolv_conf_drops_loopback_resolvers() -> None:
     host = "# managed\nsearch example.org\nnameserver 127.0.0.53\nnameserver 192.0.2.53\nnameserver ::1\noptions edns0\n"
     assert network.resolv_conf(host) == "# managed\nsearch example.org\nnameserver 192.0.2.53\noptions edns0\n"
     assert network.resolv_conf("nameserver 127.0.0.53\n") == "nameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+
+
+#: every program the bridge could run
+TOOLS = ("ip", "nft", "iptables", "iptables-save", "iptables-restore", "nsenter", "unshare")
+
+
+@pytest.fixture
+def programs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[str]]:
+    """Each of TOOLS first on PATH as a script that notes its name and runs the real one; the returned function
+    gives the names noted since it was last called."""
+    shims, log = tmp_path / "shims", tmp_path / "programs.log"
+    shims.mkdir()
+    for tool in TOOLS:
+        real = shutil.which(tool)
+        if real:
+            (shims / tool).write_text(f'#!/bin/sh\necho {tool} >> {log}\nexec {real} "$@"\n')
+            (shims / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}:{os.environ['PATH']}")
+
+    def noted() -> list[str]:
+        names = log.read_text().split() if log.exists() else []
+        log.unlink(missing_ok=True)
+        return names
+
+    return noted
+
+
+def test_programs_run_only_to_make_the_bridge_and_for_port_rules(bridge: network.Bridge, programs: Callable[[], list[str]]) -> None:
+    network.connect(bridge, A, "first", supervisor=LIVE)  # makes the bridge and the NAT table
+    assert programs() == {"nft": ["ip", "nft"], "iptables": ["ip", "iptables-save", "iptables-restore"]}[bridge.nat]
+    second = network.connect(bridge, B, "second", supervisor=LIVE)
+    assert programs() == {"nft": [], "iptables": ["iptables-save"]}[bridge.nat]  # iptables has no look without a program
+    assert network.cleanup_stale(bridge) == []  # `ps` with nothing stale
+    network.release(bridge, A)
+    network.release(bridge, A)
+    assert programs() == []
+    assert not published(bridge, second.address)
+    with ports.publish(bridge, B, second.address, ports.parse_publish("8080:80")):
+        assert published(bridge, second.address)
+    programs()
+    network.release(bridge, B)  # its lease says it published ports: they are looked for
+    assert programs() == {"nft": ["nft"], "iptables": ["iptables-save"]}[bridge.nat]  # the proxies' close() deleted them
+    assert B not in ruleset(bridge) and links(bridge) == ["imagekit0", "lo"]
+
+
+def test_nat_is_made_again_when_its_table_went_and_never_twice(bridge: network.Bridge) -> None:
+    network.connect(bridge, A, "first", supervisor=LIVE)
+    made = ruleset(bridge)
+    network.connect(bridge, B, "second", supervisor=LIVE)
+    assert ruleset(bridge) == made
+    if bridge.nat == "nft":
+        host_exec(bridge.host_netns, "nft", "delete", "table", "ip", "imagekit")
+    else:
+        host_exec(bridge.host_netns, "iptables", "-t", "nat", "-F", "POSTROUTING")
+    network.release(bridge, B)
+    network.connect(bridge, B, "second", supervisor=LIVE)
+    assert ruleset(bridge) == made
+
+
+def test_a_port_published_after_the_release_is_refused_and_leaves_no_rule(bridge: network.Bridge) -> None:
+    endpoint = network.connect(bridge, A, "web", supervisor=LIVE)
+    network.release(bridge, A)  # `rm -f` from another process while the runner connected
+    with pytest.raises(NetworkError, match=rf"^container {A} is not on imagekit0 any more: it was removed$"):
+        ports.publish(bridge, A, endpoint.address, ports.parse_publish("8080:80"))
+    assert A not in ruleset(bridge)
+    server = netns.within(bridge.host_netns, lambda: socket.create_server(("0.0.0.0", 8080)))  # the port is free again
+    server.close()
+
+
+def published(bridge: network.Bridge, address: str) -> bool:
+    """What the lease of `address` says: NAT rules may carry its container's id."""
+    return json.loads((bridge.state / f"{bridge.name}.json").read_text())["leases"][address]["rules"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from imagekit.errors import InvalidPublish, NetworkError
-from imagekit.runtime import network, ports
+from imagekit.runtime import netns, network, ports
 from imagekit.runtime.ports import Binding, PortSpec
 from tests.runtime.netfixtures import LIVE, PAGE, Container, bridge, dead_supervisor, eventually, host_exec, http_get, outside, ruleset, www
 
@@ -97,7 +97,7 @@ def test_a_published_port_serves_through_the_proxy_and_through_dnat(bridge: netw
 
 def test_udp_is_proxied_both_ways(bridge: network.Bridge) -> None:
     endpoint = network.connect(bridge, A, "dns", supervisor=LIVE)
-    server = network.within(endpoint.netns, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    server = netns.within(endpoint.netns, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     server.bind((endpoint.address, 53))
 
     def echo() -> None:
@@ -106,7 +106,7 @@ def test_udp_is_proxied_both_ways(bridge: network.Bridge) -> None:
 
     thread = threading.Thread(target=echo)
     thread.start()
-    client = network.within(bridge.host_netns, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    client = netns.within(bridge.host_netns, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     client.settimeout(30)
     with server, client, ports.publish(bridge, A, endpoint.address, ports.parse_publish("127.0.0.1:5353:53/udp")):
         client.sendto(b"query", ("127.0.0.1", 5353))

@@ -27,7 +27,7 @@ NOT_ON_THE_RUN_PATH = (
     "imagekit.snapshots.copy", "imagekit.snapshots.stubs",
     "imagekit.cli.registry", "imagekit.cli.build", "imagekit.cli.store", "imagekit.cli.auth", "imagekit.cli.layers",
     "imagekit.cli.containers", "imagekit.cli.system",
-    "imagekit.runtime.network", "imagekit.runtime.ports", "imagekit.runtime.nat",
+    "imagekit.runtime.network", "imagekit.runtime.ports", "imagekit.runtime.nat", "imagekit.runtime.netns", "imagekit.runtime.netlink",
     "imagekit.users", "pickle", "socket", "logging",
     "click", "imagekit.cli.group", "imagekit.cli.run", "platform",
 )
@@ -62,6 +62,16 @@ def test_run_of_a_stored_image_imports_only_the_runtime(root: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert {"imagekit.cli.fastpath", "imagekit.cli.runner", "imagekit.runtime.container", "imagekit.sandbox.run", "imagekit.snapshots.snapshotter"} <= modules
     assert not {m for m in modules if m in NOT_ON_THE_RUN_PATH or m.startswith(tuple(p + "." for p in NOT_ON_THE_RUN_PATH))}
+
+
+def test_a_bridge_run_without_ports_imports_no_proxy_and_starts_no_tool(root: Path) -> None:
+    """The default network (in the session's namespace, IMAGEKIT_HOST_NETNS): once the bridge is made, a run
+    without -p needs neither the port proxies nor subprocess (netlink does the links, nftables' table is there)."""
+    ok(run_cli(root, "run", "--rm", "busybox", "true"))  # makes the bridge if no test of this session did
+    result, modules = imported(root, "run", "--rm", "busybox", "true")
+    assert result.returncode == 0, result.stderr
+    assert "imagekit.runtime.network" in modules
+    assert not {"imagekit.runtime.ports", "subprocess"} & modules
 
 
 def test_run_as_a_user_still_resolves_it(root: Path) -> None:

@@ -77,7 +77,7 @@ def click_options(specs: tuple[OptionSpec, ...]) -> Callable[[F], F]:
     def decorate(function: F) -> F:
         for spec in reversed(specs):  # click lists options in decorator order: the last applied comes first
             function = click.option(*spec.flags, spec.dest, help=spec.help, metavar=spec.metavar, envvar=spec.envvar,
-                                    show_envvar=spec.envvar is not None, show_default=spec.show_default,
+                                    show_envvar=spec.envvar is not None,
                                     **_click_kind(spec))(function)
         return function
 

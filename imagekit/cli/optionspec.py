@@ -31,4 +31,3 @@ class OptionSpec:
     default: object = None
     metavar: str | None = None
     envvar: str | None = None
-    show_default: bool = False

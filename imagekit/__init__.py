@@ -54,7 +54,7 @@ def run(image: str, command: tuple[str, ...] | list[str] = (), *, root: str | Pa
     `logs()`, `stop()`, `kill()`, `remove()`, `reload()`); the image is pulled when the store lacks it.
 
     Other keywords are RunOptions fields (`name`, `env`, `volumes` as VolumeSpecs, `workdir`, `user`,
-    `entrypoint`, `hostname`, `network` (bridge, the default, as docker; host; none), `publish` (PortSpecs from
+    `entrypoint`, `hostname`, `network` (bridge, the default as root, as docker; host, the default without root; none), `publish` (PortSpecs from
     imagekit.runtime.ports.parse_publish), `publish_all`, `memory` in bytes, `cpus`, `pids_limit`, `read_only`, `init`,
     `cap_add`, `cap_drop`, `privileged`, `auto_remove`, `tty`: a pty of the container's own, its output in
     `logs()` with the terminal's \r\n). Raises ImagekitErrors with one-line messages.
@@ -66,6 +66,9 @@ def run(image: str, command: tuple[str, ...] | list[str] = (), *, root: str | Pa
     from imagekit.store import Store
 
     store = Store(_root(root))
+    runtime = Runtime(store)
+    run_options = RunOptions(image=image, command=tuple(command), **options)
+    runtime.check(run_options)  # what cannot work here (rootless limits, bridge) fails before a pull
     try:
         stored = store.find(image)
     except ImageNotFound:
@@ -74,8 +77,7 @@ def run(image: str, command: tuple[str, ...] | list[str] = (), *, root: str | Pa
 
         pull_to_store(parse_reference(image), store, RegistryOptions())
         stored = store.find(image)
-    runtime = Runtime(store)
-    container = runtime.create(RunOptions(image=image, command=tuple(command), **options), stored.image, image)
+    container = runtime.create(run_options, stored.image, image)
     try:
         runtime.start_detached(container)
     except BaseException:

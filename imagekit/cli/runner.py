@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from imagekit.cli import Context, echo, report_error
 from imagekit.cli.optionspec import OptionSpec
 from imagekit.errors import ContainerError, ImageNotFound, ImagekitError
-from imagekit.runtime.options import RunOptions, discarded_ports, parse_cpus, parse_env, parse_env_file, parse_mount, parse_size, parse_tmpfs, parse_volume
+from imagekit.runtime.options import RunOptions, default_network, discarded_ports, parse_cpus, parse_env, parse_env_file, parse_mount, parse_size, parse_tmpfs, parse_volume
 
 if TYPE_CHECKING:
     from imagekit.runtime.ports import PortSpec
@@ -109,7 +109,7 @@ def _options(image: str, command: tuple[str, ...], flags: dict[str, object]) -> 
     return RunOptions(
         image=image, command=command, name=str(flags["name"]), env=env, volumes=volumes, workdir=str(flags["workdir"]),
         user=str(flags["user"]), entrypoint=flags["entrypoint"], hostname=str(flags["hostname"]),  # type: ignore[arg-type]
-        network=flags["network"] or ("bridge" if os.geteuid() == 0 else "host"),  # type: ignore[arg-type]
+        network=flags["network"] or default_network(),  # type: ignore[arg-type]
         publish=_publish(flags["publish"]),  # type: ignore[arg-type]
         publish_all=bool(flags["publish_all"]),
         memory=parse_size(str(flags["memory"])) if flags["memory"] else 0,

@@ -37,6 +37,12 @@ class VolumeSpec:
     options: tuple[str, ...] = ()
 
 
+def default_network() -> Literal["bridge", "host"]:
+    """The bridge as root, as docker; without root the host's network, since imagekit has no slirp4netns or
+    pasta to give a rootless container a network of its own (the CLI says so in a note)."""
+    return "bridge" if os.geteuid() == 0 else "host"
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """The flags of `imagekit run` (see its --help); empty values mean "as the image says"."""
@@ -50,8 +56,9 @@ class RunOptions:
     user: str = ""
     entrypoint: str | None = None
     hostname: str = ""
-    #: docker's default: an address on the bridge imagekit0 (imagekit.runtime.network)
-    network: Literal["host", "none", "bridge"] = "bridge"
+    #: docker's default as root: an address on the bridge imagekit0 (imagekit.runtime.network); without root,
+    #: which has no bridge, the host's network (see default_network)
+    network: Literal["host", "none", "bridge"] = field(default_factory=default_network)
     #: `-p` specs, parsed by imagekit.runtime.ports.parse_publish; `-P` adds the image's EXPOSEd ports. Only the bridge
     #: publishes: other networks discard them, as docker does (see discarded_ports)
     publish: tuple[PortSpec, ...] = ()

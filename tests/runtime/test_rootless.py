@@ -65,11 +65,13 @@ def home(tmp_path: Path, runtime_tar: Path) -> Path:
         user(home, "rm", "-f", *leftover)
 
 
-def user(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The real CLI as uid 1000 with HOME=`home`: its store is the default one, `home`/data/imagekit."""
+def user(home: Path, *args: str, argv: tuple[str, ...] = (IMAGEKIT,)) -> subprocess.CompletedProcess[str]:
+    """The real CLI (or another `argv`) as uid 1000 with HOME=`home`: its store is the default one,
+    `home`/data/imagekit."""
     env = {k: v for k, v in os.environ.items() if k != "IMAGEKIT_ROOT"}
-    env.update({"HOME": str(home), "XDG_DATA_HOME": str(home / "data"), DOCKER_HUB_API_ENV: CLOSED_PORT})
-    return subprocess.run([IMAGEKIT, *args], capture_output=True, text=True, env=env, timeout=60, cwd="/",
+    env.update({"HOME": str(home), "XDG_DATA_HOME": str(home / "data"), DOCKER_HUB_API_ENV: CLOSED_PORT,
+                "PYTHONPATH": os.pathsep.join(sys.path)})
+    return subprocess.run([*argv, *args], capture_output=True, text=True, env=env, timeout=60, cwd="/",
                           preexec_fn=lambda: _become_user(home))
 
 
@@ -120,6 +122,15 @@ def test_a_user_shares_the_host_network_by_default_with_a_note(home: Path) -> No
     assert result.stderr.startswith("imagekit: note: without root there is no bridge network")
     isolated = user(home, "run", "--rm", "--network", "none", "busybox", "readlink", "/proc/self/ns/net")
     assert ok(isolated).strip() != os.readlink("/proc/self/ns/net") and isolated.stderr == ""
+
+
+def test_the_python_api_of_a_user_defaults_to_the_host_network_too(home: Path) -> None:
+    script = ("import imagekit\n"
+              "handle = imagekit.run('busybox', ['readlink', '/proc/self/ns/net'])\n"
+              "assert handle.wait() == 0\n"
+              "print(handle.logs().decode().strip())\n"
+              "handle.remove()\n")
+    assert ok(user(home, "-c", script, argv=(sys.executable,))).strip() == os.readlink("/proc/self/ns/net")
 
 
 @pytest.mark.parametrize(("flags", "named"), [

@@ -27,13 +27,13 @@ BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 PODMAN = shutil.which("podman")
 
 
-def import_busybox(work: Path, store: Path, env: dict[str, str]) -> list[str]:
-    """`busybox:latest` (the host's static busybox as sh and true) imported into `store`; the imagekit command
+def import_busybox(work: Path, store: Path, env: dict[str, str], applets: tuple[str, ...] = ("sh", "true")) -> list[str]:
+    """`busybox:latest` (the host's static busybox as `applets`) imported into `store`; the imagekit command
     line that uses that store."""
     rootfs = work / "rootfs"
     (rootfs / "bin").mkdir(parents=True)
     shutil.copy2(BUSYBOX, rootfs / "bin" / "busybox")
-    for applet in ("sh", "true"):
+    for applet in applets:
         (rootfs / "bin" / applet).symlink_to("busybox")
     with tarfile.open(work / "busybox.tar", "w") as archive:
         archive.add(rootfs, arcname=".")

@@ -15,17 +15,15 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
+from bench.run import IMAGEKIT, import_busybox
 from imagekit.runtime import stats
 from imagekit.runtime.container import Runtime
 from imagekit.store import Store
 
-IMAGEKIT = str(Path(sys.executable).with_name("imagekit"))
-BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 CONTAINERS = 10
 
 
@@ -35,15 +33,7 @@ def main() -> None:
     store = work / "store"
     imagekit = [IMAGEKIT, "--root", str(store)]
     try:
-        rootfs = work / "rootfs"
-        (rootfs / "bin").mkdir(parents=True)
-        shutil.copy2(BUSYBOX, rootfs / "bin" / "busybox")
-        for applet in ("sh", "sleep"):
-            (rootfs / "bin" / applet).symlink_to("busybox")
-        with tarfile.open(work / "busybox.tar", "w") as archive:
-            archive.add(rootfs, arcname=".")
-        subprocess.run([*imagekit, "import", "-c", 'CMD ["sh"]', str(work / "busybox.tar"), "busybox:latest"], check=True,
-                       env=env, stdout=subprocess.DEVNULL)
+        import_busybox(work, store, env, ("sh", "sleep"))
         for _ in range(CONTAINERS):
             subprocess.run([*imagekit, "run", "-d", "--network", "none", "busybox", "sleep", "1000"], check=True, env=env,
                            stdout=subprocess.DEVNULL)

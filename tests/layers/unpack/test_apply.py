@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from imagekit.errors import LayerError
-from imagekit.layers.apply import PATH_MAX, ROOTLESS_XATTR, apply_layer, clean
+from imagekit.layers.apply import PATH_MAX, ROOTLESS_XATTR, Budget, Limits, apply_layer, clean
 from imagekit.layers.rootfs import Root
 from imagekit.layers.unpack import unpack
 from imagekit.oci import OCI_LAYER
@@ -127,12 +127,13 @@ def test_capabilities_survive_the_owner_change(tmp_path: Path) -> None:
 
 def test_a_layers_own_rootless_xattr_is_not_trusted_and_the_warning_names_the_entries(tmp_path: Path) -> None:
     forged = xattrs(user_rootlesscontainers=b"\x08\x01")
-    entries = [E("p", tarfile.FIFOTYPE, mode=0o600, pax=forged), symlink("l", "d/f", pax=forged), directory("d", pax=forged), file("d/f", pax=forged)]
+    entries = [directory(".", pax=forged), E("p", tarfile.FIFOTYPE, mode=0o600, pax=forged), symlink("l", "d/f", pax=forged), directory("d", pax=forged), file("d/f", pax={**forged, **xattrs(user_after=b"kept")})]
     image = layers_image(tar(entries))
     (report,) = unpack(image, tmp_path / "rootfs")
     assert ROOTLESS_XATTR not in os.listxattr(tmp_path / "rootfs/d/f")
+    assert os.getxattr(tmp_path / "rootfs/d/f", "user.after") == b"kept"  # the xattrs after it still apply
     what = f"layer 1/1 ({image.manifest.layers[0].digest.short})"
-    assert report.warnings == (f"{what}: skipped user.rootlesscontainers xattrs in the layer (imagekit writes its own): 'p', 'l', 'd' and 1 more",)
+    assert report.warnings == (f"{what}: skipped user.rootlesscontainers xattrs in the layer (imagekit writes its own): '.', 'p', 'l' and 2 more",)
 
 
 def test_devices_fifos_owners_and_setuid_as_root(tmp_path: Path) -> None:
@@ -174,15 +175,26 @@ def test_times_are_restored_directories_after_their_children(tmp_path: Path) -> 
                 directory("d/e", mtime=MTIME - 70),
                 file("d/e/g", mtime=MTIME),
                 file("frac", pax={"mtime": "1600000000.123456789", "atime": "1500000000.5"}),
+                directory("dfrac", pax={"mtime": "1600000000.25", "atime": "1500000000.75"}),
             ]
         ),
     )
+    dfrac = os.stat(root / "dfrac")  # a directory's atime is set last, with its mtime
+    assert (dfrac.st_mtime_ns, dfrac.st_atime_ns) == (1600000000_250000000, 1500000000_750000000)
     assert os.stat(root / "d").st_mtime == MTIME - 100
     assert os.stat(root / "d/e").st_mtime == MTIME - 70
     assert os.stat(root / "d/f").st_mtime == MTIME - 50
     frac = os.stat(root / "frac")
     assert frac.st_mtime_ns == 1600000000_123456789
     assert frac.st_atime_ns == 1500000000_500000000
+
+
+def test_a_directory_replaced_later_in_the_layer_does_not_stop_the_others_metadata(tmp_path: Path) -> None:
+    # a/gone's deferred mode has no directory left to go to; a's (shallower, so set after it) still lands
+    root = unpacked(tmp_path, tar([directory("a", mode=0o751, mtime=MTIME - 5), directory("a/gone"), file("a/gone", b"file now")]))
+    st = os.stat(root / "a")
+    assert (stat.S_IMODE(st.st_mode), st.st_mtime) == (0o751, MTIME - 5)
+    assert (root / "a/gone").read_bytes() == b"file now"
 
 
 def test_directory_modes_apply_after_children_even_when_unwritable(tmp_path: Path) -> None:
@@ -227,6 +239,25 @@ def test_the_root_entry_sets_the_roots_metadata(tmp_path: Path) -> None:
     root = unpacked(tmp_path, tar([directory(".", mode=0o700, mtime=MTIME + 1), file("f")]))
     st = os.stat(root)
     assert (stat.S_IMODE(st.st_mode), st.st_mtime) == (0o700, MTIME + 1)
+
+
+def test_xattrs_the_kernel_refuses_are_skipped_with_a_warning_except_user_ones_on_symlinks(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"host")
+    layer = tar(
+        [
+            file("f", pax=xattrs(bogus_x=b"1", user_ok=b"2")),
+            symlink("l", "f", pax=xattrs(user_x=b"3")),  # Linux allows no user.* xattr on a symlink: nothing to report
+            symlink("m", "f", pax=xattrs(bogus_y=b"4")),
+            symlink("host", str(outside), pax=xattrs(user_pwned=b"5")),  # must not follow the link to the host's file
+        ]
+    )
+    image = layers_image(layer)
+    (report,) = unpack(image, tmp_path / "rootfs")
+    what = f"layer 1/1 ({image.manifest.layers[0].digest.short})"
+    assert report.warnings == (f"{what}: skipped xattrs this filesystem or user may not set (bogus.*): 'f', 'm'",)
+    assert os.getxattr(tmp_path / "rootfs/f", "user.ok") == b"2"
+    assert not os.listxattr(outside)
 
 
 def test_a_root_without_a_root_entry_is_0755(tmp_path: Path) -> None:
@@ -298,3 +329,23 @@ def test_apply_layer_reports_entries_bytes_and_warnings_and_caps_by_the_environm
     (tmp_path / "s").mkdir()
     with Root(tmp_path / "s") as root, pytest.raises(LayerError, match=r"^layer: entry 'd/f': the image would unpack to more than 4 KiB"):
         apply_layer(io.BytesIO(layer), OCI_LAYER, root)
+
+
+def test_the_caps_admit_exactly_their_limit() -> None:
+    budget = Budget(Limits(max_bytes=100, max_inodes=2))
+    budget.admit(b"a", 100, "t")
+    budget.admit(b"b", 100, "t")  # a second entry ending at byte 100 of the same layer: still 100 bytes
+    with pytest.raises(LayerError, match="^t: entry 'c': the image has more than 2 entries"):
+        budget.admit(b"c", 0, "t")
+    budget = Budget(Limits(max_bytes=100, max_inodes=2))
+    with pytest.raises(LayerError, match="^t: entry 'a': the image would unpack to more than 100 B"):
+        budget.admit(b"a", 101, "t")
+
+
+def test_overlay_mode_drops_the_layers_own_overlay_xattrs_and_keeps_the_others(tmp_path: Path) -> None:
+    layer = tar([file("f", pax={f"SCHILY.xattr.{k}": v for k, v in (("trusted.overlay.opaque", "y"), ("user.overlay.redirect", "/x"), ("user.after", "kept"))})])
+    (tmp_path / "lower").mkdir()
+    with Root(tmp_path / "lower") as root:
+        report = apply_layer(io.BytesIO(layer), OCI_LAYER, root, whiteouts="overlay")
+    assert os.listxattr(tmp_path / "lower/f") == ["user.after"]
+    assert report.warnings == ("layer: skipped overlayfs xattrs in the layer (they would steer the overlay mount): 'f', 'f'",)

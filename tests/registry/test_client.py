@@ -14,6 +14,7 @@ import pytest
 from imagekit.digest import Digest
 from imagekit.errors import DigestMismatch, InvalidManifest, RegistryError
 from imagekit.oci import (
+    DOCKER_MANIFEST_LIST,
     DOCKER_SCHEMA1_SIGNED,
     MAX_MANIFEST_BYTES,
     OCI_CONFIG,
@@ -312,3 +313,31 @@ def test_head_with_a_malformed_content_length_is_an_error(fault_proxy: FaultProx
     fault_proxy.inject(Fault("replace", "/blobs/", method="HEAD", status=200, headers=headers))
     with pytest.raises(RegistryError, match="Content-Length"):
         repo_on(fault_proxy.host).blob_size(Digest.of_bytes(b"x"))
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected"),
+    [
+        ({"schemaVersion": 2, "layers": []}, "application/json", OCI_MANIFEST),  # no mediaType, a generic Content-Type: guessed from the shape
+        ({"schemaVersion": 2, "manifests": []}, "application/json", OCI_INDEX),
+        ({"schemaVersion": 2, "mediaType": "", "layers": []}, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST_LIST),  # an empty mediaType is no mediaType
+        ({"schemaVersion": 2}, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST_LIST),
+        ({"schemaVersion": 1, "fsLayers": []}, "application/json", "InvalidManifest: r:v1 is a Docker schema 1 manifest"),
+        ({"schemaVersion": 2, "mediaType": "application/x-other"}, "application/json", "InvalidManifest: manifest r:v1 has unsupported media type 'application/x-other'"),
+    ],
+)
+def test_the_media_type_comes_from_the_manifest_then_content_type_then_its_shape(body: dict[str, object], content_type: str, expected: str) -> None:
+    data = json.dumps(body).encode()
+    if expected.startswith("InvalidManifest: "):
+        with pytest.raises(InvalidManifest, match="^" + expected.removeprefix("InvalidManifest: ").replace("(", r"\(")):
+            Repository._check_media_type(data, content_type, "r:v1")
+    else:
+        assert Repository._check_media_type(data, content_type, "r:v1") == expected
+
+
+def test_a_manifest_to_push_may_be_exactly_the_cap() -> None:
+    repo = Repository(Transport("127.0.0.1:9"), "r")  # never reached: both refusals come before the request
+    with pytest.raises(DigestMismatch, match="^manifest to push"):
+        repo.put_manifest(str(Digest.of_bytes(b"other")), b"x" * MAX_MANIFEST_BYTES, OCI_MANIFEST)
+    with pytest.raises(InvalidManifest, match=f"^manifest is {MAX_MANIFEST_BYTES + 1} bytes, over the {MAX_MANIFEST_BYTES}-byte limit"):
+        repo.put_manifest("v1", b"x" * (MAX_MANIFEST_BYTES + 1), OCI_MANIFEST)

@@ -54,7 +54,7 @@ $(VENV)/.mutation: pyproject.toml | $(BIN)/python
 # in mutants/ and each module's time is printed; MUTATION_MODULES="imagekit.digest" reruns one. Subprocesses
 # (the CLI) import the mutated copy through PYTHONPATH; pytest's temp dirs go to a directory of this run.
 # Writes tests/MUTANTS-results.txt (kill rate per module); tests/MUTANTS.md explains the survivors.
-MUTATION_MODULES ?= imagekit.digest imagekit.fsutil imagekit.layout imagekit.registry.client imagekit.registry.transport imagekit.layers.rootfs imagekit.layers.tarread imagekit.layers.apply
+MUTATION_MODULES ?= imagekit.digest imagekit.fsutil imagekit.layout imagekit.registry.client imagekit.registry.transport imagekit.layers.rootfs imagekit.layers.tarread imagekit.layers.apply imagekit.sandbox
 MUTATION_CHILDREN ?= 2
 mutation: apt-test $(VENV)/.mutation
 	mkdir -p mutants  # it must exist when Python starts, or the path is skipped for good

@@ -375,7 +375,11 @@ class _EchoingRegistry:
 
             def do_GET(self) -> None:
                 port = self.server.server_address[1]
-                if self.path.startswith("/token"):
+                if self.path.startswith("/v2/forbidden/"):
+                    self._answer(403, b'{"errors": [{"code": "DENIED"}]}', {"Content-Type": "application/json"})
+                elif self.path.startswith("/v2/endless/"):
+                    self._endless()
+                elif self.path.startswith("/token"):
                     self._answer(200, json.dumps({"token": registry.token}).encode(), {"Content-Type": "application/json"})
                 elif self.headers.get("Authorization") != f"Bearer {registry.token}":
                     realm = f'Bearer realm="http://{realm_host}:{port}/token",service="echo"'
@@ -384,6 +388,24 @@ class _EchoingRegistry:
                     echo = {"errors": [{"code": "MANIFEST_UNKNOWN", "message": f"you sent {password} and {registry.token}"}]}
                     self._answer(404, json.dumps(echo).encode(), {"Content-Type": "application/json"})
 
+            def _endless(self) -> None:
+                """A 404 whose JSON body never ends (up to a ceiling, so a client that reads it all still ends)."""
+                self.protocol_version = "HTTP/1.1"
+                self.send_response(404)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                chunk = b'{"errors": [{"message": "' + b"x" * 8192
+                try:
+                    while registry.sent < 64 << 20:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        registry.sent += len(chunk)
+                        chunk = b"x" * 8192
+                    self.wfile.write(b'4\r\n"}]}\r\n0\r\n\r\n')
+                except OSError:
+                    pass  # the client hung up: what we want
+                self.close_connection = True
+
+        self.sent = 0
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
@@ -402,6 +424,21 @@ def test_errors_never_show_the_password_or_an_issued_token_even_one_inside_the_o
     finally:
         registry.close()
     assert str(caught.value) == "GET /v2/r/manifests/t: HTTP 404 MANIFEST_UNKNOWN: you sent *** and ***"
+    assert type(caught.value) is RegistryError  # not an AuthError: a 404 is no refusal
+
+
+def test_a_403_is_an_auth_error_and_an_endless_error_body_is_cut_short() -> None:
+    registry = _EchoingRegistry("pw-y")
+    try:
+        transport = Transport(registry.host, credentials=Credentials("user", "pw-y"), retry=FAST)
+        with pytest.raises(AuthError, match=r"^GET /v2/forbidden/manifests/t: HTTP 403 DENIED: DENIED$"):
+            transport.request("GET", "/v2/forbidden/manifests/t", scopes=[pull_scope("forbidden")])
+        # streamed, as manifests and blobs are fetched: no JSON within 64 KiB, so no detail, and no more read
+        with pytest.raises(RegistryError, match=r"^GET /v2/endless/manifests/t: HTTP 404$"):
+            transport.request("GET", "/v2/endless/manifests/t", scopes=[pull_scope("endless")], stream=True)
+    finally:
+        registry.close()
+    assert registry.sent < 32 << 20  # the rest of the body was never read (what the kernel buffered at most)
 
 
 def test_credentials_never_go_to_a_plain_http_realm_on_another_host_even_when_insecure() -> None:

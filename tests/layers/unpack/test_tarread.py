@@ -74,7 +74,19 @@ def test_pax_records_and_skipped_entries_across_tiny_chunks() -> None:
 
 @pytest.mark.parametrize(
     ("mtime", "expected"),
-    [(b"-1.5", -1_500_000_000), (b"-20", -20 * 10**9), (b"7", 7 * 10**9), (b"9" * 19, "time out of range"), (b"9" * 20, "invalid PAX time"), (b"1.x", "invalid PAX time"), (b"1-", "invalid PAX time")],
+    [
+        (b"-1.5", -1_500_000_000),
+        (b"-20", -20 * 10**9),
+        (b"7", 7 * 10**9),
+        (b"9223372036.854775807", (1 << 63) - 1),  # the last nanosecond a 64-bit timespec holds
+        (b"-9223372036.854775807", -((1 << 63) - 1)),
+        (b"9223372036.854775808", "time out of range"),
+        (b"-9223372036.854775808", "time out of range"),
+        (b"9" * 19, "time out of range"),
+        (b"9" * 20, "invalid PAX time"),
+        (b"1.x", "invalid PAX time"),
+        (b"1-", "invalid PAX time"),
+    ],
 )
 def test_pax_times(mtime: bytes, expected: int | str) -> None:
     data = tar([file("a", pax={"mtime": mtime.decode()})])
@@ -83,6 +95,30 @@ def test_pax_times(mtime: bytes, expected: int | str) -> None:
     else:
         with pytest.raises(LayerError, match=f"^t: {expected}"):
             read(data)
+
+
+@pytest.mark.parametrize(("uid", "error"), [(b"9" * 19, "owner or device number out of range"), (b"9" * 20, "invalid PAX uid")])
+def test_pax_numbers_have_at_most_19_digits(uid: bytes, error: str) -> None:
+    with pytest.raises(LayerError, match=f"^t: {error}"):
+        read(tar([file("a", pax={"uid": uid.decode()})]))
+
+
+def test_extended_headers_up_to_one_mib_zero_blocks_and_header_only_types() -> None:
+    def comment(total: int) -> bytes:
+        """One PAX record of exactly `total` bytes (a comment: read and ignored)."""
+        record = b"%d comment=%s\n" % (total, b"c" * (total - len(b"%d comment=\n" % total)))
+        assert len(record) == total
+        return block(b"PaxHeader", kind=b"x", fields={(124, 136): b"%011o\0" % total}) + record + bytes(-total % 512)
+
+    assert [e.name for e in entries(comment(1 << 20), block(b"a"))] == [b"a"]
+    with pytest.raises(LayerError, match="^t: tar extended header of 1048577 bytes is larger than the 1 MiB allowed"):
+        entries(comment((1 << 20) + 1), block(b"a"))
+    with pytest.raises(LayerError, match="^t: invalid tar header after a zero block"):
+        read(block(b"a") + bytes(512) + block(b"b") + END)
+    assert [e.name for e, _ in read(block(b"a") + bytes(512))[0]] == [b"a"]  # GNU's lone zero block ends it too
+    # a symlink, a directory: no data follows their headers, whatever their size field says
+    sized = {(124, 136): b"%011o\0" % 1000}
+    assert [e.name for e in entries(block(b"l", kind=b"2", fields=sized), block(b"d/", kind=b"5", fields=sized), block(b"f"))] == [b"l", b"d/", b"f"]
 
 
 def block(name: bytes, *, kind: bytes = b"0", fields: dict[tuple[int, int], bytes] | None = None, magic: bytes = b"", prefix: bytes = b"", signed: bool = False) -> bytes:
@@ -128,6 +164,13 @@ def test_old_and_unusual_headers() -> None:
     # GNU base-256: the high bit, then big-endian two's complement with 0x40 as the sign
     (big,) = entries(block(b"big", fields={(108, 116): b"\x80" + (3_000_000).to_bytes(7, "big"), (116, 124): b"\x80\x00\x00\x00\x00\x00\x01\x00"}))
     assert (big.uid, big.gid) == (3_000_000, 256)
+    # a size past 2**88 (its top byte counts; a truncated archive, read no further than its header) and a
+    # mtime before 1970 (negative: allowed for times); an all-NUL field is 0
+    reader = iter(TarReader([block(b"huge", fields={(124, 136): b"\x81" + bytes(10) + b"\x05", (108, 116): bytes(8)})], "t"))
+    huge = next(reader)
+    assert (huge.size, huge.uid) == ((1 << 88) + 5, 0)
+    (old,) = entries(block(b"old", fields={(136, 148): b"\xff" * 12}))
+    assert old.mtime_ns == -(10**9)
     with pytest.raises(LayerError, match="^t: negative size or owner in the tar header of 'neg'"):
         entries(block(b"neg", fields={(116, 124): b"\xff" * 8}))  # -1
     with pytest.raises(LayerError, match="^t: negative size or owner in the tar header of 'neg'"):

@@ -76,3 +76,15 @@ def test_verifying_reader_checks_truncation() -> None:
     reader = VerifyingReader(io.BytesIO(b"y" * 5), Digest.of_bytes(b"y" * 10), expected_size=10)
     with pytest.raises(DigestMismatch, match="expected 10, got 5"):
         reader.read()
+
+
+def test_verifying_reader_readinto_fills_at_most_the_buffer_and_reads_nothing_after_the_end() -> None:
+    data = b"x" * 1000
+    view = memoryview(bytearray(300))
+    wrong = VerifyingReader(io.BytesIO(data), Digest.of_bytes(b"other"))
+    assert [wrong.readinto(view) for _ in range(4)] == [300, 300, 300, 100]
+    with pytest.raises(DigestMismatch):
+        wrong.readinto(view)
+    right = VerifyingReader(io.BytesIO(data), Digest.of_bytes(data), len(data))
+    assert right.read() == data and right.verified
+    assert right.read() == b"" and right.read(10) == b"" and right.readinto(view) == 0  # after the end: nothing

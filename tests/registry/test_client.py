@@ -14,6 +14,7 @@ import pytest
 from imagekit.digest import Digest
 from imagekit.errors import DigestMismatch, InvalidManifest, RegistryError
 from imagekit.oci import (
+    DOCKER_MANIFEST_LIST,
     DOCKER_SCHEMA1_SIGNED,
     MAX_MANIFEST_BYTES,
     OCI_CONFIG,
@@ -312,3 +313,64 @@ def test_head_with_a_malformed_content_length_is_an_error(fault_proxy: FaultProx
     fault_proxy.inject(Fault("replace", "/blobs/", method="HEAD", status=200, headers=headers))
     with pytest.raises(RegistryError, match="Content-Length"):
         repo_on(fault_proxy.host).blob_size(Digest.of_bytes(b"x"))
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected"),
+    [
+        ({"schemaVersion": 2, "layers": []}, "application/json", OCI_MANIFEST),  # no mediaType, a generic Content-Type: guessed from the shape
+        ({"schemaVersion": 2, "manifests": []}, "application/json", OCI_INDEX),
+        ({"schemaVersion": 2, "mediaType": "", "layers": []}, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST_LIST),  # an empty mediaType is no mediaType
+        ({"schemaVersion": 2}, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST_LIST),
+        ({"schemaVersion": 1, "fsLayers": []}, "application/json", "InvalidManifest: r:v1 is a Docker schema 1 manifest"),
+        ({"schemaVersion": 2, "mediaType": "application/x-other"}, "application/json", "InvalidManifest: manifest r:v1 has unsupported media type 'application/x-other'"),
+    ],
+)
+def test_the_media_type_comes_from_the_manifest_then_content_type_then_its_shape(body: dict[str, object], content_type: str, expected: str) -> None:
+    data = json.dumps(body).encode()
+    if expected.startswith("InvalidManifest: "):
+        with pytest.raises(InvalidManifest, match="^" + expected.removeprefix("InvalidManifest: ").replace("(", r"\(")):
+            Repository._check_media_type(data, content_type, "r:v1")
+    else:
+        assert Repository._check_media_type(data, content_type, "r:v1") == expected
+
+
+def test_a_manifest_to_push_may_be_exactly_the_cap() -> None:
+    repo = Repository(Transport("127.0.0.1:9"), "r")  # never reached: both refusals come before the request
+    with pytest.raises(DigestMismatch, match="^manifest to push"):
+        repo.put_manifest(str(Digest.of_bytes(b"other")), b"x" * MAX_MANIFEST_BYTES, OCI_MANIFEST)
+    with pytest.raises(InvalidManifest, match=f"^manifest is {MAX_MANIFEST_BYTES + 1} bytes, over the {MAX_MANIFEST_BYTES}-byte limit"):
+        repo.put_manifest("v1", b"x" * (MAX_MANIFEST_BYTES + 1), OCI_MANIFEST)
+
+
+def test_a_registry_that_names_another_digest_for_a_pushed_manifest_is_a_mismatch(open_registry: RegistryServer, fault_proxy: FaultProxy) -> None:
+    repo = repo_on(fault_proxy.host)
+    push_manifest(repo, "v1")
+    manifest, digest = push_manifest(repo, "v2")
+    fault_proxy.inject(Fault("digest", r"/manifests/v3", method="PUT"))
+    with pytest.raises(DigestMismatch, match=f"^manifest pushed to {repo.name}:v3"):
+        repo.put_manifest("v3", manifest, OCI_MANIFEST)
+    assert repo.put_manifest("v4", manifest, OCI_MANIFEST) == digest  # the header agrees: fine
+
+
+def test_a_manifest_of_exactly_the_cap_is_read(fault_proxy: FaultProxy) -> None:
+    body = b'{"schemaVersion":2,"mediaType":"' + OCI_MANIFEST.encode() + b'","pad":"'
+    body += b"x" * (MAX_MANIFEST_BYTES - len(body) - 2) + b'"}'
+    fault_proxy.inject(Fault("replace", r"/manifests/", status=200, headers={"Content-Type": OCI_MANIFEST}, body=body))
+    assert len(repo_on(fault_proxy.host).get_manifest("v1").data) == MAX_MANIFEST_BYTES
+
+
+@pytest.mark.parametrize("content_range", [None, "bytes 0-9/10"])
+def test_a_partial_answer_must_start_where_it_was_asked(fault_proxy: FaultProxy, content_range: str | None) -> None:
+    headers = {"Content-Range": content_range} if content_range else {}
+    fault_proxy.inject(Fault("replace", "/blobs/", status=206, headers=headers, body=b"0123456789"))
+    with pytest.raises(RegistryError, match="with the wrong range$"):
+        repo_on(fault_proxy.host).get_blob(Digest.of_bytes(b"x" * 10), offset=5)
+
+
+@pytest.mark.parametrize("tags", ['"abc"', '["a", 1]'])
+def test_a_tag_list_that_is_not_a_list_of_strings_is_refused(fault_proxy: FaultProxy, tags: str) -> None:
+    body = b'{"name": "x", "tags": %s}' % tags.encode()
+    fault_proxy.inject(Fault("replace", "/tags/list", status=200, headers={"Content-Type": "application/json"}, body=body))
+    with pytest.raises(InvalidManifest, match="'tags' is not a list of strings"):
+        repo_on(fault_proxy.host).tags()

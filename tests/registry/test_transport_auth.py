@@ -7,6 +7,7 @@ token server, so scopes, expiry and refusals are the real registry's decisions, 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 
@@ -347,3 +348,105 @@ def test_push_and_pull_a_blob_on_every_registry_flavour(any_registry: AuthRegist
         assert got.content == b"same everywhere"
         head = transport.request("HEAD", f"/v2/{repository}/blobs/{digest}", scopes=[pull_scope(repository)])
         assert head.headers["Docker-Content-Digest"] == digest
+
+
+class _EchoingRegistry:
+    """A hostile registry on loopback: a Bearer challenge with `realm`, a token that contains the password,
+    and error bodies that echo the password and the token back."""
+
+    def __init__(self, password: str, realm_host: str = "127.0.0.1") -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.password = password
+        self.token = "a-" + password + "-z"  # one secret inside another: the longer one must go first
+        registry = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for key, value in {**headers, "Content-Length": str(len(body))}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                port = self.server.server_address[1]
+                if self.path.startswith("/v2/forbidden/"):
+                    self._answer(403, b'{"errors": [{"code": "DENIED"}]}', {"Content-Type": "application/json"})
+                elif self.path.startswith("/v2/endless/"):
+                    self._endless()
+                elif self.path.startswith("/token"):
+                    self._answer(200, json.dumps({"token": registry.token}).encode(), {"Content-Type": "application/json"})
+                elif self.headers.get("Authorization") != f"Bearer {registry.token}":
+                    realm = f'Bearer realm="http://{realm_host}:{port}/token",service="echo"'
+                    self._answer(401, b"{}", {"WWW-Authenticate": realm})
+                else:
+                    echo = {"errors": [{"code": "MANIFEST_UNKNOWN", "message": f"you sent {password} and {registry.token}"}]}
+                    self._answer(404, json.dumps(echo).encode(), {"Content-Type": "application/json"})
+
+            def _endless(self) -> None:
+                """A 404 whose JSON body never ends (up to a ceiling, so a client that reads it all still ends)."""
+                self.protocol_version = "HTTP/1.1"
+                self.send_response(404)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                chunk = b'{"errors": [{"message": "' + b"x" * 8192
+                try:
+                    while registry.sent < 64 << 20:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        registry.sent += len(chunk)
+                        chunk = b"x" * 8192
+                    self.wfile.write(b'4\r\n"}]}\r\n0\r\n\r\n')
+                except OSError:
+                    pass  # the client hung up: what we want
+                self.close_connection = True
+
+        self.sent = 0
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_errors_never_show_the_password_or_an_issued_token_even_one_inside_the_other() -> None:
+    registry = _EchoingRegistry("pw-" + unique("s"))
+    try:
+        transport = Transport(registry.host, credentials=Credentials("user", registry.password), retry=FAST)
+        with pytest.raises(RegistryError) as caught:
+            transport.request("GET", "/v2/r/manifests/t", scopes=[pull_scope("r")])
+    finally:
+        registry.close()
+    assert str(caught.value) == "GET /v2/r/manifests/t: HTTP 404 MANIFEST_UNKNOWN: you sent *** and ***"
+    assert type(caught.value) is RegistryError  # not an AuthError: a 404 is no refusal
+
+
+def test_a_403_is_an_auth_error_and_an_endless_error_body_is_cut_short() -> None:
+    registry = _EchoingRegistry("pw-y")
+    try:
+        transport = Transport(registry.host, credentials=Credentials("user", "pw-y"), retry=FAST)
+        with pytest.raises(AuthError, match=r"^GET /v2/forbidden/manifests/t: HTTP 403 DENIED: DENIED$"):
+            transport.request("GET", "/v2/forbidden/manifests/t", scopes=[pull_scope("forbidden")])
+        # streamed, as manifests and blobs are fetched: no JSON within 64 KiB, so no detail, and no more read
+        with pytest.raises(RegistryError, match=r"^GET /v2/endless/manifests/t: HTTP 404$"):
+            transport.request("GET", "/v2/endless/manifests/t", scopes=[pull_scope("endless")], stream=True)
+    finally:
+        registry.close()
+    assert registry.sent < 32 << 20  # the rest of the body was never read (what the kernel buffered at most)
+
+
+def test_credentials_never_go_to_a_plain_http_realm_on_another_host_even_when_insecure() -> None:
+    # 0.0.0.0 reaches this machine but is not loopback by name: the realm's host differs from the registry's
+    registry = _EchoingRegistry("pw-x", realm_host="0.0.0.0")
+    try:
+        transport = Transport(registry.host, insecure=True, credentials=Credentials("user", "pw-x"), retry=FAST)
+        with pytest.raises(AuthError, match=rf"^refusing to send credentials for {registry.host} to a plain-HTTP token realm \(0\.0\.0\.0:\d+\)$"):
+            transport.request("GET", "/v2/r/manifests/t", scopes=[pull_scope("r")])
+    finally:
+        registry.close()

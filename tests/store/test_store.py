@@ -290,3 +290,18 @@ def test_callers_errors_inside_writing_and_blob_writer_are_not_blamed_on_the_sto
             writer.write(b"some")
             raise ConnectionResetError("peer went away")
     assert list(store.layout.tmp_dir.iterdir()) == []
+
+
+def test_write_image_copies_each_blob_it_lacks_verified_then_names_it(tmp_path: Path) -> None:
+    from tests.layers.unpack.tars import file, layers_image, tar
+
+    image = layers_image(tar([file("a", b"x" * 100)]), tar([file("b", b"y")]))
+    layout = Layout(tmp_path / "store")
+    assert layout.write_image(image) == image.descriptor
+    assert layout.refs() == []  # no name asked for: none given
+    for descriptor in image.blobs():
+        with image.open_verified(descriptor) as source:
+            assert layout.read_blob(descriptor.digest, limit=descriptor.size) == source.read()
+    assert layout.write_image(image, "docker.io/library/t:1") == image.descriptor
+    assert [(name, d.digest) for name, d in layout.refs()] == [("docker.io/library/t:1", image.descriptor.digest)]
+    assert layout.image("docker.io/library/t:1").manifest == image.manifest

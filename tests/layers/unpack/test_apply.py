@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import tarfile
@@ -9,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from imagekit.layers.apply import ROOTLESS_XATTR
+from imagekit.errors import LayerError
+from imagekit.layers.apply import PATH_MAX, ROOTLESS_XATTR, Budget, Limits, apply_layer, clean
+from imagekit.layers.rootfs import Root
 from imagekit.layers.unpack import unpack
+from imagekit.oci import OCI_LAYER
 from tests.layers.unpack.tars import (
     END,
     MTIME,
@@ -55,6 +59,16 @@ def test_opaque_whiteout_hides_lower_contents_but_keeps_this_layers(tmp_path: Pa
     upper = tar([directory("d"), file("d/new", b"n"), directory("d/newsub"), file("d/newsub/f"), file("d/.wh..wh..opq")])
     root = unpacked(tmp_path, lower, upper)
     assert listing(root) == ["d", "d/new", "d/newsub", "d/newsub/f", "keep"]
+
+
+def test_opaque_whiteouts_keep_the_implicit_parents_and_whiteout_directories_of_this_layer(tmp_path: Path) -> None:
+    # nothing in `upper` names d/made or d/sub as a directory entry: they are this layer's because
+    # a file inside them (d/made/f) or an opaque whiteout (d/sub/.wh..wh..opq) is; at the top level
+    # too, where the opaque marker's prefix is empty
+    lower = tar([directory("d"), file("d/old"), directory("d/sub"), file("d/sub/old"), file("top-old")])
+    upper = tar([file("d/made/f"), file("d/sub/.wh..wh..opq"), file("d/.wh..wh..opq"), file("top-new"), file(".wh..wh..opq")])
+    root = unpacked(tmp_path, lower, upper)
+    assert listing(root) == ["d", "d/made", "d/made/f", "d/sub", "top-new"]
 
 
 def test_opaque_whiteout_first_in_its_directory(tmp_path: Path) -> None:
@@ -111,9 +125,15 @@ def test_capabilities_survive_the_owner_change(tmp_path: Path) -> None:
     assert os.stat(root / "ping").st_uid == 1000
 
 
-def test_a_layers_own_rootless_xattr_is_not_trusted(tmp_path: Path) -> None:
-    root = unpacked(tmp_path, tar([file("f", pax=xattrs(user_rootlesscontainers=b"\x08\x01"))]))
-    assert ROOTLESS_XATTR not in os.listxattr(root / "f")
+def test_a_layers_own_rootless_xattr_is_not_trusted_and_the_warning_names_the_entries(tmp_path: Path) -> None:
+    forged = xattrs(user_rootlesscontainers=b"\x08\x01")
+    entries = [directory(".", pax=forged), E("p", tarfile.FIFOTYPE, mode=0o600, pax=forged), symlink("l", "d/f", pax=forged), directory("d", pax=forged), file("d/f", pax={**forged, **xattrs(user_after=b"kept")})]
+    image = layers_image(tar(entries))
+    (report,) = unpack(image, tmp_path / "rootfs")
+    assert ROOTLESS_XATTR not in os.listxattr(tmp_path / "rootfs/d/f")
+    assert os.getxattr(tmp_path / "rootfs/d/f", "user.after") == b"kept"  # the xattrs after it still apply
+    what = f"layer 1/1 ({image.manifest.layers[0].digest.short})"
+    assert report.warnings == (f"{what}: skipped user.rootlesscontainers xattrs in the layer (imagekit writes its own): '.', 'p', 'l' and 2 more",)
 
 
 def test_devices_fifos_owners_and_setuid_as_root(tmp_path: Path) -> None:
@@ -155,15 +175,26 @@ def test_times_are_restored_directories_after_their_children(tmp_path: Path) -> 
                 directory("d/e", mtime=MTIME - 70),
                 file("d/e/g", mtime=MTIME),
                 file("frac", pax={"mtime": "1600000000.123456789", "atime": "1500000000.5"}),
+                directory("dfrac", pax={"mtime": "1600000000.25", "atime": "1500000000.75"}),
             ]
         ),
     )
+    dfrac = os.stat(root / "dfrac")  # a directory's atime is set last, with its mtime
+    assert (dfrac.st_mtime_ns, dfrac.st_atime_ns) == (1600000000_250000000, 1500000000_750000000)
     assert os.stat(root / "d").st_mtime == MTIME - 100
     assert os.stat(root / "d/e").st_mtime == MTIME - 70
     assert os.stat(root / "d/f").st_mtime == MTIME - 50
     frac = os.stat(root / "frac")
     assert frac.st_mtime_ns == 1600000000_123456789
     assert frac.st_atime_ns == 1500000000_500000000
+
+
+def test_a_directory_replaced_later_in_the_layer_does_not_stop_the_others_metadata(tmp_path: Path) -> None:
+    # a/gone's deferred mode has no directory left to go to; a's (shallower, so set after it) still lands
+    root = unpacked(tmp_path, tar([directory("a", mode=0o751, mtime=MTIME - 5), directory("a/gone"), file("a/gone", b"file now")]))
+    st = os.stat(root / "a")
+    assert (stat.S_IMODE(st.st_mode), st.st_mtime) == (0o751, MTIME - 5)
+    assert (root / "a/gone").read_bytes() == b"file now"
 
 
 def test_directory_modes_apply_after_children_even_when_unwritable(tmp_path: Path) -> None:
@@ -210,6 +241,25 @@ def test_the_root_entry_sets_the_roots_metadata(tmp_path: Path) -> None:
     assert (stat.S_IMODE(st.st_mode), st.st_mtime) == (0o700, MTIME + 1)
 
 
+def test_xattrs_the_kernel_refuses_are_skipped_with_a_warning_except_user_ones_on_symlinks(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"host")
+    layer = tar(
+        [
+            file("f", pax=xattrs(bogus_x=b"1", user_ok=b"2")),
+            symlink("l", "f", pax=xattrs(user_x=b"3")),  # Linux allows no user.* xattr on a symlink: nothing to report
+            symlink("m", "f", pax=xattrs(bogus_y=b"4")),
+            symlink("host", str(outside), pax=xattrs(user_pwned=b"5")),  # must not follow the link to the host's file
+        ]
+    )
+    image = layers_image(layer)
+    (report,) = unpack(image, tmp_path / "rootfs")
+    what = f"layer 1/1 ({image.manifest.layers[0].digest.short})"
+    assert report.warnings == (f"{what}: skipped xattrs this filesystem or user may not set (bogus.*): 'f', 'm'",)
+    assert os.getxattr(tmp_path / "rootfs/f", "user.ok") == b"2"
+    assert not os.listxattr(outside)
+
+
 def test_a_root_without_a_root_entry_is_0755(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(unpacked(tmp_path, tar([file("f")]))).st_mode) == 0o755
 
@@ -251,3 +301,51 @@ def test_non_utf8_names_are_kept_as_bytes(tmp_path: Path) -> None:
     name = b"caf\xe9".decode("utf-8", "surrogateescape")
     root = unpacked(tmp_path, tar([file(name, b"latin-1 name")]))
     assert os.listdir(os.fsencode(root)) == [b"caf\xe9"]
+
+
+def test_clean_makes_archive_paths_relative_and_refuses_the_parent_and_path_max() -> None:
+    # apply relies on clean() alone for a relative path: the resolver's containment is the second wall
+    assert clean(b"/etc/passwd", "t") == b"etc/passwd"
+    assert clean(b"//Xorg/./x/", "t") == b"Xorg/x"
+    assert clean(b"/", "t") == clean(b"", "t") == clean(b"./", "t") == b""
+    for name in (b"..", b"/..", b"a/../..", b"../x"):
+        with pytest.raises(LayerError, match="leaves the root through"):
+            clean(name, "t")
+    assert clean(b"d/" * 2047 + b"f", "t") == b"d/" * 2047 + b"f"  # PATH_MAX - 1 bytes: the kernel's longest
+    with pytest.raises(LayerError, match=f"a path of {PATH_MAX} bytes or more"):
+        clean(b"d/" * 2047 + b"ff", "t")
+
+
+def test_apply_layer_reports_entries_bytes_and_warnings_and_caps_by_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    layer = tar([directory("d"), file("d/f", b"x" * 5000, pax=xattrs(user_rootlesscontainers=b"\x08\x01"))])
+    (tmp_path / "r").mkdir()
+    with Root(tmp_path / "r") as root:
+        report = apply_layer(io.BytesIO(layer), OCI_LAYER, root)
+    # bytes: d's header, d/f's PAX header and records, its header and 10 data blocks, the two end blocks
+    # (not the zeros tarfile pads its output with up to 10 KiB)
+    assert (report.entries, report.bytes) == (2, 512 + 1024 + 512 + 10 * 512 + 1024)
+    assert report.warnings == ("layer: skipped user.rootlesscontainers xattrs in the layer (imagekit writes its own): 'd/f'",)
+    monkeypatch.setenv("IMAGEKIT_MAX_LAYER_BYTES", "4K")  # without a budget, the cap is the environment's
+    (tmp_path / "s").mkdir()
+    with Root(tmp_path / "s") as root, pytest.raises(LayerError, match=r"^layer: entry 'd/f': the image would unpack to more than 4 KiB"):
+        apply_layer(io.BytesIO(layer), OCI_LAYER, root)
+
+
+def test_the_caps_admit_exactly_their_limit() -> None:
+    budget = Budget(Limits(max_bytes=100, max_inodes=2))
+    budget.admit(b"a", 100, "t")
+    budget.admit(b"b", 100, "t")  # a second entry ending at byte 100 of the same layer: still 100 bytes
+    with pytest.raises(LayerError, match="^t: entry 'c': the image has more than 2 entries"):
+        budget.admit(b"c", 0, "t")
+    budget = Budget(Limits(max_bytes=100, max_inodes=2))
+    with pytest.raises(LayerError, match="^t: entry 'a': the image would unpack to more than 100 B"):
+        budget.admit(b"a", 101, "t")
+
+
+def test_overlay_mode_drops_the_layers_own_overlay_xattrs_and_keeps_the_others(tmp_path: Path) -> None:
+    layer = tar([file("f", pax={f"SCHILY.xattr.{k}": v for k, v in (("trusted.overlay.opaque", "y"), ("user.overlay.redirect", "/x"), ("user.after", "kept"))})])
+    (tmp_path / "lower").mkdir()
+    with Root(tmp_path / "lower") as root:
+        report = apply_layer(io.BytesIO(layer), OCI_LAYER, root, whiteouts="overlay")
+    assert os.listxattr(tmp_path / "lower/f") == ["user.after"]
+    assert report.warnings == ("layer: skipped overlayfs xattrs in the layer (they would steer the overlay mount): 'f', 'f'",)

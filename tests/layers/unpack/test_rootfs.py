@@ -42,6 +42,8 @@ def test_openat2_is_there_on_this_kernel(tmp_path: Path) -> None:
         assert openat2_available(fd)
     finally:
         os.close(fd)
+    with Root(tmp_path) as root:
+        assert root.uses_openat2 is True  # so the "openat2" resolver cases test it, not the walk
 
 
 @pytest.mark.parametrize(
@@ -95,6 +97,22 @@ def test_forget_keeps_only_the_descriptor_in_use(tree: Path) -> None:
         assert _where(root, kept) == str(tree / "usr/lib")
         with pytest.raises(OSError):
             os.fstat(other)
+
+
+def test_directories_are_cached_up_to_a_bound_and_parent_creates_only_when_asked(tmp_path: Path, resolver: str) -> None:
+    for i in range(100):
+        (tmp_path / f"d{i}").mkdir()
+    with Root(tmp_path) as root:
+        first = root.directory(b"d0")
+        assert root.directory(b"d0") == first  # cached: the same borrowed descriptor, nothing leaks
+        found = [root.directory(f"d{i}".encode()) for i in range(100)]  # past the cache's bound, oldest closed first
+        assert _where(root, found[-1]) == str(tmp_path / "d99")
+        assert _where(root, root.directory(b"d0")) == str(tmp_path / "d0")
+        with pytest.raises(FileNotFoundError):
+            root.parent(b"missing/x")
+        assert not (tmp_path / "missing").exists()
+        parent, name = root.parent(b"made/x", create=True)
+        assert (_where(root, parent), name) == (str(tmp_path / "made"), b"x")
 
 
 def test_remove_never_follows_symlinks(tree: Path) -> None:

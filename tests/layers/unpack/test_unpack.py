@@ -164,6 +164,13 @@ def test_the_cap_spans_all_layers_of_an_image(tmp_path: Path) -> None:
         unpack(layers_image(one, two), tmp_path / "too-big", limits=Limits(max_bytes=MiB))
 
 
+def test_the_cap_adds_up_every_finished_layer_not_just_the_last(tmp_path: Path) -> None:
+    layers = [tar([file(name, bytes(300 * 1024))]) for name in "abcd"]
+    unpack(layers_image(*layers[:3]), tmp_path / "ok", limits=Limits(max_bytes=MiB))
+    with pytest.raises(LayerError, match=r"^layer 4/4 \(\w+\): entry 'd': the image would unpack to more than 1 MiB"):
+        unpack(layers_image(*layers), tmp_path / "too-big", limits=Limits(max_bytes=MiB))
+
+
 def test_the_cap_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IMAGEKIT_MAX_LAYER_BYTES", "1M")
     with pytest.raises(LayerError, match="more than 1 MiB"):

@@ -66,6 +66,9 @@ _LOOPBACK_NAMES = {"localhost"}
 _REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 10
 _ERROR_BODY_LIMIT = 64 * 1024
+#: The most a response that is not streamed may carry (tokens, the ping, tag lists, their errors): requests would
+#: otherwise read a hostile registry's endless body into memory before anyone could look at its size.
+BODY_LIMIT = 16 * 1024 * 1024
 _PROBE_TIMEOUT = (3.0, 5.0)  # https probe of a loopback/insecure host: a TLS server answers in milliseconds
 
 
@@ -327,7 +330,7 @@ class Transport:
                 headers=dict(headers),
                 params=params,
                 data=data,
-                stream=stream,
+                stream=True,  # always: a body that is not streamed is read here, with BODY_LIMIT
                 allow_redirects=False,
                 verify=self._verify,
                 timeout=timeout or self.timeout,
@@ -345,6 +348,8 @@ class Transport:
             raise RegistryError(f"invalid registry address {urlsplit(url).netloc!r}: {_address_problem(url)}", url=redact_url(url)) from err
         except requests.RequestException as err:
             raise RegistryError(f"{method} {redact_url(url)}: {type(err).__name__}", url=redact_url(url)) from err
+        if not stream:
+            _read_capped(response, f"{method} {redact_url(url)}")
         if self.debug:
             log.debug("%s %s -> %d (%.0f ms)", method, redact_url(url), response.status_code, (time.monotonic() - started) * 1000)
         self._observe(response)
@@ -490,6 +495,22 @@ def _describe(err: Exception) -> str:
         if needle in text:
             return words
     return type(err).__name__
+
+
+def _read_capped(response: requests.Response, what: str) -> None:
+    """Reads the body of a response requested with stream=True into `response.content`, as requests would have
+    read it, but refuses one over BODY_LIMIT (and closes the connection) instead of reading on."""
+    body = bytearray()
+    try:
+        for chunk in response.iter_content(64 * 1024):
+            body += chunk
+            if len(body) > BODY_LIMIT:
+                response.close()
+                raise RegistryError(f"{what}: the response body is over the {BODY_LIMIT}-byte limit", url=redact_url(response.url))
+    except requests.RequestException as err:
+        raise RegistryError(f"{what}: {type(err).__name__} while reading the response", url=redact_url(response.url), temporary=True) from err
+    response._content = bytes(body)  # what requests' own non-streamed read leaves: .content, .json() work as before
+    response._content_consumed = True
 
 
 def _error_body(response: requests.Response) -> Any:

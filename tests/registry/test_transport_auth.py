@@ -354,7 +354,7 @@ class _EchoingRegistry:
     """A hostile registry on loopback: a Bearer challenge with `realm`, a token that contains the password,
     and error bodies that echo the password and the token back."""
 
-    def __init__(self, password: str, realm_host: str = "127.0.0.1") -> None:
+    def __init__(self, password: str, realm_host: str = "127.0.0.1", realm_path: str = "/token") -> None:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -378,20 +378,22 @@ class _EchoingRegistry:
                 if self.path.startswith("/v2/forbidden/"):
                     self._answer(403, b'{"errors": [{"code": "DENIED"}]}', {"Content-Type": "application/json"})
                 elif self.path.startswith("/v2/endless/"):
-                    self._endless()
+                    self._endless(404)
+                elif self.path.startswith("/endless-token"):
+                    self._endless(200)
                 elif self.path.startswith("/token"):
                     self._answer(200, json.dumps({"token": registry.token}).encode(), {"Content-Type": "application/json"})
                 elif self.headers.get("Authorization") != f"Bearer {registry.token}":
-                    realm = f'Bearer realm="http://{realm_host}:{port}/token",service="echo"'
+                    realm = f'Bearer realm="http://{realm_host}:{port}{realm_path}",service="echo"'
                     self._answer(401, b"{}", {"WWW-Authenticate": realm})
                 else:
                     echo = {"errors": [{"code": "MANIFEST_UNKNOWN", "message": f"you sent {password} and {registry.token}"}]}
                     self._answer(404, json.dumps(echo).encode(), {"Content-Type": "application/json"})
 
-            def _endless(self) -> None:
-                """A 404 whose JSON body never ends (up to a ceiling, so a client that reads it all still ends)."""
+            def _endless(self, status: int) -> None:
+                """A JSON body that never ends (up to a ceiling, so a client that reads it all still ends)."""
                 self.protocol_version = "HTTP/1.1"
-                self.send_response(404)
+                self.send_response(status)
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 chunk = b'{"errors": [{"message": "' + b"x" * 8192
@@ -439,6 +441,21 @@ def test_a_403_is_an_auth_error_and_an_endless_error_body_is_cut_short() -> None
     finally:
         registry.close()
     assert registry.sent < 32 << 20  # the rest of the body was never read (what the kernel buffered at most)
+
+
+@pytest.mark.parametrize("what", ["error body", "token"])
+def test_a_body_that_is_not_streamed_is_capped_too(what: str) -> None:
+    """Requests that want the whole body (the token, the ping, tag lists; errors of any of them) read it with a cap:
+    an endless one is refused after TRANSPORT_BODY_LIMIT bytes instead of being read without end."""
+    registry = _EchoingRegistry("pw-z", realm_path="/endless-token" if what == "token" else "/token")
+    try:
+        transport = Transport(registry.host, credentials=Credentials("user", "pw-z"), retry=FAST)
+        path = "/v2/endless/manifests/t" if what == "error body" else "/v2/r/tags/list"
+        with pytest.raises(RegistryError, match=r"response body is over the 16777216-byte limit$"):
+            transport.request("GET", path, scopes=[pull_scope("r")])
+    finally:
+        registry.close()
+    assert registry.sent < 48 << 20  # cut at the limit (and what the kernel buffered), not the server's 64 MiB
 
 
 def test_credentials_never_go_to_a_plain_http_realm_on_another_host_even_when_insecure() -> None:

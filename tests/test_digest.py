@@ -88,3 +88,12 @@ def test_verifying_reader_readinto_fills_at_most_the_buffer_and_reads_nothing_af
     right = VerifyingReader(io.BytesIO(data), Digest.of_bytes(data), len(data))
     assert right.read() == data and right.verified
     assert right.read() == b"" and right.read(10) == b"" and right.readinto(view) == 0  # after the end: nothing
+
+
+def test_verifying_reader_read_of_nothing_is_no_end() -> None:
+    """read(0) and readinto of an empty buffer ask for nothing: neither may judge the stream (an early check would
+    call a good stream short, and mark nothing verified)."""
+    data = b"z" * 100
+    reader = VerifyingReader(io.BytesIO(data), Digest.of_bytes(data), len(data))
+    assert reader.read(0) == b"" and reader.readinto(bytearray(0)) == 0 and not reader.verified
+    assert reader.read() == data and reader.verified

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from imagekit.fsutil import atomic_write, fsync_dir, locked
+from tests.mounts import tmpfs
 
 
 def test_atomic_write_replaces_with_the_mode_asked(tmp_path: Path) -> None:
@@ -29,6 +30,17 @@ def test_atomic_write_puts_its_temp_file_where_asked(tmp_path: Path) -> None:
     (tmp_path / "tmp").mkdir()
     atomic_write(tmp_path / "index.json", b"{}", temp_dir=tmp_path / "tmp")
     assert (tmp_path / "index.json").read_bytes() == b"{}" and not any((tmp_path / "tmp").iterdir())
+
+
+def test_atomic_write_makes_its_temp_file_on_the_targets_file_system(tmp_path: Path) -> None:
+    """The rename is atomic only within one file system: a temp file in TMPDIR could not be renamed onto a
+    target elsewhere (EXDEV), so the default is the target's directory (the target here is on its own tmpfs)."""
+    with tmpfs(tmp_path / "fs", "1m") as fs:
+        atomic_write(fs / "state.json", b"one")
+        (fs / "tmp").mkdir()
+        atomic_write(fs / "index.json", b"{}", temp_dir=fs / "tmp")
+        assert (fs / "state.json").read_bytes() == b"one" and (fs / "index.json").read_bytes() == b"{}"
+        assert sorted(p.name for p in fs.rglob("*")) == ["index.json", "state.json", "tmp"]
 
 
 def test_a_failed_atomic_write_leaves_the_target_and_no_temp_file(tmp_path: Path) -> None:

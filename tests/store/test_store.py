@@ -4,6 +4,7 @@ and what garbage collection keeps (nested indexes, subjects) and removes (unreac
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from pathlib import Path
 
@@ -195,7 +196,7 @@ def test_gc_keeps_a_subject_and_removes_debris(store: Store) -> None:
 def test_gc_removes_every_unreachable_blob_between_kept_ones_and_debris_directories(store: Store) -> None:
     """Kept and unreachable blobs interleave in name order: gc goes on past each kept one, and past a
     stray file beside blobs/sha256. A directory a killed writer left in tmp/ goes too, while a symlink
-    there is removed as a link, never followed."""
+    there is removed as a link, never followed (and counted as one)."""
     layout = store.layout
     _import(store, "a:1")
     kept = {p.name for p in (layout.root / "blobs" / "sha256").iterdir()}
@@ -206,8 +207,12 @@ def test_gc_removes_every_unreachable_blob_between_kept_ones_and_debris_director
     outside = layout.root.parent / "outside"
     (outside / "keep").mkdir(parents=True)
     (layout.tmp_dir / "link.dead").symlink_to(outside)
+    for name in ("junk.1", "junk.2"):
+        (layout.root / "blobs" / "sha256" / name).write_bytes(b"junk")  # not digests: debris
     report = store.prune()
     assert {d.encoded for d, _ in report.blobs} == garbage
+    # debris counts as reclaimed: both stray files, the file in the directory (not the directory), the link itself
+    assert report.debris_bytes == 4 + 4 + 1 + len(str(outside))
     assert {p.name for p in (layout.root / "blobs" / "sha256").iterdir()} == kept
     assert report.temp_files == 2 and list(layout.tmp_dir.iterdir()) == []
     assert (outside / "keep").is_dir()
@@ -305,3 +310,48 @@ def test_write_image_copies_each_blob_it_lacks_verified_then_names_it(tmp_path: 
     assert layout.write_image(image, "docker.io/library/t:1") == image.descriptor
     assert [(name, d.digest) for name, d in layout.refs()] == [("docker.io/library/t:1", image.descriptor.digest)]
     assert layout.image("docker.io/library/t:1").manifest == image.manifest
+
+
+def test_retagging_keeps_the_old_image_as_an_unnamed_entry_and_tagging_replaces_an_unnamed_one(store: Store) -> None:
+    """set_ref's rule for index.json: an image a tag moves away from stays rooted without a name (docker's
+    dangling image; gc would otherwise delete it) unless another entry still has it, a named entry replaces
+    the unnamed one of its digest, and the descriptor's other annotations are kept."""
+    layout = store.layout
+    first, second = _write_manifest(layout, b"first"), _write_manifest(layout, b"second")
+    ref_name = "org.opencontainers.image.ref.name"
+
+    def entries() -> list[tuple[Digest, dict[str, str]]]:
+        return [(d.digest, dict(d.annotations)) for d in layout.index().manifests]
+
+    layout.set_ref("a:1", Descriptor(OCI_MANIFEST, first.digest, first.size, annotations={"note": "kept"}))
+    layout.add_unnamed(second)
+    assert entries() == [(first.digest, {"note": "kept", ref_name: "a:1"}), (second.digest, {})]
+    layout.set_ref("a:1", second)  # first loses its only name; second's unnamed entry gives way
+    assert entries() == [(second.digest, {ref_name: "a:1"}), (first.digest, {"note": "kept"})]
+    layout.set_ref("b:1", first)
+    layout.set_ref("c:1", first)
+    layout.set_ref("b:1", second)  # first is still named c:1: no unnamed entry for it
+    assert entries() == [(second.digest, {ref_name: "a:1"}), (first.digest, {ref_name: "c:1"}), (second.digest, {ref_name: "b:1"})]
+
+
+def test_a_new_store_is_an_oci_layout_and_a_missing_tmp_dir_comes_back(tmp_path: Path) -> None:
+    """What other OCI tools need to read the store (index.json, oci-layout with its version) is there from
+    the first write; a layout without tmp/ (made by another tool, or emptied by hand) gets it back, its
+index.json untouched."""
+    layout = Layout(tmp_path / "store")
+    layout.write_bytes(b"first")
+    assert json.loads((layout.root / "index.json").read_bytes()) == {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+    assert json.loads((layout.root / "oci-layout").read_bytes()) == {"imageLayoutVersion": "1.0.0"}
+    named = Descriptor(OCI_MANIFEST, layout.write_bytes(b"{}"), 2)
+    layout.set_ref("a:1", named)
+    layout.tmp_dir.rmdir()
+    digest = Layout(layout.root).write_bytes(b"second")  # recreating the skeleton keeps the index it finds
+    assert layout.read_blob(digest) == b"second" and layout.tmp_dir.is_dir()
+    assert [d.digest for d in layout.index().manifests] == [named.digest]
+
+
+def test_write_blob_without_an_expected_digest_stores_it_under_its_sha256(store: Store) -> None:
+    """An import's or a build's own output has no digest to check yet: it is hashed with sha256."""
+    digest, size = store.layout.write_blob(io.BytesIO(b"built here"))
+    assert (digest, size) == (Digest.of_bytes(b"built here"), 10) and digest.algorithm == "sha256"
+    assert store.layout.read_blob(digest) == b"built here"

@@ -497,31 +497,36 @@ def _describe(err: Exception) -> str:
     return type(err).__name__
 
 
+def _read_up_to(response: requests.Response, limit: int) -> bytes:
+    """The body of a streamed response, read until it ends or `limit` bytes are in hand (the rest is left unread:
+    a hostile registry may stream forever). Transport failures raise requests' exceptions."""
+    body = bytearray()
+    for chunk in response.iter_content(min(limit, 64 * 1024)):
+        body += chunk
+        if len(body) >= limit:
+            break
+    return bytes(body)
+
+
 def _read_capped(response: requests.Response, what: str) -> None:
     """Reads the body of a response requested with stream=True into `response.content`, as requests would have
     read it, but refuses one over BODY_LIMIT (and closes the connection) instead of reading on."""
-    body = bytearray()
     try:
-        for chunk in response.iter_content(64 * 1024):
-            body += chunk
-            if len(body) > BODY_LIMIT:
-                response.close()
-                raise RegistryError(f"{what}: the response body is over the {BODY_LIMIT}-byte limit", url=redact_url(response.url))
+        body = _read_up_to(response, BODY_LIMIT + 1)
     except requests.RequestException as err:
         raise RegistryError(f"{what}: {type(err).__name__} while reading the response", url=redact_url(response.url), temporary=True) from err
-    response._content = bytes(body)  # what requests' own non-streamed read leaves: .content, .json() work as before
+    if len(body) > BODY_LIMIT:
+        response.close()
+        raise RegistryError(f"{what}: the response body is over the {BODY_LIMIT}-byte limit", url=redact_url(response.url))
+    response._content = body  # what requests' own non-streamed read leaves: .content, .json() work as before
     response._content_consumed = True
 
 
 def _error_body(response: requests.Response) -> Any:
     """The JSON of an error body, reading at most 64 KiB of it (a hostile registry may stream forever)."""
-    buffer = bytearray()
     try:
-        for chunk in response.iter_content(8192):
-            buffer += chunk
-            if len(buffer) >= _ERROR_BODY_LIMIT:
-                return None
-        return json.loads(buffer.decode("utf-8"))
+        body = _read_up_to(response, _ERROR_BODY_LIMIT)
+        return None if len(body) >= _ERROR_BODY_LIMIT else json.loads(body.decode("utf-8"))
     except (requests.RequestException, UnicodeDecodeError, ValueError):
         return None
 

@@ -30,7 +30,7 @@ from typing import NoReturn, Optional
 
 from imagekit.errors import SandboxError
 from imagekit.sandbox import console as terminal
-from imagekit.sandbox import linux, mounts
+from imagekit.sandbox import cgroups, linux, mounts
 from imagekit.sandbox.spec import Spec
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -52,7 +52,7 @@ def become(spec: Spec, *, report: int, lifeline: int, own_netns: bool, userns: b
     """Sets the sandbox up around this process and execs spec.argv; never returns. With `console` (spec.tty: the
     socket and the window size) the pty is allocated once the container's devpts is mounted."""
     try:
-        joins = [os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC) for path in spec.cgroups]
+        joins = cgroups.open_joins(spec.cgroups)
         created = _setup(spec, own_netns=own_netns, userns=userns)
         slave = terminal.allocate(*console) if console else None
         if slave is not None:
@@ -64,9 +64,7 @@ def become(spec: Spec, *, report: int, lifeline: int, own_netns: bool, userns: b
         if select.select([lifeline], [], [], 0)[0]:  # the intermediate died before PDEATHSIG was armed
             os._exit(SETUP_FAILED)
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
-        for fd in joins:  # "0" is this process, whatever its pid in the new PID namespace
-            os.write(fd, b"0")
-            os.close(fd)
+        cgroups.join(joins)
     except (OSError, SandboxError) as err:
         send(report, error=describe(err))
         os._exit(SETUP_FAILED)
@@ -77,7 +75,7 @@ def become(spec: Spec, *, report: int, lifeline: int, own_netns: bool, userns: b
 
 def enter(spec: Spec, *, report: int, root: int, joins: list[int], console: Console = None, userns: bool = False) -> NoReturn:
     """join()'s process, already in the target's namespaces: its root (`root`, an fd of /proc/PID/root), spec.cwd,
-    umask, capabilities, identity and cgroups (`joins`, open cgroup.procs files) as become() sets them, a pty of
+    umask, capabilities, identity and cgroups (`joins`, cgroups.open_joins' files) as become() sets them, a pty of
     the container's devpts with `console` as become()'s; execs."""
     try:
         os.fchdir(root)
@@ -90,9 +88,7 @@ def enter(spec: Spec, *, report: int, root: int, joins: list[int], console: Cons
         _identity(spec, userns=userns, slave=slave)
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
-        for fd in joins:
-            os.write(fd, b"0")
-            os.close(fd)
+        cgroups.join(joins)
     except (OSError, SandboxError) as err:
         send(report, error=describe(err))
         os._exit(SETUP_FAILED)

@@ -34,7 +34,7 @@ from contextlib import ExitStack, contextmanager, nullcontext, suppress
 from typing import NamedTuple, NoReturn
 
 from imagekit.errors import SandboxError
-from imagekit.sandbox import console, linux, process
+from imagekit.sandbox import cgroups, console, linux, process
 from imagekit.sandbox.streams import Stream, stream
 from imagekit.sandbox.spec import Result, Spec
 
@@ -212,7 +212,7 @@ def _joiner(target: int, spec: Spec, report: int, fds: list[int | None], caller:
     """join()'s intermediate: enters `target`'s namespaces and forks the process (so it is in the PID namespace too)."""
 
     def body() -> int:
-        joins = [os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC) for path in spec.cgroups]
+        joins = cgroups.open_joins(spec.cgroups)
         try:
             root = os.open(f"/proc/{target}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             if spec.isolation == "rootless":  # first: its other namespaces belong to it, and it gives the rights to enter them

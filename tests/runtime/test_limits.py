@@ -22,14 +22,17 @@ def test_memory_oom_kill_exits_137_and_says_oomkilled(ik: Run) -> None:
 
 
 def test_cgroup_files_carry_the_limits(ik: Run) -> None:
-    container_id = ok(ik("run", "-d", "--cpus", "0.5", "-m", "100m", "--pids-limit", "50", "busybox", "sleep", "100")).strip()
+    container_id = ok(ik("run", "-d", "--cpus", "0.5", "-m", "100m", "--pids-limit", "50", "busybox", "sh", "-c", "sleep 100 & wait")).strip()
     memory, cpu, pids = cgroup_dirs(container_id)
+    wait_for(lambda: (pids / "pids.current").read_text().strip() == "2")  # sh and its sleep
     assert (cpu / "cpu.cfs_quota_us").read_text().strip() == "50000"
     assert (cpu / "cpu.cfs_period_us").read_text().strip() == "100000"
     assert (memory / "memory.limit_in_bytes").read_text().strip() == str(100 * 1024 * 1024)
     assert (pids / "pids.max").read_text().strip() == "50"
     pid = inspect(ik, container_id)["State"]["Pid"]
-    assert str(pid) in (memory / "cgroup.procs").read_text().split()  # the process itself is inside
+    members = [sorted((d / "cgroup.procs").read_text().split()) for d in (memory, cpu, pids)]
+    assert str(pid) in members[0] and len(members[0]) == 2  # the process itself is inside, and what it forks
+    assert members[0] == members[1] == members[2]  # in every controller's cgroup
     ok(ik("rm", "-f", container_id))
     assert not any(d.exists() for d in (memory, cpu, pids))
 
@@ -87,6 +90,18 @@ def test_v2_without_controllers_falls_back_to_v1(tmp_path: Path) -> None:
     group = cgroups.create("c2", cgroups.Limits(pids=5), root=str(root))
     assert group.version == 1 and (root / "pids" / "imagekit" / "c2" / "pids.max").read_text() == "5"
     assert not (root / "memory" / "imagekit" / "c2" / "memory.limit_in_bytes").exists()  # no memory limit asked
+
+
+def test_a_process_joins_through_tasks_on_v1_and_cgroup_procs_on_v2(tmp_path: Path) -> None:
+    v1, v2 = tmp_path / "v1", fake_v2(tmp_path)
+    v1.mkdir()
+    for directory in (v1, v2):
+        (directory / "cgroup.procs").write_text("")
+    (v1 / "tasks").write_text("")  # v1 has both files; moving one thread through `tasks` skips an RCU grace period
+    cgroups.join(cgroups.open_joins((str(v1), str(v2))))
+    assert [(v1 / "tasks").read_text(), (v1 / "cgroup.procs").read_text(), (v2 / "cgroup.procs").read_text()] == ["0", "", "0"]
+    with pytest.raises(FileNotFoundError):
+        cgroups.open_joins((str(v2), str(tmp_path / "gone")))
 
 
 def test_a_failing_limit_leaves_no_cgroup(tmp_path: Path) -> None:

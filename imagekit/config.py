@@ -22,12 +22,12 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
 from imagekit.errors import InvalidConfigEdit, InvalidManifest
 from imagekit.oci import canonical_json, json_field, json_string_map, json_strings
+from imagekit.values import field, replace, value
 
 #: The shell of shell-form CMD, ENTRYPOINT and RUN on Linux when no SHELL is set.
 DEFAULT_SHELL = ("/bin/sh", "-c")
@@ -68,7 +68,7 @@ def _keys(obj: Mapping[str, Any], key: str, what: str) -> tuple[str, ...]:
     return tuple(_object(obj, key, what))
 
 
-@dataclass(frozen=True)
+@value
 class History:
     """One entry of the config's history: how a layer (or an edit without one, `empty_layer`) was made."""
 
@@ -99,7 +99,7 @@ class History:
         )
 
 
-@dataclass(frozen=True)
+@value
 class Healthcheck:
     """The container's HEALTHCHECK: `test` as docker stores it (`["CMD", ...]`, `["CMD-SHELL", cmd]`,
     `["NONE"]`), durations in nanoseconds (0: the runtime's default)."""
@@ -130,7 +130,7 @@ class Healthcheck:
         return cls(test=json_strings(present, "Test", what), **durations, extra=_unknown(obj, ("Test", *(key for _, key in cls._KEYS))))
 
 
-@dataclass(frozen=True)
+@value
 class ImageConfig:
     """An image config (image-spec config.md, docker's container config inside `config`), as a value.
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from imagekit.errors import BadDigest, DigestMismatch
+from imagekit.values import value
 
 #: Registered algorithms and the exact hex length of their encoded part (image-spec descriptor.md).
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
@@ -22,7 +22,7 @@ _HEX = re.compile(r"[a-f0-9]+")
 CHUNK = 1 << 20
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@value(order=True)
 class Digest:
     """`algorithm:hex`, validated on construction so an invalid digest cannot exist in memory."""
 

@@ -31,19 +31,19 @@ Imports: stdlib, imagekit.fsutil, store, snapshots, runtime, builder.prune.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 
+from imagekit import values
 from imagekit.builder.prune import garbage as build_garbage
 from imagekit.fsutil import DiskMeter, disk_usage
 from imagekit.runtime.container import Runtime
 from imagekit.runtime.state import Container
 from imagekit.snapshots import Snapshots
 from imagekit.store import Store
+from imagekit.values import value
 
 
-@dataclass(frozen=True)
+@value
 class Item:
     """One image, container, volume or build cache entry: its name, size in bytes and whether it is in use."""
 
@@ -52,7 +52,7 @@ class Item:
     active: bool
 
 
-@dataclass(frozen=True)
+@value
 class Kind:
     """One row of the table: TYPE, the items, the bytes the row holds and what its prune frees."""
 
@@ -76,8 +76,8 @@ def usage(runtime: Runtime) -> list[Kind]:
     root = store.root
     leftovers = {"Containers": [root / "containers", root / "snapshots", root / "networks"],
                  "Local Volumes": [root / "volumes"], "Build Cache": [root / "cache"]}
-    rows = [dataclasses.replace(row, size=row.size + meter.measure(leftovers.get(row.type, []))) for row in rows]
-    return [dataclasses.replace(rows[0], size=rows[0].size + meter.measure([root])), *rows[1:]]
+    rows = [values.replace(row, size=row.size + meter.measure(leftovers.get(row.type, []))) for row in rows]
+    return [values.replace(rows[0], size=rows[0].size + meter.measure([root])), *rows[1:]]
 
 
 def _images(store: Store, snapshots: Snapshots, containers: list[Container], meter: DiskMeter) -> Kind:

@@ -10,13 +10,13 @@ Imports: stdlib, imagekit.errors, imagekit.digest, imagekit.oci.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, BinaryIO, Protocol
 
 from imagekit.digest import Digest, VerifyingReader
 from imagekit.errors import BadDigest, LayerError
 from imagekit.oci import Descriptor, Manifest, load_json
+from imagekit.values import value
 
 
 class BlobSource(Protocol):
@@ -28,7 +28,7 @@ class BlobSource(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@value
 class Image:
     """One platform's image: manifest bytes, config bytes, and the source of its layer blobs."""
 

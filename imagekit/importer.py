@@ -18,7 +18,6 @@ import os
 import shlex
 import tarfile
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import BinaryIO
 
 from imagekit.config import History, ImageConfig
@@ -29,6 +28,7 @@ from imagekit.layers import compression
 from imagekit.layout import Layout
 from imagekit.oci import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, Manifest, Platform
 from imagekit.reference import Reference
+from imagekit.values import replace
 
 
 

@@ -25,7 +25,6 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 import shutil
-from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import BinaryIO
@@ -44,6 +43,7 @@ from imagekit.oci import (
     Manifest,
     canonical_json,
 )
+from imagekit.values import replace, value
 
 LAYOUT_FILE = "oci-layout"
 GC_LOCK = "gc.lock"
@@ -396,7 +396,7 @@ def _digest_of_blob_path(algorithm: str, name: str) -> Digest | None:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class GarbageReport:
     """What a garbage collection removed: blobs (digest, bytes), temp files of dead writers (count), and the
     bytes of those and of other debris (files in `blobs/` not named by a digest): all count as reclaimed."""

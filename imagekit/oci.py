@@ -11,12 +11,12 @@ Imports: stdlib, imagekit.errors and imagekit.digest only.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
 from imagekit.digest import Digest
 from imagekit.errors import BadDigest, InvalidManifest
+from imagekit.values import field, value
 
 # --- media types (image-spec media-types.md, Docker image manifest v2 schema 2) -------------------------
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -108,7 +108,7 @@ def json_string_map(obj: Mapping[str, Any], key: str, what: str) -> Mapping[str,
     return MappingProxyType(dict(value))
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Platform:
     """os/architecture[/variant], compared after the normalisation containerd applies."""
 
@@ -144,7 +144,7 @@ class Platform:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Descriptor:
     """A typed, sized, content-addressed pointer to a blob (image-spec descriptor.md)."""
 
@@ -195,7 +195,7 @@ class Descriptor:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Manifest:
     """An image manifest (OCI or Docker schema 2): one config and an ordered list of layers."""
 
@@ -247,7 +247,7 @@ class Manifest:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Index:
     """An image index or Docker manifest list: manifests for several platforms (or an OCI layout's refs)."""
 

@@ -15,7 +15,6 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 _REDRAW_SECONDS = 0.1
@@ -31,14 +30,16 @@ def human_size(size: float) -> str:
     raise AssertionError("unreachable")
 
 
-@dataclass
 class _Bar:
-    action: str
-    total: int
-    done: int = 0
-    status: str = ""
-    started: float = field(default_factory=time.monotonic)
-    ended: float | None = None
+    """One transfer's line while it moves: updated in place, so not a value."""
+
+    def __init__(self, action: str, total: int, status: str = "") -> None:
+        self.action = action
+        self.total = total
+        self.done = 0
+        self.status = status
+        self.started = time.monotonic()
+        self.ended: float | None = None
 
     def speed(self) -> float:
         elapsed = (self.ended or time.monotonic()) - self.started

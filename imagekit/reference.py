@@ -11,9 +11,9 @@ Imports: stdlib and imagekit.errors only (the digest check is inlined to keep th
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from imagekit.errors import BadReference
+from imagekit.values import value
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -34,7 +34,7 @@ _DIGEST = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a
 _DIGEST_HEX_LENGTH = {"sha256": 64, "sha384": 96, "sha512": 128}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Reference:
     """A normalised reference: registry domain, repository path, and a tag and/or a digest."""
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from imagekit.digest import Digest
@@ -28,12 +27,13 @@ from imagekit.log import logger
 from imagekit.oci import INDEX_TYPES, MANIFEST_TYPES, REF_NAME, Descriptor, Index
 from imagekit.platforms import host, select
 from imagekit.reference import Reference, parse_reference
+from imagekit.values import value
 
 STATE_DIRS = ("layers", "snapshots", "cache", "containers", "volumes")
 IMAGE_TYPES = MANIFEST_TYPES | INDEX_TYPES
 _ID_PREFIX = re.compile(r"(?:sha256:)?([a-f0-9]{1,64})")
 
-@dataclass(frozen=True)
+@value
 class StoredImage:
     """One image in the store: the entry of index.json that names it, its manifest descriptor
     (for an index, the host platform's manifest), the Image, and every ref name it carries."""

@@ -20,9 +20,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
 
 from imagekit.errors import UnknownUser
+from imagekit.values import value
 
 #: runc's bounds: ids are non-negative int32 (user.minID/maxID).
 MAX_ID = 2**31 - 1
@@ -32,7 +32,7 @@ _MAX_SYMLINKS = 40
 _PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PasswdEntry:
     """One /etc/passwd line (the fields a lookup needs)."""
 
@@ -41,7 +41,7 @@ class PasswdEntry:
     gid: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class GroupEntry:
     """One /etc/group line: name, gid and member names."""
 
@@ -50,7 +50,7 @@ class GroupEntry:
     members: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ExecUser:
     """What a process runs as: uid, gid and the supplementary gids (in /etc/group order)."""
 

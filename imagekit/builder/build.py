@@ -30,6 +30,7 @@ from builderfile import expand as bf_expand
 from builderfile import instructions as bf
 from builderfile.errors import BuilderfileError
 from imagekit import sandbox
+from imagekit import values
 from imagekit.builder import dispatch
 from imagekit.builder.cache import BuildCache, Record, step_key
 from imagekit.builder.context import BuildContext
@@ -73,7 +74,7 @@ SNAPSHOTTER_ENV = "IMAGEKIT_SNAPSHOTTER"
 Pull = Callable[[Reference, Platform], Image]
 
 
-@dataclasses.dataclass(frozen=True)
+@values.value
 class BuiltImage:
     """The result of a build: the image as stored, its ID (config digest) and the names it got."""
 
@@ -204,14 +205,14 @@ class Builder:
         earlier = self._earlier_stage(base_name, index)
         if earlier is not None:
             parent = self.results[earlier]
-            return dataclasses.replace(parent, args={}, cmd_set=False, config=dataclasses.replace(parent.config, on_build=())), []
+            return values.replace(parent, args={}, cmd_set=False, config=values.replace(parent.config, on_build=())), []
         if base_name.lower() == "scratch":
             config = ImageConfig(architecture=self.platform.architecture, os=self.platform.os, variant=self.platform.variant)
             return StageState(config, (), step_key("scratch", str(self.platform))), []
         image = self._base_image(base_name, stage.start.platform, stage.start.line)
         state = _image_state(image)
         triggers = [self._trigger(text, stage) for text in state.config.on_build]
-        return dataclasses.replace(state, config=dataclasses.replace(state.config, on_build=())), triggers
+        return values.replace(state, config=values.replace(state.config, on_build=())), triggers
 
     def _base_image(self, name: str, platform_text: str = "", line: int | None = None) -> Image:
         """The image `name` from the store, or pulled (always with --pull); BuildError at `line` (None:
@@ -239,7 +240,7 @@ class Builder:
         except BuilderfileError as err:
             raise BuildError(f"ONBUILD trigger {text!r} of the base image: {err.message}", file=self.file_name,
                              line=stage.start.line) from None
-        return dataclasses.replace(parsed[0], line=stage.start.line, end_line=stage.start.line)
+        return dataclasses.replace(parsed[0], line=stage.start.line, end_line=stage.start.line)  # builderfile's dataclass
 
     # --- one step ----------------------------------------------------------------------------------------
     def _step(self, state: StageState, instruction: bf.Instruction, number: int, total: int) -> StageState:
@@ -267,9 +268,9 @@ class Builder:
         after = dispatch.apply(state, instruction, self._created())
         record = None if self.options.no_cache else self.cache.get(key)
         if record is not None and record.layer is None:
-            return dataclasses.replace(after, config=ImageConfig.from_json(record.config), key=key)
+            return values.replace(after, config=ImageConfig.from_json(record.config), key=key)
         self.cache.put(key, Record(None, "", after.config.to_json()))
-        return dataclasses.replace(after, key=key)
+        return values.replace(after, key=key)
 
     def _run_key(self, state: StageState, run: bf.Run) -> str:
         secrets = sorted(o.get("id", "") for o in map(parse_mount, run.mounts) if o.get("type") == "secret")
@@ -283,17 +284,17 @@ class Builder:
             if record is not None and record.layer is not None and self.layout.has_blob(record.layer.digest):
                 self.output.cached()
                 config = ImageConfig.from_json(record.config)
-                return dataclasses.replace(state, config=config, layers=(*state.layers, Layer(record.layer, record.diff_id)), key=key)
+                return values.replace(state, config=config, layers=(*state.layers, Layer(record.layer, record.diff_id)), key=key)
         layer, created_by = perform(state, instruction)
         history = History(created=self._created(), created_by=created_by, comment=dispatch.HISTORY_COMMENT)
         config = state.config.with_layer(layer.diff_id, history)
         self.cache.put(key, Record(layer.descriptor, layer.diff_id, config.to_json()))
         self.output.done()
-        return dataclasses.replace(state, config=config, layers=(*state.layers, layer), key=key)
+        return values.replace(state, config=config, layers=(*state.layers, layer), key=key)
 
     def _lowers(self, state: StageState) -> tuple[Path, ...]:
         """The extracted directories of the state's layers, topmost first (extracted now if they are not)."""
-        config = dataclasses.replace(state.config, diff_ids=tuple(layer.diff_id for layer in state.layers))
+        config = values.replace(state.config, diff_ids=tuple(layer.diff_id for layer in state.layers))
         config_bytes = config.to_bytes()
         manifest = Manifest(OCI_MANIFEST, Descriptor(OCI_CONFIG, Digest.of_bytes(config_bytes), len(config_bytes)),
                             tuple(layer.descriptor for layer in state.layers))
@@ -367,12 +368,12 @@ class Builder:
     def _commit(self, state: StageState) -> BuiltImage:
         config = state.config.with_labels(self.options.labels) if self.options.labels else state.config
         last = config.history[-1].created if config.history else ""
-        config = dataclasses.replace(config, created=last or self._created())  # a cached rebuild keeps its ID
+        config = values.replace(config, created=last or self._created())  # a cached rebuild keeps its ID
         docker = self.options.format == "docker"
         config_bytes = config.to_bytes()
         config_descriptor = Descriptor(DOCKER_CONFIG if docker else OCI_CONFIG, self.layout.write_bytes(config_bytes), len(config_bytes))
         layers = tuple(
-            dataclasses.replace(layer.descriptor, media_type=DOCKER_LAYER_GZIP if docker else layer.descriptor.media_type)
+            values.replace(layer.descriptor, media_type=DOCKER_LAYER_GZIP if docker else layer.descriptor.media_type)
             if docker and layer.descriptor.media_type == OCI_LAYER_GZIP else layer.descriptor
             for layer in state.layers
         )
@@ -410,7 +411,7 @@ def _predefined_args(target: Platform, build: Platform) -> dict[str, str]:
 
 def _describe(instruction: bf.Instruction) -> list[object]:
     """The instruction as its cache key sees it: its kind and every expanded field but the line numbers."""
-    fields = dataclasses.asdict(instruction)
+    fields = dataclasses.asdict(instruction)  # builderfile's dataclass
     for name in ("line", "end_line", "original"):
         fields.pop(name, None)
     return [type(instruction).__name__, repr(sorted(fields.items()))]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from imagekit.digest import Digest
 from imagekit.errors import ImagekitError
 from imagekit.fsutil import atomic_write
 from imagekit.oci import Descriptor, canonical_json
+from imagekit.values import value
 
 #: Bumped when what a key covers changes, so old records stop matching.
 KEY_VERSION = "imagekit-build-cache-v1"
@@ -36,7 +36,7 @@ def step_key(parent: str, *parts: Any) -> str:
     return str(Digest.of_bytes(canonical_json([KEY_VERSION, parent, *parts])))
 
 
-@dataclass(frozen=True)
+@value
 class Record:
     """What a cached step produced: its layer (None for a step that only changes the config) and
     the image config after it, as JSON."""

@@ -24,7 +24,6 @@ import posixpath
 import re
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from builderfile.errors import IgnoreFileError
@@ -32,13 +31,14 @@ from builderfile.ignore import Matcher, filepath_match_regex, ignore_file, load_
 from imagekit.builder.statcache import Hashing, StatCache
 from imagekit.errors import BuildError
 from imagekit.layers.changes import read_xattrs
+from imagekit.values import value
 
 _MAX_SYMLINKS = 255  # containerd's fs.RootPath limit
 #: Extended attributes never copied: the host's SELinux label, and the owner record a rootless unpack writes.
 SKIPPED_XATTRS = frozenset({"security.selinux", "user.rootlesscontainers"})
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Node:
     """One file-system object a source copies: `path` is relative to the source ("" is the source itself).
 

@@ -23,7 +23,6 @@ import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from imagekit.errors import BadDigest, BuildError, LayerError
 from imagekit.layers.apply import parse_size
 from imagekit.layers.compression import DECOMPRESS_ERRORS, decompressed, sniff
 from imagekit.layers.tarread import TarReader, chunks
+from imagekit.values import value
 
 #: Default cap on one ADD download; IMAGEKIT_MAX_DOWNLOAD_BYTES (e.g. `2G`) overrides it.
 DEFAULT_MAX_DOWNLOAD = 16 << 30
@@ -52,7 +52,7 @@ Fail = Callable[[str], BuildError]
 _GIT_URL = re.compile(r"(?:git://|git@|ssh://|github\.com/)|(?:^https?://[^#]*\.git(?:#|/?$))")
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Source:
     """One thing a step copies: `nodes[0]` is the source itself (a file or a directory, whose contents
     follow, parents first). `name` is what it is called inside a destination directory. `unpack`: an
@@ -69,7 +69,7 @@ class Source:
         return self.nodes[0].kind == "dir"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CopyPlan:
     """What one COPY/ADD writes into the image: plain values, so it pickles into the writing child.
 

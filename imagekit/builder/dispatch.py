@@ -10,13 +10,13 @@ Imports: stdlib, builderfile, imagekit.errors, imagekit.config, imagekit.builder
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import signal
 from collections.abc import Callable
 
 from builderfile import instructions as bf
+from imagekit import values
 from imagekit.builder.state import StageState
 from imagekit.config import Healthcheck, ImageConfig
 from imagekit.errors import BuildError, InvalidConfigEdit
@@ -38,7 +38,7 @@ def apply(state: StageState, instruction: bf.Instruction, created: str) -> Stage
 def _history(state: StageState, text: str, created: str, config: ImageConfig | None = None, **changes: object) -> StageState:
     """`state` with `config` (default: unchanged) and an `empty_layer` history entry saying `text`."""
     config = (config or state.config).with_history(created=created, created_by=text, comment=HISTORY_COMMENT)
-    return dataclasses.replace(state, config=config, **changes)  # type: ignore[arg-type]
+    return values.replace(state, config=config, **changes)  # type: ignore[arg-type]
 
 
 def _edited(edit: Callable[[], ImageConfig]) -> ImageConfig:
@@ -59,7 +59,7 @@ def _env(state: StageState, env: bf.Env, created: str) -> StageState:
 def _arg(state: StageState, arg: bf.Arg, created: str) -> StageState:
     args = dict(state.args)
     args.update({name: value for name, value in arg.pairs if value is not None})
-    return dataclasses.replace(state, args=args)
+    return values.replace(state, args=args)
 
 
 def _label(state: StageState, label: bf.Label, created: str) -> StageState:
@@ -78,7 +78,7 @@ def _volume(state: StageState, volume: bf.Volume, created: str) -> StageState:
 
 
 def _user(state: StageState, user: bf.User, created: str) -> StageState:
-    return _history(state, f"USER {user.user}", created, dataclasses.replace(state.config, user=user.user))
+    return _history(state, f"USER {user.user}", created, values.replace(state.config, user=user.user))
 
 
 def _workdir(state: StageState, workdir: bf.Workdir, created: str) -> StageState:
@@ -104,14 +104,14 @@ def _entrypoint(state: StageState, entrypoint: bf.Entrypoint, created: str) -> S
 
 
 def _shell(state: StageState, shell: bf.Shell, created: str) -> StageState:
-    return _history(state, f"SHELL {json.dumps(list(shell.shell))}", created, dataclasses.replace(state.config, shell=shell.shell))
+    return _history(state, f"SHELL {json.dumps(list(shell.shell))}", created, values.replace(state.config, shell=shell.shell))
 
 
 def _stopsignal(state: StageState, stop: bf.Stopsignal, created: str) -> StageState:
     name = stop.signal.upper().removeprefix("SIG")
     if not (stop.signal.isdigit() or name in _SIGNALS or name.startswith("RTMIN") or name.startswith("RTMAX")):
         raise BuildError(f"STOPSIGNAL {stop.signal}: invalid signal")
-    return _history(state, f"STOPSIGNAL {stop.signal}", created, dataclasses.replace(state.config, stop_signal=stop.signal))
+    return _history(state, f"STOPSIGNAL {stop.signal}", created, values.replace(state.config, stop_signal=stop.signal))
 
 
 def _healthcheck(state: StageState, check: bf.Healthcheck, created: str) -> StageState:
@@ -123,7 +123,7 @@ def _healthcheck(state: StageState, check: bf.Healthcheck, created: str) -> Stag
         start_interval=_nanoseconds(check.start_interval),
         retries=check.retries,
     )
-    config = dataclasses.replace(state.config, healthcheck=health)
+    config = values.replace(state.config, healthcheck=health)
     return _history(state, f"HEALTHCHECK {json.dumps(health.to_json())}", created, config)
 
 
@@ -132,11 +132,11 @@ def _nanoseconds(seconds: float) -> int:
 
 
 def _onbuild(state: StageState, onbuild: bf.Onbuild, created: str) -> StageState:
-    return dataclasses.replace(state, config=dataclasses.replace(state.config, on_build=(*state.config.on_build, onbuild.expression)))
+    return values.replace(state, config=values.replace(state.config, on_build=(*state.config.on_build, onbuild.expression)))
 
 
 def _maintainer(state: StageState, maintainer: bf.Maintainer, created: str) -> StageState:
-    return _history(state, f"MAINTAINER {maintainer.name}", created, dataclasses.replace(state.config, author=maintainer.name))
+    return _history(state, f"MAINTAINER {maintainer.name}", created, values.replace(state.config, author=maintainer.name))
 
 
 _HANDLERS = {

@@ -5,17 +5,17 @@ Imports: stdlib, imagekit.errors, imagekit.sandbox (the isolation and network wo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagekit.sandbox.spec import Isolation, Network
+from imagekit.values import field, value
 
 #: Builderfile names looked for in the context, in this order, when `-f` is not given.
 DEFAULT_FILES = ("Builderfile", "Dockerfile", "Containerfile")
 FORMATS = ("oci", "docker")
 
 
-@dataclass(frozen=True)
+@value
 class Secret:
     """`--secret id=ID,src=PATH`: a host file a RUN may mount with `--mount=type=secret,id=ID`."""
 
@@ -23,7 +23,7 @@ class Secret:
     source: Path
 
 
-@dataclass(frozen=True)
+@value
 class BuildOptions:
     """Everything about a build except where the store is. `context` None is `imagekit build -`
     (a Builderfile on stdin, `builderfile_text`, and no context)."""

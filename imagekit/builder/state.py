@@ -9,16 +9,16 @@ Imports: stdlib, imagekit.config, imagekit.oci.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from imagekit.config import ImageConfig
 from imagekit.oci import Descriptor
+from imagekit.values import field, value
 
 #: The PATH a RUN gets when the image sets none (BuildKit's and runc's default).
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@dataclass(frozen=True)
+@value
 class Layer:
     """One layer of the stage's image: its blob descriptor and its uncompressed digest."""
 
@@ -26,7 +26,7 @@ class Layer:
     diff_id: str
 
 
-@dataclass(frozen=True)
+@value
 class StageState:
     """A stage after some of its steps. `key` is the cache key of the last step."""
 

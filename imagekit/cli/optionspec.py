@@ -7,15 +7,16 @@ of its options to start without importing click. Imports nothing: a table must c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
+
+from imagekit.values import value
 
 #: How a value is converted: str as given, int, dir (a path that must not be a file; click.Path(file_okay=False)),
 #: existing-dir (must exist), bool (an optional true/false value: `--tls-verify`, `--tls-verify=false`).
 ValueType = Literal["str", "int", "dir", "existing-dir", "bool"]
 
 
-@dataclass(frozen=True)
+@value
 class OptionSpec:
     """An option: its spellings, the name the command's callback gets it as, and click's attributes.
     is_flag takes no value (True when given); multiple collects every occurrence into a tuple; otherwise the

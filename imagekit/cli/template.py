@@ -18,10 +18,10 @@ import ast
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from imagekit.errors import TemplateError
+from imagekit.values import field, value
 
 NO_VALUE = object()  # a missing map key: Go prints `<no value>`
 
@@ -39,13 +39,13 @@ _TOKEN = re.compile(
 )
 
 
-@dataclass(frozen=True)
+@value
 class _Token:
     kind: str
     text: str
 
 
-@dataclass(frozen=True)
+@value
 class _Node:
     kind: str  # text, action, if, range, with
     text: str = ""
@@ -253,7 +253,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 }
 
 
-@dataclass(frozen=True)
+@value
 class Template:
     """A parsed template; `render(data)` is its output for one object (a dict decoded from JSON)."""
 

@@ -40,7 +40,6 @@ import re
 import stat
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import BinaryIO, Literal, TypeVar
 
 from imagekit.digest import CHUNK, Digest, VerifyingReader
@@ -52,6 +51,7 @@ from imagekit.layers.tarformat import BLKTYPE, CHRTYPE, DIRTYPE, FIFOTYPE, LNKTY
 from imagekit.layers.tarformat import WHITEOUT_PREFIX as WHITEOUT
 from imagekit.layers.tarread import Entry, TarReader, show
 from imagekit.log import logger
+from imagekit.values import value
 
 log = logger(__name__)
 
@@ -91,7 +91,7 @@ def human_size(size: int) -> str:
     return f"{value:.3g} {units[power]}"
 
 
-@dataclass(frozen=True)
+@value
 class Limits:
     """What one image may unpack to: uncompressed tar bytes and entries (the decompression-bomb caps)."""
 
@@ -125,7 +125,7 @@ class Budget:
             )
 
 
-@dataclass(frozen=True)
+@value
 class ApplyReport:
     """What one layer did: entries read, uncompressed bytes, and the warnings (also logged)."""
 

@@ -26,7 +26,6 @@ import errno
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
 from functools import partial
 
 from imagekit.errors import LayerError
@@ -44,6 +43,7 @@ from imagekit.layers.tarformat import (
     Member,
     show,
 )
+from imagekit.values import replace, value
 
 _HIDDEN_XATTRS = ("trusted.overlay.", "user.overlay.", "security.selinux")
 #: overlayfs features whose upper directory is not a self-contained changeset (content left in lower).
@@ -114,7 +114,7 @@ def unreadable(err: OSError) -> LayerError:
     return LayerError(f"cannot read {path} for a layer: {err.strerror or err}")
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class _Item:
     """One entry of a directory listing: its member and, for a directory, how to list what is below.
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
 
 from imagekit.errors import LayerError
+from imagekit.values import value
 
 BLOCK = 512
 #: What ends an archive: two zero blocks (no padding to 10 KiB records, as Go's archive/tar writes it).
@@ -42,7 +42,7 @@ _MAX_OCTAL_7 = 8**7  # what fits in an 8-byte field (7 digits and a NUL)
 _MAX_OCTAL_11 = 8**11  # what fits in a 12-byte field
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Member:
     """One tar entry of a layer: a path and its metadata; for a regular file, where its content is read from.
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from imagekit.errors import LayerError
@@ -35,6 +34,7 @@ from imagekit.layers.tarformat import (
     XATTR_PREFIX,
     XHDTYPE,
 )
+from imagekit.values import value
 
 #: Largest PAX extended header or GNU long name/link accepted (Go's maxSpecialFileSize).
 MAX_META = 1 << 20
@@ -49,7 +49,7 @@ _MAX_DEVICE = 1 << 31
 _MAX_TIME = 1 << 63  # nanoseconds: what a 64-bit timespec holds, year 2262
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Entry:
     """One archive member, PAX and GNU extensions applied. `type` is the typeflag byte (b"0" for
     every regular-file spelling); times are nanoseconds since the epoch."""

@@ -16,7 +16,6 @@ import queue
 import stat
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from imagekit.digest import CHUNK, Digest, Hasher
@@ -25,12 +24,13 @@ from imagekit.layers import compression, tarformat
 from imagekit.layers.changes import unreadable
 from imagekit.layers.tarformat import END, REGTYPE, Member, header, padding, show
 from imagekit.oci import Descriptor
+from imagekit.values import value
 
 #: Tar buffers in flight: one being filled, one being compressed, one spare so neither side waits.
 BUFFERS = 3
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class WrittenLayer:
     """A layer blob as written: its digest and size (compressed), diff_id (uncompressed) and media type."""
 

@@ -16,7 +16,6 @@ import base64
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -24,6 +23,7 @@ import requests
 from imagekit.errors import AuthError
 from imagekit.registry.challenges import Challenge, scopes_cover
 from imagekit.registry.credentials import Credentials
+from imagekit.values import field, value
 
 DEFAULT_EXPIRES_IN = 60
 _CLIENT_ID = "imagekit"
@@ -35,7 +35,7 @@ def basic_authorization(credentials: Credentials) -> str:
     return "Basic " + base64.b64encode(pair).decode("ascii")
 
 
-@dataclass(frozen=True)
+@value
 class Token:
     """A bearer token, the scopes it was asked for, and when (monotonic clock) to stop using it."""
 
@@ -44,7 +44,7 @@ class Token:
     refresh_at: float
 
 
-@dataclass(frozen=True)
+@value
 class TokenRequest:
     """How to ask the realm for a token: method, URL, params or form, and whether Basic auth goes along."""
 

@@ -12,7 +12,8 @@ Imports: stdlib only.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+
+from imagekit.values import field, value
 
 # RFC 7230 tchar; token68 adds "/" and allows trailing "=" padding.
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -24,7 +25,7 @@ class ChallengeSyntaxError(ValueError):
     """A WWW-Authenticate header that does not follow RFC 7235; the message names the position."""
 
 
-@dataclass(frozen=True)
+@value
 class Challenge:
     """One auth challenge: `scheme` lowercased, `params` with lowercased names, or a `token68` blob."""
 

@@ -15,7 +15,6 @@ import contextlib
 import http.client
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import BinaryIO
 
 import requests
@@ -37,6 +36,7 @@ from imagekit.oci import (
 )
 from imagekit.registry.retry import RetryPolicy
 from imagekit.registry.transport import Transport
+from imagekit.values import value
 
 #: What imagekit can read, most specific first; the OCI index must be there or Docker Hub answers 404.
 MANIFEST_ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST))
@@ -57,7 +57,7 @@ class BrokenBody(RegistryError):
         super().__init__(message, temporary=True)
 
 
-@dataclass(frozen=True)
+@value
 class FetchedManifest:
     """A manifest or index exactly as received, with its verified digest and its media type."""
 

@@ -20,13 +20,13 @@ import os
 import shutil
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from imagekit.errors import CredentialsError, ImagekitError
 from imagekit.fsutil import atomic_write
 from imagekit.log import logger
+from imagekit.values import field, value
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 DOCKER_HUB_HOST = "docker.io"
@@ -36,7 +36,7 @@ _HELPER_TIMEOUT = 30
 log = logger("imagekit.registry")
 
 
-@dataclass(frozen=True)
+@value
 class Credentials:
     """A username with a password, or an identity (refresh) token; secrets are left out of repr."""
 

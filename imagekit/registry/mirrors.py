@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -26,6 +25,7 @@ from imagekit.errors import DigestMismatch, ImagekitError, InvalidManifest, Plat
 from imagekit.reference import DOCKER_HUB, Reference, is_registry_host
 from imagekit.registry.client import Repository
 from imagekit.registry.retry import RetryPolicy
+from imagekit.values import value
 
 T = TypeVar("T")
 MIRROR_RETRY = RetryPolicy(attempts=2)
@@ -43,7 +43,7 @@ class BadMirror(ImagekitError):
         self.text = text
 
 
-@dataclass(frozen=True)
+@value
 class Mirror:
     """A validated mirror: `url` normalised (lowercase host, no trailing slash); `path` is "" or "/a/b"."""
 
@@ -100,7 +100,7 @@ def uses_mirrors(ref: Reference) -> bool:
     return ref.domain == DOCKER_HUB
 
 
-@dataclass(frozen=True)
+@value
 class Source:
     """One place a pull may come from: a mirror's repository, or the reference's own registry (`mirror` None)."""
 

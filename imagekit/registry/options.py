@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from imagekit.reference import DOCKER_HUB, DOCKER_HUB_API, Reference
@@ -28,6 +27,7 @@ from imagekit.registry.credentials import Credentials, CredentialStore, registry
 from imagekit.registry.mirrors import MIRROR_RETRY, Mirror, parse_mirrors
 from imagekit.registry.retry import RetryPolicy
 from imagekit.registry.transport import Transport
+from imagekit.values import value
 
 DOCKER_HUB_API_ENV = "IMAGEKIT_DOCKER_HUB_API"
 
@@ -36,7 +36,7 @@ def _no_mirrors() -> tuple[str, ...]:
     return ()
 
 
-@dataclass(frozen=True)
+@value
 class RegistryOptions:
     """The trust and mirror settings every registry access shares (the CLI's global options).
 

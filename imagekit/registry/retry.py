@@ -15,17 +15,17 @@ import email.utils
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TypeVar
 
 from imagekit.errors import RegistryError
 from imagekit.log import logger
+from imagekit.values import field, value
 
 T = TypeVar("T")
 log = logger("imagekit.registry")
 
 
-@dataclass(frozen=True)
+@value
 class RetryPolicy:
     """How often and how long to retry: `attempts` counts the first try; waits grow base*2^n up to cap."""
 

@@ -17,7 +17,6 @@ import io
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from typing import BinaryIO, Protocol, TypeVar
 
 import requests
@@ -30,6 +29,7 @@ from imagekit.progress import Progress
 from imagekit.registry.client import DEFAULT_CHUNK, STREAM_ERRORS, BrokenBody, FetchedManifest, Repository
 from imagekit.platforms import host, select
 from imagekit.registry.retry import RetryPolicy
+from imagekit.values import value
 
 T = TypeVar("T")
 DEFAULT_WORKERS = 4
@@ -195,7 +195,7 @@ class RegistrySource:
         return data
 
 
-@dataclass(frozen=True)
+@value
 class Pulled:
     """The result of resolving a reference: the chosen image, and the digest the reference named."""
 

@@ -38,13 +38,11 @@ and status; never headers, tokens or passwords.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -52,6 +50,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import requests
 import urllib3
 
+from imagekit import values
 from imagekit.errors import AuthError, RegistryError, TLSError
 from imagekit.log import logger
 from imagekit.registry import tls
@@ -59,6 +58,7 @@ from imagekit.registry.auth import TokenCache, basic_authorization, read_token, 
 from imagekit.registry.challenges import Challenge, ChallengeSyntaxError, merge_scopes, parse_challenges
 from imagekit.registry.credentials import Credentials
 from imagekit.registry.retry import NO_RETRY, RetryPolicy, parse_retry_after, retrying
+from imagekit.values import value
 
 log = logger("imagekit.registry")
 
@@ -93,7 +93,7 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
-@dataclass(frozen=True)
+@value
 class RateLimit:
     """Docker Hub's pull allowance from `ratelimit-limit`/`ratelimit-remaining` (`100;w=21600`)."""
 
@@ -117,7 +117,7 @@ class RateLimit:
         return f"{self.remaining} of {self.limit} pulls left{per}"
 
 
-@dataclass(frozen=True)
+@value
 class _Call:
     """One request as the caller asked for it; redirects derive new calls from it."""
 
@@ -305,8 +305,8 @@ class Transport:
                 return response
             response.close()
             if response.status_code == 303 or (response.status_code in (301, 302) and call.method not in ("GET", "HEAD")):
-                call = dataclasses.replace(call, method="GET", data=None)
-            call = dataclasses.replace(call, url=urljoin(response.url, location), params=None)
+                call = values.replace(call, method="GET", data=None)
+            call = values.replace(call, url=urljoin(response.url, location), params=None)
         raise RegistryError(f"{call.method} {redact_url(call.url)}: more than {MAX_REDIRECTS} redirects", url=redact_url(call.url))
 
     def _send_raw(

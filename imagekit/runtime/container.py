@@ -17,7 +17,6 @@ Imports: stdlib, imagekit.errors, config, image, snapshots, sandbox, store, runt
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import select
 import signal
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imagekit import sandbox
+from imagekit import values
 from imagekit.config import ImageConfig
 from imagekit.errors import ContainerError, ImagekitError
 from imagekit.image import Image
@@ -87,7 +87,7 @@ class Runtime:
         with self.containers.reserve(options.name) as (container_id, name), ExitStack() as undo:
             rootfs = self.snapshots.prepare(container_id, self.snapshots.lowers(image), persistent=True)
             undo.callback(self.snapshots.remove, container_id)
-            rootfs = dataclasses.replace(rootfs, readonly=options.read_only)
+            rootfs = values.replace(rootfs, readonly=options.read_only)
             mounts, anonymous = self._mounts(config, options, rootfs)
             undo.callback(lambda: [self.volumes.remove(v, set()) for v in anonymous])
             user = options.user or config.user
@@ -117,9 +117,9 @@ class Runtime:
             )
             container = Container(
                 id=container_id, name=name, image=image_name, image_id=str(image.manifest.config.digest), argv=argv,
-                created=now(), spec=dataclasses.asdict(spec), limits=dataclasses.asdict(limits), stop_signal=stop_signal,
+                created=now(), spec=values.asdict(spec), limits=values.asdict(limits), stop_signal=stop_signal,
                 auto_remove=options.auto_remove, volumes=tuple(anonymous), network=options.network,
-                publish=tuple(dataclasses.asdict(item) for item in publish),
+                publish=tuple(values.asdict(item) for item in publish),
                 mounts=tuple({"Type": v.kind, "Source": v.source, "Destination": v.target, "RW": not v.readonly} for v in options.volumes),
                 config={"Hostname": hostname, "Env": list(spec.env), "Cmd": list(options.command or config.cmd),
                         "Entrypoint": list(config.entrypoint) if options.entrypoint is None else [options.entrypoint],
@@ -196,7 +196,7 @@ class Runtime:
             raise ContainerError(f"container {container.name} is already running")
         cgroup = self._cgroup(container.id) if self.rootless else cgroups.create(container.id, cgroups.Limits(**container.limits), root=self.cgroup_root)
         me = os.getpid()
-        record = dataclasses.replace(container, state="running", supervisor=me, supervisor_start=process_start(me),
+        record = values.replace(container, state="running", supervisor=me, supervisor_start=process_start(me),
                                      started_at=now(), finished_at="", pid=0, exit_code=0, oom_killed=False, error="")
         status, error = 125, ""
         published: ports.Published | None = None
@@ -204,12 +204,12 @@ class Runtime:
 
             def on_start(pid: int) -> None:
                 nonlocal record
-                record = dataclasses.replace(record, pid=pid)
+                record = values.replace(record, pid=pid)
                 self.containers.save(record)
                 if started is not None:
                     started(pid)
 
-            spec = dataclasses.replace(spec_from_json(container.spec), cgroups=cgroup.dirs)
+            spec = values.replace(spec_from_json(container.spec), cgroups=cgroup.dirs)
             if container.network == "bridge":
                 from imagekit.runtime import network  # here: only bridge containers need the network modules and their imports
 
@@ -220,9 +220,9 @@ class Runtime:
                     from imagekit.runtime import ports  # here: only a container that publishes ports needs the proxies
 
                     published = ports.publish(self.bridge, container.id, endpoint.address, [ports.PortSpec(**item) for item in container.publish])
-                spec = dataclasses.replace(spec, netns=endpoint.netns, etc_files=endpoint.etc_files)
+                spec = values.replace(spec, netns=endpoint.netns, etc_files=endpoint.etc_files)
                 bindings = published.bindings if published is not None else ()
-                record = dataclasses.replace(record, ip=endpoint.address, ports=tuple(dataclasses.asdict(b) for b in bindings))
+                record = values.replace(record, ip=endpoint.address, ports=tuple(values.asdict(b) for b in bindings))
             status = sandbox.run(spec, stdin=stdin, stdout=stdout, stderr=stderr, started=on_start, size_from=size_from).status
         except ImagekitError as err:
             error = str(err)
@@ -235,7 +235,7 @@ class Runtime:
             oom = cgroup.oom_killed()
             with suppress(ImagekitError):
                 cgroup.remove()
-            record = dataclasses.replace(record, state="exited", exit_code=status, oom_killed=oom, pid=0, finished_at=now(), error=error,
+            record = values.replace(record, state="exited", exit_code=status, oom_killed=oom, pid=0, finished_at=now(), error=error,
                                          ip="", ports=())
             # not removed by `rm -f` meanwhile, nor about to be removed by --rm (a write saved on the quick path)
             if self.containers.dir(container.id).is_dir() and not (record.auto_remove and not error):
@@ -360,7 +360,7 @@ class Runtime:
             merged.setdefault("TERM", "xterm")  # as docker's exec -t, under the container's own and `env`
         merged.update(word.split("=", 1) for word in env if "=" in word)
         uid, gid, groups = _resolve_user()(f"/proc/{container.pid}/root", user) if user else (spec.uid, spec.gid, spec.groups)
-        spec = dataclasses.replace(spec, argv=argv, env=tuple(f"{k}={v}" for k, v in merged.items()), cwd=workdir or spec.cwd,
+        spec = values.replace(spec, argv=argv, env=tuple(f"{k}={v}" for k, v in merged.items()), cwd=workdir or spec.cwd,
                                    uid=uid, gid=gid, groups=groups, cgroups=self._cgroup(container.id).dirs, tty=tty)
         return sandbox.join(container.pid, spec, stdin=stdin, stdout=stdout, stderr=stderr, size_from=size_from).status
 
@@ -434,10 +434,10 @@ def _publish_specs(config: ImageConfig, options: RunOptions) -> list[ports.PortS
 
 
 def spec_from_json(obj: dict[str, Any]) -> Spec:
-    """The sandbox Spec a record keeps (dataclasses.asdict's output) as a value again."""
-    values = {key: tuple(value) if isinstance(value, list) else value for key, value in obj.items()}
+    """The sandbox Spec a record keeps (values.asdict's output) as a value again."""
+    given = {key: tuple(value) if isinstance(value, list) else value for key, value in obj.items()}
     rootfs = dict(obj["rootfs"])
-    values["rootfs"] = Rootfs(**{**rootfs, "lowers": tuple(rootfs["lowers"])})
-    values["mounts"] = tuple(Mount(**{**m, "options": tuple(m["options"])}) for m in obj["mounts"])
-    values["etc_files"] = tuple(tuple(pair) for pair in obj["etc_files"])
-    return Spec(**values)
+    given["rootfs"] = Rootfs(**{**rootfs, "lowers": tuple(rootfs["lowers"])})
+    given["mounts"] = tuple(Mount(**{**m, "options": tuple(m["options"])}) for m in obj["mounts"])
+    given["etc_files"] = tuple(tuple(pair) for pair in obj["etc_files"])
+    return Spec(**given)

@@ -21,12 +21,12 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass
 from typing import Protocol
 
 from imagekit.errors import NetworkError
 from imagekit.runtime import netlink
 from imagekit.runtime.netns import within
+from imagekit.values import value
 
 TABLE = "imagekit"
 CHAIN = "IMAGEKIT"
@@ -34,7 +34,7 @@ BACKEND_ENV = "IMAGEKIT_NAT"
 BACKENDS = ("nft", "iptables")
 
 
-@dataclass(frozen=True)
+@value
 class Dnat:
     """One published port: `proto` traffic for host_ip:host_port ("0.0.0.0": every local address) goes to
     address:container_port, unless it comes from the bridge itself."""
@@ -96,7 +96,7 @@ def command(netns: str, argv: list[str], stdin: str = "", what: str = "") -> str
     return done.stdout
 
 
-@dataclass(frozen=True)
+@value
 class Nftables:
     netns: str
     bridge: str
@@ -148,7 +148,7 @@ class Nftables:
         command(self.netns, ["nft", "-f", "-"], script)
 
 
-@dataclass(frozen=True)
+@value
 class Iptables:
     netns: str
     bridge: str

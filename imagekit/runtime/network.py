@@ -28,7 +28,6 @@ Imports: stdlib, imagekit.errors, imagekit.fsutil, imagekit.sandbox.linux, image
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import hashlib
 import ipaddress
@@ -36,15 +35,16 @@ import json
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
+from imagekit import values
 from imagekit.errors import NetworkError
 from imagekit.fsutil import atomic_write, locked
 from imagekit.runtime import nat, netlink
 from imagekit.runtime.netns import links, pin_new, within
 from imagekit.runtime.state import supervisor_alive
 from imagekit.sandbox import linux
+from imagekit.values import value
 
 BRIDGE = "imagekit0"
 #: podman's default: Docker's 172.17.0.0/16 would collide with a Docker daemon on the same host.
@@ -57,7 +57,7 @@ FALLBACK_NAMESERVERS = ("8.8.8.8", "8.8.4.4")
 _HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
 
 
-@dataclass(frozen=True)
+@value
 class Bridge:
     """One bridge network as the store at `root` sees it: its links in `host_netns`, its leases in `state`
     (shared by every store whose containers use the bridge of that namespace)."""
@@ -86,7 +86,7 @@ class Bridge:
         return state_dir(self.host_netns)
 
 
-@dataclass(frozen=True)
+@value
 class Lease:
     """An address and who holds it: a container of the store at `root`, connected by the supervisor `supervisor`
     (pid) that started at `supervisor_start` (imagekit.runtime.state.process_start). `rules`: NAT rules may carry
@@ -104,7 +104,7 @@ class Lease:
         return supervisor_alive(self.supervisor, self.supervisor_start) and (Path(self.root) / "containers" / self.container_id).is_dir()
 
 
-@dataclass(frozen=True)
+@value
 class Endpoint:
     """A container on the bridge: `netns` goes to Spec.netns, `etc_files` to Spec.etc_files."""
 
@@ -296,13 +296,13 @@ def _lease(bridge: Bridge, container_id: str, supervisor: tuple[int, int]) -> st
                            f"must use one subnet (${SUBNET_ENV} or ROOT/networks/config.json)")
     for lease in leases:
         if lease.container_id == container_id:
-            _save_leases(bridge, [dataclasses.replace(mine, address=lease.address, rules=lease.rules) if item is lease else item for item in leases])
+            _save_leases(bridge, [values.replace(mine, address=lease.address, rules=lease.rules) if item is lease else item for item in leases])
             return lease.address
     taken = {lease.address for lease in leases}
     for host in bridge.network.hosts():
         address = str(host)
         if address != bridge.gateway and address not in taken:
-            _save_leases(bridge, [*leases, dataclasses.replace(mine, address=address)])
+            _save_leases(bridge, [*leases, values.replace(mine, address=address)])
             return address
     raise NetworkError(f"no free address left on {bridge.name} ({bridge.subnet}, {len(leases)} containers)")
 
@@ -325,7 +325,7 @@ def _read(bridge: Bridge) -> tuple[str, list[Lease]]:
 
 def _save_leases(bridge: Bridge, leases: list[Lease]) -> None:
     ordered = sorted(leases, key=lambda lease: ipaddress.IPv4Address(lease.address))
-    owners = {lease.address: {k: v for k, v in dataclasses.asdict(lease).items() if k != "address"} for lease in ordered}
+    owners = {lease.address: {k: v for k, v in values.asdict(lease).items() if k != "address"} for lease in ordered}
     text = json.dumps({"subnet": bridge.subnet, "leases": owners}, indent=2).encode() + b"\n"
     atomic_write(bridge.state / f"{bridge.name}.json", text, mode=0o644, durable=False)  # a reboot ends its links and processes too
 
@@ -357,7 +357,7 @@ def add_rules(bridge: Bridge, container_id: str, rules: list[nat.Dnat]) -> None:
         if not mine:
             raise NetworkError(f"container {container_id} is not on {bridge.name} any more: it was removed")
         if not mine[0].rules:
-            _save_leases(bridge, [dataclasses.replace(lease, rules=True) if lease is mine[0] else lease for lease in leases])
+            _save_leases(bridge, [values.replace(lease, rules=True) if lease is mine[0] else lease for lease in leases])
         bridge.rules.add(container_id, rules)
 
 

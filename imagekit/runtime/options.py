@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from imagekit.errors import ContainerError
+from imagekit.values import field, value
 
 if TYPE_CHECKING:
     from imagekit.runtime.ports import PortSpec
@@ -25,7 +25,7 @@ _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 
 
-@dataclass(frozen=True)
+@value
 class VolumeSpec:
     """One mount asked for: `kind` "bind" (source a host path), "volume" (source a volume name, "" for an
     anonymous one) or "tmpfs"; `target` in the container; `readonly`; tmpfs `options` (size=, mode=)."""
@@ -43,7 +43,7 @@ def default_network() -> Literal["bridge", "host"]:
     return "bridge" if os.geteuid() == 0 else "host"
 
 
-@dataclass(frozen=True)
+@value
 class RunOptions:
     """The flags of `imagekit run` (see its --help); empty values mean "as the image says"."""
 

@@ -23,10 +23,10 @@ import select
 import socket
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from imagekit.errors import InvalidPublish, NetworkError
 from imagekit.runtime import nat, netns, network
+from imagekit.values import value
 
 PROTOCOLS = ("tcp", "udp")
 _CHUNK = 65536
@@ -34,7 +34,7 @@ _CONNECT_TIMEOUT = 10.0  # seconds a client waits for the container to accept be
 _UDP_CLIENTS = 256  # flows a UDP proxy keeps (docker-proxy's UDPConnTrackMax is 1024); the oldest goes first
 
 
-@dataclass(frozen=True)
+@value
 class PortSpec:
     """One container port to publish: on `host_ip` ("" for all addresses), host port `host_port` (0 for any free
     one) or the first free one of host_port..host_port_end."""
@@ -46,7 +46,7 @@ class PortSpec:
     host_port_end: int = 0
 
 
-@dataclass(frozen=True)
+@value
 class Binding:
     """A published port: what the container record keeps and `port` prints."""
 

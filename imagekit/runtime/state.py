@@ -12,7 +12,6 @@ Imports: stdlib, imagekit.errors, fsutil, store.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -20,13 +19,14 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from imagekit import values
 from imagekit.errors import ContainerError, ContainerNotFound
 from imagekit.fsutil import atomic_write, locked
 from imagekit.store import Store
+from imagekit.values import field, value
 
 _ID = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
@@ -35,7 +35,7 @@ _ADJECTIVES = ("brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quie
 _NOUNS = ("curie", "darwin", "euler", "gauss", "hopper", "lovelace", "noether", "pascal", "ritchie", "turing")
 
 
-@dataclass(frozen=True)
+@value
 class Container:
     """One container's record. `spec` is the sandbox Spec it runs (as JSON), `limits` its cgroup limits,
     `volumes` the anonymous volumes it owns (removed with it)."""
@@ -76,18 +76,18 @@ class Container:
         return self.id[:12]
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return values.asdict(self)
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Container:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in obj.items() if k in known}
-        values["argv"] = tuple(values.get("argv", ()))
-        values["volumes"] = tuple(values.get("volumes", ()))
-        values["mounts"] = tuple(values.get("mounts", ()))
-        values["publish"] = tuple(values.get("publish", ()))
-        values["ports"] = tuple(values.get("ports", ()))
-        return cls(**values)
+        known = {f.name for f in values.fields(cls)}
+        given = {k: v for k, v in obj.items() if k in known}
+        given["argv"] = tuple(given.get("argv", ()))
+        given["volumes"] = tuple(given.get("volumes", ()))
+        given["mounts"] = tuple(given.get("mounts", ()))
+        given["publish"] = tuple(given.get("publish", ()))
+        given["ports"] = tuple(given.get("ports", ()))
+        return cls(**given)
 
 
 def now() -> str:
@@ -153,7 +153,7 @@ class Containers:
         """Marks a "running" container whose supervisor is gone as exited (see the module docstring)."""
         if container.state != "running" or supervisor_alive(container.supervisor, container.supervisor_start):
             return container
-        lost = dataclasses.replace(container, state="exited", exit_code=LOST_EXIT_CODE, pid=0, finished_at=now(),
+        lost = values.replace(container, state="exited", exit_code=LOST_EXIT_CODE, pid=0, finished_at=now(),
                                    error="its supervisor process died", ip="", ports=())
         self.save(lost)
         return lost

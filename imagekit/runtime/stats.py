@@ -11,18 +11,18 @@ Imports: stdlib, imagekit.sandbox.cgroups, imagekit.runtime.state.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from imagekit.runtime.state import Container
 from imagekit.sandbox import cgroups
+from imagekit.values import value
 
 HEADER = ("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS")
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 _DECIMAL = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
 
 
-@dataclass(frozen=True)
+@value
 class Sample:
     """One container's counters at one time, with the host's CPU time (ns) to weigh them against."""
 

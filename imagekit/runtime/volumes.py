@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,10 @@ from imagekit.fsutil import atomic_write
 from imagekit.runtime.options import VOLUME_NAME, volume_name
 from imagekit.runtime.state import now
 from imagekit.store import Store
+from imagekit.values import value
 
 
-@dataclass(frozen=True)
+@value
 class Volume:
     """One volume: its name, where its data is, when it was made, whether it is anonymous."""
 

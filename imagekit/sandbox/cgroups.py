@@ -20,10 +20,10 @@ from __future__ import annotations
 import errno
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from imagekit.errors import SandboxError
+from imagekit.values import value
 
 DEFAULT_ROOT = "/sys/fs/cgroup"
 #: docker's minimum memory limit (daemon/daemon_unix.go linuxMinMemory).
@@ -32,7 +32,7 @@ CPU_PERIOD = 100_000
 _V1_CONTROLLERS = ("memory", "cpu", "pids")
 
 
-@dataclass(frozen=True)
+@value
 class Limits:
     """Resource limits; 0 means unlimited."""
 
@@ -50,7 +50,7 @@ class Limits:
             raise SandboxError(f"invalid pids limit {self.pids}: must be positive")
 
 
-@dataclass(frozen=True)
+@value
 class Usage:
     """One sample of a cgroup's use: CPU time in ns, memory and its limit in bytes (0: unlimited), bytes read
     from and written to block devices, and the number of processes."""
@@ -63,7 +63,7 @@ class Usage:
     pids: int
 
 
-@dataclass(frozen=True)
+@value
 class Cgroup:
     """A container's cgroup: `version` 1 or 2 and its directories (one per v1 controller, or one)."""
 

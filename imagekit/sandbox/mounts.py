@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
 
 from imagekit.errors import SandboxError
 from imagekit.sandbox import linux
 from imagekit.sandbox.spec import Mount, Rootfs
+from imagekit.values import value
 
 #: Host device nodes bound onto empty files in the container's /dev (what rootless runc does: works in a user namespace too).
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -37,7 +37,7 @@ _FILESYSTEMS = ("tmpfs", "proc", "devpts", "sysfs", "mqueue")
 _MAX_SYMLINKS = 40
 
 
-@dataclass(frozen=True)
+@value
 class Detached:
     """A mount made but not yet attached: `fd` holds it, `target` is where it goes in the container."""
 

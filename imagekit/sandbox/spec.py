@@ -3,7 +3,7 @@
 The sandbox mounts what it is given and knows nothing about images, layers or the store: the
 builder (imagekit.builder) and the runner (imagekit.runtime) turn images into a `Rootfs` through
 imagekit.snapshots and describe the process in a `Spec`. Paths are host paths unless named `target`
-(a path inside the container). Values are frozen; derive variants with `dataclasses.replace`.
+(a path inside the container). Values are frozen; derive variants with `values.replace`.
 
 Isolation is a ladder, because CI containers without privileges cannot unshare everything:
 `namespaces` (root: mount, PID, UTS, IPC and, with network "none", network namespaces; pivot_root),
@@ -16,8 +16,9 @@ Imports: stdlib only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Literal
+
+from imagekit.values import field, value
 
 #: podman's default capabilities (Docker's without MKNOD, NET_RAW and AUDIT_WRITE): with no device
 #: cgroup here, MKNOD would let root in a RUN step make and open the host's disks.
@@ -27,7 +28,7 @@ Isolation = Literal["namespaces", "rootless", "chroot", "none"]
 Network = Literal["host", "none"]
 
 
-@dataclass(frozen=True)
+@value
 class Rootfs:
     """The container's root: an overlay of read-only `lowers` (topmost first, as overlayfs lists them)
     under a writable `upper` with its `work` dir, or, with no lowers, the directory `upper` itself
@@ -46,7 +47,7 @@ class Rootfs:
         return bool(self.lowers)
 
 
-@dataclass(frozen=True)
+@value
 class Mount:
     """One mount inside the container, made after the root, in order: `type` is "bind", "tmpfs",
     "proc", "devpts" or "sysfs"; `source` is a host path for a bind; `options` are mount(8)-style words
@@ -60,7 +61,7 @@ class Mount:
     options: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@value
 class Spec:
     """One process to run in a fresh sandbox. `env` is KEY=VALUE words exactly as the process gets
     them; `cwd` is created when missing; `uid`/`gid`/`groups` are numeric (the caller resolves names
@@ -98,7 +99,7 @@ class Spec:
     tty: bool = False
 
 
-@dataclass(frozen=True)
+@value
 class Result:
     """How the process ended: `status` as a shell reports it (exit code, or 128+signal when killed),
     and what the sandbox had to create on the root filesystem to mount on (paths inside the

@@ -32,7 +32,6 @@ import re
 import stat
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,6 +46,7 @@ from imagekit.oci import Descriptor
 from imagekit.sandbox.spec import Rootfs
 from imagekit.snapshots.overlay import overlay_works
 from imagekit.store import Store
+from imagekit.values import value
 
 if TYPE_CHECKING:
     from imagekit.layers.apply import Limits
@@ -56,7 +56,7 @@ _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-@dataclass(frozen=True)
+@value
 class Usage:
     """Disk use (allocated bytes, each inode once, as `du -s` counts) of extracted layers and active snapshots."""
 

@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from imagekit.runtime import nat, network
 from imagekit.runtime.netns import within
 from imagekit.runtime.state import process_start
 from imagekit.sandbox import Result, Spec, run
+from imagekit.values import replace
 from tests.netns import make_netns, remove_netns
 from tests.sandbox.conftest import ENV, make_box
 from tests.store.conftest import make_busybox_rootfs

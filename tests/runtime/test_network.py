@@ -8,13 +8,13 @@ import shutil
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from imagekit.errors import NetworkError
 from imagekit.runtime import netns, network, ports
+from imagekit.values import replace
 from tests.runtime.netfixtures import LIVE, PAGE, Container, answer_once, bridge, dead_supervisor, eventually, host_exec, leases, links, outside, ruleset, www
 
 __all__ = ["bridge", "outside", "www"]

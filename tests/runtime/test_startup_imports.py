@@ -18,7 +18,9 @@ from tests.runtime.conftest import ok, one_line_error, run_cli
 
 #: Never on the run path of an image the store has: the registry (requests and its TLS stack), pull, the
 #: builder, the code that reads, writes or compresses layers, the other commands, the network modules a
-#: bridge container needs, and what only sandbox.call or a --user start needs.
+#: bridge container needs, what only sandbox.call or a --user start needs, and dataclasses (values are
+#: imagekit.values: dataclasses compiled each class's methods at start-up, a quarter of a run) with the
+#: inspect module it loads.
 NOT_ON_THE_RUN_PATH = (
     "requests", "urllib3", "cryptography", "ssl", "zstandard", "isal", "tarfile", "gzip",
     "imagekit.registry", "imagekit.fetch", "imagekit.builder", "builderfile", "imagekit.importer",
@@ -29,7 +31,7 @@ NOT_ON_THE_RUN_PATH = (
     "imagekit.cli.containers", "imagekit.cli.system",
     "imagekit.runtime.network", "imagekit.runtime.ports", "imagekit.runtime.nat", "imagekit.runtime.netns", "imagekit.runtime.netlink",
     "imagekit.users", "pickle", "socket", "logging",
-    "click", "imagekit.cli.group", "imagekit.cli.run", "platform",
+    "click", "imagekit.cli.group", "imagekit.cli.run", "platform", "dataclasses", "inspect",
 )
 
 

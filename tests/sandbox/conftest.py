@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from imagekit.sandbox import Result, Rootfs, Spec, run
+from imagekit.values import replace
 from tests.mounts import mount_table, mounts_left
 from tests.store.conftest import make_busybox_rootfs
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from imagekit.errors import DigestMismatch, SandboxError
 from imagekit.sandbox import call
+from imagekit.values import replace
 from tests.sandbox.conftest import Box
 
 

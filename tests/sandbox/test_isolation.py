@@ -8,13 +8,13 @@ import stat
 import subprocess
 import sys
 import uuid
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
 
 from imagekit.errors import SandboxError
 from imagekit.sandbox import run
+from imagekit.values import asdict, replace
 from tests.sandbox.conftest import Box
 from tests.sandbox.test_lifecycle import CALLER, ROOT, _with_marker
 

@@ -12,10 +12,10 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import asdict
 from pathlib import Path
 
 from imagekit.sandbox import Result, run
+from imagekit.values import asdict
 from tests.sandbox.conftest import Box
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import socket
 import stat
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from imagekit.errors import SandboxError
 from imagekit.sandbox import Mount, run
+from imagekit.values import replace
 from tests.sandbox.conftest import Box, make_box
 
 

@@ -31,12 +31,13 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, nullcontext, suppress
-from typing import NamedTuple, NoReturn
+from typing import NoReturn
 
 from imagekit.errors import SandboxError
 from imagekit.sandbox import cgroups, console, linux, process
 from imagekit.sandbox.streams import Stream, stream
 from imagekit.sandbox.spec import Result, Spec
+from imagekit.values import value
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _MAX_FD = 0x7FFFFFFF
@@ -78,7 +79,8 @@ def join(pid: int, spec: Spec, *, stdin: Stream = None, stdout: Stream = None, s
                    spec.tty, _Streams(stdin, stdout, stderr, size_from), None, True)
 
 
-class _Streams(NamedTuple):
+@value
+class _Streams:
     """What run() and join() were given for the process's terminal or standard streams."""
 
     stdin: Stream

@@ -1,5 +1,5 @@
 """`python -m imagekit` runs the CLI."""
 
-from imagekit.cli import main
+from imagekit.cli import console
 
-main()
+console()

@@ -25,7 +25,16 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
+
+
+class _Missing:
+    """No default was given (None is a default like any other)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
 
 
 class FrozenInstanceError(AttributeError):
@@ -117,8 +126,7 @@ def _collect(cls: type) -> tuple[Field, ...]:
                 delattr(cls, name)  # a factory or a required field: no class attribute stands in for it
             else:
                 setattr(cls, name, spec.default)
-        found.pop(name, None)
-        found[name] = spec
+        found[name] = spec  # a field a base declared keeps its place, as with dataclasses
     ordered = tuple(found.values())
     required_after_default = next((f.name for i, f in enumerate(ordered) if _required(f)
                                    and any(not _required(g) for g in ordered[:i])), None)

@@ -118,6 +118,14 @@ def test_a_subclass_adds_its_fields_after_its_bases() -> None:
         fields(object())
 
 
+def test_a_subclass_that_redeclares_a_field_keeps_its_place() -> None:
+    @value
+    class Moved(Point):
+        y: int = 7
+
+    assert [f.name for f in fields(Moved)] == ["x", "y", "tags", "extra", "note"] and Moved(1).y == 7
+
+
 def test_a_required_field_after_a_default_is_refused_when_the_class_is_made() -> None:
     with pytest.raises(TypeError, match="non-default argument 'late'"):
         @value

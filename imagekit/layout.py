@@ -22,16 +22,14 @@ import contextlib
 import errno
 import io
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
-import shutil
 from pathlib import Path
 from types import MappingProxyType
 from typing import BinaryIO
 
 from imagekit.digest import CHUNK, Digest, Hasher
 from imagekit.errors import BlobNotFound, DigestMismatch, ImageNotFound, ImagekitError, StoreError
-from imagekit.fsutil import atomic_write, fsync_dir, locked
+from imagekit.fsutil import atomic_write, fsync_dir, locked, new_temp_file
 from imagekit.image import Image
 from imagekit.oci import (
     INDEX_TYPES,
@@ -106,7 +104,7 @@ class Layout:
         in `tmp/` while it holds the lock exclusively as debris of a killed writer.
         """
         with locked(self.root / GC_LOCK, exclusive=False):
-            fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix=prefix)
+            fd, tmp = new_temp_file(self.tmp_dir, prefix)
             try:
                 with os.fdopen(fd, "wb") as out:
                     yield out, tmp
@@ -365,6 +363,8 @@ class Layout:
                 for path in self.tmp_dir.iterdir():
                     debris_bytes += _size_of(path)
                     if path.is_dir() and not path.is_symlink():
+                        import shutil  # here: only gc needs it, and loading it is a tenth of `imagekit run`
+
                         shutil.rmtree(path)
                     else:
                         path.unlink()

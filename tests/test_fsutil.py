@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from imagekit.fsutil import atomic_write, fsync_dir, locked
+from imagekit.fsutil import atomic_write, fsync_dir, locked, new_temp_dir, new_temp_file
 from tests.mounts import tmpfs
 
 
@@ -68,6 +68,22 @@ def _other_holder(path: Path, mode: int) -> Iterator[bool]:
             yield True
     finally:
         os.close(fd)
+
+
+def test_new_temp_files_and_directories_are_private_and_new(tmp_path: Path) -> None:
+    """tempfile's mkstemp and mkdtemp, as fsutil makes them: mode 0600 / 0700, the prefix, never an existing name."""
+    made = set()
+    for _ in range(20):
+        fd, path = new_temp_file(tmp_path, ".config.json.")
+        os.write(fd, b"x")
+        os.close(fd)
+        made.add(path)
+        assert os.path.dirname(path) == str(tmp_path) and os.path.basename(path).startswith(".config.json.")
+        assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600 and Path(path).read_bytes() == b"x"
+        directory = new_temp_dir(tmp_path, "scratch-")
+        made.add(directory)
+        assert os.path.basename(directory).startswith("scratch-") and stat.S_IMODE(os.lstat(directory).st_mode) == 0o700
+    assert len(made) == 40
 
 
 def test_locked_excludes_as_flock_does(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ resident watches a container: whoever reads a record checks that a "running" one
 supervisor (pid and start time, so a reused pid does not count) and marks it exited (255, as docker
 reports a container its daemon lost) when not — `imagekit ps` after a SIGKILLed supervisor.
 
-Imports: stdlib, imagekit.errors, fsutil, store.
+Imports: stdlib, imagekit.errors, fsutil, store, layers.rootfs (remove_path).
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from imagekit import values
 from imagekit.errors import ContainerError, ContainerNotFound
 from imagekit.fsutil import atomic_write, locked
+from imagekit.layers.rootfs import remove_path
 from imagekit.store import Store
 from imagekit.values import field, value
 
@@ -130,7 +130,7 @@ class Containers:
             try:
                 yield container_id, name
             except BaseException:
-                shutil.rmtree(self.dir(container_id), ignore_errors=True)
+                self.delete(container_id)
                 raise
 
     def save(self, container: Container) -> None:
@@ -185,7 +185,10 @@ class Containers:
         raise ContainerNotFound(f"no such container: {text}")
 
     def delete(self, container_id: str) -> None:
-        shutil.rmtree(self.dir(container_id), ignore_errors=True)
+        """Removes the container's directory, as far as it can (what is left is removed by the next delete).
+        rootfs.remove_path, not shutil.rmtree: loading shutil is a tenth of `imagekit run --rm`."""
+        with suppress(OSError):
+            remove_path(self.dir(container_id))
 
 
 def process_start(pid: int) -> int:

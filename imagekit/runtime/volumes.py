@@ -5,20 +5,22 @@ containers that name it; `meta.json` records when and how it was made (anonymous
 `-v /dst` and an image's VOLUME entries, are named by 64 hex digits and go with `run --rm` and
 `rm -v`). Whether a volume is in use is the caller's knowledge (the container records), passed in.
 
-Imports: stdlib, imagekit.errors, fsutil, store, runtime.options.
+Imports: stdlib, imagekit.errors, fsutil, layers.rootfs (remove_path: volume data is the containers' writing), store,
+runtime.options.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from imagekit.errors import VolumeError, VolumeNotFound
 from imagekit.fsutil import atomic_write
+from imagekit.layers.rootfs import remove_path
 from imagekit.runtime.options import VOLUME_NAME, volume_name
 from imagekit.runtime.state import now
 from imagekit.store import Store
@@ -65,7 +67,8 @@ class Volumes:
             (path / "_data").mkdir(mode=0o755)
             atomic_write(path / "meta.json", json.dumps({"created": now(), "anonymous": anonymous}).encode(), mode=0o644)
         except OSError as err:
-            shutil.rmtree(path, ignore_errors=True)
+            with suppress(OSError):
+                remove_path(path)
             raise VolumeError(f"cannot create volume {name}: {err.strerror}") from err
         return self.get(name)
 
@@ -92,14 +95,14 @@ class Volumes:
         volume = self.get(name)
         if name in in_use:
             raise VolumeError(f"volume {name} is in use by a container: remove the container first")
-        shutil.rmtree(volume.mountpoint.parent)
+        remove_path(volume.mountpoint.parent)
 
     def prune(self, in_use: set[str], *, all_volumes: bool = False) -> list[str]:
         """Removes unused anonymous volumes (every unused one with `all_volumes`), as `docker volume prune`."""
         removed = []
         for volume in self.all():
             if volume.name not in in_use and (all_volumes or volume.anonymous):
-                shutil.rmtree(volume.mountpoint.parent)
+                remove_path(volume.mountpoint.parent)
                 removed.append(volume.name)
         return removed
 
@@ -114,6 +117,8 @@ def copy_up(root: str, target: str, data: str) -> None:
     source = os.path.realpath(os.path.join(real_root, target.lstrip("/")))
     if os.path.commonpath([source, real_root]) != real_root or not os.path.isdir(source):
         return
+    import shutil  # here: this runs in a sandbox.call child, and loading shutil is a tenth of `imagekit run`
+
     shutil.copytree(source, data, symlinks=True, dirs_exist_ok=True, copy_function=_copy_regular)
     shutil.copystat(source, data)
     for directory, dirs, files in os.walk(source):
@@ -126,5 +131,7 @@ def copy_up(root: str, target: str, data: str) -> None:
 
 
 def _copy_regular(source: str, destination: str) -> None:
+    import shutil  # copy_up's, loaded by then
+
     if stat.S_ISREG(os.lstat(source).st_mode):
         shutil.copy2(source, destination)

@@ -17,10 +17,8 @@ Imports: stdlib, imagekit.errors, imagekit.sandbox.{linux,mounts,process,spec}.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
-import tempfile
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -34,6 +32,8 @@ T = TypeVar("T")
 def call(rootfs: Rootfs, fn: Callable[..., T], *args: Any) -> T:
     """Returns fn(root_path, *args) computed in a child where `root_path` shows the mounted rootfs."""
     import pickle  # here: `imagekit run` imports the sandbox and seldom calls this
+    import shutil
+    import tempfile
 
     where = tempfile.mkdtemp(prefix="imagekit-rootfs-")
     try:

@@ -9,17 +9,16 @@ character device) in the upper directory. The child unshares its mount namespace
 non-root user, a user namespace mapping it to root, mounting with `userxattr` as rootless runtimes
 do), so nothing it mounts is ever seen outside it; it exits with the answer.
 
-Imports: stdlib, imagekit.layers.overlayfs (the whiteout test and the xattr prefix).
+Imports: stdlib, imagekit.fsutil, imagekit.layers.overlayfs (the whiteout test and the xattr prefix).
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from imagekit.fsutil import new_temp_dir
 from imagekit.layers.overlayfs import is_whiteout, overlay_xattr_prefix
 
 _CLONE_NEWNS = 0x00020000
@@ -43,7 +42,9 @@ def overlay_works(scratch: Path) -> bool:
 
     Leaves nothing in `scratch`. Never raises for an overlay that does not work: that is the answer.
     """
-    base = Path(tempfile.mkdtemp(prefix="overlay-probe-", dir=scratch))
+    import shutil  # here: the probe is rare, and loading shutil is a tenth of `imagekit run`
+
+    base = Path(new_temp_dir(scratch, "overlay-probe-"))
     try:
         for name in ("lower", "upper", "work", "merged"):
             (base / name).mkdir()

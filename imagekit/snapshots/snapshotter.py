@@ -30,7 +30,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from imagekit.digest import Digest
 from imagekit.errors import ImagekitError, LayerError, SnapshotError
-from imagekit.fsutil import atomic_write, disk_usage, fsync_dir
+from imagekit.fsutil import atomic_write, disk_usage, fsync_dir, new_temp_dir
 from imagekit.image import Image
 from imagekit.layers.overlayfs import overlay_xattr_prefix
 from imagekit.layers.rootfs import Root, remove_path
@@ -146,7 +145,7 @@ class Snapshots:
     def _scratch(self) -> Iterator[Path]:
         """A fresh directory under layers/tmp, removed afterwards (gc removes it if we are killed)."""
         with _errors("make a scratch directory"):
-            path = Path(tempfile.mkdtemp(dir=self._tmp()))
+            path = Path(new_temp_dir(self._tmp()))
         try:
             yield path
         finally:

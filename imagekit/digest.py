@@ -4,14 +4,17 @@ Everything imagekit stores or moves is named by its digest, and everything it re
 against the digest it was promised while it streams, so a corrupt or hostile byte is caught before
 the content is ever used. See the OCI image-spec, "Digests" (descriptor.md#digests).
 
-Imports: stdlib and imagekit.errors only.
+Imports: stdlib and imagekit.errors only. hashlib is imported when something streams (Hasher): a byte string
+(a manifest, a config: all `imagekit run` hashes) goes through the interpreter's own SHA-2 module, as
+random.py's seeding does, because loading hashlib loads OpenSSL, 3 ms of a run.
 """
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import re
-from typing import BinaryIO
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 from imagekit.errors import BadDigest, DigestMismatch
 from imagekit.values import value
@@ -20,6 +23,8 @@ from imagekit.values import value
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
 _HEX = re.compile(r"[a-f0-9]+")
 CHUNK = 1 << 20
+#: Byte strings up to this size are hashed by the interpreter's SHA-2 (of_bytes), longer ones by OpenSSL.
+SMALL = 1 << 20
 
 
 @value(order=True)
@@ -48,7 +53,13 @@ class Digest:
 
     @classmethod
     def of_bytes(cls, data: bytes, algorithm: str = "sha256") -> Digest:
-        return cls(algorithm, hashlib.new(algorithm, data).hexdigest())
+        if len(data) <= SMALL:
+            small = _interpreter_sha2().get(algorithm)
+            if small is not None:
+                return cls(algorithm, small(data).hexdigest())
+        hasher = Hasher(algorithm)
+        hasher.update(data)
+        return hasher.digest()
 
     @classmethod
     def of_stream(cls, stream: BinaryIO, algorithm: str = "sha256") -> tuple[Digest, int]:
@@ -72,6 +83,21 @@ class Digest:
         return f"{self.algorithm}:{self.hex}"
 
 
+@functools.cache
+def _interpreter_sha2() -> dict[str, Callable[[bytes], Any]]:
+    """The interpreter's SHA-2 constructors (_sha2 since Python 3.12, _sha256/_sha512 before); none where a
+    build lacks them, and hashlib does the work."""
+    try:
+        from _sha2 import sha256, sha512  # type: ignore[import-not-found]
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found]
+            from _sha512 import sha512  # type: ignore[import-not-found]
+        except ImportError:
+            return {}
+    return {"sha256": sha256, "sha512": sha512}
+
+
 class Hasher:
     """Incremental digest plus byte count, for content that is produced or received in chunks."""
 
@@ -79,6 +105,8 @@ class Hasher:
         if algorithm not in ALGORITHMS:
             raise BadDigest(f"unsupported digest algorithm {algorithm!r}")
         self.algorithm = algorithm
+        import hashlib  # OpenSSL's SHA-2, several times faster on megabytes than the interpreter's own
+
         self._hash = hashlib.new(algorithm)
         self.size = 0
 

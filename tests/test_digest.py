@@ -6,8 +6,10 @@ import hashlib
 import io
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from imagekit.digest import Digest, Hasher, VerifyingReader
+from imagekit.digest import SMALL, Digest, Hasher, VerifyingReader
 from imagekit.errors import BadDigest, DigestMismatch
 
 EMPTY = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -97,3 +99,17 @@ def test_verifying_reader_read_of_nothing_is_no_end() -> None:
     reader = VerifyingReader(io.BytesIO(data), Digest.of_bytes(data), len(data))
     assert reader.read(0) == b"" and reader.readinto(bytearray(0)) == 0 and not reader.verified
     assert reader.read() == data and reader.verified
+
+
+@given(st.binary(max_size=4096), st.sampled_from(["sha256", "sha512"]))
+def test_of_bytes_agrees_with_hashlib(data: bytes, algorithm: str) -> None:
+    """Short byte strings go through the interpreter's SHA-2, long ones and streams through OpenSSL's: one answer."""
+    assert Digest.of_bytes(data, algorithm).hex == hashlib.new(algorithm, data).hexdigest()
+    assert Digest.of_stream(io.BytesIO(data), algorithm)[0] == Digest.of_bytes(data, algorithm)
+
+
+def test_of_bytes_past_the_small_size_uses_the_stream_hash_and_agrees() -> None:
+    data = bytes(range(256)) * (SMALL // 256 + 3)
+    assert len(data) > SMALL
+    assert Digest.of_bytes(data).hex == hashlib.sha256(data).hexdigest()
+    assert Digest.of_bytes(data[:SMALL]).hex == hashlib.sha256(data[:SMALL]).hexdigest()

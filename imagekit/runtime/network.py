@@ -23,13 +23,12 @@ joined the namespace; imagekit.runtime.netlink). A lease says whether NAT rules 
 (it published ports), so a release lists the rules only then, and cleanup_stale scans links and rules only when
 some lease or pin is stale.
 
-Imports: stdlib, imagekit.errors, imagekit.fsutil, imagekit.sandbox.linux, imagekit.runtime.{nat,netlink,netns,state}.
+Imports: stdlib, imagekit.errors, imagekit.digest, imagekit.fsutil, imagekit.sandbox.linux, imagekit.runtime.{nat,netlink,netns,state}.
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import ipaddress
 import json
 import os
@@ -38,6 +37,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from imagekit import values
+from imagekit.digest import Digest
 from imagekit.errors import NetworkError
 from imagekit.fsutil import atomic_write, locked
 from imagekit.runtime import nat, netlink
@@ -150,7 +150,7 @@ def state_dir(host_netns: str = "") -> Path:
 def veth_name(container_id: str) -> str:
     """The host-side link of a container: derived from a digest of its id (15 bytes at most), so a crash loses
     nothing and ids that share a prefix get different links."""
-    return "ik" + hashlib.sha256(container_id.encode()).hexdigest()[:12]
+    return "ik" + Digest.of_bytes(container_id.encode()).hex[:12]
 
 
 def netns_path(root: Path, container_id: str) -> Path:

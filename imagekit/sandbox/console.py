@@ -27,7 +27,6 @@ import select
 import signal
 import struct
 import termios
-import threading
 import time
 from contextlib import suppress
 
@@ -128,11 +127,12 @@ def relay(master: int, source: int | None, sink: int, done: int, size_from: int 
     """Copies `source` (None: nothing) to the pty `master` and the pty's output to `sink` until the process
     ends (`done`, a pidfd, turns readable) and its output is read. Input is buffered, not blocked on, so a
     process that reads nothing never stops its output. With `size_from` (a terminal) the pty takes its window
-    size on every SIGWINCH (the handler needs the main thread; elsewhere the size stays as allocated)."""
+    size on every SIGWINCH (the handler needs the main thread; elsewhere it is copied once, here)."""
     os.set_blocking(master, False)
     previous = None
-    if size_from is not None and threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGWINCH, lambda _number, _frame: _copy_size(size_from, master))
+    if size_from is not None:
+        with suppress(ValueError):  # off the main thread signal.signal refuses, and the size stays
+            previous = signal.signal(signal.SIGWINCH, lambda _number, _frame: _copy_size(size_from, master))
         _copy_size(size_from, master)  # a resize between the fork and this handler
     try:
         _pump(master, source, sink, done)

@@ -28,7 +28,6 @@ import os
 import select
 import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, nullcontext, suppress
 from typing import NoReturn
@@ -337,10 +336,8 @@ class _Reports:
 def _forwarding(pid: int, reports: _Reports) -> Iterator[None]:
     """Forwards SIGINT, SIGTERM and SIGHUP to the intermediate `pid` (which passes them on) while the
     sandbox runs; a second SIGINT kills the sandboxed process, which as PID 1 may ignore the first.
-    Only the main thread may handle signals: elsewhere the caller must stop the sandbox itself."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    Only the main thread may handle signals (signal.signal refuses with ValueError elsewhere, which spares
+    importing threading to ask): elsewhere the caller must stop the sandbox itself."""
     interrupts = 0
 
     def forward(number: int, _frame: object) -> None:
@@ -352,7 +349,11 @@ def _forwarding(pid: int, reports: _Reports) -> Iterator[None]:
             else:
                 os.kill(pid, number)
 
-    previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED}
+    try:
+        previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED}
+    except ValueError:  # not the main thread: the first signal.signal refused, nothing was replaced
+        yield
+        return
     try:
         yield
     finally:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import codecs
 import io
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import IO, Any, Union
@@ -38,6 +37,8 @@ def stream(given: Stream, number: int) -> Iterator[int | None]:
             given.flush()  # what the caller wrote before comes first
         yield fd
         return
+    import threading  # here: a run on plain file descriptors starts no thread, and loading threading is 1 ms
+
     read_end, write_end = os.pipe()
     theirs, ours = (read_end, write_end) if number == 0 else (write_end, read_end)
     pump = threading.Thread(target=_pump_in if number == 0 else _pump_out, args=(given, ours), daemon=True)

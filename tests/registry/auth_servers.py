@@ -38,6 +38,7 @@ from cryptography.x509.oid import NameOID
 from imagekit.registry.credentials import Credentials
 from imagekit.registry.transport import Transport
 from tests.registry.registry_server import RegistryServer, start_registry
+from tests.registry.serving import serve, shut
 
 USER = "alice"
 PASSWORD = "alice-Secret-pw-4711"
@@ -174,8 +175,7 @@ class TokenServer:
         self.cert = _certificate("imagekit test token signer", self.key, None, ca=True)
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
+        serve(self._httpd)
 
     @property
     def realm(self) -> str:
@@ -186,8 +186,7 @@ class TokenServer:
         return path
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        shut(self._httpd)
 
     def issue_refresh_token(self, user: str) -> str:
         token = "rt-" + secrets.token_hex(16)

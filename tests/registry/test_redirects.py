@@ -14,7 +14,6 @@ import base64
 import io
 import socket
 import ssl
-import threading
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +28,7 @@ from imagekit.registry.credentials import Credentials
 from imagekit.registry.transport import Transport
 from tests.registry.auth_servers import AuthRegistry, make_test_ca
 from tests.registry.fault_proxy import Fault, FaultProxy
+from tests.registry.serving import serving
 
 BLOB = b"layer bytes served by a CDN\n"
 USER, PASSWORD = "carol", "carol-Secret-pw-1234"
@@ -46,15 +46,6 @@ class Recorder(ThreadingHTTPServer):
     @property
     def host(self) -> str:
         return f"{self.server_address[0]}:{self.server_address[1]}"
-
-
-def serving(server: Recorder) -> Iterator[Recorder]:
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -85,7 +76,8 @@ class _CDN(_Handler):
 
 @pytest.fixture(params=["127.0.0.2", "127.0.0.1"], ids=["other-address", "other-port"])
 def cdn(request: pytest.FixtureRequest) -> Iterator[Recorder]:
-    yield from serving(Recorder((request.param, 0), _CDN))
+    with serving(Recorder((request.param, 0), _CDN)) as server:
+        yield server
 
 
 @pytest.fixture(params=["basic", "token"])
@@ -156,7 +148,7 @@ def dual(tmp_path: Path) -> Iterator[tuple[DualServer, Path]]:
     certs_d = tmp_path / "certs.d"
     (certs_d / server.host).mkdir(parents=True)
     (certs_d / server.host / "ca.crt").write_bytes(ca.read_bytes())
-    for running in serving(server):
+    with serving(server) as running:
         yield running, certs_d
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import math
 import secrets
 import threading
 import time
@@ -44,7 +45,7 @@ USER = "alice"
 PASSWORD = "alice-Secret-pw-4711"
 OTHER_USER = "bob"
 OTHER_PASSWORD = "bob-Secret-pw-0815"
-SHORT_USER = "shorty"  # gets tokens that live 1 s: for expiry tests
+SHORT_USER = "shorty"  # gets tokens that live 0.5 s (the JWT says 1 s: its times are whole seconds): for expiry tests
 SHORT_PASSWORD = "shorty-Secret-pw-42"
 USERS = {USER: PASSWORD, OTHER_USER: OTHER_PASSWORD, SHORT_USER: SHORT_PASSWORD}
 PUBLIC_NAMESPACE = "public"
@@ -165,7 +166,7 @@ class TokenServer:
 
     users: dict[str, str]
     key: ec.EllipticCurvePrivateKey = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
-    expires_in: dict[str, int] = field(default_factory=lambda: {SHORT_USER: 1})
+    expires_in: dict[str, float] = field(default_factory=lambda: {SHORT_USER: 0.5})
     default_expires_in: int = 300
     requests: list[TokenRequestRecord] = field(default_factory=list)
     refresh_tokens: dict[str, str] = field(default_factory=dict)
@@ -208,7 +209,7 @@ class TokenServer:
         wanted = [a for a in actions.split(",") if a in allowed]
         return {"type": kind, "name": name, "actions": wanted} if wanted else None
 
-    def jwt(self, account: str | None, scopes: list[str]) -> tuple[str, int]:
+    def jwt(self, account: str | None, scopes: list[str]) -> tuple[str, float]:
         now = int(time.time())
         lifetime = self.expires_in.get(account or "", self.default_expires_in)
         header = {"typ": "JWT", "alg": "ES256", "x5c": [base64.b64encode(self.cert.public_bytes(serialization.Encoding.DER)).decode()]}
@@ -217,7 +218,7 @@ class TokenServer:
             "iss": ISSUER,
             "sub": account or "",
             "aud": SERVICE,
-            "exp": now + lifetime,
+            "exp": now + math.ceil(lifetime),
             "nbf": now - 5,
             "iat": now,
             "jti": secrets.token_hex(8),

@@ -6,7 +6,8 @@
   function were mapped to the registry suites (a real registry per flavour, fault proxies, servers that
   sleep), 10 to 40 s a survivor. While mutmut collects the map (MUTANT_UNDER_TEST=stats), a function of
   module M keeps only the tests of SELECTION[M]: the files that hold M's rules. A module without an
-  entry keeps every selected test.
+  entry keeps every selected test. The slowest of those tests count only for the functions whose rule
+  they hold (NARROW): everywhere else faster tests run the same paths.
 - Each mutant's pytest process in a process group of its own, so a mutant that signals its group (a fork
   mutated into the caller's part, `os.kill(0, SIGKILL)`) ends that mutant, not mutmut and `make`.
 
@@ -40,6 +41,18 @@ SELECTION: dict[str, tuple[str, ...]] = {
 }
 
 
+_TRANSPORT = "imagekit.registry.transport.xǁTransportǁ"
+
+#: Test -> the only functions it counts for. The rule each holds, and what it costs every other survivor:
+NARROW: dict[str, tuple[str, ...]] = {
+    # a token is fetched again once its expires_in ran out (sleeps 0.5 s)
+    "tests/registry/test_transport_auth.py::test_expired_token_is_refreshed": (f"{_TRANSPORT}_token", f"{_TRANSPORT}_authorization"),
+    # threads sharing a transport make one ping and fetch one token (twelve downloads, 0.25 s)
+    "tests/registry/test_transport_auth.py::test_one_transport_shared_by_threads_fetches_one_token": (
+        f"{_TRANSPORT}_token", f"{_TRANSPORT}_authorization", f"{_TRANSPORT}ping"),
+}
+
+
 def files_for(module: str) -> tuple[str, ...] | None:
     """SELECTION's files for `module` (`imagekit.layers.apply` falls back to `imagekit.layers`), None: all tests."""
     while module:
@@ -54,8 +67,11 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     """Before mutmut files this test's hits under the functions it reached: drop those it does not hold."""
     if get_mutant_under_test() != "stats":
         return
-    path = item.nodeid.removeprefix("mutants/").split("::")[0]
+    nodeid = item.nodeid.removeprefix("mutants/")
+    path = nodeid.split("::")[0]
     hits = state()._stats
+    if nodeid in NARROW:
+        hits.intersection_update(NARROW[nodeid])
     for function in list(hits):
         files = files_for(module_of(function))
         if files is not None and not path.startswith(files):

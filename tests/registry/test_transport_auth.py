@@ -41,6 +41,14 @@ def unique(name: str) -> str:
 # -- scheme and TLS ---------------------------------------------------------------------------------
 
 
+def test_plain_http_off_loopback_is_refused_unless_the_registry_is_insecure() -> None:
+    """Asking for http:// is refused before anything is sent, unless the registry is listed as insecure (no
+    request is made: registry.test is never looked up)."""
+    with pytest.raises(RegistryError, match=r"^plain HTTP to registry\.test:5000 is not allowed"):
+        Transport("registry.test:5000", scheme="http")
+    assert Transport("registry.test:5000", scheme="http", insecure=True).insecure
+
+
 def test_loopback_without_tls_uses_plain_http(open_registry: RegistryServer) -> None:
     transport = Transport(open_registry.host)
     assert transport.base_url == f"http://{open_registry.host}"

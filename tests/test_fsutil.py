@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
 import stat
+import struct
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
 
 from imagekit.fsutil import atomic_write, fsync_dir, locked, new_temp_dir, new_temp_file
 from tests.mounts import tmpfs
+
+_IN_CREATE = 0x100
 
 
 def test_atomic_write_replaces_with_the_mode_asked(tmp_path: Path) -> None:
@@ -26,10 +30,43 @@ def test_atomic_write_replaces_with_the_mode_asked(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
 
 
+@contextmanager
+def _created_in(directory: Path) -> Iterator[list[str]]:
+    """The names of the files created in `directory` while the block ran, filled in when it ends: inotify's
+    IN_CREATE events, the kernel's record of a temp file that is renamed away before anyone could look."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "inotify_init1")
+    names: list[str] = []
+    try:
+        if libc.inotify_add_watch(fd, os.fsencode(directory), _IN_CREATE) < 0:
+            raise OSError(ctypes.get_errno(), "inotify_add_watch", str(directory))
+        yield names
+        events = b""
+        with suppress(BlockingIOError):
+            while chunk := os.read(fd, 65536):
+                events += chunk
+        while events:
+            _wd, _mask, _cookie, length = struct.unpack_from("iIII", events)
+            names.append(os.fsdecode(events[16 : 16 + length].rstrip(b"\0")))
+            events = events[16 + length :]
+    finally:
+        os.close(fd)
+
+
 def test_atomic_write_puts_its_temp_file_where_asked(tmp_path: Path) -> None:
+    """In `temp_dir` when given (the store's tmp/, which gc clears of a killed writer's debris), named after
+    the target; the target's directory only sees the rename."""
     (tmp_path / "tmp").mkdir()
-    atomic_write(tmp_path / "index.json", b"{}", temp_dir=tmp_path / "tmp")
+    with _created_in(tmp_path / "tmp") as in_temp_dir, _created_in(tmp_path) as beside:
+        atomic_write(tmp_path / "index.json", b"{}", temp_dir=tmp_path / "tmp")
     assert (tmp_path / "index.json").read_bytes() == b"{}" and not any((tmp_path / "tmp").iterdir())
+    assert len(in_temp_dir) == 1 and in_temp_dir[0].startswith(".index.json."), in_temp_dir
+    assert beside == []
+    with _created_in(tmp_path) as beside:
+        atomic_write(tmp_path / "index.json", b"[]")
+    assert len(beside) == 1 and beside[0].startswith(".index.json."), beside
 
 
 def test_atomic_write_makes_its_temp_file_on_the_targets_file_system(tmp_path: Path) -> None:

@@ -107,7 +107,7 @@ def _launch(child: Callable[[int, list[int | None], int, process.Console], NoRet
         read_end, write_end = os.pipe()
         caller = os.getpid()
         pid = os.fork()
-        if pid == 0:
+        if pid == 0:  # pragma: no mutate (as != 0 the child takes the caller's part: os.kill(0) kills the test run)
             os.close(read_end)
             child(write_end, given, caller, None if channel is None else channel.child)
         os.close(write_end)
@@ -155,15 +155,17 @@ def _namespaces(spec: Spec) -> int:
         raise SandboxError(f"sandbox: {bad[0]} is not a valid user or group id")
     if not os.path.isabs(spec.cwd):
         raise SandboxError(f"sandbox: working directory {spec.cwd!r} is not an absolute path")
-    flags = linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC
-    if spec.isolation != "chroot":
-        flags |= linux.CLONE_NEWPID
-    if spec.isolation == "rootless":
+    # Not mutated (tests/MUTANTS.md): a mutant without the mount, PID or network namespace would mount, pivot_root
+    # and kill in the namespaces of the machine that runs the tests.
+    flags = linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC  # pragma: no mutate
+    if spec.isolation != "chroot":  # pragma: no mutate
+        flags |= linux.CLONE_NEWPID  # pragma: no mutate
+    if spec.isolation == "rootless":  # pragma: no mutate
         if (spec.uid, spec.gid, spec.groups) != (0, 0, ()):
             raise SandboxError("sandbox: rootless isolation maps only the caller, as uid 0 and gid 0")
-        flags |= linux.CLONE_NEWUSER
-    if spec.network == "none":
-        flags |= linux.CLONE_NEWNET
+        flags |= linux.CLONE_NEWUSER  # pragma: no mutate
+    if spec.network == "none":  # pragma: no mutate
+        flags |= linux.CLONE_NEWNET  # pragma: no mutate
     return flags
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import math
 import secrets
 import threading
 import time
@@ -38,12 +39,13 @@ from cryptography.x509.oid import NameOID
 from imagekit.registry.credentials import Credentials
 from imagekit.registry.transport import Transport
 from tests.registry.registry_server import RegistryServer, start_registry
+from tests.registry.serving import serve, shut
 
 USER = "alice"
 PASSWORD = "alice-Secret-pw-4711"
 OTHER_USER = "bob"
 OTHER_PASSWORD = "bob-Secret-pw-0815"
-SHORT_USER = "shorty"  # gets tokens that live 1 s: for expiry tests
+SHORT_USER = "shorty"  # gets tokens that live 0.5 s (the JWT says 1 s: its times are whole seconds): for expiry tests
 SHORT_PASSWORD = "shorty-Secret-pw-42"
 USERS = {USER: PASSWORD, OTHER_USER: OTHER_PASSWORD, SHORT_USER: SHORT_PASSWORD}
 PUBLIC_NAMESPACE = "public"
@@ -164,7 +166,7 @@ class TokenServer:
 
     users: dict[str, str]
     key: ec.EllipticCurvePrivateKey = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
-    expires_in: dict[str, int] = field(default_factory=lambda: {SHORT_USER: 1})
+    expires_in: dict[str, float] = field(default_factory=lambda: {SHORT_USER: 0.5})
     default_expires_in: int = 300
     requests: list[TokenRequestRecord] = field(default_factory=list)
     refresh_tokens: dict[str, str] = field(default_factory=dict)
@@ -174,8 +176,7 @@ class TokenServer:
         self.cert = _certificate("imagekit test token signer", self.key, None, ca=True)
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
+        serve(self._httpd)
 
     @property
     def realm(self) -> str:
@@ -186,8 +187,7 @@ class TokenServer:
         return path
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        shut(self._httpd)
 
     def issue_refresh_token(self, user: str) -> str:
         token = "rt-" + secrets.token_hex(16)
@@ -209,7 +209,7 @@ class TokenServer:
         wanted = [a for a in actions.split(",") if a in allowed]
         return {"type": kind, "name": name, "actions": wanted} if wanted else None
 
-    def jwt(self, account: str | None, scopes: list[str]) -> tuple[str, int]:
+    def jwt(self, account: str | None, scopes: list[str]) -> tuple[str, float]:
         now = int(time.time())
         lifetime = self.expires_in.get(account or "", self.default_expires_in)
         header = {"typ": "JWT", "alg": "ES256", "x5c": [base64.b64encode(self.cert.public_bytes(serialization.Encoding.DER)).decode()]}
@@ -218,7 +218,7 @@ class TokenServer:
             "iss": ISSUER,
             "sub": account or "",
             "aud": SERVICE,
-            "exp": now + lifetime,
+            "exp": now + math.ceil(lifetime),
             "nbf": now - 5,
             "iat": now,
             "jti": secrets.token_hex(8),

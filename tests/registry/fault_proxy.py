@@ -25,6 +25,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from tests.registry.serving import serve, shut
+
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 _CHUNK = 1 << 20
 
@@ -64,8 +66,7 @@ class FaultProxy:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
+        serve(self.server)
 
     def inject(self, *faults: Fault) -> None:
         with self._lock:
@@ -94,8 +95,7 @@ class FaultProxy:
             self.peak = max(self.peak, self.inflight)
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        shut(self.server)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -7,7 +7,9 @@ pass their own `auth`/`http.tls` config sections through `extra`.
 
 from __future__ import annotations
 
+import ctypes
 import json
+import signal
 import socket
 import subprocess
 import time
@@ -16,6 +18,16 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_the_test_process() -> None:
+    """In the registry's process before exec: SIGKILL when the test process that started it dies, so that a
+    session killed before its fixtures' teardown (a mutant's timeout under `make mutation`, a SIGKILL)
+    leaves no registry running."""
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # ctypes straight: only async-signal-safe work after fork
 
 
 def free_port() -> int:
@@ -67,7 +79,8 @@ def start_registry(workdir: Path, extra: dict[str, Any] | None = None, scheme: s
     config_path = workdir / "config.yml"
     config_path.write_text(json.dumps(config))  # JSON is YAML
     log = open(workdir / "registry.log", "wb")
-    process = subprocess.Popen(["docker-registry", "serve", str(config_path)], stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(["docker-registry", "serve", str(config_path)], stdout=log, stderr=subprocess.STDOUT,
+                               preexec_fn=_die_with_the_test_process)
     server = RegistryServer(f"127.0.0.1:{port}", process, workdir / "data", scheme)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

@@ -30,6 +30,7 @@ from imagekit.registry.client import MANIFEST_ACCEPT, Repository
 from imagekit.registry.transport import Transport
 from tests.registry.fault_proxy import Fault, FaultProxy
 from tests.registry.registry_server import RegistryServer
+from tests.registry.serving import serving
 
 
 def repo_on(host: str, name: str | None = None) -> Repository:
@@ -269,17 +270,12 @@ class _CountingServer(http.server.ThreadingHTTPServer):
 def test_an_endless_manifest_is_cut_off_at_the_cap_while_it_streams() -> None:
     """No Content-Length, a body that never ends: the read stops at the cap instead of reading it all
     and judging the size afterwards (the JSON loader's own limit would only act after everything)."""
-    server = _CountingServer()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(_CountingServer()) as server:
         with pytest.raises(InvalidManifest, match="limit"):
             repo_on(f"127.0.0.1:{server.server_address[1]}").get_manifest("v1")
         assert server.done.wait(60)
         # What the client took is the cap plus what the kernel buffers held (at most tens of MiB), far below the ceiling.
         assert MAX_MANIFEST_BYTES < server.sent < 64 << 20
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_media_type_must_agree_with_content_type(open_registry: RegistryServer, fault_proxy: FaultProxy) -> None:

@@ -14,7 +14,6 @@ import base64
 import io
 import socket
 import ssl
-import threading
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,9 +25,11 @@ import pytest
 from imagekit.digest import Digest
 from imagekit.registry.client import Repository
 from imagekit.registry.credentials import Credentials
-from imagekit.registry.transport import Transport
+from imagekit.errors import RegistryError
+from imagekit.registry.transport import MAX_REDIRECTS, Transport
 from tests.registry.auth_servers import AuthRegistry, make_test_ca
 from tests.registry.fault_proxy import Fault, FaultProxy
+from tests.registry.serving import serving
 
 BLOB = b"layer bytes served by a CDN\n"
 USER, PASSWORD = "carol", "carol-Secret-pw-1234"
@@ -46,15 +47,6 @@ class Recorder(ThreadingHTTPServer):
     @property
     def host(self) -> str:
         return f"{self.server_address[0]}:{self.server_address[1]}"
-
-
-def serving(server: Recorder) -> Iterator[Recorder]:
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -85,7 +77,8 @@ class _CDN(_Handler):
 
 @pytest.fixture(params=["127.0.0.2", "127.0.0.1"], ids=["other-address", "other-port"])
 def cdn(request: pytest.FixtureRequest) -> Iterator[Recorder]:
-    yield from serving(Recorder((request.param, 0), _CDN))
+    with serving(Recorder((request.param, 0), _CDN)) as server:
+        yield server
 
 
 @pytest.fixture(params=["basic", "token"])
@@ -156,7 +149,7 @@ def dual(tmp_path: Path) -> Iterator[tuple[DualServer, Path]]:
     certs_d = tmp_path / "certs.d"
     (certs_d / server.host).mkdir(parents=True)
     (certs_d / server.host / "ca.crt").write_bytes(ca.read_bytes())
-    for running in serving(server):
+    with serving(server) as running:
         yield running, certs_d
 
 
@@ -171,3 +164,42 @@ def test_a_same_host_redirect_from_https_to_http_carries_no_authorization(dual: 
     assert [scheme for scheme, _ in blob_requests] == ["https", "http"]
     assert blob_requests[0][1].get("Authorization") == _basic(USER, PASSWORD)  # the credentials were there to leak
     assert "Authorization" not in blob_requests[1][1], blob_requests[1][1]
+
+
+class _Hops(_Handler):
+    """`/v2/` answers; /v2/<status> redirects to /v2/done with that status; /v2/hops/N redirects to
+    /v2/hops/N-1 until 0. Records (method, path, body)."""
+
+    def route(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.seen.append((self.command, self.path, {"body": body.decode()}))
+        path = self.path.split("?")[0]
+        last = path.rsplit("/", 1)[1]
+        if path.startswith("/v2/hops/") and int(last) > 0:
+            self.answer(302, headers={"Location": f"/v2/hops/{int(last) - 1}"})
+        elif last.isdigit() and not path.startswith("/v2/hops/"):
+            self.answer(int(last), headers={"Location": "/v2/done"})
+        else:
+            self.answer(200, b"" if self.command == "HEAD" else b"{}")
+
+    do_GET = do_HEAD = do_POST = do_PUT = route
+
+
+def test_redirects_turn_a_post_or_put_into_a_get_without_body_or_query_and_stop_after_ten() -> None:
+    """As browsers and requests do: 303, and 301/302 of anything but GET and HEAD, continue as a GET without
+    the body, 307 and a GET's or HEAD's 302 keep the method; the query is the Location's; a chain of
+    MAX_REDIRECTS is followed, one more is an error."""
+    with serving(Recorder(("127.0.0.1", 0), _Hops)) as server:
+        transport = Transport(server.host, scheme="http")
+        transport.ping()
+        for method, status, then in (("POST", 303, "GET"), ("PUT", 301, "GET"), ("POST", 302, "GET"), ("POST", 307, "POST"),
+                                     ("GET", 302, "GET"), ("HEAD", 302, "HEAD")):
+            server.seen.clear()
+            body = "payload" if method in ("POST", "PUT") else ""
+            transport.request(method, f"/v2/{status}", params={"q": "1"}, data=body.encode() or None)
+            assert server.seen == [(method, f"/v2/{status}?q=1", {"body": body}), (then, "/v2/done", {"body": body if then == method else ""})]
+        server.seen.clear()
+        transport.request("GET", f"/v2/hops/{MAX_REDIRECTS}")
+        assert len(server.seen) == MAX_REDIRECTS + 1
+        with pytest.raises(RegistryError, match=f"more than {MAX_REDIRECTS} redirects"):
+            transport.request("GET", f"/v2/hops/{MAX_REDIRECTS + 1}")

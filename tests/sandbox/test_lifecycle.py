@@ -83,6 +83,14 @@ def test_text_and_bytes_objects_capture_output_and_feed_input(box: Box) -> None:
     assert (result.status, out.getvalue(), err.getvalue()) == (4, text, b"oops\n")
 
 
+def test_a_text_sink_gets_invalid_utf8_and_a_cut_last_character_as_replacement_characters(box: Box) -> None:
+    """Output is not trusted to be UTF-8: a bad byte and a sequence the process never finished become U+FFFD
+    instead of ending the pump (and the output) with a decode error."""
+    out = io.StringIO()
+    result = run(box.spec(r"printf 'a\377b\342\230'"), stdout=out)
+    assert (result.status, out.getvalue()) == (0, "a\ufffdb\ufffd")
+
+
 def test_sigterm_to_the_caller_reaches_the_process(box: Box) -> None:
     caller = _caller(box, "trap 'echo got TERM; exit 7' TERM; echo ready; sleep 100 & wait")
     assert caller.stdout is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,20 @@ from tests.sandbox.conftest import ENV, Box
 def test_exit_status_is_the_process_s(box: Box) -> None:
     assert box.sh("exit 3")[0] == 3
     assert box.sh("true")[0] == 0
+
+
+def test_started_gets_the_running_process_and_a_killed_process_is_128_plus_the_signal(box: Box) -> None:
+    """`started(pid)` names the sandboxed process (a runner kills and inspects it by that pid): SIGKILL to it
+    ends the run with the shell's status for a killed process, 137."""
+    pids: list[int] = []
+
+    def started(pid: int) -> None:
+        pids.append(pid)
+        os.kill(pid, signal.SIGKILL)
+
+    result = run(box.spec("sleep 100"), stdout=io.BytesIO(), started=started)
+    assert result.status == 128 + signal.SIGKILL
+    assert len(pids) == 1 and pids[0] != os.getpid() and not Path(f"/proc/{pids[0]}").exists()
 
 
 def test_the_process_is_pid_1_and_sees_only_its_namespace(box: Box) -> None:

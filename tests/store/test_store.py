@@ -161,6 +161,19 @@ def test_index_refs_pick_the_host_platform_and_gc_walks_nested_indexes(store: St
     assert all(layout.has_blob(d) for d in reachable)
 
 
+def test_reachable_from_some_entries_is_only_what_they_keep(store: Store) -> None:
+    """`reachable(entries)` is what would stay if the other entries went (`system df`'s count of what an
+    image keeps): the blobs below those entries, not all of index.json's."""
+    layout = store.layout
+    first, second = _write_manifest(layout, b"first"), _write_manifest(layout, b"second")
+    layout.set_ref("docker.io/library/first:1", first)
+    layout.set_ref("docker.io/library/second:1", second)
+    below_first, below_second = ({d.digest, *(blob.digest for blob in layout.image_at(d).blobs())} for d in (first, second))
+    assert layout.reachable([first]) == below_first
+    assert layout.reachable([second]) == below_second
+    assert layout.reachable() == below_first | below_second
+
+
 def test_diff_ids_are_those_of_every_manifest_index_json_reaches(store: Store) -> None:
     """What extracted layers prune keeps: every platform of an index, nested indexes, plain manifests;
     a manifest whose config is gone keeps nothing (it cannot be run), and says so nowhere else."""

@@ -1,0 +1,84 @@
+"""The pytest plugin of `make mutation` (not a test, not loaded by the suite): `-p tests.mutation_plugin` in
+[tool.mutmut]'s pytest_add_cli_args, so it runs in mutmut's pytest sessions only. It owns two things.
+
+- A test selection per module. mutmut maps each mutated function to every selected test that reaches it,
+  however deep, and a surviving mutant runs them all: `layout.write_blob` and every `registry/transport`
+  function were mapped to the registry suites (a real registry per flavour, fault proxies, servers that
+  sleep), 10 to 40 s a survivor. While mutmut collects the map (MUTANT_UNDER_TEST=stats), a function of
+  module M keeps only the tests of SELECTION[M]: the files that hold M's rules. A module without an
+  entry keeps every selected test. The slowest of those tests count only for the functions whose rule
+  they hold (NARROW): everywhere else faster tests run the same paths.
+- Each mutant's pytest process in a process group of its own, so a mutant that signals its group (a fork
+  mutated into the caller's part, `os.kill(0, SIGKILL)`) ends that mutant, not mutmut and `make`.
+
+Imports: pytest, mutmut, tests.mutation_report; nothing of imagekit.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from mutmut.mutation.trampoline import get_mutant_under_test
+from mutmut.state import state
+
+from tests.mutation_report import module_of
+
+_UNPACK = ("tests/layers/unpack/test_apply.py", "tests/layers/unpack/test_hostile.py", "tests/layers/unpack/test_unpack.py",
+           "tests/layers/unpack/test_rootfs.py", "tests/layers/unpack/test_tarread.py")
+
+#: Module (or package) -> the test files that hold its rules; the longest matching name wins.
+SELECTION: dict[str, tuple[str, ...]] = {
+    "imagekit.digest": ("tests/test_digest.py", "tests/store/test_store.py", "tests/registry/test_client.py"),
+    "imagekit.fsutil": ("tests/test_fsutil.py", "tests/store/test_store.py"),
+    "imagekit.layout": ("tests/store/test_store.py", "tests/test_fsutil.py"),
+    "imagekit.layers": _UNPACK,
+    "imagekit.registry.transport": ("tests/registry/test_transport_auth.py", "tests/registry/test_redirects.py",
+                                    "tests/registry/test_dockerhub_replay.py", "tests/registry/test_tls.py"),
+    "imagekit.registry.client": ("tests/registry/test_client.py", "tests/registry/test_upload_cancel.py",
+                                 "tests/registry/test_tls.py", "tests/registry/test_dockerhub_replay.py"),
+    "imagekit.sandbox": ("tests/sandbox/",),
+}
+
+
+_TRANSPORT = "imagekit.registry.transport.xǁTransportǁ"
+
+#: Test -> the only functions it counts for. The rule each holds, and what it costs every other survivor:
+NARROW: dict[str, tuple[str, ...]] = {
+    # a token is fetched again once its expires_in ran out (sleeps 0.5 s)
+    "tests/registry/test_transport_auth.py::test_expired_token_is_refreshed": (f"{_TRANSPORT}_token", f"{_TRANSPORT}_authorization"),
+    # threads sharing a transport make one ping and fetch one token (twelve downloads, 0.25 s)
+    "tests/registry/test_transport_auth.py::test_one_transport_shared_by_threads_fetches_one_token": (
+        f"{_TRANSPORT}_token", f"{_TRANSPORT}_authorization", f"{_TRANSPORT}ping"),
+}
+
+
+def files_for(module: str) -> tuple[str, ...] | None:
+    """SELECTION's files for `module` (`imagekit.layers.apply` falls back to `imagekit.layers`), None: all tests."""
+    while module:
+        if module in SELECTION:
+            return SELECTION[module]
+        module = module.rpartition(".")[0]
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Before mutmut files this test's hits under the functions it reached: drop those it does not hold."""
+    if get_mutant_under_test() != "stats":
+        return
+    nodeid = item.nodeid.removeprefix("mutants/")
+    path = nodeid.split("::")[0]
+    hits = state()._stats
+    if nodeid in NARROW:
+        hits.intersection_update(NARROW[nodeid])
+    for function in list(hits):
+        files = files_for(module_of(function))
+        if files is not None and not path.startswith(files):
+            hits.discard(function)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A mutant's session (MUTANT_UNDER_TEST names a mutant) leads a process group of its own."""
+    if "__mutmut_" in get_mutant_under_test():
+        os.setpgid(0, 0)

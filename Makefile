@@ -63,7 +63,7 @@ mutation: apt-test $(VENV)/.mutation
 	@tmp="/tmp/imagekit-mutation-$$$$-$$(date +%s)"; mkdir -m 700 "$$tmp"; status=0; \
 	for module in $(MUTATION_MODULES); do \
 		start=$$(date +%s); \
-		TMPDIR="$$tmp" PYTHONPATH=$(abspath mutants) $(BIN)/mutmut run --max-children $(MUTATION_CHILDREN) "$$module.*" > "$$tmp/$$module.log" 2>&1 || \
+		TMPDIR="$$tmp" PYTHONPATH=$(abspath mutants) tests/mutation_jail.sh $(BIN)/mutmut run --max-children $(MUTATION_CHILDREN) "$$module.*" > "$$tmp/$$module.log" 2>&1 || \
 			{ status=1; tail -5 "$$tmp/$$module.log"; }; \
 		echo "$$module: $$(( $$(date +%s) - start )) s"; \
 	done; \

@@ -123,6 +123,17 @@ def test_new_temp_files_and_directories_are_private_and_new(tmp_path: Path) -> N
     assert len(made) == 40
 
 
+def test_a_temp_name_already_taken_is_never_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """O_EXCL: a name that exists (a symlink someone planted, a directory) is passed over, never opened or followed."""
+    names = iter([b"\x00" * 6, b"\x01" * 6, b"\x00" * 6, b"\x02" * 6])
+    monkeypatch.setattr(os, "urandom", lambda size: next(names))
+    (tmp_path / "p.000000000000").symlink_to(tmp_path / "target")
+    fd, path = new_temp_file(tmp_path, "p.")
+    os.close(fd)
+    assert path == str(tmp_path / "p.010101010101") and not (tmp_path / "target").exists()
+    assert new_temp_dir(tmp_path, "p.") == str(tmp_path / "p.020202020202")  # p.000000000000 is taken
+
+
 def test_locked_excludes_as_flock_does(tmp_path: Path) -> None:
     lock = tmp_path / "x.lock"
     with locked(lock):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import signal
+import struct
+import termios
+import threading
 from pathlib import Path
 
 import pytest
@@ -147,3 +151,21 @@ def test_tty_setup_failure_is_a_one_line_sandbox_error(box: Box, tmp_path: Path)
     broken = box.spec("true", tty=True, rootfs=box.rootfs.__class__(lowers=(str(tmp_path / "missing"),), upper=box.rootfs.upper, work=box.rootfs.work))
     with pytest.raises(SandboxError, match="missing"):
         run(broken)
+
+
+def test_a_tty_run_off_the_main_thread_takes_the_terminals_size(box: Box) -> None:
+    """Only the main thread may handle SIGWINCH: from another thread the pty still gets the caller's window size,
+    once, and the run does not fail for the handler it cannot install."""
+    master, slave = os.openpty()
+    try:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
+        out = io.BytesIO()
+        results: list[object] = []
+        worker = threading.Thread(target=lambda: results.append(run(box.spec("stty size", tty=True), stdout=out, size_from=slave)))
+        worker.start()
+        worker.join(60)
+        assert [getattr(result, "status", result) for result in results] == [0]
+        assert out.getvalue().split(b"\r\n")[0] == b"33 111"
+    finally:
+        os.close(master)
+        os.close(slave)

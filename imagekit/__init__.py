@@ -7,11 +7,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
 if TYPE_CHECKING:
+    from typing import Any
     from imagekit.builder.build import BuiltImage
     from imagekit.runtime.handle import ContainerHandle
+
 
 __version__ = "0.1.0.dev0"
 

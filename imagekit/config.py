@@ -23,11 +23,14 @@ import posixpath
 import re
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any
 
 from imagekit.errors import InvalidConfigEdit, InvalidManifest
 from imagekit.oci import canonical_json, json_field, json_string_map, json_strings
 from imagekit.values import field, replace, value
+
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
+if TYPE_CHECKING:
+    from typing import Any
 
 #: The shell of shell-form CMD, ENTRYPOINT and RUN on Linux when no SHELL is set.
 DEFAULT_SHELL = ("/bin/sh", "-c")

@@ -14,10 +14,13 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from typing import Any, BinaryIO
 
 from imagekit.errors import BadDigest, DigestMismatch
 from imagekit.values import value
+
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 #: Registered algorithms and the exact hex length of their encoded part (image-spec descriptor.md).
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}

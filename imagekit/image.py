@@ -11,21 +11,23 @@ Imports: stdlib, imagekit.errors, imagekit.digest, imagekit.oci.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any, BinaryIO, Protocol
 
 from imagekit.digest import Digest, VerifyingReader
 from imagekit.errors import BadDigest, LayerError
 from imagekit.oci import Descriptor, Manifest, load_json
 from imagekit.values import value
 
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Protocol
 
-class BlobSource(Protocol):
-    """Where an Image's blobs live: a store on disk, or a repository in a registry."""
+    class BlobSource(Protocol):
+        """Where an Image's blobs live: a store on disk, or a repository in a registry."""
 
-    def open_blob(self, descriptor: Descriptor) -> BinaryIO:
-        """Opens the blob's raw bytes; the caller closes it. Need not verify: callers wrap it in
-        a VerifyingReader (see Image.open_verified)."""
-        ...
+        def open_blob(self, descriptor: Descriptor) -> BinaryIO:
+            """Opens the blob's raw bytes; the caller closes it. Need not verify: callers wrap it in
+            a VerifyingReader (see Image.open_verified)."""
+            ...
 
 
 @value

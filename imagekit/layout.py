@@ -25,7 +25,6 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import BinaryIO
 
 from imagekit.digest import CHUNK, Digest, Hasher
 from imagekit.errors import BlobNotFound, DigestMismatch, ImageNotFound, ImagekitError, StoreError
@@ -42,6 +41,10 @@ from imagekit.oci import (
     canonical_json,
 )
 from imagekit.values import replace, value
+
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 LAYOUT_FILE = "oci-layout"
 GC_LOCK = "gc.lock"

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
 if TYPE_CHECKING:
     import logging
+
 
 _pending: Callable[[], None] | None = None
 

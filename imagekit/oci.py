@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import json
 from types import MappingProxyType
-from typing import Any, Mapping
 
 from imagekit.digest import Digest
 from imagekit.errors import BadDigest, InvalidManifest
 from imagekit.values import field, value
+
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
+if TYPE_CHECKING:
+    from typing import Any, Mapping
 
 # --- media types (image-spec media-types.md, Docker image manifest v2 schema 2) -------------------------
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -22,9 +22,12 @@ library (tests/test_dependencies.py: EVERYWHERE).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 
 class _Missing:

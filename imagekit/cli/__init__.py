@@ -15,11 +15,14 @@ import gc
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 from imagekit import log
 from imagekit.cli.optionspec import OptionSpec
 from imagekit.errors import ImagekitError
+
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 class Context:

@@ -15,10 +15,13 @@ import os
 import stat
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 from imagekit.cli import GLOBAL_OPTIONS, aborted, start
 from imagekit.cli.optionspec import OptionSpec
+
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 #: click's shell completion runs when this is set (click.Command.main's complete_var for prog_name imagekit).
 COMPLETE_VAR = "_IMAGEKIT_COMPLETE"

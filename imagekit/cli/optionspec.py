@@ -7,13 +7,16 @@ of its options to start without importing click. Imports nothing: a table must c
 
 from __future__ import annotations
 
-from typing import Literal
 
 from imagekit.values import value
 
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
+if TYPE_CHECKING:
+    from typing import Literal, TypeAlias
+
 #: How a value is converted: str as given, int, dir (a path that must not be a file; click.Path(file_okay=False)),
 #: existing-dir (must exist), bool (an optional true/false value: `--tls-verify`, `--tls-verify=false`).
-ValueType = Literal["str", "int", "dir", "existing-dir", "bool"]
+ValueType: TypeAlias = 'Literal["str", "int", "dir", "existing-dir", "bool"]'
 
 
 @value

@@ -19,15 +19,17 @@ import termios
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from tty import setraw
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from imagekit.cli import Context, echo, report_error
 from imagekit.cli.optionspec import OptionSpec
 from imagekit.errors import ContainerError, ImageNotFound, ImagekitError
 from imagekit.runtime.options import RunOptions, default_network, discarded_ports, parse_cpus, parse_env, parse_env_file, parse_mount, parse_size, parse_tmpfs, parse_volume
 
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
 if TYPE_CHECKING:
+    from typing import Any, NoReturn
     from imagekit.runtime.ports import PortSpec
+
 
 #: docker's status for a failure of the runtime itself (not of the container's command).
 RUN_FAILED = 125

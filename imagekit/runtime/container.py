@@ -23,7 +23,6 @@ import signal
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from imagekit import sandbox
 from imagekit import values
@@ -38,8 +37,11 @@ from imagekit.sandbox import Mount, Rootfs, Spec, cgroups
 from imagekit.snapshots import Snapshots
 from imagekit.store import Store
 
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
 if TYPE_CHECKING:
+    from typing import Any
     from imagekit.runtime import network, ports
+
 
 #: a network namespace (a path) the bridge, its NAT rules and proxies live in instead of the host's: tests set it so
 #: the machine's own network is never touched; unset in production.

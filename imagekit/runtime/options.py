@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, Literal
 
 from imagekit.errors import ContainerError
 from imagekit.values import field, value
 
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
 if TYPE_CHECKING:
+    from typing import Literal
     from imagekit.runtime.ports import PortSpec
+
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([bkmgt]?)b?", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}

@@ -19,7 +19,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
 
 from imagekit import values
 from imagekit.errors import ContainerError, ContainerNotFound
@@ -27,6 +26,10 @@ from imagekit.fsutil import atomic_write, locked
 from imagekit.layers.rootfs import remove_path
 from imagekit.store import Store
 from imagekit.values import field, value
+
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
+if TYPE_CHECKING:
+    from typing import Any
 
 _ID = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")

@@ -16,7 +16,6 @@ import os
 import stat
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
 
 from imagekit.errors import VolumeError, VolumeNotFound
 from imagekit.fsutil import atomic_write
@@ -25,6 +24,10 @@ from imagekit.runtime.options import VOLUME_NAME, volume_name
 from imagekit.runtime.state import now
 from imagekit.store import Store
 from imagekit.values import value
+
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @value

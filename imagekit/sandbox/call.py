@@ -20,13 +20,16 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
 
 from imagekit.errors import ImagekitError, SandboxError
 from imagekit.sandbox import linux, mounts, process
 from imagekit.sandbox.spec import Rootfs
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
+if TYPE_CHECKING:
+    from typing import Any, NoReturn, TypeVar
+
+    T = TypeVar("T")
 
 
 def call(rootfs: Rootfs, fn: Callable[..., T], *args: Any) -> T:

@@ -26,12 +26,18 @@ import os
 import select
 import signal
 import struct
-from typing import NoReturn, Optional
 
 from imagekit.errors import SandboxError
 from imagekit.sandbox import console as terminal
 from imagekit.sandbox import cgroups, linux, mounts
 from imagekit.sandbox.spec import Spec
+
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
+if TYPE_CHECKING:
+    from typing import NoReturn, Optional
+
+    #: With Spec.tty: the socket the pty's master goes back on and the window size to give it (console.allocate's arguments).
+    Console = Optional[tuple[int, Optional[bytes]]]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Exit status of the sandbox's own set-up failure (the parent raises SandboxError instead of reporting it).
@@ -39,8 +45,6 @@ SETUP_FAILED = 125
 
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 _IFREQ = "16sH14x"
-#: With Spec.tty: the socket the pty's master goes back on and the window size to give it (console.allocate's arguments).
-Console = Optional[tuple[int, Optional[bytes]]]
 
 
 def send(report: int, **message: object) -> None:

@@ -30,13 +30,18 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, nullcontext, suppress
-from typing import NoReturn
 
 from imagekit.errors import SandboxError
 from imagekit.sandbox import cgroups, console, linux, process
-from imagekit.sandbox.streams import Stream, stream
+from imagekit.sandbox.streams import stream
 from imagekit.sandbox.spec import Result, Spec
 from imagekit.values import value
+
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+    from imagekit.sandbox.streams import Stream
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _MAX_FD = 0x7FFFFFFF

@@ -16,16 +16,19 @@ Imports: stdlib only.
 
 from __future__ import annotations
 
-from typing import Literal
 
 from imagekit.values import field, value
+
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
+if TYPE_CHECKING:
+    from typing import Literal, TypeAlias
 
 #: podman's default capabilities (Docker's without MKNOD, NET_RAW and AUDIT_WRITE): with no device
 #: cgroup here, MKNOD would let root in a RUN step make and open the host's disks.
 DEFAULT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT")
 
-Isolation = Literal["namespaces", "rootless", "chroot", "none"]
-Network = Literal["host", "none"]
+Isolation: TypeAlias = 'Literal["namespaces", "rootless", "chroot", "none"]'
+Network: TypeAlias = 'Literal["host", "none"]'
 
 
 @value

@@ -15,10 +15,13 @@ import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import IO, Any, Union
 
-#: What may stand for a standard stream (see the module docstring).
-Stream = Union[None, int, IO[Any], Any]
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
+if TYPE_CHECKING:
+    from typing import IO, Any, Union
+
+    #: What may stand for a standard stream (see the module docstring).
+    Stream = Union[None, int, IO[Any], Any]
 
 
 @contextmanager

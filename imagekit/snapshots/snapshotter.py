@@ -33,7 +33,6 @@ import stat
 from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from imagekit.digest import Digest
 from imagekit.errors import ImagekitError, LayerError, SnapshotError
@@ -47,9 +46,11 @@ from imagekit.snapshots.overlay import overlay_works
 from imagekit.store import Store
 from imagekit.values import value
 
+TYPE_CHECKING = False  # typing's import is a run's start-up cost; its names are for the type checker
 if TYPE_CHECKING:
     from imagekit.layers.apply import Limits
     from imagekit.layers.tarformat import Member
+
 
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _libc = ctypes.CDLL(None, use_errno=True)

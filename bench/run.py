@@ -4,7 +4,9 @@ image (issue 10's target: at most 2x runc, i.e. RATIO >= 0.50) and against `podm
 start-up (Python, click, the runtime's imports), the container's snapshot, cgroup and record, and its
 removal; runc's bundle is unpacked once, as `runc run` assumes; podman has the image in a store of its own
 under the bench's directory (pulled from imagekit's OCI layout, never from a registry) and needs the ulimits
-MACHINE-NOTES.md names. Interleaved, median of 20. imagekit is timed as a user installs it (`pip install` of this
+MACHINE-NOTES.md names. Interleaved, median of 20, each sample after a sync: what the previous contender left
+dirty (podman's store, imagekit's upper dir and records) is written out before the next one starts, so no contender's
+fsyncs wait for another's writeback. imagekit is timed as a user installs it (`pip install` of this
 tree into a virtualenv of its own, as a wheel: the ratios are this one's) and as this repository's editable
 development install, whose import finder (setuptools' __editable__ hook, imported at every start) costs more. Every contender gets an empty network namespace
 (`--network none`, as runc's bundle): the bench never touches the host's network, which the default bridge
@@ -82,7 +84,7 @@ def main() -> None:
             contenders["podman"] = lambda: subprocess.run(
                 [*podman, "run", "--rm", "--pull", "never", "--runtime", "runc", "--ulimit", "nofile=1024:1024",
                  "--ulimit", "nproc=4096:4096", "--network", "none", image_id, "true"], check=True)
-        times = time_interleaved(contenders, rounds=20)
+        times = time_interleaved(contenders, rounds=20, before=os.sync)
         ratio("imagekit run --rm busybox true (median of 20)", times["imagekit"], times["runc"], "runc run", "ratio >= 0.50 (at most 2x runc)")
         ratio("the same, editable development install", times["imagekit-editable"], times["runc"], "runc run", "")
         if podman:

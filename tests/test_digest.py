@@ -43,6 +43,8 @@ def test_hasher_counts_and_hashes() -> None:
         hasher.update(part)
     assert hasher.size == 6
     assert hasher.digest().hex == hashlib.sha256(b"abcdef").hexdigest()
+    with pytest.raises(BadDigest, match="unsupported digest algorithm 'md5'"):
+        Hasher("md5")
 
 
 def test_of_stream_returns_digest_and_size() -> None:
@@ -113,3 +115,32 @@ def test_of_bytes_past_the_small_size_uses_the_stream_hash_and_agrees() -> None:
     assert len(data) > SMALL
     assert Digest.of_bytes(data).hex == hashlib.sha256(data).hexdigest()
     assert Digest.of_bytes(data[:SMALL]).hex == hashlib.sha256(data[:SMALL]).hexdigest()
+
+
+def test_verifying_reader_read_none_reads_to_the_end_and_checks_it() -> None:
+    """read(None) is io's "everything" as read(-1) is: the whole rest, and the end's digest check with it."""
+    data = b"n" * 100
+    reader = VerifyingReader(io.BytesIO(data), Digest.of_bytes(data), len(data))
+    assert reader.read(None) == data and reader.verified  # type: ignore[arg-type]
+    wrong = VerifyingReader(io.BytesIO(data), Digest.of_bytes(b"other"))
+    with pytest.raises(DigestMismatch):
+        wrong.read(None)  # type: ignore[arg-type]
+
+
+def test_a_mismatch_names_the_blob_what_was_promised_and_what_came() -> None:
+    """The one line a user gets: which blob (by its digest unless the caller names it), the expected digest or
+    size, and the actual one."""
+    good, bad = b"good", b"evil"
+    expected, actual = Digest.of_bytes(good), Digest.of_bytes(bad)
+    with pytest.raises(DigestMismatch) as caught:
+        VerifyingReader(io.BytesIO(bad), expected).read()
+    assert str(caught.value) == f"blob {expected}: expected {expected}, got {actual}"
+    with pytest.raises(DigestMismatch) as caught:
+        VerifyingReader(io.BytesIO(bad), expected, what="config").read()
+    assert str(caught.value) == f"config: expected {expected}, got {actual}"
+    with pytest.raises(DigestMismatch) as caught:
+        VerifyingReader(io.BytesIO(b"goo"), expected, 4).read()
+    assert str(caught.value) == f"blob {expected} size: expected 4, got 3"
+    with pytest.raises(DigestMismatch) as caught:
+        VerifyingReader(io.BytesIO(b"good!"), expected, 4).read(5)
+    assert str(caught.value) == f"blob {expected} size: expected 4, got more than 4 bytes"

@@ -155,3 +155,23 @@ def test_fsync_dir_needs_a_directory(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     with pytest.raises(NotADirectoryError):
         fsync_dir(tmp_path / "f")
+
+
+def test_atomic_write_is_durable_unless_told_otherwise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """By default the temp file's data is fsynced before the rename and the directory after it (what survives a
+    power cut: a rename is durable only with its directory); durable=False skips both. os.fsync still runs: the
+    spy only records which descriptors it was given."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    target = tmp_path / "state.json"
+    atomic_write(target, b"one")
+    assert len(synced) == 2 and synced[0].startswith(str(tmp_path / ".state.json.")) and synced[1] == str(tmp_path)
+    synced.clear()
+    atomic_write(target, b"two", durable=False)
+    assert synced == [] and target.read_bytes() == b"two"

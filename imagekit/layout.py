@@ -185,7 +185,7 @@ class Layout:
             while chunk := stream.read(CHUNK):
                 writer.write(chunk)
                 if size is not None and writer.hasher.size > size:
-                    raise DigestMismatch(f"blob {expected or ''} size".strip(), str(size), f"more than {size} bytes")
+                    raise DigestMismatch(f"blob {expected} size" if expected else "blob size", str(size), f"more than {size} bytes")
             digest = writer.hasher.digest()
             if size is not None and writer.hasher.size != size:
                 raise DigestMismatch(f"blob {expected or digest} size", str(size), str(writer.hasher.size))

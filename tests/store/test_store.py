@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from imagekit import platforms
-from imagekit.digest import Digest
+from imagekit.digest import CHUNK, Digest
 from imagekit.errors import BadReference, DigestMismatch, ImageConflict, ImageNotFound, StoreError
 from imagekit.importer import import_tarball
 from imagekit.layout import Layout
@@ -368,3 +368,66 @@ def test_write_blob_without_an_expected_digest_stores_it_under_its_sha256(store:
     digest, size = store.layout.write_blob(io.BytesIO(b"built here"))
     assert (digest, size) == (Digest.of_bytes(b"built here"), 10) and digest.algorithm == "sha256"
     assert store.layout.read_blob(digest) == b"built here"
+
+
+def test_write_blob_and_read_blob_hash_with_the_digests_own_algorithm(store: Store) -> None:
+    """A sha512 descriptor is verified with sha512 on the way in and when read back, and stored under blobs/sha512."""
+    data = b"sha512 content"
+    expected = Digest.of_bytes(data, "sha512")
+    assert store.layout.write_blob(io.BytesIO(data), expected, len(data)) == (expected, len(data))
+    assert store.layout.blob_path(expected) == store.layout.root / "blobs" / "sha512" / expected.encoded
+    assert store.layout.read_blob(expected) == data
+
+
+def test_write_blob_stops_reading_a_stream_longer_than_promised_within_a_chunk(store: Store) -> None:
+    """The size cap holds while the stream is read, not after: a source that sends more than the descriptor's size
+    is read at most one chunk past it (an endless one would otherwise fill the memory or the disk)."""
+    source = io.BytesIO(b"x" * (4 * CHUNK))
+    with pytest.raises(DigestMismatch, match="more than 10 bytes"):
+        store.layout.write_blob(source, Digest.of_bytes(b"x" * 10), 10)
+    assert source.tell() <= CHUNK
+    assert list(store.layout.tmp_dir.iterdir()) == []
+
+
+def test_write_blob_mismatches_name_the_blob_the_promise_and_what_came(store: Store) -> None:
+    """The one line a user gets for each refusal: the blob (its expected digest, or the digest of what came when
+    none was expected), what was promised and what arrived."""
+    expected, evil = Digest.of_bytes(b"good!"), Digest.of_bytes(b"evil!")
+    refusals = [
+        ((b"evil!", expected, 5), f"blob {expected}: expected {expected}, got {evil}"),
+        ((b"good", expected, 5), f"blob {expected} size: expected 5, got 4"),
+        ((b"good!!", expected, 5), f"blob {expected} size: expected 5, got more than 5 bytes"),
+        ((b"good", None, 5), f"blob {Digest.of_bytes(b'good')} size: expected 5, got 4"),
+        ((b"good!!", None, 5), "blob size: expected 5, got more than 5 bytes"),
+    ]
+    for (content, digest, size), line in refusals:
+        with pytest.raises(DigestMismatch) as caught:
+            store.layout.write_blob(io.BytesIO(content), digest, size)
+        assert str(caught.value) == line
+
+
+def test_an_image_read_from_the_store_opens_its_layers_there(tmp_path: Path) -> None:
+    """Layout.image gives an Image whose blobs come from the layout (what a push or an unpack of a stored image
+    reads), with the descriptor it was stored under."""
+    from tests.layers.unpack.tars import file, layers_image, tar
+
+    image = layers_image(tar([file("a", b"x" * 100)]))
+    layout = Layout(tmp_path / "store")
+    layout.write_image(image, "docker.io/library/t:1")
+    stored = layout.image("docker.io/library/t:1")
+    assert stored.descriptor == image.descriptor
+    for descriptor in stored.layers:
+        with stored.open_verified(descriptor) as source, layout.open_blob(descriptor.digest) as blob:
+            assert source.read() == blob.read()
+
+
+def test_index_json_is_replaced_through_a_temp_file_in_tmp(tmp_path: Path) -> None:
+    """The store's own temp files live in tmp/ (which gc clears of a killed writer's debris), never beside
+    index.json, where a killed writer's half-written file would stay for good."""
+    from tests.test_fsutil import _created_in
+
+    layout = Layout(tmp_path / "store")
+    named = Descriptor(OCI_MANIFEST, layout.write_bytes(b"{}"), 2)
+    with _created_in(layout.root) as in_root, _created_in(layout.tmp_dir) as in_tmp:
+        layout.set_ref("a:1", named)
+    assert in_root == [] and [name.startswith(".index.json.") for name in in_tmp] == [True]

@@ -10,7 +10,7 @@ import tarfile
 import pytest
 
 from imagekit.errors import LayerError
-from imagekit.layers.tarread import Entry, TarReader, chunks
+from imagekit.layers.tarread import Entry, TarReader, chunks, show
 from tests.layers.unpack.tars import MTIME, E, directory, file, hardlink, symlink, tar, xattrs
 
 LONG = "d" * 60 + "/" + "e" * 90 + "/" + "f" * 99  # 251 bytes: a ustar prefix, a GNU long name or a PAX path
@@ -185,3 +185,16 @@ def test_old_and_unusual_headers() -> None:
 
 def _base256(value: int) -> bytes:
     return b"\x80" + value.to_bytes(7, "big")
+
+
+def test_chunks_are_at_most_the_size_asked() -> None:
+    """The reader holds a chunk at a time, never a whole (decompressed) layer: chunks() asks the stream for `size`."""
+    assert [len(c) for c in chunks(io.BytesIO(b"x" * 10), 4)] == [4, 4, 2]
+
+
+def test_names_in_messages_are_quoted_escaped_and_cut_in_the_middle() -> None:
+    """A hostile name's invalid UTF-8 becomes \\x escapes in the one-line error (never a UnicodeDecodeError), and a
+    name longer than the limit keeps its two ends."""
+    assert show(b"caf\xe9/\xff") == repr("caf\\xe9/\\xff")
+    assert show(b"a" * 10, 10) == repr("a" * 10)
+    assert show(b"a" * 7 + b"b" * 7, 10) == repr("aaaaa...bbbbb")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from imagekit.digest import CHUNK, Digest
 from imagekit.errors import LayerError
 from imagekit.layers.apply import PATH_MAX, ROOTLESS_XATTR, Budget, Limits, apply_layer, clean
 from imagekit.layers.rootfs import Root
@@ -213,8 +214,9 @@ def test_directory_modes_apply_after_children_even_when_unwritable(tmp_path: Pat
         ([directory("real"), symlink("p", "real")], [directory("p"), file("p/child")], stat.S_IFDIR),
         ([symlink("p", "/x")], [file("p", b"f")], stat.S_IFREG),
         ([fifo("p")], [hardlink("p", "q")], stat.S_IFREG),
+        ([file("p", b"file")], [fifo("p")], stat.S_IFIFO),
     ],
-    ids=["file-over-dir", "dir-over-file", "symlink-over-dir", "dir-over-symlink", "file-over-symlink", "hardlink-over-fifo"],
+    ids=["file-over-dir", "dir-over-file", "symlink-over-dir", "dir-over-symlink", "file-over-symlink", "hardlink-over-fifo", "fifo-over-file"],
 )
 def test_type_clashes_replace_as_docker_does(tmp_path: Path, lower: list[E], upper: list[E], kind: int, resolver: str) -> None:
     if any(e.linkname == "q" for e in upper):
@@ -340,6 +342,20 @@ def test_the_caps_admit_exactly_their_limit() -> None:
     budget = Budget(Limits(max_bytes=100, max_inodes=2))
     with pytest.raises(LayerError, match="^t: entry 'a': the image would unpack to more than 100 B"):
         budget.admit(b"a", 101, "t")
+
+
+def test_data_after_the_tar_end_counts_against_the_size_cap_to_the_byte(tmp_path: Path) -> None:
+    """What follows the end-of-archive blocks (padding; a hostile layer may send gigabytes) is read for the diff_id
+    and counted with the layer's bytes, chunk by chunk as it comes after the chunk the tar ended in: exactly the cap
+    passes, one byte more is refused."""
+    layer = tar([file("f", b"x" * 100)])
+    padded = layer + bytes(CHUNK)  # the first chunk holds the tar; len(layer) bytes come after it
+    diff_id = Digest.of_bytes(padded)
+    with Root(tmp_path) as root:
+        offset = apply_layer(io.BytesIO(padded), OCI_LAYER, root, diff_id=diff_id).bytes
+        apply_layer(io.BytesIO(padded), OCI_LAYER, root, budget=Budget(Limits(max_bytes=offset + len(layer))), diff_id=diff_id)
+        with pytest.raises(LayerError, match="^layer: more than .* of data after the end of the tar archive"):
+            apply_layer(io.BytesIO(padded), OCI_LAYER, root, budget=Budget(Limits(max_bytes=offset + len(layer) - 1)), diff_id=diff_id)
 
 
 def test_overlay_mode_drops_the_layers_own_overlay_xattrs_and_keeps_the_others(tmp_path: Path) -> None:

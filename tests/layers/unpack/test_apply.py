@@ -13,6 +13,7 @@ import pytest
 from imagekit.digest import CHUNK, Digest
 from imagekit.errors import LayerError
 from imagekit.layers.apply import PATH_MAX, ROOTLESS_XATTR, Budget, Limits, apply_layer, clean
+from imagekit.layers.overlayfs import overlay_xattr_prefix
 from imagekit.layers.rootfs import Root
 from imagekit.layers.unpack import unpack
 from imagekit.oci import OCI_LAYER
@@ -356,6 +357,34 @@ def test_data_after_the_tar_end_counts_against_the_size_cap_to_the_byte(tmp_path
         apply_layer(io.BytesIO(padded), OCI_LAYER, root, budget=Budget(Limits(max_bytes=offset + len(layer))), diff_id=diff_id)
         with pytest.raises(LayerError, match="^layer: more than .* of data after the end of the tar archive"):
             apply_layer(io.BytesIO(padded), OCI_LAYER, root, budget=Budget(Limits(max_bytes=offset + len(layer) - 1)), diff_id=diff_id)
+
+
+def _overlay(tmp_path: Path, name: str, *entries: E) -> Path:
+    """`entries` as one layer applied alone in overlay mode (as imagekit.snapshots extracts a layer) into
+    tmp_path/name."""
+    (tmp_path / name).mkdir()
+    with Root(tmp_path / name) as root:
+        apply_layer(io.BytesIO(tar(entries)), OCI_LAYER, root, whiteouts="overlay")
+    return tmp_path / name
+
+
+def test_overlay_mode_whiteouts_replace_this_layers_entries_and_nested_ones_become_opaque_directories(tmp_path: Path) -> None:
+    """A whiteout of something the same layer made replaces it (the removal goes through its directory's
+    descriptor); a path whited out in a subdirectory and then written below is a directory again, opaque, at
+    any depth."""
+    root = _overlay(tmp_path, "a", directory("d"), file("d/x"), file("d/.wh.x"), file("d/.wh.y"), file("d/y/sub/f", b"f"))
+    whiteout = os.lstat(root / "d/x")
+    assert stat.S_ISCHR(whiteout.st_mode) and whiteout.st_rdev == 0
+    assert os.getxattr(root / "d/y", overlay_xattr_prefix() + "opaque") == b"y"
+    assert (root / "d/y/sub/f").read_bytes() == b"f"
+    assert overlay_xattr_prefix() + "opaque" not in os.listxattr(root / "d/y/sub")
+
+
+def test_overlay_mode_hardlinks_reach_this_layers_files_but_not_what_it_whited_out(tmp_path: Path) -> None:
+    root = _overlay(tmp_path, "a", file("a", b"a"), hardlink("b", "a"))
+    assert os.lstat(root / "b").st_ino == os.lstat(root / "a").st_ino
+    with pytest.raises(LayerError, match=r"^layer: entry 'd': hardlink target 'c' does not exist \(it must come earlier in this layer"):
+        _overlay(tmp_path, "b", file("c"), file(".wh.c"), hardlink("d", "c"))
 
 
 def test_overlay_mode_drops_the_layers_own_overlay_xattrs_and_keeps_the_others(tmp_path: Path) -> None:

@@ -371,11 +371,15 @@ def _overlay(tmp_path: Path, name: str, *entries: E) -> Path:
 def test_overlay_mode_whiteouts_replace_this_layers_entries_and_nested_ones_become_opaque_directories(tmp_path: Path) -> None:
     """A whiteout of something the same layer made replaces it (the removal goes through its directory's
     descriptor); a path whited out in a subdirectory and then written below is a directory again, opaque, at
-    any depth."""
-    root = _overlay(tmp_path, "a", directory("d"), file("d/x"), file("d/.wh.x"), file("d/.wh.y"), file("d/y/sub/f", b"f"))
+    any depth, 0755 whatever the umask (as implicit parents are)."""
+    old = os.umask(0o077)
+    try:
+        root = _overlay(tmp_path, "a", directory("d"), file("d/x"), file("d/.wh.x"), file("d/.wh.y"), file("d/y/sub/f", b"f"))
+    finally:
+        os.umask(old)
     whiteout = os.lstat(root / "d/x")
     assert stat.S_ISCHR(whiteout.st_mode) and whiteout.st_rdev == 0
-    assert os.getxattr(root / "d/y", overlay_xattr_prefix() + "opaque") == b"y"
+    assert os.getxattr(root / "d/y", overlay_xattr_prefix() + "opaque") == b"y" and stat.S_IMODE(os.stat(root / "d/y").st_mode) == 0o755
     assert (root / "d/y/sub/f").read_bytes() == b"f"
     assert overlay_xattr_prefix() + "opaque" not in os.listxattr(root / "d/y/sub")
 

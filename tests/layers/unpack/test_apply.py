@@ -384,6 +384,17 @@ def test_overlay_mode_whiteouts_replace_this_layers_entries_and_nested_ones_beco
     assert overlay_xattr_prefix() + "opaque" not in os.listxattr(root / "d/y/sub")
 
 
+def test_overlay_mode_opaque_markers_and_directories_made_again_at_the_top(tmp_path: Path) -> None:
+    """`.wh..wh..opq` makes its directory opaque (made here if only a lower layer has it); a top-level path
+    whited out and then made again as a directory, or written below, is an opaque directory."""
+    root = _overlay(tmp_path, "a", file(".wh.e"), directory("e"), file("e/f"), file(".wh.t"), file("t/g"), file("p/.wh..wh..opq"))
+    opaque = overlay_xattr_prefix() + "opaque"
+    for name in ("e", "t", "p"):
+        assert stat.S_ISDIR(os.lstat(root / name).st_mode) and os.getxattr(root / name, opaque) == b"y", name
+    assert sorted(os.listdir(root)) == ["e", "p", "t"] and os.listdir(root / "p") == []
+    assert (root / "e/f").exists() and (root / "t/g").exists()
+
+
 def test_overlay_mode_hardlinks_reach_this_layers_files_but_not_what_it_whited_out(tmp_path: Path) -> None:
     root = _overlay(tmp_path, "a", file("a", b"a"), hardlink("b", "a"))
     assert os.lstat(root / "b").st_ino == os.lstat(root / "a").st_ino

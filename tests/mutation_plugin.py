@@ -33,7 +33,7 @@ SELECTION: dict[str, tuple[str, ...]] = {
     "imagekit.fsutil": ("tests/test_fsutil.py", "tests/store/test_store.py"),
     "imagekit.layout": ("tests/store/test_store.py", "tests/test_fsutil.py"),
     "imagekit.layers": _UNPACK,
-    "imagekit.registry.transport": ("tests/registry/test_transport_auth.py", "tests/registry/test_redirects.py",
+    "imagekit.registry.transport": ("tests/registry/test_transport_auth.py", "tests/registry/test_transport_failures.py", "tests/registry/test_redirects.py",
                                     "tests/registry/test_dockerhub_replay.py", "tests/registry/test_tls.py"),
     "imagekit.registry.client": ("tests/registry/test_client.py", "tests/registry/test_upload_cancel.py",
                                  "tests/registry/test_tls.py", "tests/registry/test_dockerhub_replay.py"),

@@ -42,6 +42,7 @@ SELECTION: dict[str, tuple[str, ...]] = {
 
 
 _TRANSPORT = "imagekit.registry.transport.xǁTransportǁ"
+_CLIENT = "imagekit.registry.client.xǁRepositoryǁ"
 
 #: Test -> the only functions it counts for. The rule each holds, and what it costs every other survivor:
 NARROW: dict[str, tuple[str, ...]] = {
@@ -50,6 +51,20 @@ NARROW: dict[str, tuple[str, ...]] = {
     # threads sharing a transport make one ping and fetch one token (twelve downloads, 0.25 s)
     "tests/registry/test_transport_auth.py::test_one_transport_shared_by_threads_fetches_one_token": (
         f"{_TRANSPORT}_token", f"{_TRANSPORT}_authorization", f"{_TRANSPORT}ping"),
+    # redirects keep or drop the method and body, ten are followed and eleven refused (a server of its own, 0.3 s)
+    "tests/registry/test_redirects.py::test_redirects_turn_a_post_or_put_into_a_get_without_body_or_query_and_stop_after_ten": (
+        f"{_TRANSPORT}_send", f"{_TRANSPORT}_request_once", f"{_TRANSPORT}request"),
+    # a registry that never answers times out (two read timeouts, 0.4 s)
+    "tests/registry/test_transport_failures.py::test_a_registry_that_never_answers_times_out_as_a_temporary_error": (
+        f"{_TRANSPORT}__init__", f"{_TRANSPORT}_send_raw", "imagekit.registry.transport.x__describe"),
+    # a body of exactly the cap is read whole, one byte more refused with the URL in the message (32 MiB served)
+    "tests/registry/test_transport_failures.py::test_a_body_of_exactly_the_cap_is_read_whole_and_one_byte_more_is_refused_naming_the_url": (
+        "imagekit.registry.transport.x__read_capped", "imagekit.registry.transport.x__read_up_to",
+        "imagekit.registry.transport.x_redact_url", f"{_TRANSPORT}_send_raw"),
+    # the digest a registry names for an uploaded blob is checked (three uploads, 0.15 s)
+    "tests/registry/test_client.py::test_a_registry_that_names_another_digest_for_an_uploaded_blob_is_a_mismatch": (f"{_CLIENT}upload_blob",),
+    # a gzip-encoded manifest is hashed decompressed (an image pushed first, 0.2 s)
+    "tests/registry/test_client.py::test_a_manifest_sent_gzip_compressed_is_read_and_hashed_decompressed": (f"{_CLIENT}get_manifest",),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import http.server
 import io
 import json
@@ -370,3 +371,24 @@ def test_a_tag_list_that_is_not_a_list_of_strings_is_refused(fault_proxy: FaultP
     fault_proxy.inject(Fault("replace", "/tags/list", status=200, headers={"Content-Type": "application/json"}, body=body))
     with pytest.raises(InvalidManifest, match="'tags' is not a list of strings"):
         repo_on(fault_proxy.host).tags()
+
+
+def test_a_registry_that_names_another_digest_for_an_uploaded_blob_is_a_mismatch(fault_proxy: FaultProxy) -> None:
+    """The registry checks the digest of a finished upload; when it then names another one, what it stored is not
+    what we sent, and the push must not go on as if it were."""
+    repo = repo_on(fault_proxy.host)
+    fault_proxy.inject(Fault("digest", r"/blobs/uploads/", method="PUT"))
+    wrong = "sha256:" + "0" * 64
+    with pytest.raises(DigestMismatch, match=f"^blob uploaded to {repo.name}: expected {Digest.of_bytes(b'blob')}, got {wrong}$"):
+        upload(repo, b"blob")
+    assert read_blob(repo, upload(repo, b"named right")) == b"named right"  # the header agrees: fine
+
+
+def test_a_manifest_sent_gzip_compressed_is_read_and_hashed_decompressed(fault_proxy: FaultProxy) -> None:
+    """Content-Encoding is the transfer's, not the manifest's: the digest is of the decompressed bytes."""
+    repo = repo_on(fault_proxy.host)
+    manifest, digest = push_manifest(repo, "v1")
+    headers = {"Content-Type": OCI_MANIFEST, "Content-Encoding": "gzip", "Docker-Content-Digest": str(digest)}
+    fault_proxy.inject(Fault("replace", r"/manifests/", status=200, times=2, headers=headers, body=gzip.compress(manifest)))
+    assert repo.get_manifest("v1").data == manifest
+    assert repo.get_manifest(str(digest)).digest == digest

@@ -1,0 +1,172 @@
+"""The transport against registries and token servers that fail, stall or answer oddly: a token server's 5xx
+and 429 are retried, a registry that never answers times out, ~/.netrc never supplies credentials, a body cut
+off is retried and one at the cap is read whole, rate-limit headers are read as far as they go.
+
+The servers are the stdlib's http.server on loopback, scripted per path, so each test decides exactly what a
+misbehaving registry sends; the one against Debian's docker-registry is test_transport_auth.py.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from imagekit.errors import AuthError, RegistryError
+from imagekit.registry.retry import NO_RETRY, RetryPolicy
+from imagekit.registry.transport import BODY_LIMIT, RateLimit, Transport
+from tests.registry.serving import serving
+
+TAGS = json.dumps({"name": "r", "tags": ["1"]}).encode()
+BEARER = {"WWW-Authenticate": 'Bearer realm="{root}/token",service="scripted"'}
+TOKEN = json.dumps({"token": "scripted-token"}).encode()
+
+
+def answer(status: int, body: bytes = b"", headers: dict[str, str] | None = None, *, cut: int | None = None) -> dict[str, object]:
+    """One scripted answer; `cut`: announce the whole body, send only that many bytes of it and hang up."""
+    return {"status": status, "body": body, "headers": headers or {}, "cut": cut}
+
+
+class Scripted:
+    """What a scripted server was asked: (path, Authorization header) per request, in order."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.seen: list[tuple[str, str | None]] = []
+
+    def asked(self, path: str) -> int:
+        return sum(1 for seen, _ in self.seen if seen == path)
+
+
+@contextmanager
+def scripted(script: dict[str, list[dict[str, object]]]) -> Iterator[Scripted]:
+    """A loopback server answering each path from its list of answers in turn (the last one repeats);
+    `{root}` in a header is the server's own http://host:port."""
+    answers = {path: list(items) for path, items in script.items()}
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            path = urlsplit(self.path).path
+            with lock:
+                record.seen.append((path, self.headers.get("Authorization")))
+                queue = answers[path]
+                now = queue.pop(0) if len(queue) > 1 else queue[0]
+            body: bytes = now["body"]  # type: ignore[assignment]
+            self.send_response(now["status"])  # type: ignore[arg-type]
+            for name, value in {**now["headers"], "Content-Length": str(len(body))}.items():  # type: ignore[dict-item]
+                self.send_header(name, value.replace("{root}", f"http://{record.host}"))
+            self.end_headers()
+            self.wfile.write(body if now["cut"] is None else body[: now["cut"]])  # type: ignore[misc]
+            self.close_connection = True
+
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as httpd:
+        record = Scripted(f"127.0.0.1:{httpd.server_address[1]}")
+        yield record
+
+
+def transport(host: str, waits: list[float], **kwargs: object) -> Transport:
+    """A plain-http transport (no TLS probe) whose retries wait nothing and are counted in `waits`."""
+    kwargs.setdefault("retry", RetryPolicy(attempts=3, base=0.0, sleep=waits.append))
+    return Transport(host, scheme="http", **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_token_server_answering_5xx_or_429_is_asked_again_and_one_that_keeps_failing_is_a_temporary_error() -> None:
+    waits: list[float] = []
+    script = {"/v2/": [answer(401, headers=BEARER)], "/token": [answer(500), answer(429, headers={"Retry-After": "0"}), answer(200, TOKEN)],
+              "/v2/r/tags/list": [answer(200, TAGS)]}
+    with scripted(script) as server:
+        assert transport(server.host, waits).request("GET", "/v2/r/tags/list", scopes=["repository:r:pull"]).content == TAGS
+    assert (server.asked("/token"), len(waits)) == (3, 2)
+    assert ("/v2/r/tags/list", "Bearer scripted-token") in server.seen
+
+    waits.clear()
+    with scripted({"/v2/": [answer(401, headers=BEARER)], "/token": [answer(503)]}) as server:
+        with pytest.raises(RegistryError) as caught:
+            transport(server.host, waits).request("GET", "/v2/r/tags/list", scopes=["repository:r:pull"], retry=NO_RETRY)
+    assert type(caught.value) is RegistryError and caught.value.temporary  # not a refusal: the server is down
+    assert (str(caught.value), server.asked("/token"), len(waits)) == ("GET /token: HTTP 503", 3, 2)
+
+
+def test_a_token_realm_that_is_not_http_is_refused() -> None:
+    with scripted({"/v2/": [answer(401, headers={"WWW-Authenticate": 'Bearer realm="ftp://127.0.0.1/token"'})]}) as server:
+        with pytest.raises(AuthError, match=r"^127\.0\.0\.1:\d+ sent a Bearer challenge without a usable realm$"):
+            transport(server.host, []).request("GET", "/v2/r/tags/list", scopes=["repository:r:pull"])
+
+
+def test_a_registry_that_never_answers_times_out_as_a_temporary_error() -> None:
+    """A listener that never accepts: the kernel completes the connection, nobody answers. The transport's read
+    timeout ends each attempt; the listener is closed after 3 s (the test's bound), so a transport without a
+    timeout fails on the reset instead of waiting for ever."""
+    waits: list[float] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        bound = threading.Timer(3, listener.close)
+        bound.start()
+        try:
+            slow = transport(f"127.0.0.1:{listener.getsockname()[1]}", waits, timeout=(2.0, 0.2), retry=RetryPolicy(attempts=2, base=0.0, sleep=waits.append))
+            with pytest.raises(RegistryError, match=r"^cannot reach 127\.0\.0\.1:\d+: timed out$") as caught:
+                slow.request("GET", "/v2/", retry=NO_RETRY)  # the ping's own retry is the one counted
+        finally:
+            bound.cancel()
+    assert caught.value.temporary and len(waits) == 1
+
+
+def test_netrc_credentials_reach_neither_the_token_server_nor_the_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """requests fills Authorization from ~/.netrc (or $NETRC) when nobody set one: an anonymous token fetch must
+    stay anonymous, whatever the user's netrc says about the host."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login netrc-user password netrc-password\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    script = {"/v2/": [answer(401, headers=BEARER)], "/token": [answer(200, TOKEN)], "/v2/r/tags/list": [answer(200, TAGS)]}
+    with scripted(script) as server:
+        transport(server.host, []).request("GET", "/v2/r/tags/list", scopes=["repository:r:pull"])
+    assert server.seen == [("/v2/", None), ("/token", None), ("/v2/r/tags/list", "Bearer scripted-token")]
+
+
+@pytest.mark.parametrize("first", ["cut off", "500", "502"])
+def test_a_body_cut_off_or_a_server_error_is_retried(first: str) -> None:
+    waits: list[float] = []
+    failing = answer(200, TAGS, cut=10) if first == "cut off" else answer(int(first))
+    with scripted({"/v2/": [answer(200)], "/v2/r/tags/list": [failing, answer(200, TAGS)]}) as server:
+        assert transport(server.host, waits).request("GET", "/v2/r/tags/list").content == TAGS
+    assert (server.asked("/v2/r/tags/list"), len(waits)) == (2, 1)
+
+
+def test_a_body_of_exactly_the_cap_is_read_whole_and_one_byte_more_is_refused_naming_the_url() -> None:
+    script = {"/v2/": [answer(200)], "/v2/r/tags/list": [answer(200, b"x" * BODY_LIMIT), answer(200, b"x" * (BODY_LIMIT + 1))]}
+    with scripted(script) as server:
+        client = transport(server.host, [])
+        assert len(client.request("GET", "/v2/r/tags/list").content) == BODY_LIMIT
+        with pytest.raises(RegistryError) as caught:
+            client.request("GET", "/v2/r/tags/list")
+    assert str(caught.value) == f"GET http://{server.host}/v2/r/tags/list: the response body is over the {BODY_LIMIT}-byte limit"
+
+
+def test_rate_limit_headers_without_a_window_or_half_there_and_the_allowance_only_on_a_429() -> None:
+    script = {
+        "/v2/": [answer(200, headers={"ratelimit-limit": "100", "ratelimit-remaining": "99"})],
+        "/v2/half/tags/list": [answer(404, headers={"ratelimit-limit": "5;w=60"})],
+        "/v2/limited/tags/list": [answer(429, headers={"ratelimit-limit": "5;w=60", "ratelimit-remaining": "0"})],
+    }
+    with scripted(script) as server:
+        client = transport(server.host, [], retry=RetryPolicy(attempts=1))
+        client.ping()
+        assert client.rate_limit == RateLimit(100, 99, None)
+        with pytest.raises(RegistryError) as missing:
+            client.request("GET", "/v2/half/tags/list")
+        assert client.rate_limit == RateLimit(100, 99, None)  # one header alone says nothing
+        with pytest.raises(RegistryError) as limited:
+            client.request("GET", "/v2/limited/tags/list")
+    assert str(missing.value) == "GET /v2/half/tags/list: HTTP 404"  # the allowance belongs to a 429 only
+    assert str(limited.value) == "GET /v2/limited/tags/list: HTTP 429 (0 of 5 pulls left per 60 s)"

@@ -218,7 +218,7 @@ class TarReader:
                 raise LayerError(f"{self._what}: malformed PAX header record at byte {pos}")
             end = pos + int(length)
             key, eq, value = data[space + 1 : end].partition(b"=")
-            if end > len(data) or data[end - 1 : end] != b"\n" or not eq:
+            if end > len(data) or data[end - 1 : end] != b"\n" or not eq or not key:  # no keyword: refused, as Go's archive/tar does
                 raise LayerError(f"{self._what}: malformed PAX header record at byte {pos}")
             records[key.decode("utf-8", "surrogateescape")] = value[:-1]
             pos = end

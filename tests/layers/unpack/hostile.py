@@ -200,6 +200,8 @@ CASES = [
     Case("pax-length-without-space", _pax_records(b"1" * 24 + b"\n"), error="malformed PAX"),
     Case("pax-record-unterminated", _pax_records(b"9 path=ab"), error="malformed PAX"),
     Case("pax-record-without-equals", _pax_records(b"9 pathab\n"), error="malformed PAX"),
+    Case("pax-record-without-keyword", _pax_records(b"4 =\n"), error="malformed PAX"),
+    Case("pax-record-without-keyword-with-value", _pax_records(b"7 =abc\n"), error="malformed PAX"),
     Case("pax-second-record-broken", _pax_records(b"9 path=a\nx9 uid=0\n"), error="malformed PAX header record at byte 9"),
     Case("pax-length-of-20-digits", _pax_records(b"0" * 18 + b"28 path=a\n"), error="malformed PAX"),
     Case("pax-key-not-utf8", _raw(pax_entry({b"SCHILY.xattr.user.\xff": b"v"}), header(b"x")), check=_inside("x")),

@@ -71,6 +71,8 @@ NARROW: dict[str, tuple[str, ...]] = {
         f"{_TRANSPORT_MODULE}_read_capped", f"{_TRANSPORT_MODULE}_read_up_to", f"{_TRANSPORT_MODULE}redact_url", f"{_TRANSPORT}_send_raw"),
     f"{_FAILURES}test_rate_limit_headers_without_a_window_or_half_there_and_the_allowance_only_on_a_429": (
         "imagekit.registry.transport.xǁRateLimitǁfrom_headers", f"{_TRANSPORT}_observe", f"{_TRANSPORT}_error"),
+    f"{_FAILURES}test_a_401_naming_a_malformed_scope_is_one_line_and_blanks_between_scopes_are_one_separator": (
+        f"{_TRANSPORT}_challenges_of", f"{_TRANSPORT_MODULE}_challenge_scopes"),
     # the digest a registry names for an uploaded blob is checked (three uploads, 0.15 s)
     "tests/registry/test_client.py::test_a_registry_that_names_another_digest_for_an_uploaded_blob_is_a_mismatch": (f"{_CLIENT}upload_blob",),
     # a gzip-encoded manifest is hashed decompressed (an image pushed first, 0.2 s)

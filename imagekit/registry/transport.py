@@ -55,7 +55,7 @@ from imagekit.errors import AuthError, RegistryError, TLSError
 from imagekit.log import logger
 from imagekit.registry import tls
 from imagekit.registry.auth import TokenCache, basic_authorization, read_token, token_request
-from imagekit.registry.challenges import Challenge, ChallengeSyntaxError, merge_scopes, parse_challenges
+from imagekit.registry.challenges import Challenge, merge_scopes, parse_challenges
 from imagekit.registry.credentials import Credentials
 from imagekit.registry.retry import NO_RETRY, RetryPolicy, parse_retry_after, retrying
 from imagekit.values import value
@@ -431,9 +431,11 @@ class Transport:
     def _challenges_of(self, response: requests.Response) -> tuple[Challenge, ...]:
         header = response.headers.get("WWW-Authenticate", "")
         try:
-            return parse_challenges(header)
-        except ChallengeSyntaxError as err:
+            challenges = parse_challenges(header)
+            merge_scopes(_challenge_scopes(challenges))  # the scopes a 401 names are asked for: checked here, once
+        except ValueError as err:  # ChallengeSyntaxError, or a scope that is not type:name:actions
             raise AuthError(f"{self.registry} sent a malformed WWW-Authenticate header: {err}", status=response.status_code) from None
+        return challenges
 
     # -- errors ----------------------------------------------------------------------------------
 
@@ -469,7 +471,7 @@ def _challenge_scopes(challenges: Sequence[Challenge]) -> list[str]:
     scopes: list[str] = []
     for challenge in challenges:
         if challenge.scheme == "bearer" and challenge.get("scope"):
-            scopes.extend(challenge.get("scope").split(" "))
+            scopes.extend(challenge.get("scope").split())  # space-separated (RFC 6750); a run of blanks is one
     return scopes
 
 

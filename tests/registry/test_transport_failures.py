@@ -170,3 +170,22 @@ def test_rate_limit_headers_without_a_window_or_half_there_and_the_allowance_onl
             client.request("GET", "/v2/limited/tags/list")
     assert str(missing.value) == "GET /v2/half/tags/list: HTTP 404"  # the allowance belongs to a 429 only
     assert str(limited.value) == "GET /v2/limited/tags/list: HTTP 429 (0 of 5 pulls left per 60 s)"
+
+
+def test_a_401_naming_a_malformed_scope_is_one_line_and_blanks_between_scopes_are_one_separator() -> None:
+    """The scopes a repository's 401 names are asked for next: one that is not type:name:actions is the registry's
+    malformed header (an AuthError naming it), never a ValueError from deep in the scope code; scopes apart by
+    two spaces are two scopes, as RFC 6750 means them."""
+    def guarded(scope: str) -> dict[str, object]:
+        return answer(401, headers={"WWW-Authenticate": f'Bearer realm="{{root}}/token",service="scripted",scope="{scope}"'})
+
+    script = {"/v2/": [answer(401, headers=BEARER)], "/token": [answer(200, TOKEN)], "/v2/r/tags/list": [guarded("garbage")]}
+    with scripted(script) as server:
+        with pytest.raises(AuthError, match=r"^127\.0\.0\.1:\d+ sent a malformed WWW-Authenticate header: invalid scope 'garbage'"):
+            transport(server.host, []).request("GET", "/v2/r/tags/list", scopes=["repository:r:pull"])
+
+    script = {"/v2/": [answer(401, headers=BEARER)], "/token": [answer(200, TOKEN)],
+              "/v2/r/tags/list": [guarded("repository:r:pull  repository:s:pull"), answer(200, TAGS)]}
+    with scripted(script) as server:
+        assert transport(server.host, []).request("GET", "/v2/r/tags/list", scopes=["repository:r:pull"]).content == TAGS
+    assert server.asked("/token") == 2 and server.asked("/v2/r/tags/list") == 2

@@ -9,6 +9,7 @@ misbehaving registry sends; the one against Debian's docker-registry is test_tra
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -189,3 +190,18 @@ def test_a_401_naming_a_malformed_scope_is_one_line_and_blanks_between_scopes_ar
     with scripted(script) as server:
         assert transport(server.host, []).request("GET", "/v2/r/tags/list", scopes=["repository:r:pull"]).content == TAGS
     assert server.asked("/token") == 2 and server.asked("/v2/r/tags/list") == 2
+
+
+@pytest.mark.parametrize(("answered", "error", "line"), [
+    (answer(404, b"{}", {"Content-Type": "application/json"}), RegistryError, r"GET /v2/r/manifests/1: HTTP 404"),
+    (answer(401), AuthError, r"GET /v2/r/manifests/1: HTTP 401 \(log in with `imagekit login 127\.0\.0\.1:\d+`\)"),
+    (answer(307, headers={"Location": "ftp://127.0.0.1/x"}), RegistryError, r"GET ftp://127\.0\.0\.1/x: .+"),
+], ids=["error-body-of-an-empty-object", "401-without-a-challenge", "redirect-to-ftp"])
+def test_a_registry_answering_oddly_is_one_line_never_a_traceback(answered: dict[str, object], error: type, line: str) -> None:
+    """What a hostile or broken registry may answer a manifest request with: an error body without `errors`, a 401
+    that names no challenge, a redirect to a scheme requests cannot fetch. Each is one line of the right class."""
+    with scripted({"/v2/": [answer(200)], "/v2/r/manifests/1": [answered]}) as server:
+        with pytest.raises(RegistryError) as caught:
+            transport(server.host, []).request("GET", "/v2/r/manifests/1", scopes=["repository:r:pull"], retry=NO_RETRY)
+    assert type(caught.value) is error and "\n" not in str(caught.value)
+    assert re.fullmatch(line, str(caught.value))

@@ -129,7 +129,24 @@ def test_chunked_upload_sends_content_range(open_registry: RegistryServer, fault
     assert [p["Content-Range"] for p in patches] == ["0-99999", "100000-199999", "200000-249999"]
     puts = [path for m, path, _ in fault_proxy.requests if m == "PUT"]
     assert len(puts) == 1 and f"digest={str(digest).replace(':', '%3A')}" in puts[0] and "_state=" in puts[0]
+    sent = [{name.lower(): value for name, value in h.items()} for m, _, h in fault_proxy.requests if m in ("PATCH", "PUT")]
+    assert [h.get("content-type") for h in sent] == ["application/octet-stream"] * 4  # the spec's type for chunks and the closing PUT
     assert read_blob(repo_on(open_registry.host, repo.name), digest) == data
+
+
+def test_what_nothing_asks_for_is_not_sent(fault_proxy: FaultProxy) -> None:
+    """A blob of exactly a chunk goes in one PUT (of octet-stream), a read from its start asks no Range (an empty
+    blob may be answered 416 for `bytes=0-`), and tags() without a page size sends no `n`."""
+    repo = repo_on(fault_proxy.host)
+    data = os.urandom(100_000)
+    digest = upload(repo, data, chunk_size=len(data))
+    assert read_blob(repo, digest) == data
+    push_manifest(repo, "v1")
+    assert repo.tags() == ["v1"]
+    blobs = [(m, {name.lower(): value for name, value in h.items()}) for m, path, h in fault_proxy.requests if "/blobs/" in path]
+    assert [(m, "range" in h) for m, h in blobs[:3]] == [("POST", False), ("PUT", False), ("GET", False)]
+    assert blobs[1][1].get("content-type") == "application/octet-stream"
+    assert [path for _, path, _ in fault_proxy.requests if "tags/list" in path] == [f"/v2/{repo.name}/tags/list"]
 
 
 def test_upload_with_wrong_digest_is_refused_by_the_registry(open_registry: RegistryServer) -> None:

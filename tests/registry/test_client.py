@@ -149,6 +149,28 @@ def test_what_nothing_asks_for_is_not_sent(fault_proxy: FaultProxy) -> None:
     assert [path for _, path, _ in fault_proxy.requests if "tags/list" in path] == [f"/v2/{repo.name}/tags/list"]
 
 
+def test_head_by_digest_without_a_digest_header_names_the_reference_and_the_bare_media_type(fault_proxy: FaultProxy) -> None:
+    """Docker-Content-Digest is optional when the reference is a digest; Content-Type's parameters are not the type."""
+    digest = Digest.of_bytes(b"{}")
+    fault_proxy.inject(Fault("replace", "/manifests/", method="HEAD", status=200, headers={"Content-Type": f"{OCI_MANIFEST}; charset=utf-8"}, body=b"{}"))
+    assert repo_on(fault_proxy.host).head_manifest(str(digest)) == Descriptor(OCI_MANIFEST, digest, 2)
+
+
+def test_sha512_references_and_the_other_success_statuses_of_a_push(fault_proxy: FaultProxy) -> None:
+    """A manifest by a sha512 digest is hashed with sha512, fetched and pushed; a registry may accept a manifest
+    with 200 or 202 and close an upload with 204, as the spec allows beside distribution's 201."""
+    repo = repo_on(fault_proxy.host)
+    body = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {}, "layers": []}).encode()
+    digest = Digest.of_bytes(body, "sha512")
+    fault_proxy.inject(Fault("replace", r"/manifests/sha512:", status=200, headers={"Content-Type": OCI_MANIFEST}, body=body))
+    assert repo.get_manifest(str(digest)).digest == digest
+    for status in (201, 200, 202):
+        fault_proxy.inject(Fault("replace", r"/manifests/", method="PUT", status=status, body=b" "))
+        assert repo.put_manifest(str(digest), body, OCI_MANIFEST) == Digest.of_bytes(body)
+    fault_proxy.inject(Fault("replace", r"/blobs/uploads/", method="PUT", status=204, body=b" "))
+    upload(repo, b"blob")
+
+
 def test_upload_with_wrong_digest_is_refused_by_the_registry(open_registry: RegistryServer) -> None:
     repo = repo_on(open_registry.host)
     with pytest.raises(RegistryError) as info:

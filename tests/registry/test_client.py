@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from imagekit.digest import Digest
+from imagekit.digest import CHUNK, Digest
 from imagekit.errors import DigestMismatch, InvalidManifest, RegistryError
 from imagekit.oci import (
     DOCKER_MANIFEST_LIST,
@@ -169,6 +169,15 @@ def test_sha512_references_and_the_other_success_statuses_of_a_push(fault_proxy:
         assert repo.put_manifest(str(digest), body, OCI_MANIFEST) == Digest.of_bytes(body)
     fault_proxy.inject(Fault("replace", r"/blobs/uploads/", method="PUT", status=204, body=b" "))
     upload(repo, b"blob")
+
+
+def test_a_body_whose_last_read_is_one_byte_is_sent_whole(open_registry: RegistryServer) -> None:
+    """UploadBody reads at most CHUNK at a time: a blob of CHUNK + 1 bytes ends with a read of one byte. (The short
+    read timeout ends a body sent short, which the registry would wait for, in seconds instead of a minute.)"""
+    repo = Repository(Transport(open_registry.host, timeout=(10, 5)), f"test/{uuid.uuid4().hex[:12]}")
+    data = os.urandom(CHUNK + 1)
+    digest = upload(repo, data)
+    assert repo.blob_size(digest) == len(data)
 
 
 def test_upload_with_wrong_digest_is_refused_by_the_registry(open_registry: RegistryServer) -> None:

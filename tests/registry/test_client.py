@@ -248,6 +248,19 @@ def test_tags_follow_link_pagination(fault_proxy: FaultProxy) -> None:
     assert [path for _, path, _ in fault_proxy.requests if "tags/list" in path] == [f"{base}?n=2", f"{base}?n=2&last=b", f"{base}?n=2&last=d"]
 
 
+def test_a_location_and_a_link_relative_to_the_request_path_are_resolved_against_it(fault_proxy: FaultProxy) -> None:
+    """RFC 3986 references without a leading slash (`<uuid>?_state=...`, `list?last=a`) are relative to the path
+    of the request that got them, not to the registry's root."""
+    repo = repo_on(fault_proxy.host)
+    relative = repo.start_upload().split("/blobs/uploads/", 1)[1]
+    fault_proxy.inject(Fault("replace", r"/blobs/uploads/$", method="POST", status=202, headers={"Location": relative}, body=b" "))
+    assert repo.blob_size(upload(repo, b"data")) == 4
+    first = Fault("replace", r"tags/list$", status=200, headers={"Link": '<list?last=a>; rel="next"'}, body=b'{"tags": ["a"]}')
+    second = Fault("replace", r"tags/list\?last=a$", status=200, body=b'{"tags": ["b"]}')
+    fault_proxy.inject(first, second)
+    assert repo.tags() == ["a", "b"]
+
+
 def test_tags_pagination_loop_is_an_error(fault_proxy: FaultProxy) -> None:
     repo = repo_on(fault_proxy.host)
     loop = f"/v2/{repo.name}/tags/list?last=a"

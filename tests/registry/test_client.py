@@ -9,6 +9,7 @@ import json
 import os
 import threading
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -29,6 +30,7 @@ from imagekit.oci import (
 )
 from imagekit.registry.client import MANIFEST_ACCEPT, Repository
 from imagekit.registry.transport import Transport
+from tests.registry.auth_servers import AuthRegistry
 from tests.registry.fault_proxy import Fault, FaultProxy
 from tests.registry.registry_server import RegistryServer
 from tests.registry.serving import serving
@@ -178,6 +180,36 @@ def test_a_body_whose_last_read_is_one_byte_is_sent_whole(open_registry: Registr
     data = os.urandom(CHUNK + 1)
     digest = upload(repo, data)
     assert repo.blob_size(digest) == len(data)
+
+
+def test_every_call_asks_its_token_for_its_scopes_up_front(token_registry: AuthRegistry) -> None:
+    """Each call on a transport of its own (no token cached) asks its first token for the scopes it needs: without
+    them it would go out with a token for nothing, get 401 and ask again with the challenge's scopes. (The DELETE
+    of an upload then asks again all the same: distribution's challenge for it names `delete` too.)"""
+    assert token_registry.token_server is not None
+    asked = token_registry.token_server.requests
+    name, source = (f"{token_registry.namespace}/{uuid.uuid4().hex[:12]}" for _ in range(2))
+    pull, push = f"repository:{name}:pull", f"repository:{name}:pull,push"
+    manifest, _ = push_manifest(Repository(token_registry.transport(), name), "v1")
+    blob = upload(Repository(token_registry.transport(), source), b"mounted")
+    sessions = [Repository(token_registry.transport(), name).start_upload() for _ in range(3)]  # for calls that need no POST
+    calls: list[tuple[Callable[[Repository], object], list[str]]] = [
+        (lambda repo: repo.get_manifest("v1"), [pull]),
+        (lambda repo: repo.head_manifest("v1"), [pull]),
+        (lambda repo: repo.blob_size(Digest.of_bytes(b"layer")), [pull]),  # push_manifest's layer
+        (lambda repo: repo.get_blob(Digest.of_bytes(b"layer")).close(), [pull]),
+        (lambda repo: repo.tags(), [pull]),
+        (lambda repo: repo.put_manifest("v2", manifest, OCI_MANIFEST), [push]),
+        (lambda repo: repo.start_upload(), [push]),
+        (lambda repo: repo.cancel_upload(sessions[0]), [push]),
+        (lambda repo: repo.mount_blob(blob, source), [push, f"repository:{source}:pull"]),
+        (lambda repo: repo.upload_blob(io.BytesIO(b"x" * 10), Digest.of_bytes(b"x" * 10), 10, location=sessions[1], chunk_size=4), [push]),  # PATCHes
+        (lambda repo: repo.upload_blob(io.BytesIO(b"y"), Digest.of_bytes(b"y"), 1, location=sessions[2]), [push]),  # one PUT
+    ]
+    for call, scopes in calls:
+        before = len(asked)
+        call(Repository(token_registry.transport(), name))
+        assert sorted(asked[before].scopes) == sorted(scopes)
 
 
 def test_upload_with_wrong_digest_is_refused_by_the_registry(open_registry: RegistryServer) -> None:

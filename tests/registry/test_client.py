@@ -372,6 +372,70 @@ def test_an_endless_manifest_is_cut_off_at_the_cap_while_it_streams() -> None:
         assert MAX_MANIFEST_BYTES < server.sent < 64 << 20
 
 
+class _BareRegistry(http.server.BaseHTTPRequestHandler):
+    """Answers that the fault proxy cannot give (it always adds Content-Type and Content-Length): a blob HEAD
+    without Content-Length, a manifest HEAD without Content-Type, a manifest GET announcing more than the cap
+    and sending nothing; `/moved/...` is answered 302 to `/there/...`; `server.seen` records method and path."""
+
+    server: _RecordingServer
+    DIGEST = str(Digest.of_bytes(b"{}"))
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_HEAD(self) -> None:
+        self.server.seen.append(("HEAD", self.path))
+        if self.path.startswith("/moved/"):
+            self.send_response(302)
+            self.send_header("Location", self.path.replace("/moved/", "/there/", 1))
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Docker-Content-Digest", self.DIGEST)
+        if "/manifests/" in self.path or self.path.startswith("/there/"):
+            self.send_header("Content-Length", "2")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        self.server.seen.append(("GET", self.path))
+        self.send_response(200)
+        if "/manifests/" in self.path:
+            self.send_header("Content-Type", OCI_MANIFEST)
+            self.send_header("Content-Length", str(MAX_MANIFEST_BYTES + 1))
+        else:
+            self.send_header("Content-Length", "2")
+        self.end_headers()
+        if "/manifests/" not in self.path:
+            self.wfile.write(b"{}")
+
+
+class _RecordingServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _BareRegistry)
+        self.seen: list[tuple[str, str]] = []
+
+
+def test_answers_without_content_length_or_content_type_and_a_head_redirected() -> None:
+    """A blob HEAD without Content-Length is a RegistryError, a manifest HEAD without Content-Type has no media
+    type, a manifest announced over the cap is refused before its body is read (which never comes), and a HEAD
+    redirected with 302 stays a HEAD (a GET would download the blob)."""
+    with serving(_RecordingServer()) as server:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        repo = repo_on(host)
+        digest = Digest.of_bytes(b"{}")
+        with pytest.raises(RegistryError, match="without a valid Content-Length"):
+            repo.blob_size(digest)
+        assert repo.head_manifest("v1") == Descriptor("", digest, 2)
+        with pytest.raises(InvalidManifest, match=f"is {MAX_MANIFEST_BYTES + 1} bytes"):
+            repo.get_manifest("v1")
+        moved = Repository(Transport(host, prefix="/moved"), "r")
+        assert moved.blob_size(digest) == 2
+        assert moved.head_manifest(str(digest)) == Descriptor("", digest, 2)
+        assert [entry for entry in server.seen if "/there/" in entry[1]] == [("HEAD", f"/there/v2/r/blobs/{digest}"), ("HEAD", f"/there/v2/r/manifests/{digest}")]
+
+
 def test_media_type_must_agree_with_content_type(open_registry: RegistryServer, fault_proxy: FaultProxy) -> None:
     repo = repo_on(fault_proxy.host)
     manifest, _ = push_manifest(repo, "v1")

@@ -9,10 +9,11 @@ import json
 import os
 import threading
 import uuid
+from collections.abc import Callable
 
 import pytest
 
-from imagekit.digest import Digest
+from imagekit.digest import CHUNK, Digest
 from imagekit.errors import DigestMismatch, InvalidManifest, RegistryError
 from imagekit.oci import (
     DOCKER_MANIFEST_LIST,
@@ -29,6 +30,7 @@ from imagekit.oci import (
 )
 from imagekit.registry.client import MANIFEST_ACCEPT, Repository
 from imagekit.registry.transport import Transport
+from tests.registry.auth_servers import AuthRegistry
 from tests.registry.fault_proxy import Fault, FaultProxy
 from tests.registry.registry_server import RegistryServer
 from tests.registry.serving import serving
@@ -129,7 +131,85 @@ def test_chunked_upload_sends_content_range(open_registry: RegistryServer, fault
     assert [p["Content-Range"] for p in patches] == ["0-99999", "100000-199999", "200000-249999"]
     puts = [path for m, path, _ in fault_proxy.requests if m == "PUT"]
     assert len(puts) == 1 and f"digest={str(digest).replace(':', '%3A')}" in puts[0] and "_state=" in puts[0]
+    sent = [{name.lower(): value for name, value in h.items()} for m, _, h in fault_proxy.requests if m in ("PATCH", "PUT")]
+    assert [h.get("content-type") for h in sent] == ["application/octet-stream"] * 4  # the spec's type for chunks and the closing PUT
     assert read_blob(repo_on(open_registry.host, repo.name), digest) == data
+
+
+def test_what_nothing_asks_for_is_not_sent(fault_proxy: FaultProxy) -> None:
+    """A blob of exactly a chunk goes in one PUT (of octet-stream), a read from its start asks no Range (an empty
+    blob may be answered 416 for `bytes=0-`), and tags() without a page size sends no `n`."""
+    repo = repo_on(fault_proxy.host)
+    data = os.urandom(100_000)
+    digest = upload(repo, data, chunk_size=len(data))
+    assert read_blob(repo, digest) == data
+    push_manifest(repo, "v1")
+    assert repo.tags() == ["v1"]
+    blobs = [(m, {name.lower(): value for name, value in h.items()}) for m, path, h in fault_proxy.requests if "/blobs/" in path]
+    assert [(m, "range" in h) for m, h in blobs[:3]] == [("POST", False), ("PUT", False), ("GET", False)]
+    assert blobs[1][1].get("content-type") == "application/octet-stream"
+    assert [path for _, path, _ in fault_proxy.requests if "tags/list" in path] == [f"/v2/{repo.name}/tags/list"]
+
+
+def test_head_by_digest_without_a_digest_header_names_the_reference_and_the_bare_media_type(fault_proxy: FaultProxy) -> None:
+    """Docker-Content-Digest is optional when the reference is a digest; Content-Type's parameters are not the type."""
+    digest = Digest.of_bytes(b"{}")
+    fault_proxy.inject(Fault("replace", "/manifests/", method="HEAD", status=200, headers={"Content-Type": f"{OCI_MANIFEST}; charset=utf-8"}, body=b"{}"))
+    assert repo_on(fault_proxy.host).head_manifest(str(digest)) == Descriptor(OCI_MANIFEST, digest, 2)
+
+
+def test_sha512_references_and_the_other_success_statuses_of_a_push(fault_proxy: FaultProxy) -> None:
+    """A manifest by a sha512 digest is hashed with sha512, fetched and pushed; a registry may accept a manifest
+    with 200 or 202 and close an upload with 204, as the spec allows beside distribution's 201."""
+    repo = repo_on(fault_proxy.host)
+    body = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {}, "layers": []}).encode()
+    digest = Digest.of_bytes(body, "sha512")
+    fault_proxy.inject(Fault("replace", r"/manifests/sha512:", status=200, headers={"Content-Type": OCI_MANIFEST}, body=body))
+    assert repo.get_manifest(str(digest)).digest == digest
+    for status in (201, 200, 202):
+        fault_proxy.inject(Fault("replace", r"/manifests/", method="PUT", status=status, body=b" "))
+        assert repo.put_manifest(str(digest), body, OCI_MANIFEST) == Digest.of_bytes(body)
+    fault_proxy.inject(Fault("replace", r"/blobs/uploads/", method="PUT", status=204, body=b" "))
+    upload(repo, b"blob")
+
+
+def test_a_body_whose_last_read_is_one_byte_is_sent_whole(open_registry: RegistryServer) -> None:
+    """UploadBody reads at most CHUNK at a time: a blob of CHUNK + 1 bytes ends with a read of one byte. (The short
+    read timeout ends a body sent short, which the registry would wait for, in seconds instead of a minute.)"""
+    repo = Repository(Transport(open_registry.host, timeout=(10, 5)), f"test/{uuid.uuid4().hex[:12]}")
+    data = os.urandom(CHUNK + 1)
+    digest = upload(repo, data)
+    assert repo.blob_size(digest) == len(data)
+
+
+def test_every_call_asks_its_token_for_its_scopes_up_front(token_registry: AuthRegistry) -> None:
+    """Each call on a transport of its own (no token cached) asks its first token for the scopes it needs: without
+    them it would go out with a token for nothing, get 401 and ask again with the challenge's scopes. (The DELETE
+    of an upload then asks again all the same: distribution's challenge for it names `delete` too.)"""
+    assert token_registry.token_server is not None
+    asked = token_registry.token_server.requests
+    name, source = (f"{token_registry.namespace}/{uuid.uuid4().hex[:12]}" for _ in range(2))
+    pull, push = f"repository:{name}:pull", f"repository:{name}:pull,push"
+    manifest, _ = push_manifest(Repository(token_registry.transport(), name), "v1")
+    blob = upload(Repository(token_registry.transport(), source), b"mounted")
+    sessions = [Repository(token_registry.transport(), name).start_upload() for _ in range(3)]  # for calls that need no POST
+    calls: list[tuple[Callable[[Repository], object], list[str]]] = [
+        (lambda repo: repo.get_manifest("v1"), [pull]),
+        (lambda repo: repo.head_manifest("v1"), [pull]),
+        (lambda repo: repo.blob_size(Digest.of_bytes(b"layer")), [pull]),  # push_manifest's layer
+        (lambda repo: repo.get_blob(Digest.of_bytes(b"layer")).close(), [pull]),
+        (lambda repo: repo.tags(), [pull]),
+        (lambda repo: repo.put_manifest("v2", manifest, OCI_MANIFEST), [push]),
+        (lambda repo: repo.start_upload(), [push]),
+        (lambda repo: repo.cancel_upload(sessions[0]), [push]),
+        (lambda repo: repo.mount_blob(blob, source), [push, f"repository:{source}:pull"]),
+        (lambda repo: repo.upload_blob(io.BytesIO(b"x" * 10), Digest.of_bytes(b"x" * 10), 10, location=sessions[1], chunk_size=4), [push]),  # PATCHes
+        (lambda repo: repo.upload_blob(io.BytesIO(b"y"), Digest.of_bytes(b"y"), 1, location=sessions[2]), [push]),  # one PUT
+    ]
+    for call, scopes in calls:
+        before = len(asked)
+        call(Repository(token_registry.transport(), name))
+        assert sorted(asked[before].scopes) == sorted(scopes)
 
 
 def test_upload_with_wrong_digest_is_refused_by_the_registry(open_registry: RegistryServer) -> None:
@@ -198,6 +278,19 @@ def test_tags_follow_link_pagination(fault_proxy: FaultProxy) -> None:
     fault_proxy.inject(first, second, third)
     assert repo.tags(page_size=2) == ["a", "b", "c", "d", "e"]
     assert [path for _, path, _ in fault_proxy.requests if "tags/list" in path] == [f"{base}?n=2", f"{base}?n=2&last=b", f"{base}?n=2&last=d"]
+
+
+def test_a_location_and_a_link_relative_to_the_request_path_are_resolved_against_it(fault_proxy: FaultProxy) -> None:
+    """RFC 3986 references without a leading slash (`<uuid>?_state=...`, `list?last=a`) are relative to the path
+    of the request that got them, not to the registry's root."""
+    repo = repo_on(fault_proxy.host)
+    relative = repo.start_upload().split("/blobs/uploads/", 1)[1]
+    fault_proxy.inject(Fault("replace", r"/blobs/uploads/$", method="POST", status=202, headers={"Location": relative}, body=b" "))
+    assert repo.blob_size(upload(repo, b"data")) == 4
+    first = Fault("replace", r"tags/list$", status=200, headers={"Link": '<list?last=a>; rel="next"'}, body=b'{"tags": ["a"]}')
+    second = Fault("replace", r"tags/list\?last=a$", status=200, body=b'{"tags": ["b"]}')
+    fault_proxy.inject(first, second)
+    assert repo.tags() == ["a", "b"]
 
 
 def test_tags_pagination_loop_is_an_error(fault_proxy: FaultProxy) -> None:
@@ -277,6 +370,70 @@ def test_an_endless_manifest_is_cut_off_at_the_cap_while_it_streams() -> None:
         assert server.done.wait(60)
         # What the client took is the cap plus what the kernel buffers held (at most tens of MiB), far below the ceiling.
         assert MAX_MANIFEST_BYTES < server.sent < 64 << 20
+
+
+class _BareRegistry(http.server.BaseHTTPRequestHandler):
+    """Answers that the fault proxy cannot give (it always adds Content-Type and Content-Length): a blob HEAD
+    without Content-Length, a manifest HEAD without Content-Type, a manifest GET announcing more than the cap
+    and sending nothing; `/moved/...` is answered 302 to `/there/...`; `server.seen` records method and path."""
+
+    server: _RecordingServer
+    DIGEST = str(Digest.of_bytes(b"{}"))
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_HEAD(self) -> None:
+        self.server.seen.append(("HEAD", self.path))
+        if self.path.startswith("/moved/"):
+            self.send_response(302)
+            self.send_header("Location", self.path.replace("/moved/", "/there/", 1))
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Docker-Content-Digest", self.DIGEST)
+        if "/manifests/" in self.path or self.path.startswith("/there/"):
+            self.send_header("Content-Length", "2")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        self.server.seen.append(("GET", self.path))
+        self.send_response(200)
+        if "/manifests/" in self.path:
+            self.send_header("Content-Type", OCI_MANIFEST)
+            self.send_header("Content-Length", str(MAX_MANIFEST_BYTES + 1))
+        else:
+            self.send_header("Content-Length", "2")
+        self.end_headers()
+        if "/manifests/" not in self.path:
+            self.wfile.write(b"{}")
+
+
+class _RecordingServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _BareRegistry)
+        self.seen: list[tuple[str, str]] = []
+
+
+def test_answers_without_content_length_or_content_type_and_a_head_redirected() -> None:
+    """A blob HEAD without Content-Length is a RegistryError, a manifest HEAD without Content-Type has no media
+    type, a manifest announced over the cap is refused before its body is read (which never comes), and a HEAD
+    redirected with 302 stays a HEAD (a GET would download the blob)."""
+    with serving(_RecordingServer()) as server:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        repo = repo_on(host)
+        digest = Digest.of_bytes(b"{}")
+        with pytest.raises(RegistryError, match="without a valid Content-Length"):
+            repo.blob_size(digest)
+        assert repo.head_manifest("v1") == Descriptor("", digest, 2)
+        with pytest.raises(InvalidManifest, match=f"is {MAX_MANIFEST_BYTES + 1} bytes"):
+            repo.get_manifest("v1")
+        moved = Repository(Transport(host, prefix="/moved"), "r")
+        assert moved.blob_size(digest) == 2
+        assert moved.head_manifest(str(digest)) == Descriptor("", digest, 2)
+        assert [entry for entry in server.seen if "/there/" in entry[1]] == [("HEAD", f"/there/v2/r/blobs/{digest}"), ("HEAD", f"/there/v2/r/manifests/{digest}")]
 
 
 def test_media_type_must_agree_with_content_type(open_registry: RegistryServer, fault_proxy: FaultProxy) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -41,6 +41,7 @@ class Scripted:
     def __init__(self, host: str) -> None:
         self.host = host
         self.seen: list[tuple[str, str | None]] = []
+        self.queries: list[tuple[str, list[tuple[str, str]]]] = []  # (path, query parameters) per request
 
     def asked(self, path: str) -> int:
         return sum(1 for seen, _ in self.seen if seen == path)
@@ -61,6 +62,7 @@ def scripted(script: dict[str, list[dict[str, object]]]) -> Iterator[Scripted]:
             path = urlsplit(self.path).path
             with lock:
                 record.seen.append((path, self.headers.get("Authorization")))
+                record.queries.append((path, parse_qsl(urlsplit(self.path).query)))
                 queue = answers[path]
                 now = queue.pop(0) if len(queue) > 1 else queue[0]
             body: bytes = now["body"]  # type: ignore[assignment]
@@ -190,6 +192,19 @@ def test_a_401_naming_a_malformed_scope_is_one_line_and_blanks_between_scopes_ar
     with scripted(script) as server:
         assert transport(server.host, []).request("GET", "/v2/r/tags/list", scopes=["repository:r:pull"]).content == TAGS
     assert server.asked("/token") == 2 and server.asked("/v2/r/tags/list") == 2
+    asked = [sorted(v for k, v in query if k == "scope") for path, query in server.queries if path == "/token"]
+    assert asked == [["repository:r:pull"], ["repository:r:pull", "repository:s:pull"]]
+
+
+def test_a_401_whose_bearer_challenge_names_no_scope_renews_the_token_for_the_callers_scopes() -> None:
+    """A repository's 401 may name no scope at all (only realm and service): the token is asked again for what
+    the caller wanted, and the request answered."""
+    no_scope = answer(401, headers={"WWW-Authenticate": 'Bearer realm="{root}/token",service="scripted"'})
+    script = {"/v2/": [answer(401, headers=BEARER)], "/token": [answer(200, TOKEN)], "/v2/r/tags/list": [no_scope, answer(200, TAGS)]}
+    with scripted(script) as server:
+        assert transport(server.host, []).request("GET", "/v2/r/tags/list", scopes=["repository:r:pull"]).content == TAGS
+    asked = [sorted(v for k, v in query if k == "scope") for path, query in server.queries if path == "/token"]
+    assert asked == [["repository:r:pull"], ["repository:r:pull"]]
 
 
 @pytest.mark.parametrize(("answered", "error", "line"), [

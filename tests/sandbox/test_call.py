@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,25 @@ def test_readonly_rootfs_and_mount_failures(box: Box, tmp_path: Path) -> None:
 def test_the_mount_point_is_gone_afterwards(box: Box, tmp_path: Path) -> None:
     where = call(box.rootfs, lambda root: root)
     assert where.startswith("/") and not os.path.exists(where)
+
+
+def _zombie_children() -> list[str]:
+    """Children of this process (any thread's) that exited and were never waited for."""
+    pids = {pid for task in os.listdir("/proc/self/task") for pid in Path(f"/proc/self/task/{task}/children").read_text().split()}
+    states = []
+    for pid in pids:
+        try:
+            states.append((pid, Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]))
+        except FileNotFoundError:  # reaped meanwhile by whoever owns it
+            pass
+    return [pid for pid, state in states if state == "Z"]
+
+
+def test_no_child_is_left_unreaped(box: Box) -> None:
+    """call() waits for its child to be gone, not only for its answer: the answer's pipe closes while the child is
+    still exiting, and a child nobody waits for stays a zombie as long as the caller lives (a builder runs many)."""
+    before = set(_zombie_children())
+    for _ in range(3):
+        call(box.rootfs, _listing, "bin")
+    time.sleep(0.2)  # a child not waited for has long finished exiting by now
+    assert set(_zombie_children()) - before == set()

@@ -71,11 +71,12 @@ def main() -> None:
                        check=True, capture_output=True)
         runc = runc_true(work / "bundle")
         installed = [installed_imagekit(work), *imagekit[1:]]
-        for command in (imagekit, installed):  # the first extracts the layer; both write their bytecode caches
-            subprocess.run([*command, "run", "--rm", "--network", "none", "busybox", "true"], check=True, env=env)
 
         def run_with(command: list[str]) -> Callable[[], object]:
             return lambda: subprocess.run([*command, "run", "--rm", "--network", "none", "busybox", "true"], check=True, env=env)
+
+        for command in (imagekit, installed):  # the first extracts the layer; both write their bytecode caches
+            run_with(command)()
 
         contenders = {"imagekit": run_with(installed), "imagekit-editable": run_with(imagekit), "runc": runc}
         if podman:

@@ -46,6 +46,10 @@ class Scripted:
     def asked(self, path: str) -> int:
         return sum(1 for seen, _ in self.seen if seen == path)
 
+    def token_scopes(self) -> list[list[str]]:
+        """The scopes each token request named, sorted, in the order they were asked."""
+        return [sorted(v for k, v in query if k == "scope") for path, query in self.queries if path == "/token"]
+
 
 @contextmanager
 def scripted(script: dict[str, list[dict[str, object]]]) -> Iterator[Scripted]:
@@ -192,8 +196,7 @@ def test_a_401_naming_a_malformed_scope_is_one_line_and_blanks_between_scopes_ar
     with scripted(script) as server:
         assert transport(server.host, []).request("GET", "/v2/r/tags/list", scopes=["repository:r:pull"]).content == TAGS
     assert server.asked("/token") == 2 and server.asked("/v2/r/tags/list") == 2
-    asked = [sorted(v for k, v in query if k == "scope") for path, query in server.queries if path == "/token"]
-    assert asked == [["repository:r:pull"], ["repository:r:pull", "repository:s:pull"]]
+    assert server.token_scopes() == [["repository:r:pull"], ["repository:r:pull", "repository:s:pull"]]
 
 
 def test_a_401_whose_bearer_challenge_names_no_scope_renews_the_token_for_the_callers_scopes() -> None:
@@ -203,8 +206,7 @@ def test_a_401_whose_bearer_challenge_names_no_scope_renews_the_token_for_the_ca
     script = {"/v2/": [answer(401, headers=BEARER)], "/token": [answer(200, TOKEN)], "/v2/r/tags/list": [no_scope, answer(200, TAGS)]}
     with scripted(script) as server:
         assert transport(server.host, []).request("GET", "/v2/r/tags/list", scopes=["repository:r:pull"]).content == TAGS
-    asked = [sorted(v for k, v in query if k == "scope") for path, query in server.queries if path == "/token"]
-    assert asked == [["repository:r:pull"], ["repository:r:pull"]]
+    assert server.token_scopes() == [["repository:r:pull"], ["repository:r:pull"]]
 
 
 @pytest.mark.parametrize(("answered", "error", "line"), [

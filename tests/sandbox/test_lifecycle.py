@@ -12,9 +12,15 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
+
+import pytest
 
 from imagekit.sandbox import Result, run
+from imagekit.sandbox.run import _Reports
 from imagekit.values import asdict
 from tests.sandbox.conftest import Box
 
@@ -151,3 +157,77 @@ def test_no_process_is_left_after_run_returns(box: Box) -> None:
     marker = f"MARKER={uuid.uuid4()}"
     status, _, _ = box.sh("sleep 100 & sleep 100 & exit 0", env=("PATH=/bin", marker))
     assert status == 0 and _with_marker(marker) == []  # PID 1's exit took the namespace with it, synchronously
+
+
+#: What the next child the test process forks (run()'s intermediate) does first: [(the test process, action)].
+_AFTER_FORK: list[tuple[int, Callable[[], None]]] = []
+_AFTER_FORK_HOOKED: list[bool] = []
+
+
+def _after_fork() -> None:
+    if _AFTER_FORK and os.getppid() == _AFTER_FORK[0][0]:  # not the intermediate's own child
+        _AFTER_FORK[0][1]()
+
+
+@contextmanager
+def _first_in_the_intermediate(action: Callable[[], None]) -> Iterator[None]:
+    """`action` runs in run()'s intermediate right after the fork, before it reports anything: a hold-up or a
+    death made from outside the sandbox code (os.register_at_fork; the hook stays, idle, once registered)."""
+    if not _AFTER_FORK_HOOKED:
+        os.register_at_fork(after_in_child=_after_fork)
+        _AFTER_FORK_HOOKED.append(True)
+    _AFTER_FORK[:] = [(os.getpid(), action)]
+    try:
+        yield
+    finally:
+        _AFTER_FORK.clear()
+
+
+def test_an_intermediate_killed_before_it_reports_is_128_plus_the_signal_and_started_is_not_called(box: Box) -> None:
+    """SIGKILLed from outside before it reports a pid or an error: the status a killed process has, no pid for `started`."""
+    started: list[object] = []
+    with _first_in_the_intermediate(lambda: os.kill(os.getpid(), signal.SIGKILL)):
+        result = run(box.spec("touch /ran"), started=started.append)
+    assert (result.status, result.created, started, (box.upper / "ran").exists()) == (137, (), [], False)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _reading_reports(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if isinstance(frame.f_locals.get("self"), _Reports):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def test_a_caller_interrupted_before_the_pid_arrives_kills_the_setup_and_raises(box: Box, tmp_path: Path) -> None:
+    """The intermediate holds up (3 s) before it forks the process; the caller, waiting for its reports, is
+    interrupted (a SIGALRM every 10 ms raises once it waits there). Without a pid to kill the process by, the
+    caller SIGKILLs the intermediate, which never gets past its hold-up; a caller that waited for it instead would
+    see it go on (then fail to report on the closed pipe, so the command would not run either way)."""
+
+    def interrupt(_number: int, frame: FrameType | None) -> None:
+        if _reading_reports(frame):
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            raise _Interrupted
+
+    def hold_up() -> None:
+        time.sleep(3)
+        (tmp_path / "went on").touch()
+
+    before = set(_children(os.getpid()))
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with _first_in_the_intermediate(hold_up), pytest.raises(_Interrupted):
+            signal.setitimer(signal.ITIMER_REAL, 0.01, 0.01)
+            run(box.spec("touch /ran"))
+        assert (set(_children(os.getpid())) - before, (tmp_path / "went on").exists(), (box.upper / "ran").exists()) == (set(), False, False)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        for pid in set(_children(os.getpid())) - before:  # what a broken _launch left
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)

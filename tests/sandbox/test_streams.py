@@ -52,7 +52,7 @@ def test_a_sink_object_without_a_descriptor_gets_output_while_the_process_runs(b
     sink = _Sink(in_w)
     try:
         # The bound only ends a run whose output waited for the end (then the answer comes too late: "got ").
-        result = run(box.spec('echo first; read -t 2 line; echo "got $line"'), stdin=in_r, stdout=sink)
+        result = run(box.spec('echo first; read -t 3 line; echo "got $line"'), stdin=in_r, stdout=sink)
     finally:
         os.close(in_r)
         os.close(in_w)
@@ -94,7 +94,7 @@ def _tty_run(box: Box, fd0: bytes, fd1: Path, **streams: object) -> bytes:
     source = _input(fd0)
     try:
         with open(fd1, "wb") as sink, _as_fds_0_and_1(source, sink.fileno()):
-            result = run(box.spec('read -t 10 line; echo "got $line"', tty=True), **streams)  # type: ignore[arg-type]
+            result = run(box.spec('read -t 3 line; echo "got $line"', tty=True), **streams)  # type: ignore[arg-type]
     finally:
         os.close(source)
     assert result.status == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from imagekit.errors import AuthError, RegistryError
+from imagekit.registry.credentials import Credentials
 from imagekit.registry.retry import NO_RETRY, RetryPolicy
 from imagekit.registry.transport import BODY_LIMIT, RateLimit, Transport
 from tests.registry.serving import serving
@@ -30,18 +32,27 @@ BEARER = {"WWW-Authenticate": 'Bearer realm="{root}/token",service="scripted"'}
 TOKEN = json.dumps({"token": "scripted-token"}).encode()
 
 
-def answer(status: int, body: bytes = b"", headers: dict[str, str] | None = None, *, cut: int | None = None) -> dict[str, object]:
-    """One scripted answer; `cut`: announce the whole body, send only that many bytes of it and hang up."""
-    return {"status": status, "body": body, "headers": headers or {}, "cut": cut}
+#: How much an endless answer sends at most, so that a client reading it all still ends.
+ENDLESS = 64 << 20
+
+
+def answer(status: int, body: bytes = b"", headers: dict[str, str] | None = None, *, cut: int | None = None,
+           endless: bool = False) -> dict[str, object]:
+    """One scripted answer; `cut`: announce the whole body, send only that many bytes of it and hang up; `endless`:
+    announce no length (no Content-Length, no chunks: the body ends when the connection does) and send `body`
+    followed by x's until the client hangs up (or ENDLESS bytes went)."""
+    return {"status": status, "body": body, "headers": headers or {}, "cut": cut, "endless": endless}
 
 
 class Scripted:
     """What a scripted server was asked: (path, Authorization header) per request, in order."""
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, scheme: str = "http") -> None:
         self.host = host
+        self.root = f"{scheme}://{host}"
         self.seen: list[tuple[str, str | None]] = []
         self.queries: list[tuple[str, list[tuple[str, str]]]] = []  # (path, query parameters) per request
+        self.sent = 0  # bytes of endless bodies written
 
     def asked(self, path: str) -> int:
         return sum(1 for seen, _ in self.seen if seen == path)
@@ -52,9 +63,10 @@ class Scripted:
 
 
 @contextmanager
-def scripted(script: dict[str, list[dict[str, object]]]) -> Iterator[Scripted]:
-    """A loopback server answering each path from its list of answers in turn (the last one repeats);
-    `{root}` in a header is the server's own http://host:port."""
+def scripted(script: dict[str, list[dict[str, object]]], context: ssl.SSLContext | None = None) -> Iterator[Scripted]:
+    """A loopback server answering each path from its list of answers in turn (the last one repeats), and 404 to
+    a path not in the script (paths are case-sensitive, as distribution's router is); over TLS with `context`.
+    `{root}` in a header is the server's own scheme://host:port."""
     answers = {path: list(items) for path, items in script.items()}
     lock = threading.Lock()
 
@@ -67,18 +79,40 @@ def scripted(script: dict[str, list[dict[str, object]]]) -> Iterator[Scripted]:
             with lock:
                 record.seen.append((path, self.headers.get("Authorization")))
                 record.queries.append((path, parse_qsl(urlsplit(self.path).query)))
-                queue = answers[path]
+                queue = answers.get(path, [answer(404)])
                 now = queue.pop(0) if len(queue) > 1 else queue[0]
             body: bytes = now["body"]  # type: ignore[assignment]
             self.send_response(now["status"])  # type: ignore[arg-type]
-            for name, value in {**now["headers"], "Content-Length": str(len(body))}.items():  # type: ignore[dict-item]
-                self.send_header(name, value.replace("{root}", f"http://{record.host}"))
+            length = {} if now["endless"] else {"Content-Length": str(len(body))}
+            for name, value in {**now["headers"], **length}.items():  # type: ignore[dict-item]
+                self.send_header(name, value.replace("{root}", record.root))
             self.end_headers()
-            self.wfile.write(body if now["cut"] is None else body[: now["cut"]])  # type: ignore[misc]
             self.close_connection = True
+            if now["endless"]:
+                self._endless(body)
+            else:
+                self.wfile.write(body if now["cut"] is None else body[: now["cut"]])  # type: ignore[misc]
 
-    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as httpd:
-        record = Scripted(f"127.0.0.1:{httpd.server_address[1]}")
+        def _endless(self, chunk: bytes) -> None:
+            chunk += b"x" * (65536 - len(chunk))
+            try:
+                while record.sent < ENDLESS:
+                    self.wfile.write(chunk)
+                    record.sent += len(chunk)
+                    chunk = b"x" * 65536
+            except OSError:
+                pass  # the client hung up: what it should do
+
+    class Server(ThreadingHTTPServer):
+        def get_request(self) -> tuple[socket.socket, object]:
+            sock, address = super().get_request()
+            if context is None:
+                return sock, address
+            sock.settimeout(10)  # a client that never finishes its handshake holds this server 10 s at most
+            return context.wrap_socket(sock, server_side=True), address
+
+    with serving(Server(("127.0.0.1", 0), Handler)) as httpd:
+        record = Scripted(f"127.0.0.1:{httpd.server_address[1]}", "http" if context is None else "https")
         yield record
 
 
@@ -222,3 +256,61 @@ def test_a_registry_answering_oddly_is_one_line_never_a_traceback(answered: dict
             transport(server.host, []).request("GET", "/v2/r/manifests/1", scopes=["repository:r:pull"], retry=NO_RETRY)
     assert type(caught.value) is error and "\n" not in str(caught.value)
     assert re.fullmatch(line, str(caught.value))
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["body-capped", "error-body-of-a-stream"])
+def test_an_endless_body_of_no_announced_length_is_cut_at_the_cap(streamed: bool) -> None:
+    """A body sent with neither Content-Length nor chunks ends when the connection does: an endless one is read up
+    to the cap (16 MiB for a body that is not streamed, 64 KiB for an error body), then the connection is closed."""
+    failing = answer(404 if streamed else 200, b'{"errors": [{"message": "', endless=True)
+    with scripted({"/v2/": [answer(200)], "/v2/r/tags/list": [failing]}) as server:
+        with pytest.raises(RegistryError) as caught:
+            transport(server.host, []).request("GET", "/v2/r/tags/list", stream=streamed, retry=NO_RETRY)
+    if streamed:
+        assert str(caught.value) == "GET /v2/r/tags/list: HTTP 404" and server.sent < 32 << 20
+    else:
+        assert str(caught.value).endswith(f"the response body is over the {BODY_LIMIT}-byte limit") and server.sent < 48 << 20
+    # (the rest of the 64 MiB was never read: what the kernel buffered at most went)
+
+
+def test_a_v2_answering_200_with_a_challenge_is_open() -> None:
+    """Only a 401 to /v2/ says the registry wants credentials: a 200 that carries WWW-Authenticate anyway is open."""
+    script = {"/v2/": [answer(200, headers=BEARER)], "/token": [answer(200, TOKEN)], "/v2/r/tags/list": [answer(200, TAGS)]}
+    with scripted(script) as server:
+        client = transport(server.host, [])
+        assert client.ping() == ()
+        assert client.request("GET", "/v2/r/tags/list", scopes=["repository:r:pull"]).content == TAGS
+    assert server.seen == [("/v2/", None), ("/v2/r/tags/list", None)]
+
+
+def test_tokens_of_two_services_of_one_realm_are_kept_apart() -> None:
+    """A token is cached per (realm, service): when a registry's challenges move from one service to another, the
+    token the first service issued is not sent to requests the second one guards, whatever its scopes."""
+    def challenge(service: str, scope: str = "") -> dict[str, str]:
+        return {"WWW-Authenticate": f'Bearer realm="{{root}}/token",service="{service}"' + (f',scope="{scope}"' if scope else "")}
+
+    tokens = [answer(200, json.dumps({"token": f"t{n}"}).encode()) for n in range(1, 5)]
+    script = {"/v2/": [answer(401, headers=challenge("a"))], "/token": tokens, "/v2/r/tags/list": [answer(200, TAGS)],
+              "/v2/s/tags/list": [answer(401, headers=challenge("b", "repository:s:pull")), answer(200, TAGS)]}
+    with scripted(script) as server:
+        client = transport(server.host, [])
+        for name in ("r", "s", "r"):
+            client.request("GET", f"/v2/{name}/tags/list", scopes=[f"repository:{name}:pull"])
+    assert server.seen == [("/v2/", None), ("/token", None), ("/v2/r/tags/list", "Bearer t1"),
+                           ("/token", None), ("/v2/s/tags/list", "Bearer t2"),  # service a's token for s: refused
+                           ("/token", None), ("/v2/s/tags/list", "Bearer t3"),  # service b's
+                           ("/token", None), ("/v2/r/tags/list", "Bearer t4")]  # b's for r: t1 is a's
+    services = [dict(query).get("service") for path, query in server.queries if path == "/token"]
+    assert services == ["a", "a", "b", "b"]
+
+
+def test_a_401_from_another_host_is_not_answered_with_our_credentials() -> None:
+    """A request to an absolute URL on another host (an upload or blob Location elsewhere) that answers 401 with a
+    challenge of its own: no token is asked from the realm *that* host names with our credentials; the 401 is the
+    caller's AuthError."""
+    other_script = {"/v2/r/blobs/uploads/1": [answer(401, headers=BEARER)], "/token": [answer(200, TOKEN)]}
+    with scripted({"/v2/": [answer(200)]}) as server, scripted(other_script) as other:
+        client = transport(server.host, [], credentials=Credentials("user", "user-Secret-1"))
+        with pytest.raises(AuthError, match=r"^GET /v2/r/blobs/uploads/1: HTTP 401$"):
+            client.request("GET", f"http://{other.host}/v2/r/blobs/uploads/1", scopes=["repository:r:pull"], retry=NO_RETRY)
+    assert other.seen == [("/v2/r/blobs/uploads/1", None)] and server.seen == [("/v2/", None)]

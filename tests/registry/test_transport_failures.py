@@ -25,6 +25,7 @@ from imagekit.errors import AuthError, RegistryError
 from imagekit.registry.credentials import Credentials
 from imagekit.registry.retry import NO_RETRY, RetryPolicy
 from imagekit.registry.transport import BODY_LIMIT, RateLimit, Transport
+from tests.registry.auth_servers import make_test_ca
 from tests.registry.serving import serving
 
 TAGS = json.dumps({"name": "r", "tags": ["1"]}).encode()
@@ -53,6 +54,7 @@ class Scripted:
         self.seen: list[tuple[str, str | None]] = []
         self.queries: list[tuple[str, list[tuple[str, str]]]] = []  # (path, query parameters) per request
         self.sent = 0  # bytes of endless bodies written
+        self.connections = 0  # connections accepted
 
     def asked(self, path: str) -> int:
         return sum(1 for seen, _ in self.seen if seen == path)
@@ -63,14 +65,18 @@ class Scripted:
 
 
 @contextmanager
-def scripted(script: dict[str, list[dict[str, object]]], context: ssl.SSLContext | None = None) -> Iterator[Scripted]:
+def scripted(script: dict[str, list[dict[str, object]]], context: ssl.SSLContext | None = None, *,
+             keep_alive: bool = False) -> Iterator[Scripted]:
     """A loopback server answering each path from its list of answers in turn (the last one repeats), and 404 to
-    a path not in the script (paths are case-sensitive, as distribution's router is); over TLS with `context`.
+    a path not in the script (paths are case-sensitive, as distribution's router is); over TLS with `context`;
+    with `keep_alive`, HTTP/1.1 connections stay open for the next request (else one request a connection).
     `{root}` in a header is the server's own scheme://host:port."""
     answers = {path: list(items) for path, items in script.items()}
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
         def log_message(self, *args: object) -> None:
             pass
 
@@ -87,7 +93,7 @@ def scripted(script: dict[str, list[dict[str, object]]], context: ssl.SSLContext
             for name, value in {**now["headers"], **length}.items():  # type: ignore[dict-item]
                 self.send_header(name, value.replace("{root}", record.root))
             self.end_headers()
-            self.close_connection = True
+            self.close_connection = not keep_alive or now["endless"] or now["cut"] is not None
             if now["endless"]:
                 self._endless(body)
             else:
@@ -106,6 +112,7 @@ def scripted(script: dict[str, list[dict[str, object]]], context: ssl.SSLContext
     class Server(ThreadingHTTPServer):
         def get_request(self) -> tuple[socket.socket, object]:
             sock, address = super().get_request()
+            record.connections += 1
             if context is None:
                 return sock, address
             sock.settimeout(10)  # a client that never finishes its handshake holds this server 10 s at most
@@ -314,3 +321,75 @@ def test_a_401_from_another_host_is_not_answered_with_our_credentials() -> None:
         with pytest.raises(AuthError, match=r"^GET /v2/r/blobs/uploads/1: HTTP 401$"):
             client.request("GET", f"http://{other.host}/v2/r/blobs/uploads/1", scopes=["repository:r:pull"], retry=NO_RETRY)
     assert other.seen == [("/v2/r/blobs/uploads/1", None)] and server.seen == [("/v2/", None)]
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, Path]:
+    """A server context for 127.0.0.1 and the CA that signed it."""
+    ca, cert, key = make_test_ca(tmp_path_factory.mktemp("scripted-pki"))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context, ca
+
+
+def trusting(tmp_path: Path, host: str, ca: Path) -> Path:
+    """A certs directory whose `host` directory holds `ca`."""
+    (tmp_path / "certs.d" / host).mkdir(parents=True)
+    (tmp_path / "certs.d" / host / "ca.crt").write_bytes(ca.read_bytes())
+    return tmp_path / "certs.d"
+
+
+def test_a_loopback_tls_registry_is_pinged_at_v2_and_its_first_request_carries_a_token(pki: tuple[ssl.SSLContext, Path], tmp_path: Path) -> None:
+    """The https probe of a loopback host is the ping: its answer's challenge is answered up front, so the first
+    request carries a token (a streamed body is not sent twice). distribution's router is case-sensitive."""
+    context, ca = pki
+    script = {"/v2/": [answer(401, headers=BEARER)], "/token": [answer(200, TOKEN)], "/v2/r/tags/list": [answer(200, TAGS)]}
+    with scripted(script, context) as server:
+        client = Transport(server.host, certs_dir=trusting(tmp_path, server.host, ca), retry=NO_RETRY)
+        assert client.request("GET", "/v2/r/tags/list", scopes=["repository:r:pull"]).content == TAGS
+        assert client.base_url == f"https://{server.host}"
+    assert server.seen == [("/v2/", None), ("/token", None), ("/v2/r/tags/list", "Bearer scripted-token")]
+
+
+@pytest.mark.parametrize("how", ["http", "probed-http", "https"])
+def test_the_ping_reads_its_answer_and_the_next_request_reuses_its_connection(how: str, pki: tuple[ssl.SSLContext, Path], tmp_path: Path) -> None:
+    """The ping's body is never used, but it is read (with the cap, as every answer not streamed): urllib3 then
+    puts the connection back in its pool, and the requests after the ping go on it instead of a new connection
+    (and a new TLS handshake). Probing plain http takes one connection more: the ClientHello's, answered 400."""
+    context, ca = pki
+    script = {"/v2/": [answer(200, b"{}")], "/v2/r/tags/list": [answer(200, TAGS)]}
+    with scripted(script, context if how == "https" else None, keep_alive=True) as server:
+        certs_dir = trusting(tmp_path, server.host, ca)
+        client = Transport(server.host, scheme="http" if how == "http" else None, certs_dir=certs_dir, retry=NO_RETRY)
+        for _ in range(2):
+            assert client.request("GET", "/v2/r/tags/list").content == TAGS
+        assert client.base_url == f"{'https' if how == 'https' else 'http'}://{server.host}"
+        client.close()
+    assert server.seen == [("/v2/", None), ("/v2/r/tags/list", None), ("/v2/r/tags/list", None)]
+    assert server.connections == (2 if how == "probed-http" else 1)
+
+
+@pytest.mark.parametrize("how", ["http", "probed-http", "https"])
+def test_a_v2_answer_over_the_cap_is_refused(how: str, pki: tuple[ssl.SSLContext, Path], tmp_path: Path) -> None:
+    """The ping reads /v2/'s body with the cap of every answer not streamed: an endless one is refused, one line."""
+    context, ca = pki
+    with scripted({"/v2/": [answer(200, b"{", endless=True)]}, context if how == "https" else None) as server:
+        certs_dir = trusting(tmp_path, server.host, ca)
+        client = Transport(server.host, scheme="http" if how == "http" else None, certs_dir=certs_dir, retry=NO_RETRY)
+        with pytest.raises(RegistryError) as caught:
+            client.ping()
+    scheme = "https" if how == "https" else "http"
+    assert str(caught.value) == f"GET {scheme}://{server.host}/v2/: the response body is over the {BODY_LIMIT}-byte limit"
+    assert server.sent < 48 << 20
+
+
+def test_a_tls_registry_whose_v2_answer_is_cut_off_is_asked_again_over_https(pki: tuple[ssl.SSLContext, Path], tmp_path: Path) -> None:
+    """A server that completed a TLS handshake and answered speaks TLS: a body it cut off is a temporary failure
+    of that answer (asked again), never a reason to try plain http."""
+    context, ca = pki
+    with scripted({"/v2/": [answer(200, b"{}" * 100, cut=10), answer(200, b"{}")]}, context) as server:
+        waits: list[float] = []
+        client = Transport(server.host, certs_dir=trusting(tmp_path, server.host, ca), retry=RetryPolicy(attempts=2, base=0.0, sleep=waits.append))
+        assert client.ping() == () and client.base_url == f"https://{server.host}"
+    assert server.seen == [("/v2/", None), ("/v2/", None)] and len(waits) == 1
+    assert server.connections == 2  # no plain-http attempt in between (this TLS server counts it, never records it)

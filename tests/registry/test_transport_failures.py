@@ -1,9 +1,13 @@
 """The transport against registries and token servers that fail, stall or answer oddly: a token server's 5xx
 and 429 are retried, a registry that never answers times out, ~/.netrc never supplies credentials, a body cut
-off is retried and one at the cap is read whole, rate-limit headers are read as far as they go.
+off is retried and one at the cap is read whole, an endless one cut at the cap, rate-limit headers are read as
+far as they go; where credentials and tokens go (another host's 401, two services of one realm, a /v2/ that is
+open though it names a challenge); the ping (its path, its body read with the cap, its connection kept, a TLS
+registry's bad /v2/ body never a reason for plain http).
 
-The servers are the stdlib's http.server on loopback, scripted per path, so each test decides exactly what a
-misbehaving registry sends; the one against Debian's docker-registry is test_transport_auth.py.
+The servers are the stdlib's http.server on loopback (over TLS when a test asks), scripted per path, so each
+test decides exactly what a misbehaving registry sends; the one against Debian's docker-registry is
+test_transport_auth.py.
 """
 
 from __future__ import annotations

@@ -230,12 +230,14 @@ class Transport:
         so is a TLS alert ending the handshake (a server that wants a client certificate speaks TLS).
         Any other failure of the https attempt (no TLS on the port, a server that hangs or hangs up on a
         ClientHello) leads to plain http; the probe uses a short timeout since the host is loopback or
-        explicitly insecure.
+        explicitly insecure. A server that answered over TLS speaks it: its body is read (with the cap, and
+        so the connection is kept for the next request) only once https is settled, so that a body cut off
+        or over the cap is that answer's error, not a reason for http.
         """
         if self._scheme is not None:
             return self._send_raw("GET", self._root(self._scheme) + "/v2/", {}, None, None, False)
         try:
-            response = self._send_raw("GET", self._root("https") + "/v2/", {}, None, None, False, timeout=_PROBE_TIMEOUT)
+            response = self._send_raw("GET", self._root("https") + "/v2/", {}, None, None, True, timeout=_PROBE_TIMEOUT)
         except RegistryError as err:
             cause = err.__cause__
             if isinstance(err, TLSError) and cause is not None and (tls.certificate_problem(cause) or tls.server_alert(cause)):
@@ -246,6 +248,7 @@ class Transport:
             self._scheme = "http"
             return response
         self._scheme = "https"
+        _read_capped(response, f"GET {redact_url(response.url)}")
         return response
 
     def authenticate(self) -> None:

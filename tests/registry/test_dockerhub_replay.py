@@ -202,6 +202,9 @@ def test_challenge_learned_from_a_repository_401_is_answered_up_front(tmp_path: 
         statuses = [c.response.status_code for c in calls_to(mock, MANIFEST_URL)]
         assert statuses == [401, 200, 200]
         assert len(calls_to(mock, AUTH)) == 1
+        # the second request was sent with the token up front, without pinging /v2/ again
+        assert calls_to(mock, MANIFEST_URL)[2].request.headers.get("Authorization") == f"Bearer {TOKEN}"
+        assert [c.request.url for c in mock.calls].count(f"{HUB}/v2/") == 1
 
 
 def test_login_to_docker_hub_stores_the_v1_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

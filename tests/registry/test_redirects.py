@@ -5,7 +5,8 @@ same-host redirect from https down to http.
   GETs answer 307 to a "CDN" on 127.0.0.2 (and on another port of 127.0.0.1). The proxy records that
   the credentials reached the registry's host; the CDN records that they went no further.
 - Downgrade: one port speaking TLS and plain HTTP (the first byte tells a ClientHello), Basic auth over
-  TLS, redirecting blob GETs to `http://` on the very same host and port.
+  TLS, redirecting blob GETs to `http://` on the very same host and port; and the other way, a plain-http
+  registry redirecting up to `https://` on its own port, which keeps Authorization.
 """
 
 from __future__ import annotations
@@ -121,6 +122,21 @@ class _DualHandler(_Handler):
             self.answer(200, b"{}", {"Content-Type": "application/json"})
 
 
+class _UpHandler(_Handler):
+    """A plain-http registry with Basic auth whose blob GETs are redirected up to https:// on this same port."""
+
+    def do_GET(self) -> None:
+        self.record()
+        if self.headers.get("Authorization") != _basic(USER, PASSWORD):
+            self.answer(401, b"{}", {"WWW-Authenticate": 'Basic realm="dual"', "Content-Type": "application/json"})
+        elif "/blobs/" not in self.path:
+            self.answer(200, b"{}", {"Content-Type": "application/json"})
+        elif isinstance(self.connection, ssl.SSLSocket):
+            self.answer(200, BLOB, {"Content-Type": "application/octet-stream"})
+        else:
+            self.answer(307, b"", {"Location": f"https://{self.server.host}{self.path}"})
+
+
 def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
@@ -128,8 +144,8 @@ def _basic(user: str, password: str) -> str:
 class DualServer(Recorder):
     """TLS and plain HTTP on one port: a connection whose first byte is 0x16 (a TLS record) is wrapped."""
 
-    def __init__(self, context: ssl.SSLContext) -> None:
-        super().__init__(("127.0.0.1", 0), _DualHandler)
+    def __init__(self, context: ssl.SSLContext, handler: type[_Handler] = _DualHandler) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
         self.context = context
 
     def get_request(self) -> tuple[Any, Any]:
@@ -141,11 +157,13 @@ class DualServer(Recorder):
 
 
 @pytest.fixture
-def dual(tmp_path: Path) -> Iterator[tuple[DualServer, Path]]:
+def dual(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[DualServer, Path]]:
+    """A DualServer (answering as _DualHandler, or the handler the test names with indirect parametrization) and
+    a certs directory trusting it."""
     ca, cert, key = make_test_ca(tmp_path / "pki")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server = DualServer(context)
+    server = DualServer(context, getattr(request, "param", _DualHandler))
     certs_d = tmp_path / "certs.d"
     (certs_d / server.host).mkdir(parents=True)
     (certs_d / server.host / "ca.crt").write_bytes(ca.read_bytes())
@@ -164,6 +182,18 @@ def test_a_same_host_redirect_from_https_to_http_carries_no_authorization(dual: 
     assert [scheme for scheme, _ in blob_requests] == ["https", "http"]
     assert blob_requests[0][1].get("Authorization") == _basic(USER, PASSWORD)  # the credentials were there to leak
     assert "Authorization" not in blob_requests[1][1], blob_requests[1][1]
+
+
+@pytest.mark.parametrize("dual", [_UpHandler], ids=["up-to-https"], indirect=True)
+def test_a_same_host_redirect_from_http_up_to_https_keeps_authorization(dual: tuple[DualServer, Path]) -> None:
+    """A registry that speaks plain http may send its blobs over https on its own host: no downgrade, the
+    credentials go along (the https hop wants them too)."""
+    server, certs_d = dual
+    transport = Transport(server.host, scheme="http", credentials=Credentials(USER, PASSWORD), certs_dir=certs_d)
+    with Repository(transport, "team/app").get_blob(Digest.of_bytes(BLOB)) as response:
+        assert response.raw.read() == BLOB
+    blob_requests = [(scheme, headers.get("Authorization")) for scheme, path, headers in server.seen if "/blobs/" in path]
+    assert blob_requests == [("http", _basic(USER, PASSWORD)), ("https", _basic(USER, PASSWORD))]
 
 
 class _Hops(_Handler):

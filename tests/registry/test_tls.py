@@ -54,6 +54,21 @@ def test_tls_registry_verified_with_ssl_cert_file(tls_registry: AuthRegistry, mo
     assert Transport(tls_registry.host, certs_dir=tmp_path).request("GET", "/v2/").status_code == 200
 
 
+def test_a_certs_dir_adds_to_requests_ca_bundle_and_never_brings_the_system_store_back(
+    tls_registry: AuthRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """REQUESTS_CA_BUNDLE replaces the system store; a certs directory for the host adds its CAs to that bundle,
+    not to the system store (which OpenSSL takes from SSL_CERT_FILE, here the CA that signed the registry)."""
+    other_ca, _, _ = make_test_ca(tmp_path / "other")
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(other_ca))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_registry.ca_path))
+    (tmp_path / "certs.d" / tls_registry.host).mkdir(parents=True)
+    (tmp_path / "certs.d" / tls_registry.host / "ca.crt").write_bytes(other_ca.read_bytes())
+    with pytest.raises(TLSError, match=f"TLS verification of {tls_registry.host} failed"):
+        Transport(tls_registry.host, certs_dir=tmp_path / "certs.d", retry=NO_RETRY).request("GET", "/v2/")
+
+
 def test_wrong_ca_in_certs_dir_is_refused(tls_registry: AuthRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
         monkeypatch.delenv(name, raising=False)

@@ -18,7 +18,7 @@ from imagekit.registry.challenges import pull_scope, push_scope
 from imagekit.registry.credentials import Credentials
 from imagekit.registry.retry import RetryPolicy
 from imagekit.registry.transport import Transport, is_loopback
-from tests.registry.auth_servers import OTHER_USER, PASSWORD, PUBLIC_NAMESPACE, SHORT_PASSWORD, SHORT_USER, AuthRegistry
+from tests.registry.auth_servers import OTHER_USER, PASSWORD, PUBLIC_NAMESPACE, SHORT_PASSWORD, SHORT_USER, AuthRegistry, make_test_ca
 from tests.registry.registry_server import RegistryServer
 from tests.registry.serving import serve, serving, shut
 
@@ -96,6 +96,21 @@ def test_unknown_ca_is_refused_in_one_line_never_downgraded(tls_registry: AuthRe
 def test_tls_verification_off_only_on_request(tls_registry: AuthRegistry, tmp_path) -> None:
     assert Transport(tls_registry.host, certs_dir=tmp_path, tls_verify=False).request("GET", "/v2/").status_code == 200
     assert Transport(tls_registry.host, certs_dir=tmp_path, insecure=True).request("GET", "/v2/").status_code == 200
+    # a certs directory for the host, holding a CA that did not sign its certificate, is not used either
+    other_ca, _, _ = make_test_ca(tmp_path / "other-pki")
+    (tmp_path / "certs.d" / tls_registry.host).mkdir(parents=True)
+    (tmp_path / "certs.d" / tls_registry.host / "ca.crt").write_bytes(other_ca.read_bytes())
+    unverified = Transport(tls_registry.host, certs_dir=tmp_path / "certs.d", tls_verify=False, retry=FAST)
+    assert unverified.request("GET", "/v2/").status_code == 200
+
+
+def test_unverified_tls_is_said_once_for_the_transport_and_only_when_asked(caplog: pytest.LogCaptureFixture) -> None:
+    """One warning when the transport is made (urllib3's own, one per request, is silenced); none when verifying."""
+    with caplog.at_level(logging.WARNING, logger="imagekit.registry"):
+        Transport("registry.example:5000")
+        Transport("registry.example:5000", tls_verify=False)
+        Transport("registry.example:5000", insecure=True)
+    assert [r.getMessage() for r in caplog.records] == ["TLS certificates of registry.example:5000 are not verified"] * 2
 
 
 def test_connection_refused_is_temporary_and_retried(tmp_path) -> None:

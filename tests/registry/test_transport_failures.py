@@ -1,9 +1,13 @@
 """The transport against registries and token servers that fail, stall or answer oddly: a token server's 5xx
 and 429 are retried, a registry that never answers times out, ~/.netrc never supplies credentials, a body cut
-off is retried and one at the cap is read whole, rate-limit headers are read as far as they go.
+off is retried and one at the cap is read whole, an endless one cut at the cap, rate-limit headers are read as
+far as they go; where credentials and tokens go (another host's 401, two services of one realm, a /v2/ that is
+open though it names a challenge); the ping (its path, its body read with the cap, its connection kept, a TLS
+registry's bad /v2/ body never a reason for plain http).
 
-The servers are the stdlib's http.server on loopback, scripted per path, so each test decides exactly what a
-misbehaving registry sends; the one against Debian's docker-registry is test_transport_auth.py.
+The servers are the stdlib's http.server on loopback (over TLS when a test asks), scripted per path, so each
+test decides exactly what a misbehaving registry sends; the one against Debian's docker-registry is
+test_transport_auth.py.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,8 +26,10 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from imagekit.errors import AuthError, RegistryError
+from imagekit.registry.credentials import Credentials
 from imagekit.registry.retry import NO_RETRY, RetryPolicy
 from imagekit.registry.transport import BODY_LIMIT, RateLimit, Transport
+from tests.registry.auth_servers import make_test_ca
 from tests.registry.serving import serving
 
 TAGS = json.dumps({"name": "r", "tags": ["1"]}).encode()
@@ -30,18 +37,28 @@ BEARER = {"WWW-Authenticate": 'Bearer realm="{root}/token",service="scripted"'}
 TOKEN = json.dumps({"token": "scripted-token"}).encode()
 
 
-def answer(status: int, body: bytes = b"", headers: dict[str, str] | None = None, *, cut: int | None = None) -> dict[str, object]:
-    """One scripted answer; `cut`: announce the whole body, send only that many bytes of it and hang up."""
-    return {"status": status, "body": body, "headers": headers or {}, "cut": cut}
+#: How much an endless answer sends at most, so that a client reading it all still ends.
+ENDLESS = 64 << 20
+
+
+def answer(status: int, body: bytes = b"", headers: dict[str, str] | None = None, *, cut: int | None = None,
+           endless: bool = False) -> dict[str, object]:
+    """One scripted answer; `cut`: announce the whole body, send only that many bytes of it and hang up; `endless`:
+    announce no length (no Content-Length, no chunks: the body ends when the connection does) and send `body`
+    followed by x's until the client hangs up (or ENDLESS bytes went)."""
+    return {"status": status, "body": body, "headers": headers or {}, "cut": cut, "endless": endless}
 
 
 class Scripted:
     """What a scripted server was asked: (path, Authorization header) per request, in order."""
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, scheme: str = "http") -> None:
         self.host = host
+        self.root = f"{scheme}://{host}"
         self.seen: list[tuple[str, str | None]] = []
         self.queries: list[tuple[str, list[tuple[str, str]]]] = []  # (path, query parameters) per request
+        self.sent = 0  # bytes of endless bodies written
+        self.connections = 0  # connections accepted
 
     def asked(self, path: str) -> int:
         return sum(1 for seen, _ in self.seen if seen == path)
@@ -52,13 +69,18 @@ class Scripted:
 
 
 @contextmanager
-def scripted(script: dict[str, list[dict[str, object]]]) -> Iterator[Scripted]:
-    """A loopback server answering each path from its list of answers in turn (the last one repeats);
-    `{root}` in a header is the server's own http://host:port."""
+def scripted(script: dict[str, list[dict[str, object]]], context: ssl.SSLContext | None = None, *,
+             keep_alive: bool = False) -> Iterator[Scripted]:
+    """A loopback server answering each path from its list of answers in turn (the last one repeats), and 404 to
+    a path not in the script (paths are case-sensitive, as distribution's router is); over TLS with `context`;
+    with `keep_alive`, HTTP/1.1 connections stay open for the next request (else one request a connection).
+    `{root}` in a header is the server's own scheme://host:port."""
     answers = {path: list(items) for path, items in script.items()}
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
         def log_message(self, *args: object) -> None:
             pass
 
@@ -67,18 +89,41 @@ def scripted(script: dict[str, list[dict[str, object]]]) -> Iterator[Scripted]:
             with lock:
                 record.seen.append((path, self.headers.get("Authorization")))
                 record.queries.append((path, parse_qsl(urlsplit(self.path).query)))
-                queue = answers[path]
+                queue = answers.get(path, [answer(404)])
                 now = queue.pop(0) if len(queue) > 1 else queue[0]
             body: bytes = now["body"]  # type: ignore[assignment]
             self.send_response(now["status"])  # type: ignore[arg-type]
-            for name, value in {**now["headers"], "Content-Length": str(len(body))}.items():  # type: ignore[dict-item]
-                self.send_header(name, value.replace("{root}", f"http://{record.host}"))
+            length = {} if now["endless"] else {"Content-Length": str(len(body))}
+            for name, value in {**now["headers"], **length}.items():  # type: ignore[dict-item]
+                self.send_header(name, value.replace("{root}", record.root))
             self.end_headers()
-            self.wfile.write(body if now["cut"] is None else body[: now["cut"]])  # type: ignore[misc]
-            self.close_connection = True
+            self.close_connection = not keep_alive or now["endless"] or now["cut"] is not None
+            if now["endless"]:
+                self._endless(body)
+            else:
+                self.wfile.write(body if now["cut"] is None else body[: now["cut"]])  # type: ignore[misc]
 
-    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as httpd:
-        record = Scripted(f"127.0.0.1:{httpd.server_address[1]}")
+        def _endless(self, chunk: bytes) -> None:
+            chunk += b"x" * (65536 - len(chunk))
+            try:
+                while record.sent < ENDLESS:
+                    self.wfile.write(chunk)
+                    record.sent += len(chunk)
+                    chunk = b"x" * 65536
+            except OSError:
+                pass  # the client hung up: what it should do
+
+    class Server(ThreadingHTTPServer):
+        def get_request(self) -> tuple[socket.socket, object]:
+            sock, address = super().get_request()
+            record.connections += 1
+            if context is None:
+                return sock, address
+            sock.settimeout(10)  # a client that never finishes its handshake holds this server 10 s at most
+            return context.wrap_socket(sock, server_side=True), address
+
+    with serving(Server(("127.0.0.1", 0), Handler)) as httpd:
+        record = Scripted(f"127.0.0.1:{httpd.server_address[1]}", "http" if context is None else "https")
         yield record
 
 
@@ -222,3 +267,133 @@ def test_a_registry_answering_oddly_is_one_line_never_a_traceback(answered: dict
             transport(server.host, []).request("GET", "/v2/r/manifests/1", scopes=["repository:r:pull"], retry=NO_RETRY)
     assert type(caught.value) is error and "\n" not in str(caught.value)
     assert re.fullmatch(line, str(caught.value))
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["body-capped", "error-body-of-a-stream"])
+def test_an_endless_body_of_no_announced_length_is_cut_at_the_cap(streamed: bool) -> None:
+    """A body sent with neither Content-Length nor chunks ends when the connection does: an endless one is read up
+    to the cap (16 MiB for a body that is not streamed, 64 KiB for an error body), then the connection is closed."""
+    failing = answer(404 if streamed else 200, b'{"errors": [{"message": "', endless=True)
+    with scripted({"/v2/": [answer(200)], "/v2/r/tags/list": [failing]}) as server:
+        with pytest.raises(RegistryError) as caught:
+            transport(server.host, []).request("GET", "/v2/r/tags/list", stream=streamed, retry=NO_RETRY)
+    if streamed:
+        assert str(caught.value) == "GET /v2/r/tags/list: HTTP 404" and server.sent < 32 << 20
+    else:
+        assert str(caught.value).endswith(f"the response body is over the {BODY_LIMIT}-byte limit") and server.sent < 48 << 20
+    # (the rest of the 64 MiB was never read: what the kernel buffered at most went)
+
+
+def test_a_v2_answering_200_with_a_challenge_is_open() -> None:
+    """Only a 401 to /v2/ says the registry wants credentials: a 200 that carries WWW-Authenticate anyway is open."""
+    script = {"/v2/": [answer(200, headers=BEARER)], "/token": [answer(200, TOKEN)], "/v2/r/tags/list": [answer(200, TAGS)]}
+    with scripted(script) as server:
+        client = transport(server.host, [])
+        assert client.ping() == ()
+        assert client.request("GET", "/v2/r/tags/list", scopes=["repository:r:pull"]).content == TAGS
+    assert server.seen == [("/v2/", None), ("/v2/r/tags/list", None)]
+
+
+def test_tokens_of_two_services_of_one_realm_are_kept_apart() -> None:
+    """A token is cached per (realm, service): when a registry's challenges move from one service to another, the
+    token the first service issued is not sent to requests the second one guards, whatever its scopes."""
+    def challenge(service: str, scope: str = "") -> dict[str, str]:
+        return {"WWW-Authenticate": f'Bearer realm="{{root}}/token",service="{service}"' + (f',scope="{scope}"' if scope else "")}
+
+    tokens = [answer(200, json.dumps({"token": f"t{n}"}).encode()) for n in range(1, 5)]
+    script = {"/v2/": [answer(401, headers=challenge("a"))], "/token": tokens, "/v2/r/tags/list": [answer(200, TAGS)],
+              "/v2/s/tags/list": [answer(401, headers=challenge("b", "repository:s:pull")), answer(200, TAGS)]}
+    with scripted(script) as server:
+        client = transport(server.host, [])
+        for name in ("r", "s", "r"):
+            client.request("GET", f"/v2/{name}/tags/list", scopes=[f"repository:{name}:pull"])
+    assert server.seen == [("/v2/", None), ("/token", None), ("/v2/r/tags/list", "Bearer t1"),
+                           ("/token", None), ("/v2/s/tags/list", "Bearer t2"),  # service a's token for s: refused
+                           ("/token", None), ("/v2/s/tags/list", "Bearer t3"),  # service b's
+                           ("/token", None), ("/v2/r/tags/list", "Bearer t4")]  # b's for r: t1 is a's
+    services = [dict(query).get("service") for path, query in server.queries if path == "/token"]
+    assert services == ["a", "a", "b", "b"]
+
+
+def test_a_401_from_another_host_is_not_answered_with_our_credentials() -> None:
+    """A request to an absolute URL on another host (an upload or blob Location elsewhere) that answers 401 with a
+    challenge of its own: no token is asked from the realm *that* host names with our credentials; the 401 is the
+    caller's AuthError."""
+    other_script = {"/v2/r/blobs/uploads/1": [answer(401, headers=BEARER)], "/token": [answer(200, TOKEN)]}
+    with scripted({"/v2/": [answer(200)]}) as server, scripted(other_script) as other:
+        client = transport(server.host, [], credentials=Credentials("user", "user-Secret-1"))
+        with pytest.raises(AuthError, match=r"^GET /v2/r/blobs/uploads/1: HTTP 401$"):
+            client.request("GET", f"http://{other.host}/v2/r/blobs/uploads/1", scopes=["repository:r:pull"], retry=NO_RETRY)
+    assert other.seen == [("/v2/r/blobs/uploads/1", None)] and server.seen == [("/v2/", None)]
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, Path]:
+    """A server context for 127.0.0.1 and the CA that signed it."""
+    ca, cert, key = make_test_ca(tmp_path_factory.mktemp("scripted-pki"))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context, ca
+
+
+def trusting(tmp_path: Path, host: str, ca: Path) -> Path:
+    """A certs directory whose `host` directory holds `ca`."""
+    (tmp_path / "certs.d" / host).mkdir(parents=True)
+    (tmp_path / "certs.d" / host / "ca.crt").write_bytes(ca.read_bytes())
+    return tmp_path / "certs.d"
+
+
+def test_a_loopback_tls_registry_is_pinged_at_v2_and_its_first_request_carries_a_token(pki: tuple[ssl.SSLContext, Path], tmp_path: Path) -> None:
+    """The https probe of a loopback host is the ping: its answer's challenge is answered up front, so the first
+    request carries a token (a streamed body is not sent twice). distribution's router is case-sensitive."""
+    context, ca = pki
+    script = {"/v2/": [answer(401, headers=BEARER)], "/token": [answer(200, TOKEN)], "/v2/r/tags/list": [answer(200, TAGS)]}
+    with scripted(script, context) as server:
+        client = Transport(server.host, certs_dir=trusting(tmp_path, server.host, ca), retry=NO_RETRY)
+        assert client.request("GET", "/v2/r/tags/list", scopes=["repository:r:pull"]).content == TAGS
+        assert client.base_url == f"https://{server.host}"
+    assert server.seen == [("/v2/", None), ("/token", None), ("/v2/r/tags/list", "Bearer scripted-token")]
+
+
+@pytest.mark.parametrize("how", ["http", "probed-http", "https"])
+def test_the_ping_reads_its_answer_and_the_next_request_reuses_its_connection(how: str, pki: tuple[ssl.SSLContext, Path], tmp_path: Path) -> None:
+    """The ping's body is never used, but it is read (with the cap, as every answer not streamed): urllib3 then
+    puts the connection back in its pool, and the requests after the ping go on it instead of a new connection
+    (and a new TLS handshake). Probing plain http takes one connection more: the ClientHello's, answered 400."""
+    context, ca = pki
+    script = {"/v2/": [answer(200, b"{}")], "/v2/r/tags/list": [answer(200, TAGS)]}
+    with scripted(script, context if how == "https" else None, keep_alive=True) as server:
+        certs_dir = trusting(tmp_path, server.host, ca)
+        client = Transport(server.host, scheme="http" if how == "http" else None, certs_dir=certs_dir, retry=NO_RETRY)
+        for _ in range(2):
+            assert client.request("GET", "/v2/r/tags/list").content == TAGS
+        assert client.base_url == f"{'https' if how == 'https' else 'http'}://{server.host}"
+        client.close()
+    assert server.seen == [("/v2/", None), ("/v2/r/tags/list", None), ("/v2/r/tags/list", None)]
+    assert server.connections == (2 if how == "probed-http" else 1)
+
+
+@pytest.mark.parametrize("how", ["http", "probed-http", "https"])
+def test_a_v2_answer_over_the_cap_is_refused(how: str, pki: tuple[ssl.SSLContext, Path], tmp_path: Path) -> None:
+    """The ping reads /v2/'s body with the cap of every answer not streamed: an endless one is refused, one line."""
+    context, ca = pki
+    with scripted({"/v2/": [answer(200, b"{", endless=True)]}, context if how == "https" else None) as server:
+        certs_dir = trusting(tmp_path, server.host, ca)
+        client = Transport(server.host, scheme="http" if how == "http" else None, certs_dir=certs_dir, retry=NO_RETRY)
+        with pytest.raises(RegistryError) as caught:
+            client.ping()
+    scheme = "https" if how == "https" else "http"
+    assert str(caught.value) == f"GET {scheme}://{server.host}/v2/: the response body is over the {BODY_LIMIT}-byte limit"
+    assert server.sent < 48 << 20
+
+
+def test_a_tls_registry_whose_v2_answer_is_cut_off_is_asked_again_over_https(pki: tuple[ssl.SSLContext, Path], tmp_path: Path) -> None:
+    """A server that completed a TLS handshake and answered speaks TLS: a body it cut off is a temporary failure
+    of that answer (asked again), never a reason to try plain http."""
+    context, ca = pki
+    with scripted({"/v2/": [answer(200, b"{}" * 100, cut=10), answer(200, b"{}")]}, context) as server:
+        waits: list[float] = []
+        client = Transport(server.host, certs_dir=trusting(tmp_path, server.host, ca), retry=RetryPolicy(attempts=2, base=0.0, sleep=waits.append))
+        assert client.ping() == () and client.base_url == f"https://{server.host}"
+    assert server.seen == [("/v2/", None), ("/v2/", None)] and len(waits) == 1
+    assert server.connections == 2  # no plain-http attempt in between (this TLS server counts it, never records it)

@@ -26,6 +26,7 @@ from imagekit.registry.client import Repository
 from imagekit.registry.retry import RetryPolicy
 from imagekit.registry.transfer import push
 from imagekit.registry.transport import Transport
+from tests.registry.auth_servers import AuthRegistry
 from tests.registry.fault_proxy import Fault, FaultProxy
 from tests.registry.images import build_image, random_layer
 from tests.registry.registry_server import RegistryServer
@@ -89,6 +90,26 @@ def test_a_failing_cancel_is_tried_twice_and_never_hides_the_uploads_own_error(f
     with pytest.raises(RegistryError, match="DIGEST_INVALID"):
         repo.upload_blob(io.BytesIO(b"data"), Digest.of_bytes(b"data"), 4)  # type: ignore[arg-type]
     assert len(deletes(fault_proxy)) == 2
+
+
+def test_a_failed_upload_to_a_token_registry_is_cancelled_with_the_delete_scope_its_401_names(token_registry: AuthRegistry) -> None:
+    """distribution wants the `delete` action for any DELETE, an upload session's too. The cancel asks for what
+    the push had (pull,push: a registry that lets the pusher cancel needs no new token), and distribution's 401
+    names `delete`, which is asked for with it and granted to the namespace's owner: the session is gone."""
+    repository = f"{token_registry.namespace}/{uuid.uuid4().hex[:12]}"
+    proxy = FaultProxy(token_registry.host)
+    try:
+        proxy.inject(Fault("status", r"/blobs/uploads/", method="PUT", status=400))
+        repo = Repository(Transport(proxy.host, credentials=token_registry.credentials), repository)
+        with pytest.raises(RegistryError, match="HTTP 400"):
+            repo.upload_blob(io.BytesIO(b"data"), Digest.of_bytes(b"data"), 4)  # type: ignore[arg-type]
+        assert open_sessions(token_registry.server, repository) == [], proxy.requests
+        assert len(deletes(proxy)) == 2  # the first answered 401 naming delete
+    finally:
+        proxy.stop()
+    assert token_registry.token_server is not None
+    asked = [r.scopes for r in token_registry.token_server.requests if any(repository in s for s in r.scopes)]
+    assert asked == [[f"repository:{repository}:pull,push"], [f"repository:{repository}:delete,pull,push"]]
 
 
 def test_a_push_that_retries_an_upload_cancels_the_session_it_abandons(

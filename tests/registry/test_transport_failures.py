@@ -3,7 +3,7 @@ and 429 are retried, a registry that never answers times out, ~/.netrc never sup
 off is retried and one at the cap is read whole, an endless one cut at the cap, rate-limit headers are read as
 far as they go; where credentials and tokens go (another host's 401, two services of one realm, a /v2/ that is
 open though it names a challenge); the ping (its path, its body read with the cap, its connection kept, a TLS
-registry's bad /v2/ body never a reason for plain http).
+registry's bad /v2/ body never a reason for plain http, the https probe's own short timeout).
 
 The servers are the stdlib's http.server on loopback (over TLS when a test asks), scripted per path, so each
 test decides exactly what a misbehaving registry sends; the one against Debian's docker-registry is
@@ -17,6 +17,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +29,7 @@ import pytest
 from imagekit.errors import AuthError, RegistryError
 from imagekit.registry.credentials import Credentials
 from imagekit.registry.retry import NO_RETRY, RetryPolicy
+from imagekit.registry import transport as transport_module
 from imagekit.registry.transport import BODY_LIMIT, RateLimit, Transport
 from tests.registry.auth_servers import make_test_ca
 from tests.registry.serving import serving
@@ -70,11 +72,13 @@ class Scripted:
 
 @contextmanager
 def scripted(script: dict[str, list[dict[str, object]]], context: ssl.SSLContext | None = None, *,
-             keep_alive: bool = False) -> Iterator[Scripted]:
+             keep_alive: bool = False, silence: float = 0.0) -> Iterator[Scripted]:
     """A loopback server answering each path from its list of answers in turn (the last one repeats), and 404 to
-    a path not in the script (paths are case-sensitive, as distribution's router is); over TLS with `context`;
-    with `keep_alive`, HTTP/1.1 connections stay open for the next request (else one request a connection).
-    `{root}` in a header is the server's own scheme://host:port."""
+    a path not in the script (paths are case-sensitive, as distribution's router is); over TLS with `context` (a
+    connection whose first byte is not a TLS record's is answered in plain http); with `keep_alive`, HTTP/1.1
+    connections stay open for the next request (else one request a connection); `silence`: each connection waits
+    that long, in a thread of its own, before it reads anything. `{root}` in a header is the server's own
+    scheme://host:port."""
     answers = {path: list(items) for path, items in script.items()}
     lock = threading.Lock()
 
@@ -117,10 +121,18 @@ def scripted(script: dict[str, list[dict[str, object]]], context: ssl.SSLContext
         def get_request(self) -> tuple[socket.socket, object]:
             sock, address = super().get_request()
             record.connections += 1
-            if context is None:
-                return sock, address
-            sock.settimeout(10)  # a client that never finishes its handshake holds this server 10 s at most
-            return context.wrap_socket(sock, server_side=True), address
+            return sock, address
+
+        def finish_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+            time.sleep(silence)
+            if context is not None:
+                request.settimeout(10)  # a client that never finishes its handshake holds this thread 10 s at most
+                try:
+                    if request.recv(1, socket.MSG_PEEK) == b"\x16":
+                        request = context.wrap_socket(request, server_side=True)
+                except OSError:
+                    return  # a client that gave up before the handshake ended
+            super().finish_request(request, client_address)
 
     with serving(Server(("127.0.0.1", 0), Handler)) as httpd:
         record = Scripted(f"127.0.0.1:{httpd.server_address[1]}", "http" if context is None else "https")
@@ -397,3 +409,18 @@ def test_a_tls_registry_whose_v2_answer_is_cut_off_is_asked_again_over_https(pki
         assert client.ping() == () and client.base_url == f"https://{server.host}"
     assert server.seen == [("/v2/", None), ("/v2/", None)] and len(waits) == 1
     assert server.connections == 2  # no plain-http attempt in between (this TLS server counts it, never records it)
+
+
+def test_the_https_probe_gives_up_on_its_own_timeout_not_the_transports(pki: tuple[ssl.SSLContext, Path], tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loopback port silent to a ClientHello is given up on after the probe's short timeout, whatever the
+    transport's own (60 s by default, 3 s here): the port is then asked in plain http. The probe's timeout is cut
+    to 0.2 s here (its connect part bounds the TLS handshake) so that the port's silence (1 s) can tell the two apart without a test of many seconds: waiting
+    as long as the transport does, the probe would have got the TLS answer that comes after the silence."""
+    monkeypatch.setattr(transport_module, "_PROBE_TIMEOUT", (0.2, 0.2))
+    context, ca = pki
+    with scripted({"/v2/": [answer(200, b"{}")]}, context, silence=1.0) as server:
+        client = Transport(server.host, certs_dir=trusting(tmp_path, server.host, ca), retry=NO_RETRY, timeout=(3.0, 3.0))
+        assert client.ping() == ()
+        assert client.base_url == f"http://{server.host}"
+    assert server.seen == [("/v2/", None)] and server.connections == 2

@@ -185,29 +185,49 @@ def test_input_beyond_what_the_pty_holds_waits_for_the_process_and_its_output_fl
         os.close(given_w)
 
 
-def test_the_pty_has_the_callers_size_from_the_start_and_takes_a_resize_made_before_the_relay(box: Box) -> None:
+def test_the_pty_has_the_callers_size_from_the_start_and_follows_it_before_and_while_relaying(box: Box) -> None:
     """On the main thread, with a size source: the command sees the caller's size before the relay runs (allocate
-    sets it), a resize made between the fork and the relay reaches the pty (the relay copies the size once before
-    it relies on SIGWINCH), and SIGWINCH's handler is the caller's again afterwards."""
+    sets it); a resize made between the fork and the relay reaches the pty (the relay copies the size once as it
+    starts); a resize during the relay reaches it on SIGWINCH (the relay's handler); and SIGWINCH's handler is the
+    caller's again afterwards. Each size is asked for once the previous step is done: the files and the input say when."""
     source, source_slave = os.openpty()  # no process has it as its terminal: a resize here signals nobody
+    given, given_w = os.pipe()
     before = signal.getsignal(signal.SIGWINCH)
-    first = box.upper / "first"
+    first, second = box.upper / "first", box.upper / "second"
+    main = threading.get_ident()
+
+    def while_relaying() -> None:
+        with suppress(AssertionError):  # no handler (a broken relay): the resize below is not followed, the test says so
+            deadline = time.monotonic() + BOUND
+            while signal.getsignal(signal.SIGWINCH) == before:  # the relay's handler is in: it runs
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        os.write(given_w, b"a\n")
+        _until(second.exists, "the command never wrote its second size")
+        _set_size(source_slave, 55, 133)
+        signal.pthread_kill(main, signal.SIGWINCH)  # what the terminal would send: the handler runs before the relay reads on
+        os.write(given_w, b"b\n")
+
+    helper: list[threading.Thread] = []
 
     def started(_pid: int) -> None:  # the process has exec'd; the relay starts when this returns
         _until(first.exists, "the command never wrote its first size")
         _set_size(source_slave, 44, 122)
+        helper.append(_in_thread(while_relaying)[0])
 
     try:
         _set_size(source_slave, 33, 111)
         out = io.BytesIO()
-        script = "stty size > /first.new; mv /first.new /first; read -t 10 line; stty size"  # input comes from the relay
-        result: Result = run(box.spec(script, tty=True), stdin=io.BytesIO(b"go\n"), stdout=out, size_from=source_slave, started=started)
+        script = "stty size > /first.new; mv /first.new /first; read -t 10 a; stty size > /second.new; mv /second.new /second; read -t 10 b; stty size"
+        result: Result = run(box.spec(script, tty=True), stdin=given, stdout=out, size_from=source_slave, started=started)
         assert signal.getsignal(signal.SIGWINCH) == before
-        assert (result.status, first.read_text(), out.getvalue().split(b"\r\n")[-2]) == (0, "33 111\n", b"44 122")
+        assert (result.status, first.read_text(), second.read_text(), out.getvalue().split(b"\r\n")[-2]) == (0, "33 111\n", "44 122\n", b"55 133")
     finally:
         signal.signal(signal.SIGWINCH, before)
-        os.close(source)
-        os.close(source_slave)
+        for thread in helper:
+            thread.join(30)
+        for fd in (source, source_slave, given, given_w):
+            os.close(fd)
 
 
 def test_a_process_killed_before_it_sends_the_master_is_a_status(box: Box, tmp_path: Path) -> None:

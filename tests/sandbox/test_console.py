@@ -169,8 +169,8 @@ def test_input_beyond_what_the_pty_holds_waits_for_the_process_and_its_output_fl
               "timeout 3 head -c 307200 | wc -c")
 
     def write_input() -> None:
-        _until(ready.exists, "the process never set its terminal raw")  # input before that would be echoed and cooked
-        with open(given_w, "wb", closefd=False) as pipe:
+        with open(given_w, "wb") as pipe:  # closed after: the relay reads to the end of its input, then on
+            _until(ready.exists, "the process never set its terminal raw")  # input before that would be echoed and cooked
             pipe.write(b"i" * 307200)
 
     worker, outcome = _in_thread(lambda: run(box.spec(script, tty=True), stdin=given, stdout=out, started=pids.append))
@@ -182,7 +182,6 @@ def test_input_beyond_what_the_pty_holds_waits_for_the_process_and_its_output_fl
     finally:
         os.close(given)  # a writer still blocked gets EPIPE
         writer.join(30)
-        os.close(given_w)
 
 
 def test_the_pty_has_the_callers_size_from_the_start_and_follows_it_before_and_while_relaying(box: Box) -> None:
@@ -195,18 +194,22 @@ def test_the_pty_has_the_callers_size_from_the_start_and_follows_it_before_and_w
     before = signal.getsignal(signal.SIGWINCH)
     first, second = box.upper / "first", box.upper / "second"
     main = threading.get_ident()
+    ended = threading.Event()  # the run is over: nothing more to wait for
 
     def while_relaying() -> None:
-        with suppress(AssertionError):  # no handler (a broken relay): the resize below is not followed, the test says so
-            deadline = time.monotonic() + BOUND
-            while signal.getsignal(signal.SIGWINCH) == before:  # the relay's handler is in: it runs
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
-        os.write(given_w, b"a\n")
-        _until(second.exists, "the command never wrote its second size")
-        _set_size(source_slave, 55, 133)
-        signal.pthread_kill(main, signal.SIGWINCH)  # what the terminal would send: the handler runs before the relay reads on
-        os.write(given_w, b"b\n")
+        try:
+            with suppress(AssertionError):  # no handler (a broken relay): the resize below is not followed, the test says so
+                deadline = time.monotonic() + BOUND
+                while signal.getsignal(signal.SIGWINCH) == before:  # the relay's handler is in: it runs
+                    assert time.monotonic() < deadline
+                    time.sleep(0.01)
+            os.write(given_w, b"a\n")
+            _until(lambda: second.exists() or ended.is_set(), "the command never wrote its second size")
+            _set_size(source_slave, 55, 133)
+            signal.pthread_kill(main, signal.SIGWINCH)  # what the terminal would send: the handler runs before the relay reads on
+            os.write(given_w, b"b\n")
+        finally:
+            os.close(given_w)  # the end of the input
 
     helper: list[threading.Thread] = []
 
@@ -223,11 +226,14 @@ def test_the_pty_has_the_callers_size_from_the_start_and_follows_it_before_and_w
         assert signal.getsignal(signal.SIGWINCH) == before
         assert (result.status, first.read_text(), second.read_text(), out.getvalue().split(b"\r\n")[-2]) == (0, "33 111\n", "44 122\n", b"55 133")
     finally:
+        ended.set()
         signal.signal(signal.SIGWINCH, before)
         for thread in helper:
             thread.join(30)
-        for fd in (source, source_slave, given, given_w):
+        for fd in (source, source_slave, given):
             os.close(fd)
+        if not helper:
+            os.close(given_w)
 
 
 def test_a_process_killed_before_it_sends_the_master_is_a_status(box: Box, tmp_path: Path) -> None:

@@ -88,6 +88,14 @@ def _parent(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
 
 
+def _is_ptmx(fd: int) -> bool:
+    """Whether `fd` is a pty master (opened through a ptmx, whose device number every master's file keeps)."""
+    try:
+        return os.major(os.fstat(fd).st_rdev) == 5 and os.minor(os.fstat(fd).st_rdev) == 2
+    except OSError:
+        return False
+
+
 def _set_size(fd: int, rows: int, columns: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
 
@@ -258,3 +266,49 @@ def test_a_process_killed_before_it_sends_the_master_is_a_status(box: Box, tmp_p
     finally:
         killer.join(30)
     assert result.status == 128 + signal.SIGKILL
+
+
+def test_output_taken_from_the_pty_between_the_select_and_the_read_writes_nothing(box: Box) -> None:
+    """The relay reads the master right after select said it is readable; should the output be gone by then (read by
+    another holder of the master), the read would block, and the relay writes nothing and goes on. Placed for certain:
+    the relay runs on the main thread; a SIGUSR1 made pending while it sleeps in its select (sent to a helper thread,
+    so that the select goes on) runs our handler as soon as the select returns, before the relay's read (Python runs
+    handlers at the next function call at the latest), and the handler reads the pty's output first."""
+    given, given_w = os.pipe()
+    os.close(given_w)  # no input: the relay's first select sees the end, every later one waits on the pty alone
+    sink, sink_w = os.pipe()
+    taken: list[bytes] = []
+    main = threading.main_thread().native_id
+
+    def take_the_output(_number: int, _frame: object) -> None:
+        master = next(fd for fd in map(int, os.listdir("/proc/self/fd")) if _is_ptmx(fd))
+        taken.append(os.read(master, 100))
+
+    def in_select() -> bool:
+        state = Path(f"/proc/self/task/{main}/stat").read_text().rpartition(")")[2].split()[0]
+        return state == "S" and Path(f"/proc/self/task/{main}/wchan").read_text().startswith("poll_schedule_timeout")
+
+    def signal_then_go(pid: int) -> None:
+        ending = signal.SIGKILL  # should anything here fail: the command must end all the same
+        try:
+            _until(in_select, "the relay never waited in its select")
+            signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # pending for the main thread, which sleeps on
+            os.kill(pid, signal.SIGUSR1)  # the command prints, then waits for a second one
+            ending = signal.SIGUSR1
+            _until(lambda: taken and in_select(), "the relay never read on")  # its read came after our handler's
+        finally:
+            os.kill(pid, ending)
+
+    helper: list[threading.Thread] = []
+    previous = signal.signal(signal.SIGUSR1, take_the_output)
+    try:
+        script = "trap 'trap \"exit 0\" USR1; echo out' USR1; while :; do sleep 0.01; done"
+        result = run(box.spec(script, tty=True), stdin=given, stdout=sink_w, started=lambda pid: helper.append(_in_thread(lambda: signal_then_go(pid))[0]))
+        assert (result.status, taken) == (0, [b"out\r\n"])
+        assert (os.read(sink, 100) if select.select([sink], [], [], 0)[0] else b"") == b""  # the relay wrote nothing
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        for thread in helper:
+            thread.join(30)
+        for fd in (given, sink, sink_w):
+            os.close(fd)

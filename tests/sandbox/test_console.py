@@ -312,3 +312,65 @@ def test_output_taken_from_the_pty_between_the_select_and_the_read_writes_nothin
             thread.join(30)
         for fd in (given, sink, sink_w):
             os.close(fd)
+
+
+def test_input_the_pty_has_no_room_for_after_the_select_waits_in_the_relay(box: Box) -> None:
+    """The relay writes pending input when select said the pty has room; should the room be gone by then (taken by
+    another writer), the write would block, and the relay keeps the input and goes on. Placed as the read above: a
+    SIGUSR1 made pending while the relay waits with input the full pty cannot take; the command then reads 70000
+    bytes, the select returns, and the test's handler fills the pty before the relay writes."""
+    ready = box.upper / "ready"
+    given, given_w = os.pipe()
+    filled: list[int] = []
+    main = threading.main_thread().native_id
+    ended = threading.Event()  # the run is over: nothing more to wait for
+
+    def master() -> int:
+        return next(fd for fd in map(int, os.listdir("/proc/self/fd")) if _is_ptmx(fd))
+
+    def fill_the_pty(_number: int, _frame: object) -> None:
+        count = 0
+        with suppress(BlockingIOError):
+            while True:
+                count += os.write(master(), b"h" * 4096)
+        filled.append(count)
+
+    def in_select() -> bool:
+        state = Path(f"/proc/self/task/{main}/stat").read_text().rpartition(")")[2].split()[0]
+        return state == "S" and Path(f"/proc/self/task/{main}/wchan").read_text().startswith("poll_schedule_timeout")
+
+    def waiting_with_input() -> bool:  # asleep though input is there: it holds a chunk the pty did not take
+        return in_select() and select.select([given], [], [], 0)[0] != []
+
+    def write_input() -> None:
+        with suppress(BrokenPipeError), open(given_w, "wb") as pipe:
+            _until(ready.exists, "the process never set its terminal raw")
+            pipe.write(b"i" * 307200)
+
+    def signal_then_read(pid: int) -> None:
+        ending = signal.SIGKILL  # should anything here fail: the command must end all the same
+        try:
+            _until(waiting_with_input, "the relay never waited with input for the pty")
+            signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # pending for the main thread, which sleeps on
+            os.kill(pid, signal.SIGUSR1)  # the command reads 70000 bytes (more than the pty held: it wakes the relay), then waits for a second one
+            ending = signal.SIGUSR1
+            _until(lambda: (filled and in_select()) or ended.is_set(), "the relay never wrote on")
+        finally:
+            os.kill(pid, ending)
+
+    helper: list[threading.Thread] = []
+    writer, _ = _in_thread(write_input)
+    previous = signal.signal(signal.SIGUSR1, fill_the_pty)
+    try:
+        script = ("stty raw -echo; touch /ready; trap 'trap \"exit 0\" USR1; head -c 70000 > /dev/null' USR1; "
+                  "while :; do sleep 0.01; done")
+        result = run(box.spec(script, tty=True), stdin=given, stdout=io.BytesIO(),
+                     started=lambda pid: helper.append(_in_thread(lambda: signal_then_read(pid))[0]))
+        assert result.status == 0 and len(filled) == 1 and filled[0] > 0
+    finally:
+        ended.set()
+        signal.signal(signal.SIGUSR1, previous)
+        for thread in helper:
+            thread.join(30)
+        os.close(given)  # a writer still blocked gets EPIPE
+        writer.join(30)

@@ -96,6 +96,18 @@ def _is_ptmx(fd: int) -> bool:
         return False
 
 
+def _the_master() -> int:
+    """The relay's pty master: the one this process holds (these tests open no pty of their own)."""
+    return next(fd for fd in map(int, os.listdir("/proc/self/fd")) if _is_ptmx(fd))
+
+
+def _main_in_select() -> bool:
+    """Whether the main thread (the relay's, here) sleeps in select."""
+    main = threading.main_thread().native_id
+    state = Path(f"/proc/self/task/{main}/stat").read_text().rpartition(")")[2].split()[0]
+    return state == "S" and Path(f"/proc/self/task/{main}/wchan").read_text().startswith("poll_schedule_timeout")
+
+
 def _set_size(fd: int, rows: int, columns: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
 
@@ -278,24 +290,18 @@ def test_output_taken_from_the_pty_between_the_select_and_the_read_writes_nothin
     os.close(given_w)  # no input: the relay's first select sees the end, every later one waits on the pty alone
     sink, sink_w = os.pipe()
     taken: list[bytes] = []
-    main = threading.main_thread().native_id
 
     def take_the_output(_number: int, _frame: object) -> None:
-        master = next(fd for fd in map(int, os.listdir("/proc/self/fd")) if _is_ptmx(fd))
-        taken.append(os.read(master, 100))
-
-    def in_select() -> bool:
-        state = Path(f"/proc/self/task/{main}/stat").read_text().rpartition(")")[2].split()[0]
-        return state == "S" and Path(f"/proc/self/task/{main}/wchan").read_text().startswith("poll_schedule_timeout")
+        taken.append(os.read(_the_master(), 100))
 
     def signal_then_go(pid: int) -> None:
         ending = signal.SIGKILL  # should anything here fail: the command must end all the same
         try:
-            _until(in_select, "the relay never waited in its select")
+            _until(_main_in_select, "the relay never waited in its select")
             signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # pending for the main thread, which sleeps on
             os.kill(pid, signal.SIGUSR1)  # the command prints, then waits for a second one
             ending = signal.SIGUSR1
-            _until(lambda: taken and in_select(), "the relay never read on")  # its read came after our handler's
+            _until(lambda: taken and _main_in_select(), "the relay never read on")  # its read came after our handler's
         finally:
             os.kill(pid, ending)
 
@@ -322,25 +328,17 @@ def test_input_the_pty_has_no_room_for_after_the_select_waits_in_the_relay(box: 
     ready = box.upper / "ready"
     given, given_w = os.pipe()
     filled: list[int] = []
-    main = threading.main_thread().native_id
     ended = threading.Event()  # the run is over: nothing more to wait for
-
-    def master() -> int:
-        return next(fd for fd in map(int, os.listdir("/proc/self/fd")) if _is_ptmx(fd))
 
     def fill_the_pty(_number: int, _frame: object) -> None:
         count = 0
         with suppress(BlockingIOError):
             while True:
-                count += os.write(master(), b"h" * 4096)
+                count += os.write(_the_master(), b"h" * 4096)
         filled.append(count)
 
-    def in_select() -> bool:
-        state = Path(f"/proc/self/task/{main}/stat").read_text().rpartition(")")[2].split()[0]
-        return state == "S" and Path(f"/proc/self/task/{main}/wchan").read_text().startswith("poll_schedule_timeout")
-
     def waiting_with_input() -> bool:  # asleep though input is there: it holds a chunk the pty did not take
-        return in_select() and select.select([given], [], [], 0)[0] != []
+        return _main_in_select() and select.select([given], [], [], 0)[0] != []
 
     def write_input() -> None:
         with suppress(BrokenPipeError), open(given_w, "wb") as pipe:
@@ -354,7 +352,7 @@ def test_input_the_pty_has_no_room_for_after_the_select_waits_in_the_relay(box: 
             signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # pending for the main thread, which sleeps on
             os.kill(pid, signal.SIGUSR1)  # the command reads 70000 bytes (more than the pty held: it wakes the relay), then waits for a second one
             ending = signal.SIGUSR1
-            _until(lambda: (filled and in_select()) or ended.is_set(), "the relay never wrote on")
+            _until(lambda: (filled and _main_in_select()) or ended.is_set(), "the relay never wrote on")
         finally:
             os.kill(pid, ending)
 

@@ -45,6 +45,8 @@ _TRANSPORT = "imagekit.registry.transport.xǁTransportǁ"
 _TRANSPORT_MODULE = "imagekit.registry.transport.x_"
 _CLIENT = "imagekit.registry.client.xǁRepositoryǁ"
 _FAILURES = "tests/registry/test_transport_failures.py::"
+_CONSOLE = "tests/sandbox/test_console.py::"
+_CONSOLE_MODULE = "imagekit.sandbox.console.x_"
 
 #: Test -> the only functions it counts for. The rule each holds, and what it costs every other survivor:
 NARROW: dict[str, tuple[str, ...]] = {
@@ -97,6 +99,10 @@ NARROW: dict[str, tuple[str, ...]] = {
     "tests/registry/test_client.py::test_a_registry_that_names_another_digest_for_an_uploaded_blob_is_a_mismatch": (f"{_CLIENT}upload_blob",),
     # a gzip-encoded manifest is hashed decompressed (an image pushed first, 0.2 s)
     "tests/registry/test_client.py::test_a_manifest_sent_gzip_compressed_is_read_and_hashed_decompressed": (f"{_CLIENT}get_manifest",),
+    # the tty relay waits for a process quiet for 0.5 s, and for one that reads its input after 0.5 s (0.5 s each)
+    f"{_CONSOLE}test_output_after_a_quiet_while_is_relayed": (f"{_CONSOLE_MODULE}_pump",),
+    f"{_CONSOLE}test_input_beyond_what_the_pty_holds_waits_for_the_process_and_its_output_flows_meanwhile": (
+        f"{_CONSOLE_MODULE}_pump", f"{_CONSOLE_MODULE}relay"),
 }
 
 

@@ -64,17 +64,20 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def _grandchildren() -> list[int]:
-    """The children of this process's children (of any of its threads, some of which may end meanwhile)."""
+def _our_children() -> list[int]:
+    """The children of this process (of any of its threads, some of which may end meanwhile)."""
     found = []
     for task in os.listdir("/proc/self/task"):
         try:
-            children = Path(f"/proc/self/task/{task}/children").read_text().split()
+            found += [int(word) for word in Path(f"/proc/self/task/{task}/children").read_text().split()]
         except FileNotFoundError:
             continue
-        for child in children:
-            found += _children(int(child))
     return found
+
+
+def _grandchildren() -> list[int]:
+    """The children of this process's children."""
+    return [grandchild for child in _our_children() for grandchild in _children(child)]
 
 
 def _cmdline(pid: int) -> bytes:
@@ -82,10 +85,6 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except FileNotFoundError:
         return b""
-
-
-def _parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
 
 
 def _is_ptmx(fd: int) -> bool:
@@ -152,14 +151,14 @@ def test_output_left_in_the_pty_at_the_end_is_read_whole(box: Box) -> None:
     fcntl.fcntl(sink_w, fcntl.F_SETPIPE_SZ, 4096)
     intermediates: list[int] = []
     pids: list[int] = []
-
-    def started(pid: int) -> None:
-        pids.append(pid)
-        intermediates.append(os.pidfd_open(_parent(pid)))  # the relay's `done` turns readable when this ends
-
+    before = set(_our_children())
     try:
-        worker, outcome = _in_thread(lambda: run(box.spec("head -c 16384 /dev/zero", tty=True), stdin=io.BytesIO(), stdout=sink_w, started=started))
-        _until(lambda: intermediates, "the process never started")
+        worker, outcome = _in_thread(lambda: run(box.spec("head -c 16384 /dev/zero", tty=True), stdin=io.BytesIO(), stdout=sink_w, started=pids.append))
+        # run()'s one fork, the intermediate, which nothing reaps before the relay got past the full sink: its pidfd
+        # turns readable when it ends, as the relay's `done` does (taken from the process's parent in `started`, it
+        # raced the process's end: by then the intermediate may have reaped it).
+        _until(lambda: set(_our_children()) - before, "the sandbox never started")
+        intermediates += [os.pidfd_open(child) for child in set(_our_children()) - before]
         # The pty holds 17 KiB, the pipe 4 KiB, the relay one 4 KiB read: the process ends without anyone reading.
         assert select.select(intermediates, [], [], 30)[0], "the sandbox did not end"
         received = 0

@@ -262,19 +262,23 @@ def test_a_process_killed_before_it_sends_the_master_is_a_status(box: Box, tmp_p
     held.mkdir()
     os.mkfifo(held / "tasks")
 
+    ended = threading.Event()
+
     def kill_the_process() -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             for pid in _grandchildren():  # the intermediate's child, the sandboxed process
                 os.kill(pid, signal.SIGKILL)
                 return
-            time.sleep(0.01)
+            if ended.wait(0.01):  # run() failed before the process started: nothing to kill
+                return
         os.close(os.open(held / "tasks", os.O_RDONLY | os.O_NONBLOCK))  # not found: let the run go on and fail
 
     killer, _ = _in_thread(kill_the_process)
     try:
         result = run(box.spec("true", tty=True, cgroups=(str(held),)), stdin=io.BytesIO(), stdout=io.BytesIO())
     finally:
+        ended.set()
         killer.join(30)
     assert result.status == 128 + signal.SIGKILL
 

@@ -231,3 +231,19 @@ def test_a_caller_interrupted_before_the_pid_arrives_kills_the_setup_and_raises(
         for pid in set(_children(os.getpid())) - before:  # what a broken _launch left
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
+
+
+def test_a_caller_failing_after_the_pid_arrived_kills_the_process_first_and_raises_its_own_error(box: Box) -> None:
+    """`started` raises once the process runs (as an interrupted caller would): run() SIGKILLs the process through
+    its pidfd and waits until its PID namespace is gone before the caller's own exception goes on (no process of
+    the run is left the moment run() returns, and no other exception takes the caller's place)."""
+    marker = f"MARKER={uuid.uuid4()}"
+    pids: list[int] = []
+
+    def started(pid: int) -> None:
+        pids.append(pid)
+        raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        run(box.spec("sleep 60", env=("PATH=/bin", marker)), started=started)
+    assert len(pids) == 1 and _with_marker(marker) == []

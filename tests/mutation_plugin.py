@@ -9,7 +9,8 @@
   entry keeps every selected test. The slowest of those tests count only for the functions whose rule
   they hold (NARROW): everywhere else faster tests run the same paths.
 - Each mutant's pytest process in a process group of its own, so a mutant that signals its group (a fork
-  mutated into the caller's part, `os.kill(0, SIGKILL)`) ends that mutant, not mutmut and `make`.
+  mutated into the caller's part, `os.kill(0, SIGKILL)`) ends that mutant, not mutmut and `make`; and with
+  default SIGCHLD and SIGINT handling, not what mutmut's worker process had.
 
 Imports: pytest, mutmut, tests.mutation_report; nothing of imagekit.
 """
@@ -17,6 +18,7 @@ Imports: pytest, mutmut, tests.mutation_report; nothing of imagekit.
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 from mutmut.mutation.trampoline import get_mutant_under_test
@@ -133,6 +135,12 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """A mutant's session (MUTANT_UNDER_TEST names a mutant) leads a process group of its own."""
+    """A mutant's session (MUTANT_UNDER_TEST names a mutant) leads a process group of its own, with the signal
+    dispositions a test process has: mutmut's worker is forked from a process with a Python SIGCHLD handler
+    (it wakes mutmut's own select) and SIGINT ignored. Inherited, the handler ran whenever a sandbox's child
+    ended, interrupting the relay's select at moments the console tests place signals at, and an ignored SIGINT
+    is inherited by every process a test starts: a mutant's tests then failed or hung where the suite passes."""
     if "__mutmut_" in get_mutant_under_test():
         os.setpgid(0, 0)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -95,9 +95,15 @@ def _is_ptmx(fd: int) -> bool:
         return False
 
 
-def _the_master() -> int:
-    """The relay's pty master: the one this process holds (these tests open no pty of their own)."""
-    return next(fd for fd in map(int, os.listdir("/proc/self/fd")) if _is_ptmx(fd))
+def _masters() -> set[int]:
+    """The pty masters this process holds."""
+    return {fd for fd in map(int, os.listdir("/proc/self/fd")) if _is_ptmx(fd)}
+
+
+def _the_master(inherited: set[int]) -> int:
+    """The relay's pty master: the one this process holds besides those it held before the run (these tests open
+    no pty of their own, but the process may have inherited one: mutmut's worker did)."""
+    return next(iter(_masters() - inherited))
 
 
 def _main_in_select() -> bool:
@@ -289,13 +295,14 @@ def test_output_taken_from_the_pty_between_the_select_and_the_read_writes_nothin
     the relay runs on the main thread; a SIGUSR1 made pending while it sleeps in its select (sent to a helper thread,
     so that the select goes on) runs our handler as soon as the select returns, before the relay's read (Python runs
     handlers at the next function call at the latest), and the handler reads the pty's output first."""
+    inherited = _masters()
     given, given_w = os.pipe()
     os.close(given_w)  # no input: the relay's first select sees the end, every later one waits on the pty alone
     sink, sink_w = os.pipe()
     taken: list[bytes] = []
 
     def take_the_output(_number: int, _frame: object) -> None:
-        taken.append(os.read(_the_master(), 100))
+        taken.append(os.read(_the_master(inherited), 100))
 
     def signal_then_go(pid: int) -> None:
         ending = signal.SIGKILL  # should anything here fail: the command must end all the same
@@ -328,6 +335,7 @@ def test_input_the_pty_has_no_room_for_after_the_select_waits_in_the_relay(box: 
     another writer), the write would block, and the relay keeps the input and goes on. Placed as the read above: a
     SIGUSR1 made pending while the relay waits with input the full pty cannot take; the command then reads 70000
     bytes, the select returns, and the test's handler fills the pty before the relay writes."""
+    inherited = _masters()
     ready = box.upper / "ready"
     given, given_w = os.pipe()
     filled: list[int] = []
@@ -337,7 +345,7 @@ def test_input_the_pty_has_no_room_for_after_the_select_waits_in_the_relay(box: 
         count = 0
         with suppress(BlockingIOError):
             while True:
-                count += os.write(_the_master(), b"h" * 4096)
+                count += os.write(_the_master(inherited), b"h" * 4096)
         filled.append(count)
 
     def waiting_with_input() -> bool:  # asleep though input is there: it holds a chunk the pty did not take

@@ -150,6 +150,26 @@ def test_an_exec_whose_command_leaves_a_job_on_the_terminal_returns_when_the_com
         target.join(30)
 
 
+def test_a_tty_join_relays_its_input_and_has_the_callers_size(box: Box) -> None:
+    """`exec -it` into a running sandbox: the joined process reads what `stdin` gives through the pty, and the pty
+    has the size of the caller's terminal (`size_from`)."""
+    pids: list[int] = []
+    target, _ = _in_thread(lambda: run(box.spec("exec sleep 60"), stdin=io.BytesIO(), stdout=io.BytesIO(), started=pids.append))
+    source, source_slave = os.openpty()
+    try:
+        _until(lambda: pids, "the target never started")
+        _set_size(source_slave, 33, 111)
+        out = io.BytesIO()
+        script = "stty size; read -t 3 line; echo got $line"  # the typed line may be echoed before or after the size
+        result = join(pids[0], box.spec(script, tty=True), stdin=io.BytesIO(b"typed\n"), stdout=out, size_from=source)
+        assert result.status == 0 and b"33 111\r\n" in out.getvalue() and out.getvalue().endswith(b"got typed\r\n")
+    finally:
+        os.kill(pids[0], signal.SIGKILL)
+        target.join(30)
+        os.close(source)
+        os.close(source_slave)
+
+
 def test_output_left_in_the_pty_at_the_end_is_read_whole(box: Box) -> None:
     """The process writes 16 KiB and ends while the relay is held up writing to a full sink pipe (one page):
     most of it is still in the pty when the relay sees the end, and read after it, not dropped."""

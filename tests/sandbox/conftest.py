@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,3 +68,20 @@ def no_mount_left(tmp_path: Path) -> object:
     before = mount_table()
     yield
     assert mounts_left(before, tmp_path) == []
+
+
+def until(condition: Callable[[], object], what: str) -> None:
+    """Waits for `condition` (polled every 10 ms), failing with `what` after 30 s: a broken sandbox fails the test
+    instead of hanging it."""
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def children(pid: int) -> list[int]:
+    """The children of `pid`'s main thread; none once it is gone."""
+    try:
+        return [int(word) for word in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []

@@ -20,17 +20,10 @@ from contextlib import suppress
 from pathlib import Path
 
 from imagekit.sandbox import Result, join, run
-from tests.sandbox.conftest import Box
+from tests.sandbox.conftest import Box, children, until
 
 #: How long a relay that should end by itself gets before the test stops it (every run here takes well under 1 s).
 BOUND = 3.0
-
-
-def _until(condition: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
 
 
 def _in_thread(work: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
@@ -57,13 +50,6 @@ def _stop(thread: threading.Thread, pids: list[int], bound: float = BOUND) -> No
     thread.join(30)
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(word) for word in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except FileNotFoundError:
-        return []
-
-
 def _our_children() -> list[int]:
     """The children of this process (of any of its threads, some of which may end meanwhile)."""
     found = []
@@ -77,7 +63,7 @@ def _our_children() -> list[int]:
 
 def _grandchildren() -> list[int]:
     """The children of this process's children."""
-    return [grandchild for child in _our_children() for grandchild in _children(child)]
+    return [grandchild for child in _our_children() for grandchild in children(child)]
 
 
 def _cmdline(pid: int) -> bytes:
@@ -132,13 +118,13 @@ def test_an_exec_whose_command_leaves_a_job_on_the_terminal_returns_when_the_com
     pids: list[int] = []
     target, _ = _in_thread(lambda: run(box.spec("exec sleep 60"), stdin=io.BytesIO(), stdout=io.BytesIO(), started=pids.append))
     try:
-        _until(lambda: pids, "the target never started")
+        until(lambda: pids, "the target never started")
         out = io.BytesIO()
 
         def exec_t() -> tuple[int, list[bytes]]:
             # The job ignores the SIGHUP the command's end as session leader sends its terminal's foreground group.
             result = join(pids[0], box.spec("trap '' HUP; sleep 60 & echo x", tty=True), stdin=io.BytesIO(), stdout=out)
-            return result.status, [_cmdline(job) for job in _children(pids[0])]  # the job, orphaned to the target's PID 1
+            return result.status, [_cmdline(job) for job in children(pids[0])]  # the job, orphaned to the target's PID 1
 
         joiner, outcome = _in_thread(exec_t)
         _stop(joiner, pids)
@@ -157,7 +143,7 @@ def test_a_tty_join_relays_its_input_and_has_the_callers_size(box: Box) -> None:
     target, _ = _in_thread(lambda: run(box.spec("exec sleep 60"), stdin=io.BytesIO(), stdout=io.BytesIO(), started=pids.append))
     source, source_slave = os.openpty()
     try:
-        _until(lambda: pids, "the target never started")
+        until(lambda: pids, "the target never started")
         _set_size(source_slave, 33, 111)
         out = io.BytesIO()
         script = "stty size; read -t 3 line; echo got $line"  # the typed line may be echoed before or after the size
@@ -183,7 +169,7 @@ def test_output_left_in_the_pty_at_the_end_is_read_whole(box: Box) -> None:
         # run()'s one fork, the intermediate, which nothing reaps before the relay got past the full sink: its pidfd
         # turns readable when it ends, as the relay's `done` does (taken from the process's parent in `started`, it
         # raced the process's end: by then the intermediate may have reaped it).
-        _until(lambda: set(_our_children()) - before, "the sandbox never started")
+        until(lambda: set(_our_children()) - before, "the sandbox never started")
         intermediates += [os.pidfd_open(child) for child in set(_our_children()) - before]
         # The pty holds 17 KiB, the pipe 4 KiB, the relay one 4 KiB read: the process ends without anyone reading.
         assert select.select(intermediates, [], [], 30)[0], "the sandbox did not end"
@@ -215,7 +201,7 @@ def test_input_beyond_what_the_pty_holds_waits_for_the_process_and_its_output_fl
 
     def write_input() -> None:
         with open(given_w, "wb") as pipe:  # closed after: the relay reads to the end of its input, then on
-            _until(ready.exists, "the process never set its terminal raw")  # input before that would be echoed and cooked
+            until(ready.exists, "the process never set its terminal raw")  # input before that would be echoed and cooked
             pipe.write(b"i" * 307200)
 
     worker, outcome = _in_thread(lambda: run(box.spec(script, tty=True), stdin=given, stdout=out, started=pids.append))
@@ -249,7 +235,7 @@ def test_the_pty_has_the_callers_size_from_the_start_and_follows_it_before_and_w
                     assert time.monotonic() < deadline
                     time.sleep(0.01)
             os.write(given_w, b"a\n")
-            _until(lambda: second.exists() or ended.is_set(), "the command never wrote its second size")
+            until(lambda: second.exists() or ended.is_set(), "the command never wrote its second size")
             _set_size(source_slave, 55, 133)
             signal.pthread_kill(main, signal.SIGWINCH)  # what the terminal would send: the handler runs before the relay reads on
             os.write(given_w, b"b\n")
@@ -259,7 +245,7 @@ def test_the_pty_has_the_callers_size_from_the_start_and_follows_it_before_and_w
     helper: list[threading.Thread] = []
 
     def started(_pid: int) -> None:  # the process has exec'd; the relay starts when this returns
-        _until(first.exists, "the command never wrote its first size")
+        until(first.exists, "the command never wrote its first size")
         _set_size(source_slave, 44, 122)
         helper.append(_in_thread(while_relaying)[0])
 
@@ -327,11 +313,11 @@ def test_output_taken_from_the_pty_between_the_select_and_the_read_writes_nothin
     def signal_then_go(pid: int) -> None:
         ending = signal.SIGKILL  # should anything here fail: the command must end all the same
         try:
-            _until(_main_in_select, "the relay never waited in its select")
+            until(_main_in_select, "the relay never waited in its select")
             signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # pending for the main thread, which sleeps on
             os.kill(pid, signal.SIGUSR1)  # the command prints, then waits for a second one
             ending = signal.SIGUSR1
-            _until(lambda: taken and _main_in_select(), "the relay never read on")  # its read came after our handler's
+            until(lambda: taken and _main_in_select(), "the relay never read on")  # its read came after our handler's
         finally:
             os.kill(pid, ending)
 
@@ -373,17 +359,17 @@ def test_input_the_pty_has_no_room_for_after_the_select_waits_in_the_relay(box: 
 
     def write_input() -> None:
         with suppress(BrokenPipeError), open(given_w, "wb") as pipe:
-            _until(ready.exists, "the process never set its terminal raw")
+            until(ready.exists, "the process never set its terminal raw")
             pipe.write(b"i" * 307200)
 
     def signal_then_read(pid: int) -> None:
         ending = signal.SIGKILL  # should anything here fail: the command must end all the same
         try:
-            _until(waiting_with_input, "the relay never waited with input for the pty")
+            until(waiting_with_input, "the relay never waited with input for the pty")
             signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # pending for the main thread, which sleeps on
             os.kill(pid, signal.SIGUSR1)  # the command reads 70000 bytes (more than the pty held: it wakes the relay), then waits for a second one
             ending = signal.SIGUSR1
-            _until(lambda: (filled and _main_in_select()) or ended.is_set(), "the relay never wrote on")
+            until(lambda: (filled and _main_in_select()) or ended.is_set(), "the relay never wrote on")
         finally:
             os.kill(pid, ending)
 

@@ -22,7 +22,7 @@ import pytest
 from imagekit.sandbox import Result, run
 from imagekit.sandbox.run import _Reports
 from imagekit.values import asdict
-from tests.sandbox.conftest import Box
+from tests.sandbox.conftest import Box, children, until
 
 ROOT = Path(__file__).resolve().parents[2]
 # A caller in its own process: runs the spec given as JSON on argv[1] in its main thread, prints the status.
@@ -41,11 +41,6 @@ def _caller(box: Box, script: str, env: tuple[str, ...] = ()) -> subprocess.Pope
     return subprocess.Popen([sys.executable, "-c", CALLER, json.dumps(spec)], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
-def _children(pid: int) -> list[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as handle:
-        return [int(word) for word in handle.read().split()]
-
-
 def _with_marker(marker: str) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
@@ -55,13 +50,6 @@ def _with_marker(marker: str) -> list[int]:
         except OSError:
             continue
     return found
-
-
-def _until(condition: object, what: str) -> None:
-    deadline = time.monotonic() + 30
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 def test_output_streams_while_the_process_runs(box: Box) -> None:
@@ -129,8 +117,8 @@ def test_a_killed_process_reports_128_plus_the_signal(box: Box) -> None:
     assert caller.stdout is not None
     try:
         assert caller.stdout.readline() == "ready\n"
-        (intermediate,) = _children(caller.pid)
-        (pid1,) = _children(intermediate)
+        (intermediate,) = children(caller.pid)
+        (pid1,) = children(intermediate)
         os.kill(pid1, signal.SIGKILL)
         assert caller.stdout.read() == "status 137\n"
     finally:
@@ -147,7 +135,7 @@ def test_sigkill_of_the_caller_leaves_no_process(box: Box) -> None:
         assert len(_with_marker(marker)) == 2
         caller.kill()
         caller.wait()
-        _until(lambda: not _with_marker(marker), "sandboxed processes outlived their caller")
+        until(lambda: not _with_marker(marker), "sandboxed processes outlived their caller")
     finally:
         caller.kill()
         caller.wait()
@@ -218,17 +206,17 @@ def test_a_caller_interrupted_before_the_pid_arrives_kills_the_setup_and_raises(
         time.sleep(3)
         (tmp_path / "went on").touch()
 
-    before = set(_children(os.getpid()))
+    before = set(children(os.getpid()))
     previous = signal.signal(signal.SIGALRM, interrupt)
     try:
         with _first_in_the_intermediate(hold_up), pytest.raises(_Interrupted):
             signal.setitimer(signal.ITIMER_REAL, 0.01, 0.01)
             run(box.spec("touch /ran"))
-        assert (set(_children(os.getpid())) - before, (tmp_path / "went on").exists(), (box.upper / "ran").exists()) == (set(), False, False)
+        assert (set(children(os.getpid())) - before, (tmp_path / "went on").exists(), (box.upper / "ran").exists()) == (set(), False, False)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-        for pid in set(_children(os.getpid())) - before:  # what a broken _launch left
+        for pid in set(children(os.getpid())) - before:  # what a broken _launch left
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
 

@@ -19,7 +19,7 @@ from types import FrameType
 
 import pytest
 
-from imagekit.sandbox import Result, run
+from imagekit.sandbox import Result, join, run
 from imagekit.sandbox.run import _Reports
 from imagekit.values import asdict
 from tests.sandbox.conftest import Box, children, until
@@ -110,6 +110,38 @@ def test_the_first_sigint_is_forwarded_and_the_second_kills(box: Box) -> None:
     finally:
         caller.kill()
         caller.wait()
+
+
+def test_sigterm_to_a_joining_caller_reaches_the_joined_process(box: Box) -> None:
+    """`exec` forwards as `run` does: the caller's SIGTERM ends the joined process through its trap, and the
+    caller's own handler never sees it. In-process (the join runs on this main thread) so that mutmut sees it."""
+    pids: list[int] = []
+    target = threading.Thread(target=lambda: run(box.spec("exec sleep 60"), stdout=io.BytesIO(), started=pids.append))
+    target.start()
+    out_r, out_w = os.pipe()
+    reached_us: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda number, _frame: reached_us.append(number))
+
+    def terminate_once_ready() -> None:
+        with os.fdopen(os.dup(out_r), "rb", buffering=0) as output:
+            if output.read(6) == b"ready\n":
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    terminator = threading.Thread(target=terminate_once_ready)
+    try:
+        until(lambda: pids, "the target never started")
+        terminator.start()
+        # Unforwarded, the trap never runs and the join ends with the 3 s sleep, status 0.
+        result = join(pids[0], box.spec("trap 'exit 7' TERM; echo ready; sleep 3 & wait"), stdout=out_w)
+        assert (result.status, reached_us) == (7, [])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        target.join(30)
+        os.close(out_w)
+        terminator.join(30)
+        os.close(out_r)
 
 
 def test_a_killed_process_reports_128_plus_the_signal(box: Box) -> None:

@@ -93,8 +93,9 @@ def _the_master(inherited: set[int]) -> int:
 
 
 def _main_in_select() -> bool:
-    """Whether the main thread (the relay's, here) sleeps in select."""
-    main = threading.main_thread().native_id
+    """Whether the main thread (the relay's, here) sleeps in select. Its thread id is the process id: in a forked
+    process (mutmut's worker) threading's `main_thread().native_id` is still the parent's on Python 3.11."""
+    main = os.getpid()
     state = Path(f"/proc/self/task/{main}/stat").read_text().rpartition(")")[2].split()[0]
     return state == "S" and Path(f"/proc/self/task/{main}/wchan").read_text().startswith("poll_schedule_timeout")
 

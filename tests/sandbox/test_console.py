@@ -112,6 +112,23 @@ def test_output_after_a_quiet_while_is_relayed(box: Box) -> None:
     assert (result.status, out.getvalue()) == (0, b"early\r\nlate\r\n")
 
 
+def test_a_process_that_ends_while_its_input_stays_open_ends_the_relay(box: Box) -> None:
+    """`run -it` of a command that never reads: nobody types, the input stays open, and the run still returns
+    when the command ends. The relay reads the input only when select says there is some; a read on the open,
+    empty pipe would wait for a keystroke that never comes (closing it afterwards unblocks such a relay)."""
+    given, given_w = os.pipe()
+    out = io.BytesIO()
+    worker, outcome = _in_thread(lambda: run(box.spec("echo hi", tty=True), stdin=given, stdout=out))
+    try:
+        worker.join(BOUND)
+        assert not worker.is_alive(), "the relay waited for input after the process ended"
+        assert ([getattr(result, "status", result) for result in outcome], out.getvalue()) == ([0], b"hi\r\n")
+    finally:
+        os.close(given_w)
+        worker.join(30)
+        os.close(given)
+
+
 def test_an_exec_whose_command_leaves_a_job_on_the_terminal_returns_when_the_command_ends(box: Box) -> None:
     """`exec -t` of `sleep 60 & echo x`: the job keeps the pty open for a minute (in a join nothing kills it when the
     command ends, unlike a run's PID 1), and the relay returns after a quiet moment once the command ended,

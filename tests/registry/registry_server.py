@@ -1,7 +1,7 @@
 """A real CNCF distribution registry (Debian's docker-registry) on a free loopback port, for tests.
 
-`start_registry(tmp_path, extra_config)` writes a config, starts `docker-registry serve`, waits for
-`/v2/` to answer and returns a handle whose `stop()` ends it. Auth variants (htpasswd, token, TLS)
+`start_registry(tmp_path, extra_config)` writes a config, starts `docker-registry serve` on port 0, waits for
+the port it says it listens on to answer and returns a handle whose `stop()` ends it. Auth variants (htpasswd, token, TLS)
 pass their own `auth`/`http.tls` config sections through `extra`.
 """
 
@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import ctypes
 import json
+import re
 import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
+_LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 
 
 def _die_with_the_test_process() -> None:
@@ -64,32 +64,36 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def start_registry(workdir: Path, extra: dict[str, Any] | None = None, scheme: str = "http") -> RegistryServer:
-    """Starts a registry storing under `workdir`; waits until it answers (any HTTP status counts)."""
+    """Starts a registry storing under `workdir`; waits until it answers (any HTTP status counts). It binds port
+    0 and logs the port the kernel gave it: a port found free beforehand (free_port) could be taken before the
+    registry bound it, by a session running beside this one (`make mutation`'s workers, xdist's), and a
+    connection to it then reached the other session's registry while this one exited."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     config = _merge(
         {
             "version": 0.1,
-            "log": {"level": "error", "accesslog": {"disabled": True}},
+            "log": {"level": "info", "accesslog": {"disabled": True}},  # info: the "listening on" line
             "storage": {"filesystem": {"rootdirectory": str(workdir / "data")}, "delete": {"enabled": True}},
-            "http": {"addr": f"127.0.0.1:{port}", "secret": "imagekit-test-secret"},
+            "http": {"addr": "127.0.0.1:0", "secret": "imagekit-test-secret"},
         },
         extra or {},
     )
     config_path = workdir / "config.yml"
     config_path.write_text(json.dumps(config))  # JSON is YAML
-    log = open(workdir / "registry.log", "wb")
+    log_path = workdir / "registry.log"
+    log = open(log_path, "wb")
     process = subprocess.Popen(["docker-registry", "serve", str(config_path)], stdout=log, stderr=subprocess.STDOUT,
                                preexec_fn=_die_with_the_test_process)
-    server = RegistryServer(f"127.0.0.1:{port}", process, workdir / "data", scheme)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"docker-registry exited: {(workdir / 'registry.log').read_text()[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        listening = _LISTENING.search(log_path.read_text(errors="replace"))
+        if listening is not None:
+            server = RegistryServer(f"127.0.0.1:{listening[1]}", process, workdir / "data", scheme)
+            with socket.create_connection(("127.0.0.1", int(listening[1])), timeout=5):
                 return server
-        except OSError:
-            time.sleep(0.05)
-    server.stop()
+        if process.poll() is not None:
+            raise RuntimeError(f"docker-registry exited: {log_path.read_text()[-2000:]}")
+        time.sleep(0.02)
+    process.kill()
+    process.wait()
     raise RuntimeError("docker-registry did not start within 20 s")

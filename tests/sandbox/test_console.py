@@ -18,8 +18,11 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
+from types import SimpleNamespace
 
-from imagekit.sandbox import Result, join, run
+import pytest
+
+from imagekit.sandbox import Result, console, join, run
 from tests.sandbox.conftest import Box, children, until
 
 #: How long a relay that should end by itself gets before the test stops it (every run here takes well under 1 s).
@@ -127,6 +130,23 @@ def test_a_process_that_ends_while_its_input_stays_open_ends_the_relay(box: Box)
         os.close(given_w)
         worker.join(30)
         os.close(given)
+
+
+def test_the_relay_sleeps_while_the_process_is_quiet(box: Box, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run -it` of a process that is quiet for a while costs the relay no CPU meanwhile: it waits in select until
+    the pty has output, the input has data, or the process ended, and asks to write only while it holds input.
+    Counted in select calls, each of which returns for an event; a relay that polls would make thousands."""
+    calls: list[object] = []
+
+    def counting(*args: object) -> object:
+        calls.append(args)
+        return select.select(*args)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(console, "select", SimpleNamespace(select=counting))
+    out = io.BytesIO()
+    result = run(box.spec("sleep 0.3; echo done", tty=True), stdin=io.BytesIO(b"typed\n"), stdout=out)
+    assert (result.status, out.getvalue().endswith(b"done\r\n")) == (0, True)
+    assert 0 < len(calls) < 50
 
 
 def test_an_exec_whose_command_leaves_a_job_on_the_terminal_returns_when_the_command_ends(box: Box) -> None:

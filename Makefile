@@ -53,7 +53,7 @@ $(VENV)/.mutation: pyproject.toml | $(BIN)/python
 # or CI. One mutmut run for all the modules: its clean run, test listing and forced-fail run happen once, and
 # its workers take the mutants of every module fastest first, so none waits at a module's end. Three workers
 # on two cores: with two, a third of the CPU sat idle while sessions waited on their registries and sandboxes
-# (vmstat, Dec 7), and three gave the same verdicts 6 minutes sooner (tests/MUTANTS.md). Results
+# (vmstat, Dec 7); three took 6 minutes less (tests/MUTANTS.md). Results
 # are saved mutant by mutant in mutants/ (its log in mutants/mutmut.log), so a stopped run keeps what it
 # finished; MUTATION_MODULES="imagekit.digest" reruns one module. Subprocesses
 # (the CLI) import the mutated copy through PYTHONPATH; pytest's temp dirs go to a directory of this run,

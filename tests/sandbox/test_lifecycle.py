@@ -128,9 +128,9 @@ def test_sigterm_to_a_joining_caller_reaches_the_joined_process(box: Box) -> Non
                 os.kill(os.getpid(), signal.SIGTERM)
 
     terminator = threading.Thread(target=terminate_once_ready)
+    terminator.start()  # it waits for "ready", or for the end of the output once out_w is closed below
     try:
         until(lambda: pids, "the target never started")
-        terminator.start()
         # Unforwarded, the trap never runs and the join ends with the 3 s sleep, status 0.
         result = join(pids[0], box.spec("trap 'exit 7' TERM; echo ready; sleep 3 & wait"), stdout=out_w)
         assert (result.status, reached_us) == (7, [])

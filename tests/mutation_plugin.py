@@ -57,6 +57,9 @@ _FAILURES = "tests/registry/test_transport_failures.py::"
 _CONSOLE = "tests/sandbox/test_console.py::"
 _CONSOLE_MODULE = "imagekit.sandbox.console.x_"
 
+#: Where each mutant's failures are recorded, in mutmut's working directory (mutants/).
+KILLS = "mutmut-kills.tsv"
+
 #: Test -> the only functions it counts for. The rule each holds, and what it costs every other survivor:
 NARROW: dict[str, tuple[str, ...]] = {
     # a token is fetched again once its expires_in ran out (sleeps 0.5 s)
@@ -121,6 +124,11 @@ NARROW: dict[str, tuple[str, ...]] = {
 }
 
 
+def _testing_a_mutant() -> bool:
+    """Whether this session tests a mutant (mutmut names it in MUTANT_UNDER_TEST), not the map or the clean run."""
+    return "__mutmut_" in get_mutant_under_test()
+
+
 def files_for(module: str) -> tuple[str, ...] | None:
     """SELECTION's files for `module` (`imagekit.layers.apply` falls back to `imagekit.layers`), None: all tests."""
     while module:
@@ -154,24 +162,19 @@ def pytest_configure(config: pytest.Config) -> None:
     ended, interrupting the relay's select at moments the console tests place signals at, and an ignored SIGINT
     is inherited by every process a test starts: a mutant's tests then failed or hung where the suite passes.
     Its heap is frozen first (see the module's docstring)."""
-    if "__mutmut_" in get_mutant_under_test():
+    if _testing_a_mutant():
         gc.freeze()  # what the server made lives as long as this process: only the session's own objects are collected
         os.setpgid(0, 0)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-#: Where each mutant's first failure is recorded, in mutmut's working directory (mutants/).
-KILLS = "mutmut-kills.tsv"
-
-
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """A mutant's failing test (setup, call or teardown): one line, mutant, test, phase, the error's last line,
     written with one O_APPEND write so that two workers' lines never mix."""
-    mutant = get_mutant_under_test()
-    if report.failed and "__mutmut_" in mutant:
+    if report.failed and _testing_a_mutant():
         lines = report.longreprtext.strip().splitlines() or ["?"]
-        line = "\t".join((mutant, report.nodeid, report.when, lines[-1].strip()[:300].replace("\t", " "))) + "\n"
+        line = "\t".join((get_mutant_under_test(), report.nodeid, report.when, lines[-1].strip()[:300].replace("\t", " "))) + "\n"
         fd = os.open(KILLS, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             os.write(fd, line.encode(errors="replace"))

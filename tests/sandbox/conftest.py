@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,8 +81,15 @@ def until(condition: Callable[[], object], what: str) -> None:
 
 
 def children(pid: int) -> list[int]:
-    """The children of `pid`'s main thread; none once it is gone."""
+    """The children of `pid`, of any of its threads (some of which may end meanwhile); none once it is gone."""
     try:
-        return [int(word) for word in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        tasks = os.listdir(f"/proc/{pid}/task")
     except FileNotFoundError:
         return []
+    found = []
+    for task in tasks:
+        try:
+            found += [int(word) for word in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return found

@@ -53,20 +53,9 @@ def _stop(thread: threading.Thread, pids: list[int], bound: float = BOUND) -> No
     thread.join(30)
 
 
-def _our_children() -> list[int]:
-    """The children of this process (of any of its threads, some of which may end meanwhile)."""
-    found = []
-    for task in os.listdir("/proc/self/task"):
-        try:
-            found += [int(word) for word in Path(f"/proc/self/task/{task}/children").read_text().split()]
-        except FileNotFoundError:
-            continue
-    return found
-
-
 def _grandchildren() -> list[int]:
     """The children of this process's children."""
-    return [grandchild for child in _our_children() for grandchild in children(child)]
+    return [grandchild for child in children(os.getpid()) for grandchild in children(child)]
 
 
 def _cmdline(pid: int) -> bytes:
@@ -201,14 +190,14 @@ def test_output_left_in_the_pty_at_the_end_is_read_whole(box: Box) -> None:
     fcntl.fcntl(sink_w, fcntl.F_SETPIPE_SZ, 4096)
     intermediates: list[int] = []
     pids: list[int] = []
-    before = set(_our_children())
+    before = set(children(os.getpid()))
     try:
         worker, outcome = _in_thread(lambda: run(box.spec("head -c 16384 /dev/zero", tty=True), stdin=io.BytesIO(), stdout=sink_w, started=pids.append))
         # run()'s one fork, the intermediate, which nothing reaps before the relay got past the full sink: its pidfd
         # turns readable when it ends, as the relay's `done` does (taken from the process's parent in `started`, it
         # raced the process's end: by then the intermediate may have reaped it).
-        until(lambda: set(_our_children()) - before, "the sandbox never started")
-        intermediates += [os.pidfd_open(child) for child in set(_our_children()) - before]
+        until(lambda: set(children(os.getpid())) - before, "the sandbox never started")
+        intermediates += [os.pidfd_open(child) for child in set(children(os.getpid())) - before]
         # The pty holds 17 KiB, the pipe 4 KiB, the relay one 4 KiB read: the process ends without anyone reading.
         assert select.select(intermediates, [], [], 30)[0], "the sandbox did not end"
         received = 0
